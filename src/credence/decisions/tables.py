@@ -1,0 +1,30 @@
+"""Inquiries: every decision asked about a subject, kept on the subject's file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from credence.db import Base, Instant
+
+
+class Inquiry(Base):
+    __tablename__ = "inquiries"
+    __table_args__ = (Index("ix_inquiries_subject_at", "subject_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("relying_parties.id"), nullable=True)
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), nullable=True)
+    service: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    terms: Mapped[str | None] = mapped_column(Text, nullable=True)
+    score: Mapped[float] = mapped_column(Float)
+    rulebook_version: Mapped[str] = mapped_column(String(32))
+    #: JSON list of the reasons given (empty for a favourable outcome).
+    reasons: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(Instant)

@@ -1,0 +1,99 @@
+"""Canonical journal entries: one per append to the ledger, in order.
+
+``data`` is canonical JSON (sorted keys, compact separators, UTF-8) so the same fact
+always hashes the same; the transparency log uses these bytes as its leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from credence.clock import to_micros
+from credence.ledger.tables import JournalEntry
+
+
+def canonical(data: dict[str, Any]) -> str:
+    """Canonical JSON text of ``data``; datetimes become integer microseconds."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return to_micros(value)
+        raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+    return orjson.dumps(data, default=default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def append(
+    session: Session,
+    *,
+    kind: str,
+    at: datetime,
+    data: dict[str, Any],
+    subject_id: int | None = None,
+) -> None:
+    """Append one journal entry in the caller's transaction."""
+    session.add(JournalEntry(kind=kind, at=at, subject_id=subject_id, data=canonical(data)))
+
+
+def append_many(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Bulk form of :func:`append`; each dict has ``kind``, ``at``, ``subject_id``, ``data``
+    (``data`` already canonical). Order of the list is the order in the journal."""
+    if entries:
+        session.execute(insert(JournalEntry), entries)
+
+
+def record_data(
+    *,
+    record_id: str,
+    source: str,
+    source_ref: str,
+    subject_id: str,
+    record_type: str,
+    occurred_at: datetime,
+    received_at: datetime,
+    quantity: float | None,
+    decision_ref: str | None,
+) -> dict[str, Any]:
+    """The journal payload (and content) of a record: every field that defines it."""
+    return {
+        "record": record_id,
+        "source": source,
+        "source_ref": source_ref,
+        "subject": subject_id,
+        "type": record_type,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "quantity": quantity,
+        "decision_ref": decision_ref,
+    }
+
+
+def record_content_hash(
+    *,
+    subject_id: str,
+    record_type: str,
+    occurred_at: datetime,
+    quantity: float | None,
+    decision_ref: str | None,
+) -> str:
+    """SHA-256 of what a source asserts in a record (not when we received it).
+
+    A resend with the same (source, source_ref) and the same hash is a harmless
+    duplicate; with another hash it is a conflict.
+    """
+    body = canonical(
+        {
+            "subject": subject_id,
+            "type": record_type,
+            "occurred_at": occurred_at,
+            "quantity": quantity,
+            "decision_ref": decision_ref,
+        }
+    )
+    return hashlib.sha256(body.encode()).hexdigest()

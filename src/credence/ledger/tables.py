@@ -1,0 +1,112 @@
+"""Ledger tables: sources, subjects, records, retractions and the journal.
+
+Nothing here is updated or deleted in place. A retraction is a new row; every append
+(subject registration, record, retraction, rulebook publication, key issue) also writes
+one row to ``journal``, in the same transaction, in the order it happened: the journal
+is what the transparency log hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from credence.db import Base, Instant
+
+
+class Source(Base):
+    """An organisation registered to submit records (bank, court, tax office, ...)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    #: "person" for a civil registry, "organisation" for a business registry, else None.
+    identity_authority_for: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class SourceRecordType(Base):
+    """A record type a source is registered to submit."""
+
+    __tablename__ = "source_record_types"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Subject(Base):
+    """A person or organisation with a file. ``id`` is dense (batch scoring indexes
+    arrays by it); ``public_id`` is the opaque handle used in URLs."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    identifier: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    registered_by: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    registered_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Record(Base):
+    """A fact about a subject, with its provenance. Append-only."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("source_id", "source_ref"),
+        Index("ix_records_subject_received", "subject_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    source_ref: Mapped[str] = mapped_column(String(128))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    record_type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(Instant)
+    received_at: Mapped[datetime] = mapped_column(Instant)
+    quantity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decision_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: SHA-256 of the record's canonical content: a resend with other content conflicts.
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Retraction(Base):
+    """A source withdrawing one of its records: the record's effect ends at ``received_at``."""
+
+    __tablename__ = "retractions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), unique=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class JournalEntry(Base):
+    """One append to the ledger, in order; the leaf data of the transparency log."""
+
+    __tablename__ = "journal"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(Instant)
+    #: Canonical JSON (sorted keys, no whitespace) of what was appended.
+    data: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,206 @@
+"""Typed model of a rulebook.
+
+A rulebook is a human-readable TOML file (see ``default.toml``) loaded by
+:mod:`credence.rulebook.loader` into these frozen models. Unknown keys are refused
+(``extra="forbid"``); cross-field checks that need the whole book (purpose binding,
+the lines Credence does not cross, duplicate codes) live in the loader so each problem
+can be reported with its location.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from credence.identifiers import SubjectKind
+
+
+class Category(StrEnum):
+    """The four areas every record type belongs to (exactly one)."""
+
+    GOVERNMENT_AFFAIRS = "government_affairs"
+    COMMERCIAL = "commercial"
+    SOCIAL = "social"
+    JUDICIAL = "judicial"
+
+
+#: Fixed column order of per-category arrays in the scoring kernels.
+CATEGORIES: tuple[Category, ...] = tuple(Category)
+CATEGORY_INDEX: dict[Category, int] = {c: i for i, c in enumerate(CATEGORIES)}
+
+
+class Severity(StrEnum):
+    """Severity class of a record type (credit repair measures, 2023/2026)."""
+
+    MINOR = "minor"
+    GENERAL = "general"
+    SERIOUS = "serious"
+
+
+class EvidenceKind(StrEnum):
+    """What backs a record. Negative records need a decision by a competent authority."""
+
+    COURT_JUDGMENT = "court_judgment"
+    ENFORCEMENT_ORDER = "enforcement_order"
+    ADMINISTRATIVE_PENALTY = "administrative_penalty"
+    DEFAULT_REGISTRATION = "default_registration"
+    SOURCE_ATTESTATION = "source_attestation"
+    CERTIFICATE = "certificate"
+
+    @property
+    def requires_decision_reference(self) -> bool:
+        return self in DECISION_EVIDENCE
+
+
+DECISION_EVIDENCE = frozenset(
+    {
+        EvidenceKind.COURT_JUDGMENT,
+        EvidenceKind.ENFORCEMENT_ORDER,
+        EvidenceKind.ADMINISTRATIVE_PENALTY,
+        EvidenceKind.DEFAULT_REGISTRATION,
+    }
+)
+
+
+class ServiceKind(StrEnum):
+    RESTRICTION = "restriction"
+    REWARD = "reward"
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    REWARD = "reward"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(Strict):
+    """A letter tier: subjects whose total is at least ``min_score`` (highest first)."""
+
+    code: str = Field(min_length=1, max_length=8)
+    min_score: float
+    description: str = ""
+
+
+class SeverityClass(Strict):
+    """Periods a severity class sets: repair possible after ``repair_after_days``,
+    effect ends by ``max_days`` at the latest."""
+
+    repair_after_days: int = Field(ge=0)
+    max_days: int = Field(gt=0)
+    description: str = ""
+
+
+class Quantity(Strict):
+    """A record type measured in units: points are per unit, up to ``max_units``."""
+
+    unit: str = Field(min_length=1)
+    max_units: float = Field(gt=0)
+
+
+class RecordType(Strict):
+    """One kind of fact a source may report, and what it weighs."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    category: Category
+    subject_kinds: tuple[SubjectKind, ...] = Field(min_length=1)
+    points: float
+    half_life_days: float = Field(gt=0)
+    retention_days: float = Field(gt=0)
+    evidence: EvidenceKind
+    severity: Severity
+    quantity: Quantity | None = None
+    #: Record types whose presence ends this one's restrictive effect (e.g. a
+    #: judgment-satisfied record lifts a judgment-default record).
+    lifted_by: tuple[str, ...] = ()
+
+    @property
+    def negative(self) -> bool:
+        return self.points < 0
+
+
+class Rule(Strict):
+    """One rule of a service. All conditions present must hold for the rule to match;
+    the first matching rule decides. Scores are over the service's categories only."""
+
+    outcome: Outcome
+    reason: str = Field(min_length=1, description="Plain-language reason shown to the subject.")
+    active_records: tuple[str, ...] = ()
+    no_active_records: tuple[str, ...] = ()
+    min_score: float | None = None
+    max_score: float | None = None
+    terms: str | None = None
+
+
+class Service(Strict):
+    """A question a relying party may ask: may subject S use this service, on what terms?"""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    name: str = Field(min_length=1)
+    kind: ServiceKind
+    purpose: str
+    description: str = Field(min_length=1)
+    legal_basis: str = ""
+    categories: tuple[Category, ...] = Field(min_length=1)
+    subject_kinds: tuple[SubjectKind, ...] = Field(min_length=1)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    default: Outcome
+    warning_days: int = Field(default=0, ge=0)
+    court_ordered: bool = False
+
+
+class Scale(Strict):
+    base: float
+    min: float
+    max: float
+
+
+class Dispute(Strict):
+    deadline_days: int = Field(default=30, gt=0)
+    deadline_days_with_new_information: int = Field(default=45, gt=0)
+    how_to: str = Field(min_length=1)
+
+
+class Rulebook(Strict):
+    """A complete, versioned rulebook."""
+
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+    title: str
+    region: str = "national"
+    summary: str = ""
+    scale: Scale
+    tiers: tuple[Tier, ...] = Field(min_length=2)
+    tier_hysteresis: float = Field(default=5.0, ge=0)
+    categories: dict[Category, str]
+    severity_classes: dict[Severity, SeverityClass]
+    dispute: Dispute
+    record_types: tuple[RecordType, ...] = Field(min_length=1)
+    services: tuple[Service, ...] = Field(min_length=1)
+
+    @cached_property
+    def record_type_index(self) -> dict[str, RecordType]:
+        return {rt.code: rt for rt in self.record_types}
+
+    @cached_property
+    def service_index(self) -> dict[str, Service]:
+        return {s.code: s for s in self.services}
+
+    def record_type(self, code: str) -> RecordType | None:
+        return self.record_type_index.get(code)
+
+    def service(self, code: str) -> Service | None:
+        return self.service_index.get(code)
+
+    def tier_for(self, total: float) -> str:
+        """The letter tier of a total (tiers are ordered highest first)."""
+        for tier in self.tiers:
+            if total >= tier.min_score:
+                return tier.code
+        return self.tiers[-1].code

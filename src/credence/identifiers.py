@@ -125,3 +125,19 @@ def make_credit_code(authority: str, kind: str, region: str, serial: str) -> str
     """A valid unified social credit code from its parts (synthetic data only)."""
     body = f"{authority}{kind}{region:0>6}{serial:0>9}"
     return body + str(uscc.calc_check_digit(body))
+
+
+def validate_any(value: str) -> tuple[SubjectKind, str]:
+    """Validate an identifier of either kind; the error names what is wrong with both."""
+    try:
+        return SubjectKind.PERSON, validate_resident_id(value)
+    except InvalidIdentifier as as_person:
+        try:
+            code = validate_credit_code(value)
+        except InvalidIdentifier as as_org:
+            raise InvalidIdentifier(
+                "not a valid resident identity number "
+                f"({as_person.message}) nor unified social credit code ({as_org.message})"
+            ) from None
+    kind = SubjectKind.GOVERNMENT if code[0] == "1" else SubjectKind.COMPANY
+    return kind, code

@@ -82,17 +82,16 @@ class TypeTable:
         )
         self.half_life = np.array([rt.half_life_days for rt in types], dtype=np.float64)
         self.retention = np.array([rt.retention_days for rt in types], dtype=np.float64)
-        self.category = np.array(
-            [CATEGORY_INDEX[rt.category] for rt in types], dtype=np.int64
-        )
+        self.category = np.array([CATEGORY_INDEX[rt.category] for rt in types], dtype=np.int64)
 
     def weights(self, type_idx: IntArray, quantity: FloatArray) -> FloatArray:
         """Vectorised :func:`weight`; ``quantity`` is NaN where a record has none."""
         units = np.where(
             np.isnan(quantity), 1.0, np.minimum(np.maximum(quantity, 0.0), self.max_units[type_idx])
         )
-        return np.where(self.has_quantity[type_idx], self.points[type_idx] * units,
-                        self.points[type_idx])
+        return np.where(
+            self.has_quantity[type_idx], self.points[type_idx] * units, self.points[type_idx]
+        )
 
     def contributions(
         self, type_idx: IntArray, quantity: FloatArray, age_days: FloatArray

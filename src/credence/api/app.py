@@ -1,0 +1,49 @@
+"""The FastAPI application: routers, the error envelope and the body limit."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from credence import __version__
+from credence.api import errors
+from credence.api.routers import decisions, records, rulebook, subjects
+from credence.api.schemas import ErrorEnvelope
+from credence.context import Context
+
+DESCRIPTION = """
+Credence answers relying parties with purpose-bound decisions, explains every score to
+the person it is about, and publishes every rule it applies.
+
+Authenticate with `Authorization: Bearer <API key>`. National identifiers travel only in
+request bodies, never in URLs. Every error has the shape
+`{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(ctx: Context) -> FastAPI:
+    """The API bound to one context (store, clock, settings)."""
+    app = FastAPI(
+        title="Credence",
+        version=__version__,
+        description=DESCRIPTION,
+        responses={
+            400: {"model": ErrorEnvelope},
+            401: {"model": ErrorEnvelope},
+            403: {"model": ErrorEnvelope},
+            404: {"model": ErrorEnvelope},
+            409: {"model": ErrorEnvelope},
+            413: {"model": ErrorEnvelope},
+            422: {"model": ErrorEnvelope},
+        },
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, limit=ctx.settings.max_body_bytes)
+
+    @app.get("/v1/health", tags=["meta"], summary="Liveness")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for module in (rulebook, subjects, records, decisions):
+        app.include_router(module.router)
+    return app

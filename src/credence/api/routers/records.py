@@ -1,0 +1,71 @@
+"""Records: batch submission with a status per record, and retraction."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from credence.access.policy import Action, authorize
+from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
+from credence.errors import Forbidden, InvalidInput
+from credence.ledger import service as ledger
+from credence.ledger.tables import Source
+from credence.rulebook import store
+
+router = APIRouter(prefix="/v1/records", tags=["records"])
+
+
+def _source(caller_source_id: int | None, session: SessionDep) -> Source:
+    source = session.get(Source, caller_source_id) if caller_source_id is not None else None
+    if source is None:
+        raise Forbidden("only a source can submit or retract records")
+    return source
+
+
+@router.post(
+    "",
+    response_model=BatchOut,
+    summary="Submit a batch of records (sources); each record gets its own status",
+)
+def submit(
+    body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+) -> BatchOut:
+    authorize(caller, Action.RECORD_SUBMIT, source_id=caller.source_id)
+    limit = ctx.settings.max_batch_records
+    if len(body.records) > limit:
+        raise InvalidInput(
+            f"a batch may carry at most {limit} records; this one has {len(body.records)}",
+            code="batch_too_large",
+        )
+    source = _source(caller.source_id, session)
+    at = ctx.clock.now()
+    edition = store.in_force(session, at)
+    results = ledger.submit_records(
+        session,
+        source=source,
+        records=ledger.parse_records(body.records),
+        rulebook=edition.rulebook,
+        at=at,
+    )
+    return BatchOut(
+        created=sum(r.status == "created" for r in results),
+        duplicates=sum(r.status == "duplicate" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        results=results,
+    )
+
+
+@router.post(
+    "/{record_id}/retraction",
+    response_model=RetractionOut,
+    summary="Retract one of your records; its effect ends now (a new ledger entry)",
+)
+def retract(
+    record_id: str, body: RetractIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+) -> RetractionOut:
+    authorize(caller, Action.RECORD_RETRACT, source_id=caller.source_id)
+    source = _source(caller.source_id, session)
+    retraction, created = ledger.retract_record(
+        session, source=source, record_id=record_id, reason=body.reason, at=ctx.clock.now()
+    )
+    return RetractionOut(record_id=record_id, retracted_at=retraction.received_at, created=created)

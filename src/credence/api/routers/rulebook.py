@@ -1,0 +1,56 @@
+"""The public rulebook: the edition in force and every edition ever published."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from credence.api.deps import ContextDep, SessionDep
+from credence.api.schemas import EditionOut, RulebookOut
+from credence.rulebook import store
+from credence.rulebook.purposes import PURPOSES
+
+router = APIRouter(prefix="/v1/rulebook", tags=["rulebook"])
+
+
+def _out(edition: store.Edition) -> RulebookOut:
+    return RulebookOut(
+        version=edition.version,
+        content_hash=edition.content_hash,
+        published_at=edition.published_at,
+        rulebook=edition.rulebook.model_dump(mode="json"),
+        purposes={
+            code: {**asdict(p), "categories": sorted(c.value for c in p.categories)}
+            for code, p in PURPOSES.items()
+        },
+    )
+
+
+@router.get("", response_model=RulebookOut, summary="The rulebook in force (public)")
+def current(ctx: ContextDep, session: SessionDep) -> RulebookOut:
+    return _out(store.in_force(session, ctx.clock.now()))
+
+
+@router.get("/versions", response_model=list[EditionOut], summary="Every published edition")
+def versions(session: SessionDep) -> list[EditionOut]:
+    return [
+        EditionOut(version=v, content_hash=h, published_at=at)
+        for v, h, at in store.history(session)
+    ]
+
+
+@router.get("/versions/{version}", response_model=RulebookOut, summary="One published edition")
+def version(version: str, session: SessionDep) -> RulebookOut:
+    return _out(store.by_version(session, version))
+
+
+@router.get(
+    "/versions/{version}/text",
+    response_class=PlainTextResponse,
+    summary="One edition's file, byte for byte (its SHA-256 is the content hash)",
+)
+def version_text(version: str, session: SessionDep) -> PlainTextResponse:
+    edition = store.by_version(session, version)
+    return PlainTextResponse(edition.text, media_type="application/toml")

@@ -1,0 +1,144 @@
+"""Subjects: registration by identity authorities, lookup, score and file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
+
+from credence.access.policy import Action, authorize
+from credence.access.tables import RelyingParty
+from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.schemas import (
+    FileOut,
+    InquiryOut,
+    LookupIn,
+    ScoreOut,
+    SubjectRef,
+    SubjectRegistered,
+    score_out,
+)
+from credence.clock import ensure_utc
+from credence.decisions.tables import Inquiry
+from credence.errors import Forbidden, InvalidInput
+from credence.ledger import service as ledger
+from credence.ledger.schemas import SubjectIn
+from credence.ledger.tables import Source, Subject
+from credence.rulebook import store
+from credence.scoring.online import score_subject
+
+router = APIRouter(prefix="/v1", tags=["subjects"])
+
+AsOf = Annotated[
+    datetime | None,
+    Query(description="Score as of this instant (ISO 8601); default now. Past scores are exact."),
+]
+
+
+@router.post(
+    "/subjects",
+    response_model=SubjectRegistered,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a subject (identity authorities only)",
+)
+def register(
+    body: SubjectIn, caller: CallerDep, ctx: ContextDep, session: SessionDep, response: Response
+) -> SubjectRegistered:
+    authorize(caller, Action.SUBJECT_REGISTER)
+    source = session.get(Source, caller.source_id)
+    if source is None:
+        raise Forbidden("only a registered source can register subjects")
+    subject, created = ledger.register_subject(
+        session, source=source, data=body, at=ctx.clock.now()
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return SubjectRegistered(subject_id=subject.public_id, kind=subject.kind, created=created)
+
+
+@router.post(
+    "/subjects/lookup",
+    response_model=SubjectRef,
+    summary="Find a subject's opaque id by national identifier (sent in the body)",
+)
+def lookup(body: LookupIn, caller: CallerDep, session: SessionDep) -> SubjectRef:
+    authorize(caller, Action.SUBJECT_LOOKUP)
+    subject = ledger.find_subject(session, body.identifier)
+    return SubjectRef(subject_id=subject.public_id, kind=subject.kind)
+
+
+@router.get("/me", response_model=SubjectRef, summary="The subject a subject key belongs to")
+def me(caller: CallerDep, session: SessionDep) -> SubjectRef:
+    if caller.subject_id is None:
+        raise Forbidden("only a subject's key has a file of its own", code="not_a_subject")
+    subject = session.get(Subject, caller.subject_id)
+    assert subject is not None
+    return SubjectRef(subject_id=subject.public_id, kind=subject.kind)
+
+
+def _as_of(ctx_now: datetime, as_of: datetime | None) -> datetime:
+    if as_of is None:
+        return ctx_now
+    at = ensure_utc(as_of)
+    if at > ctx_now:
+        raise InvalidInput(
+            "as_of is in the future; scores exist only up to now", code="as_of_future"
+        )
+    return at
+
+
+@router.get(
+    "/subjects/{subject_id}/score",
+    response_model=ScoreOut,
+    summary="A subject's score, sub-scores, tier and explanation",
+)
+def score(
+    subject_id: str, caller: CallerDep, ctx: ContextDep, session: SessionDep, as_of: AsOf = None
+) -> ScoreOut:
+    subject = ledger.get_subject(session, subject_id)
+    authorize(caller, Action.SCORE_READ, subject_id=subject.id)
+    at = _as_of(ctx.clock.now(), as_of)
+    edition = store.in_force(session, at)
+    return score_out(subject.public_id, score_subject(session, subject, edition, at))
+
+
+@router.get(
+    "/subjects/{subject_id}/file",
+    response_model=FileOut,
+    summary="A subject's whole file: every record with its weight, and who asked about them",
+)
+def file(subject_id: str, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> FileOut:
+    subject = ledger.get_subject(session, subject_id)
+    authorize(caller, Action.FILE_READ, subject_id=subject.id)
+    at = ctx.clock.now()
+    edition = store.in_force(session, at)
+    rows = session.execute(
+        select(Inquiry, RelyingParty.name)
+        .outerjoin(RelyingParty, RelyingParty.id == Inquiry.party_id)
+        .where(Inquiry.subject_id == subject.id)
+        .order_by(Inquiry.at.desc(), Inquiry.id.desc())
+    ).all()
+    inquiries = [
+        InquiryOut(
+            decision_id=inq.public_id,
+            asked_by=party or "operator",
+            service=inq.service,
+            purpose=inq.purpose,
+            outcome=inq.outcome,
+            terms=inq.terms,
+            reasons=orjson.loads(inq.reasons),
+            at=inq.at,
+        )
+        for inq, party in rows
+    ]
+    return FileOut(
+        subject_id=subject.public_id,
+        kind=subject.kind,
+        name=subject.name,
+        registered_at=subject.registered_at,
+        score=score_out(subject.public_id, score_subject(session, subject, edition, at)),
+        inquiries=inquiries,
+    )

@@ -1,0 +1,226 @@
+"""Response and request bodies of the HTTP API (its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from credence.decisions.service import Decision
+from credence.ledger.schemas import RecordResult
+from credence.scoring.online import Score
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class EditionOut(Out):
+    version: str
+    content_hash: str
+    published_at: datetime
+
+
+class RulebookOut(EditionOut):
+    rulebook: dict[str, Any] = Field(description="The rulebook as published, parsed.")
+    purposes: dict[str, Any] = Field(
+        description="The fixed catalogue of purposes and the categories each may read."
+    )
+
+
+class SubjectRef(Out):
+    subject_id: str
+    kind: str
+
+
+class SubjectRegistered(SubjectRef):
+    created: bool
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identifier: str = Field(min_length=1, max_length=40, description="National identifier.")
+
+
+class RecordBatchIn(BaseModel):
+    """A batch of records. Each item has the shape of ``RecordIn`` (see the import docs):
+    ``source_ref``, ``subject_id`` or ``identifier``, ``record_type``, ``occurred_at``,
+    optional ``quantity`` and ``decision_ref``. Each is checked on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(min_length=1)
+
+
+class BatchOut(BaseModel):
+    created: int
+    duplicates: int
+    rejected: int
+    results: list[RecordResult]
+
+
+class RetractIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RetractionOut(BaseModel):
+    record_id: str
+    retracted_at: datetime
+    created: bool
+
+
+class ReasonOut(BaseModel):
+    code: str
+    text: str
+    points: float
+
+
+class ContributionOut(BaseModel):
+    record_id: str
+    record_type: str
+    name: str
+    category: str | None
+    source: str
+    source_name: str
+    occurred_at: datetime
+    received_at: datetime
+    quantity: float | None
+    decision_ref: str | None
+    weight: float
+    points: float
+    status: str
+    ended_at: datetime | None
+
+
+class ScoreOut(BaseModel):
+    subject_id: str
+    as_of: datetime
+    rulebook_version: str
+    rulebook_hash: str
+    base: float
+    range: tuple[float, float]
+    total: float
+    tier: str
+    sub_scores: dict[str, float]
+    reasons: list[ReasonOut]
+    contributions: list[ContributionOut]
+
+
+class InquiryOut(BaseModel):
+    decision_id: str
+    asked_by: str
+    service: str
+    purpose: str
+    outcome: str
+    terms: str | None
+    reasons: list[str]
+    at: datetime
+
+
+class FileOut(BaseModel):
+    subject_id: str
+    kind: str
+    name: str
+    registered_at: datetime
+    score: ScoreOut
+    inquiries: list[InquiryOut]
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str = Field(min_length=1, max_length=64)
+    subject_id: str | None = Field(default=None, max_length=40)
+    identifier: str | None = Field(
+        default=None, max_length=40, description="National identifier, instead of subject_id."
+    )
+
+
+class DecisionOut(BaseModel):
+    decision_id: str
+    subject_id: str
+    service: str
+    service_name: str
+    kind: str
+    purpose: str
+    categories: list[str]
+    outcome: str
+    terms: str | None
+    reasons: list[str]
+    cited_records: list[str]
+    score: float
+    range: tuple[float, float]
+    as_of: datetime
+    rulebook_version: str
+    rulebook_hash: str
+    how_to_dispute: str | None
+    dispute_deadline_days: int | None
+
+
+def score_out(subject_id: str, score: Score) -> ScoreOut:
+    """The API form of a score and its explanation."""
+    return ScoreOut(
+        subject_id=subject_id,
+        as_of=score.as_of,
+        rulebook_version=score.rulebook_version,
+        rulebook_hash=score.rulebook_hash,
+        base=score.base,
+        range=(score.minimum, score.maximum),
+        total=score.total,
+        tier=score.tier,
+        sub_scores={c.value: v for c, v in score.sub_scores.items()},
+        reasons=[ReasonOut(code=r.code, text=r.text, points=r.points) for r in score.reasons],
+        contributions=[
+            ContributionOut(
+                record_id=c.record.record_id,
+                record_type=c.record.record_type,
+                name=c.name,
+                category=c.category.value if c.category else None,
+                source=c.record.source_code,
+                source_name=c.record.source_name,
+                occurred_at=c.record.occurred_at,
+                received_at=c.record.received_at,
+                quantity=c.record.quantity,
+                decision_ref=c.record.decision_ref,
+                weight=c.weight,
+                points=c.points,
+                status=c.status,
+                ended_at=c.record.ended_at,
+            )
+            for c in score.contributions
+        ],
+    )
+
+
+def decision_out(decision: Decision) -> DecisionOut:
+    adverse = decision.adverse
+    return DecisionOut(
+        decision_id=decision.decision_id,
+        subject_id=decision.subject_id,
+        service=decision.service,
+        service_name=decision.service_name,
+        kind=decision.kind.value,
+        purpose=decision.purpose,
+        categories=list(decision.categories),
+        outcome=decision.outcome.value,
+        terms=decision.terms,
+        reasons=decision.reasons,
+        cited_records=decision.cited_records,
+        score=decision.score,
+        range=(decision.score_min, decision.score_max),
+        as_of=decision.as_of,
+        rulebook_version=decision.rulebook_version,
+        rulebook_hash=decision.rulebook_hash,
+        how_to_dispute=decision.how_to_dispute if adverse else None,
+        dispute_deadline_days=decision.dispute_deadline_days if adverse else None,
+    )

@@ -1,0 +1,262 @@
+"""Purpose-bound decisions: may subject S use service X, and on what terms?
+
+Purpose binding holds by construction: :func:`decide` reads from the ledger only the
+record types of the categories the service declares (which the rulebook loader has
+already checked against the service's purpose), so records of any other category never
+reach :func:`evaluate`. Every decision is kept on the subject's file as an inquiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credence.access.tables import PartyService
+from credence.decisions.tables import Inquiry
+from credence.errors import Forbidden, InvalidInput, NotFound
+from credence.identifiers import SubjectKind
+from credence.ids import new_id
+from credence.ledger.tables import Subject
+from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
+from credence.rulebook.store import Edition
+from credence.scoring.online import MAX_REASONS, Contribution, Score, score_subject
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to a relying party, with everything needed to understand and contest it."""
+
+    decision_id: str
+    subject_id: str
+    service: str
+    service_name: str
+    kind: ServiceKind
+    purpose: str
+    categories: tuple[str, ...]
+    outcome: Outcome
+    terms: str | None
+    #: At most four specific reasons; empty unless the outcome is adverse.
+    reasons: list[str]
+    #: Records the reasons cite (what the subject may dispute).
+    cited_records: list[str]
+    score: float
+    score_min: float
+    score_max: float
+    as_of: datetime
+    rulebook_version: str
+    rulebook_hash: str
+    how_to_dispute: str = ""
+    dispute_deadline_days: int = 30
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def adverse(self) -> bool:
+        return self.outcome is Outcome.DENY
+
+
+def _in_force(c: Contribution) -> bool:
+    """A record in force: received, not retracted, and within its retention period."""
+    return c.status == "counting" and c.points != 0.0
+
+
+def active_records(
+    contributions: Sequence[Contribution], codes: Sequence[str], book: Rulebook
+) -> list[Contribution]:
+    """Records of ``codes`` in force and not lifted.
+
+    A record is lifted by a later record of one of its type's ``lifted_by`` types that
+    carries the same decision reference (e.g. a judgment-satisfied record for the same
+    judgment ends the judgment-default restrictions).
+    """
+    wanted = set(codes)
+    found = []
+    for c in contributions:
+        if c.record.record_type not in wanted or not _in_force(c):
+            continue
+        rt = book.record_type(c.record.record_type)
+        lifters = set(rt.lifted_by) if rt is not None else set()
+        lifted = any(
+            other.record.record_type in lifters
+            and other.status == "counting"
+            and other.record.decision_ref == c.record.decision_ref
+            and other.record.occurred_at >= c.record.occurred_at
+            for other in contributions
+        )
+        if not lifted:
+            found.append(c)
+    return found
+
+
+def _matches(rule: Rule, score: Score, book: Rulebook) -> tuple[bool, list[Contribution]]:
+    """Whether every condition of ``rule`` holds; and the records that made it hold."""
+    cited: list[Contribution] = []
+    if rule.active_records:
+        hits = active_records(score.contributions, rule.active_records, book)
+        if not hits:
+            return False, []
+        cited.extend(hits)
+    if rule.no_active_records and active_records(score.contributions, rule.no_active_records, book):
+        return False, []
+    if rule.min_score is not None and score.total < rule.min_score:
+        return False, []
+    if rule.max_score is not None and score.total >= rule.max_score:
+        return False, []
+    return True, cited
+
+
+def _describe(c: Contribution) -> str:
+    when = c.record.occurred_at.date().isoformat()
+    ref = f", decision {c.record.decision_ref}" if c.record.decision_ref else ""
+    return (
+        f"{c.name} reported by {c.record.source_name} on {when}{ref} "
+        f"(record {c.record.record_id}; {c.points:+.1f} points now)"
+    )
+
+
+def _negatives(score: Score) -> list[Contribution]:
+    return [c for c in score.contributions if c.points < 0]
+
+
+def evaluate(
+    service: Service, score: Score, book: Rulebook
+) -> tuple[Outcome, str | None, list[str], list[str]]:
+    """Apply a service's rules to a purpose-bound score.
+
+    Returns ``(outcome, terms, reasons, cited record ids)``; the first matching rule
+    decides, else the service's default. Reasons are given for adverse outcomes only.
+    """
+    cats = " and ".join(c.value.replace("_", " ") for c in service.categories)
+    for rule in service.rules:
+        matched, cited = _matches(rule, score, book)
+        if not matched:
+            continue
+        if rule.outcome is not Outcome.DENY:
+            return rule.outcome, rule.terms, [], []
+        reasons = [f"{rule.reason} — {_describe(c)}" for c in cited[:MAX_REASONS]]
+        if not reasons:
+            threshold = f"{rule.max_score:.0f}" if rule.max_score is not None else "the minimum"
+            reasons.append(
+                f"{rule.reason} Your {cats} score is {score.total:.0f}; this service requires "
+                f"at least {threshold}."
+            )
+            cited = _negatives(score)[: MAX_REASONS - 1]
+            reasons.extend(_describe(c) for c in cited)
+        return Outcome.DENY, None, reasons, [c.record.record_id for c in cited]
+    if service.default is not Outcome.DENY:
+        return service.default, None, [], []
+    return Outcome.DENY, None, *_default_denial(service, score, book, cats)
+
+
+def _default_denial(
+    service: Service, score: Score, book: Rulebook, cats: str
+) -> tuple[list[str], list[str]]:
+    """Reasons when no rule granted anything: what the nearest reward needs, and the
+    records that hold the subject back."""
+    reasons: list[str] = []
+    cited: list[Contribution] = []
+    rewards = [r for r in service.rules if r.outcome is Outcome.REWARD]
+    thresholds = [r.min_score for r in rewards if r.min_score is not None]
+    if thresholds:
+        reasons.append(
+            f"Your {cats} score is {score.total:.0f}; {service.name} starts at "
+            f"{min(thresholds):.0f}."
+        )
+    for rule in rewards:
+        for c in active_records(score.contributions, rule.no_active_records, book):
+            if c not in cited:
+                cited.append(c)
+    cited.extend(c for c in _negatives(score) if c not in cited)
+    cited = cited[: MAX_REASONS - len(reasons)]
+    reasons.extend(_describe(c) for c in cited)
+    if len(reasons) < MAX_REASONS:
+        positive = sum(c.points for c in score.contributions if c.points > 0)
+        if not cited:
+            reasons.append(
+                f"No negative {cats} records count against you; positive records add "
+                f"{positive:.1f} points so far."
+            )
+    return reasons[:MAX_REASONS], [c.record.record_id for c in cited]
+
+
+def decide(
+    session: Session,
+    *,
+    subject: Subject,
+    service_code: str,
+    edition: Edition,
+    at: datetime,
+    party_id: int | None,
+    principal_id: int | None,
+) -> Decision:
+    """Decide, record the inquiry on the subject's file, and return the decision.
+
+    A relying party (``party_id``) may ask only about services it is registered for.
+    """
+    book = edition.rulebook
+    service = book.service(service_code)
+    if service is None:
+        raise NotFound(
+            f"no service {service_code!r} in rulebook {book.version}", code="unknown_service"
+        )
+    if party_id is not None:
+        registered = session.scalar(
+            select(PartyService.service).where(
+                PartyService.party_id == party_id, PartyService.service == service_code
+            )
+        )
+        if registered is None:
+            raise Forbidden(
+                f"this relying party is not registered for service {service_code!r}",
+                code="service_not_registered",
+            )
+    if SubjectKind(subject.kind) not in service.subject_kinds:
+        raise InvalidInput(
+            f"service {service_code!r} does not apply to a {subject.kind}",
+            code="service_not_for_subject_kind",
+        )
+    # Purpose binding: only the service's categories are read from the ledger.
+    score = score_subject(session, subject, edition, at, categories=frozenset(service.categories))
+    outcome, terms, reasons, cited = evaluate(service, score, book)
+    decision = Decision(
+        decision_id=new_id("dec"),
+        subject_id=subject.public_id,
+        service=service.code,
+        service_name=service.name,
+        kind=service.kind,
+        purpose=service.purpose,
+        categories=tuple(c.value for c in service.categories),
+        outcome=outcome,
+        terms=terms,
+        reasons=reasons,
+        cited_records=cited,
+        score=score.total,
+        score_min=score.minimum,
+        score_max=score.maximum,
+        as_of=at,
+        rulebook_version=edition.version,
+        rulebook_hash=edition.content_hash,
+        how_to_dispute=book.dispute.how_to,
+        dispute_deadline_days=book.dispute.deadline_days,
+    )
+    session.add(
+        Inquiry(
+            public_id=decision.decision_id,
+            subject_id=subject.id,
+            party_id=party_id,
+            principal_id=principal_id,
+            service=service.code,
+            purpose=service.purpose,
+            outcome=outcome.value,
+            terms=terms,
+            score=score.total,
+            rulebook_version=edition.version,
+            reasons=orjson.dumps(reasons).decode(),
+            at=at,
+        )
+    )
+    return decision

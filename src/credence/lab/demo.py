@@ -1,0 +1,247 @@
+"""``credence demo``: a synthetic city, scored, with one key per role to try the API."""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from credence.access.keys import create_principal, create_relying_party, issue_key
+from credence.access.policy import Role
+from credence.context import Context
+from credence.decisions.service import active_records
+from credence.errors import Conflict
+from credence.lab.city import build_city
+from credence.ledger.tables import Record, Source, Subject
+from credence.migrate import reset as reset_schema
+from credence.migrate import upgrade
+from credence.rulebook import store
+from credence.scoring.batch import rescore_everyone
+from credence.scoring.online import score_subject
+
+#: Relying parties of the demo city and the services each may ask about.
+DEMO_PARTIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("sky_airlines", "Sky Airlines", ("air_travel",)),
+    ("national_railway", "National Railway Ticketing", ("high_speed_rail",)),
+    ("harbour_hotels", "Harbour Hotels Group", ("star_rated_hotel",)),
+    ("city_property_exchange", "City Property Exchange", ("luxury_property",)),
+    ("city_bank_lending", "City Bank Lending", ("loan_rate_discount", "deposit_free_rental")),
+    (
+        "procurement_office",
+        "Municipal Procurement Office",
+        ("public_procurement_bid", "public_body_new_contracts"),
+    ),
+    ("city_services", "City Services Centre", ("fast_track_permits", "community_perks")),
+)
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    role: str
+    holder: str
+    key: str
+    env: str
+
+
+def _has_data(ctx: Context) -> bool:
+    if "subjects" not in inspect(ctx.engine).get_table_names():
+        return False
+    with ctx.sessions() as session:
+        return (session.scalar(select(func.count(Subject.id))) or 0) > 0
+
+
+def _pick_subjects(session: Session, ctx: Context) -> tuple[Subject, Subject]:
+    """A person restricted from air travel (an active judgment default) and one who is not."""
+    now = ctx.clock.now()
+    edition = store.in_force(session, now)
+    defaulters = session.scalars(
+        select(Subject)
+        .join(Record, Record.subject_id == Subject.id)
+        .where(Subject.kind == "person", Record.record_type == "judgment_default")
+        .order_by(Subject.id)
+        .limit(50)
+    ).all()
+    restricted = None
+    for subject in defaulters:
+        score = score_subject(session, subject, edition, now)
+        if active_records(score.contributions, ["judgment_default"], edition.rulebook):
+            restricted = subject
+            break
+    clear = session.scalar(
+        select(Subject)
+        .where(Subject.kind == "person", ~Subject.id.in_([s.id for s in defaulters]))
+        .order_by(Subject.id)
+        .limit(1)
+    )
+    assert clear is not None
+    return (restricted or clear), clear
+
+
+def build_demo(
+    ctx: Context,
+    *,
+    console: Console,
+    persons: int,
+    organisations: int,
+    records: int,
+    seed: int,
+    reset: bool,
+    env_file: Path,
+    base_url: str,
+) -> list[DemoKey]:
+    """Create the schema and the city, score everyone, issue keys, print how to try it."""
+    url = ctx.engine.url.render_as_string(hide_password=True)
+    if _has_data(ctx):
+        if not reset:
+            raise Conflict(
+                f"{url} already holds data; run the demo with --reset to wipe it",
+                code="database_not_empty",
+            )
+        console.print(f"[yellow]wiping {url}[/yellow]")
+        reset_schema(ctx.engine)
+    else:
+        upgrade(ctx.engine)
+    now = ctx.clock.now()
+
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        stats = build_city(
+            ctx.sessions,
+            persons=persons,
+            organisations=organisations,
+            records=records,
+            seed=seed,
+            now=now,
+            progress=tick,
+        )
+        with ctx.sessions.begin() as session:
+            task = bar.add_task("scoring everyone", total=None)
+            summary = rescore_everyone(
+                session,
+                store.in_force(session, now),
+                now,
+                progress=lambda d, t: bar.update(task, completed=d, total=t),
+            )
+
+    with ctx.sessions.begin() as session:
+        restricted, clear = _pick_subjects(session, ctx)
+        keys = _issue_demo_keys(session, ctx, clear)
+        by_type = Counter(
+            dict(
+                session.execute(
+                    select(Record.record_type, func.count(Record.id)).group_by(Record.record_type)
+                ).all()
+            )
+        )
+        sources = session.scalar(select(func.count(func.distinct(Record.source_id)))) or 0
+
+    console.rule("[bold]Credence demo city")
+    n_subjects = summary.subjects
+    console.print(
+        f"{n_subjects:,} subjects ({persons:,} persons, {organisations:,} organisations), "
+        f"{summary.records:,} records from {sources} sources over 5 years; built in "
+        f"{stats.seconds:.1f} s, scored in {summary.seconds:.2f} s"
+    )
+    tiers = Table(
+        "tier",
+        "subjects",
+        "share",
+        title=f"Tier distribution (rulebook {summary.rulebook_version})",
+    )
+    for tier, n in summary.tiers.items():
+        tiers.add_row(tier, f"{n:,}", f"{n / max(n_subjects, 1):.1%}")
+    console.print(tiers)
+    common = Table("record type", "records", title="Most frequent record types")
+    for code, n in by_type.most_common(10):
+        common.add_row(code, f"{n:,}")
+    console.print(common)
+
+    lines = [f"export CREDENCE_URL={base_url}"]
+    lines += [f"export {k.env}={k.key}" for k in keys]
+    lines += [
+        f"export RESTRICTED_SUBJECT={restricted.public_id}",
+        f"export CLEAR_SUBJECT={clear.public_id}",
+    ]
+    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = Table("role", "holder", "key", title=f"API keys (also written to {env_file})")
+    for k in keys:
+        table.add_row(k.role, k.holder, k.key)
+    console.print(table)
+    party_key = next(k for k in keys if k.role == Role.RELYING_PARTY.value)
+    subject_key = next(k for k in keys if k.role == Role.SUBJECT.value)
+    body = f'{{"subject_id": "{restricted.public_id}", "service": "air_travel"}}'
+    console.print("Try, as the airline (a decision with reasons):")
+    console.print(
+        f"  curl -s -X POST {base_url}/v1/decisions -H 'Authorization: Bearer {party_key.key}' "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+    console.print("As the subject whose key is above (their own file):")
+    console.print(
+        f"  curl -s {base_url}/v1/subjects/{clear.public_id}/file "
+        f"-H 'Authorization: Bearer {subject_key.key}'"
+    )
+    console.print(f"Or: source {env_file} and follow README's examples.")
+    return keys
+
+
+def _issue_demo_keys(session: Session, ctx: Context, clear: Subject) -> list[DemoKey]:
+    """One key per role; the subject key belongs to ``clear``."""
+    now = ctx.clock.now()
+    book = store.in_force(session, now).rulebook
+    parties = {}
+    for code, name, services in DEMO_PARTIES:
+        known = [s for s in services if book.service(s) is not None]
+        parties[code] = create_relying_party(
+            session, code=code, name=name, services=known, clock=ctx.clock
+        )
+    bank = session.scalar(select(Source).where(Source.code == "city_bank"))
+    registry = session.scalar(select(Source).where(Source.identity_authority_for == "person"))
+    assert bank is not None
+    assert registry is not None
+    wanted = [
+        (Role.OPERATOR, "Demo operator", {}, "CREDENCE_OPERATOR_KEY"),
+        (Role.SOURCE, bank.name, {"source_id": bank.id}, "CREDENCE_SOURCE_KEY"),
+        (Role.SOURCE, registry.name, {"source_id": registry.id}, "CREDENCE_REGISTRY_KEY"),
+        (
+            Role.RELYING_PARTY,
+            parties["sky_airlines"].name,
+            {"party_id": parties["sky_airlines"].id},
+            "CREDENCE_PARTY_KEY",
+        ),
+        (
+            Role.RELYING_PARTY,
+            parties["city_bank_lending"].name,
+            {"party_id": parties["city_bank_lending"].id},
+            "CREDENCE_LENDER_KEY",
+        ),
+        (Role.SUBJECT, clear.name, {"subject_id": clear.id}, "CREDENCE_SUBJECT_KEY"),
+        (Role.REVIEWER, "Demo dispute reviewer", {}, "CREDENCE_REVIEWER_KEY"),
+    ]
+    keys = []
+    for role, holder, links, env in wanted:
+        principal = create_principal(session, role=role, name=holder, clock=ctx.clock, **links)
+        keys.append(
+            DemoKey(
+                role.value, holder, issue_key(session, principal=principal, clock=ctx.clock), env
+            )
+        )
+    return keys

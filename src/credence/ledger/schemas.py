@@ -1,0 +1,89 @@
+"""What a source sends: the shapes shared by the HTTP API and bulk file import.
+
+Unknown fields are refused (``extra="forbid"``): a source cannot slip a field about
+belief, health or politics into the ledger under another name.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from credence.clock import ensure_utc
+from credence.identifiers import SubjectKind
+
+Reference = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e][\x20-\x7e]*$")
+]
+
+
+class RecordIn(BaseModel):
+    """One record as submitted by a source.
+
+    The subject is named either by its opaque ``subject_id`` or by its national
+    ``identifier`` (which travels only in request bodies, never in a URL).
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source_ref: Reference = Field(description="The source's own reference; resends are idempotent.")
+    subject_id: str | None = Field(default=None, max_length=40)
+    identifier: str | None = Field(default=None, max_length=40)
+    record_type: str = Field(min_length=1, max_length=64)
+    occurred_at: datetime = Field(description="When the fact happened (ISO 8601; UTC if no zone).")
+    quantity: float | None = Field(default=None, ge=0, le=1e12)
+    decision_ref: Reference | None = Field(
+        default=None, description="Reference of the decision or default registration."
+    )
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value)
+
+    @field_validator("quantity")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("quantity must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> RecordIn:
+        if (self.subject_id is None) == (self.identifier is None):
+            raise ValueError("name the subject by exactly one of subject_id or identifier")
+        return self
+
+
+class SubjectIn(BaseModel):
+    """A subject registered by an identity authority."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: SubjectKind
+    identifier: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    region: str | None = Field(default=None, max_length=16)
+
+
+RecordStatus = Literal["created", "duplicate", "rejected"]
+
+
+class RecordResult(BaseModel):
+    """What happened to one submitted record."""
+
+    index: int
+    source_ref: str | None
+    status: RecordStatus
+    record_id: str | None = None
+    error: dict[str, object] | None = None

@@ -1,0 +1,188 @@
+"""Scoring one subject from their ledger entries, with the explanation.
+
+:func:`compute` is pure: records, an edition of the rulebook and an instant in, a
+:class:`Score` out. It applies the formula of :mod:`credence.scoring.formula` (the same
+array functions the batch runner uses) to the records that count as of that instant.
+:func:`score_subject` reads the records from the store first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from credence.clock import MICROS_PER_DAY, to_micros
+from credence.ledger.service import RecordView, subject_records
+from credence.ledger.tables import Subject
+from credence.rulebook.model import CATEGORIES, Category
+from credence.rulebook.store import Edition
+from credence.scoring import formula
+
+#: How many reason codes an explanation (and an adverse decision) gives at most.
+MAX_REASONS = 4
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One record's part in a score as of an instant."""
+
+    record: RecordView
+    name: str
+    category: Category | None
+    weight: float
+    points: float
+    #: counting | expired (past retention) | retracted | not_in_rulebook | not_yet_received
+    status: str
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A plain-language reason code: a record type that moves the score most."""
+
+    code: str
+    text: str
+    points: float
+
+
+@dataclass(frozen=True)
+class Score:
+    as_of: datetime
+    rulebook_version: str
+    rulebook_hash: str
+    base: float
+    minimum: float
+    maximum: float
+    sub_scores: dict[Category, float]
+    total: float
+    tier: str
+    #: Every record considered, largest current effect first.
+    contributions: list[Contribution] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def _counts_at(view: RecordView, at: datetime) -> str:
+    if view.received_at > at:
+        return "not_yet_received"
+    if view.ended_at is not None and view.ended_at <= at:
+        return "retracted"
+    return "counting"
+
+
+def _canonical_order(view: RecordView) -> tuple[datetime, str, str, str]:
+    # Sums are taken in a canonical order so that the same ledger gives the same
+    # float result whatever order its records were ingested in.
+    return (view.occurred_at, view.record_type, view.source_code, view.source_ref)
+
+
+def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Score:
+    """The score as of ``at`` under ``edition``: a pure function of its arguments."""
+    book = edition.rulebook
+    types = edition.types
+    ordered = sorted(records, key=_canonical_order)
+    statuses = [_counts_at(v, at) for v in ordered]
+    scored = [
+        i
+        for i, (v, s) in enumerate(zip(ordered, statuses, strict=True))
+        if s == "counting" and v.record_type in types.index
+    ]
+    at_us = to_micros(at)
+    type_idx = np.array([types.index[ordered[i].record_type] for i in scored], dtype=np.int64)
+    quantity = np.array(
+        [np.nan if ordered[i].quantity is None else ordered[i].quantity for i in scored],
+        dtype=np.float64,
+    )
+    age = np.array(
+        [(at_us - to_micros(ordered[i].occurred_at)) / MICROS_PER_DAY for i in scored],
+        dtype=np.float64,
+    )
+    weights = types.weights(type_idx, quantity)
+    points = types.contributions(type_idx, quantity, age)
+    sums = formula.category_sums(
+        np.zeros(len(scored), dtype=np.int64), types.category[type_idx], points, 1
+    )
+    total = float(formula.totals(sums, book)[0])
+    sub_scores = {c: float(sums[0, i]) for i, c in enumerate(CATEGORIES)}
+
+    by_position = {pos: k for k, pos in enumerate(scored)}
+    contributions: list[Contribution] = []
+    for i, view in enumerate(ordered):
+        rt = book.record_type(view.record_type)
+        status = statuses[i] if rt is not None else "not_in_rulebook"
+        k = by_position.get(i)
+        pts = float(points[k]) if k is not None else 0.0
+        if k is not None and pts == 0.0:
+            status = "expired" if age[k] >= 0 else status
+        contributions.append(
+            Contribution(
+                record=view,
+                name=rt.name if rt is not None else view.record_type,
+                category=rt.category if rt is not None else None,
+                weight=float(weights[k]) if k is not None else 0.0,
+                points=pts,
+                status=status,
+            )
+        )
+    contributions.sort(key=lambda c: (-abs(c.points), c.record.occurred_at))
+    return Score(
+        as_of=at,
+        rulebook_version=edition.version,
+        rulebook_hash=edition.content_hash,
+        base=book.scale.base,
+        minimum=book.scale.min,
+        maximum=book.scale.max,
+        sub_scores=sub_scores,
+        total=total,
+        tier=book.tier_for(total),
+        contributions=contributions,
+        reasons=reasons_for(contributions),
+    )
+
+
+def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASONS) -> list[Reason]:
+    """Up to ``limit`` reason codes: the record types that move the score most, by size of
+    their combined current effect, each in plain language."""
+    effect: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    names: dict[str, str] = {}
+    for c in contributions:
+        if c.points != 0.0:
+            effect[c.record.record_type] += c.points
+            count[c.record.record_type] += 1
+            names[c.record.record_type] = c.name
+    ranked = sorted(effect, key=lambda code: (-abs(effect[code]), code))[:limit]
+    reasons = []
+    for code in ranked:
+        n = count[code]
+        direction = "raises" if effect[code] > 0 else "lowers"
+        records = "record" if n == 1 else "records"
+        reasons.append(
+            Reason(
+                code=code.upper(),
+                text=f"{names[code]}: {n} {records} {direction} the score by "
+                f"{abs(effect[code]):.1f} points now",
+                points=effect[code],
+            )
+        )
+    return reasons
+
+
+def score_subject(
+    session: Session,
+    subject: Subject,
+    edition: Edition,
+    at: datetime,
+    *,
+    categories: frozenset[Category] | None = None,
+) -> Score:
+    """Read a subject's records (only those of ``categories``, if given) and score them."""
+    record_types = None
+    if categories is not None:
+        record_types = [
+            rt.code for rt in edition.rulebook.record_types if rt.category in categories
+        ]
+    return compute(subject_records(session, subject.id, record_types=record_types), edition, at)

@@ -1,0 +1,338 @@
+"""The HTTP API end to end: flows, the error envelope, authorisation, hostile input."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence.access.keys import create_principal, create_relying_party, issue_key
+from credence.access.policy import Role
+from credence.api.app import create_app
+from credence.clock import FixedClock
+from credence.context import Context
+from credence.settings import Settings
+from tests.world import World, build_world, person_id
+
+
+@dataclass
+class Api:
+    client: TestClient
+    world: World
+    keys: dict[str, str]
+    clock: FixedClock
+
+    def call(self, method: str, path: str, role: str | None = None, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+        headers |= kw.pop("headers", {})
+        return self.client.request(method, path, headers=headers, **kw)
+
+
+@pytest.fixture
+def api(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock) -> Api:
+    world = build_world(sessions, clock)
+    settings = Settings(db_url=str(engine.url), max_body_bytes=200_000, max_batch_records=100)
+    ctx = Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
+    keys: dict[str, str] = {}
+    with sessions.begin() as session:
+        airline = create_relying_party(
+            session, code="air", name="Sky Airlines", services=["air_travel"], clock=clock
+        )
+        links: dict[str, tuple[Role, dict[str, int]]] = {
+            "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
+            "court": (Role.SOURCE, {"source_id": world.sources["court"].id}),
+            "registry": (Role.SOURCE, {"source_id": world.sources["civil_registry"].id}),
+            "airline": (Role.RELYING_PARTY, {"party_id": airline.id}),
+            "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
+            "operator": (Role.OPERATOR, {}),
+            "reviewer": (Role.REVIEWER, {}),
+        }
+        for name, (role, link) in links.items():
+            principal = create_principal(session, role=role, name=name, clock=clock, **link)
+            keys[name] = issue_key(session, principal=principal, clock=clock)
+    return Api(TestClient(create_app(ctx), raise_server_exceptions=False), world, keys, clock)
+
+
+def assert_envelope(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def test_error_envelope_is_one_shape(api: Api) -> None:
+    assert_envelope(api.call("GET", "/v1/nowhere"), 404, "not_found")
+    assert_envelope(api.call("GET", "/v1/me"), 401, "unauthenticated")
+    assert_envelope(api.client.get("/v1/me", headers={"Authorization": "Bearer cr_nope"}), 401)
+    assert_envelope(
+        api.call(
+            "POST",
+            "/v1/records",
+            "bank",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        "malformed_json",
+    )
+    assert_envelope(api.call("POST", "/v1/records", "bank", json={"records": []}), 422)
+    assert_envelope(api.call("DELETE", "/v1/rulebook"), 405, "method_not_allowed")
+    big = {"records": [{"source_ref": "x" * 100}] * 5000}
+    assert_envelope(api.call("POST", "/v1/records", "bank", json=big), 413, "payload_too_large")
+
+
+def test_rulebook_is_public_and_every_edition_readable(api: Api) -> None:
+    current = api.client.get("/v1/rulebook").json()
+    assert current["version"] == api.world.edition.version
+    assert "air_travel" in {s["code"] for s in current["rulebook"]["services"]}
+    assert "judgment_enforcement" in current["purposes"]
+    versions = api.client.get("/v1/rulebook/versions").json()
+    assert [v["version"] for v in versions] == [current["version"]]
+    text = api.client.get(f"/v1/rulebook/versions/{current['version']}/text").text
+    assert hashlib.sha256(text.encode()).hexdigest() == current["content_hash"]
+    assert_envelope(api.client.get("/v1/rulebook/versions/0.0"), 404)
+
+
+def test_register_submit_score_decide_and_see_it_on_the_file(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ident = person_id(42)
+    reg = api.call(
+        "POST",
+        "/v1/subjects",
+        "registry",
+        json={"kind": "person", "identifier": ident, "name": "Li Test"},
+    )
+    assert reg.status_code == 201, reg.text
+    subject_id = reg.json()["subject_id"]
+    again = api.call(
+        "POST",
+        "/v1/subjects",
+        "registry",
+        json={"kind": "person", "identifier": ident, "name": "Li Test"},
+    )
+    assert again.status_code == 200
+    assert again.json()["subject_id"] == subject_id
+    assert_envelope(
+        api.call(
+            "POST",
+            "/v1/subjects",
+            "bank",
+            json={"kind": "person", "identifier": person_id(43), "name": "X"},
+        ),
+        403,
+    )
+    found = api.call("POST", "/v1/subjects/lookup", "airline", json={"identifier": ident})
+    assert found.json()["subject_id"] == subject_id
+
+    day = (api.clock.now() - timedelta(days=20)).isoformat()
+    batch = api.call(
+        "POST",
+        "/v1/records",
+        "court",
+        json={
+            "records": [
+                {
+                    "source_ref": "J-1",
+                    "identifier": ident,
+                    "record_type": "judgment_default",
+                    "occurred_at": day,
+                    "decision_ref": "(2026)Zhi-7",
+                },
+                {
+                    "source_ref": "J-2",
+                    "identifier": ident,
+                    "record_type": "judgment_default",
+                    "occurred_at": day,
+                },
+                {
+                    "source_ref": "J-3",
+                    "identifier": ident,
+                    "record_type": "political_view",
+                    "occurred_at": day,
+                },
+                {
+                    "source_ref": "J-1",
+                    "identifier": ident,
+                    "record_type": "judgment_default",
+                    "occurred_at": day,
+                    "decision_ref": "(2026)Zhi-7",
+                },
+                "not an object",
+            ]
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    assert [r["status"] for r in body["results"]] == [
+        "created",
+        "rejected",
+        "rejected",
+        "duplicate",
+        "rejected",
+    ]
+    assert body["results"][1]["error"]["code"] == "decision_reference_required"
+    assert body["results"][2]["error"]["code"] == "unknown_record_type"
+    assert (body["created"], body["duplicates"], body["rejected"]) == (1, 1, 3)
+
+    decision = api.call(
+        "POST", "/v1/decisions", "airline", json={"identifier": ident, "service": "air_travel"}
+    )
+    assert decision.status_code == 200, decision.text
+    d = decision.json()
+    assert d["outcome"] == "deny"
+    assert 1 <= len(d["reasons"]) <= 4
+    assert "(2026)Zhi-7" in d["reasons"][0]
+    assert d["how_to_dispute"]
+    assert d["rulebook_version"] == api.world.edition.version
+    assert_envelope(
+        api.call(
+            "POST",
+            "/v1/decisions",
+            "airline",
+            json={"subject_id": subject_id, "service": "loan_rate_discount"},
+        ),
+        403,
+        "service_not_registered",
+    )
+
+    operator_view = api.call("GET", f"/v1/subjects/{subject_id}/file", "operator").json()
+    assert [i["service"] for i in operator_view["inquiries"]] == ["air_travel"]
+    assert operator_view["inquiries"][0]["asked_by"] == "Sky Airlines"
+    record_id = operator_view["score"]["contributions"][0]["record_id"]
+    assert operator_view["score"]["sub_scores"]["judicial"] < 0
+
+    retract = api.call(
+        "POST",
+        f"/v1/records/{record_id}/retraction",
+        "court",
+        json={"reason": "entered against the wrong person"},
+    )
+    assert retract.status_code == 200
+    assert retract.json()["created"] is True
+    after = api.call(
+        "POST", "/v1/decisions", "airline", json={"subject_id": subject_id, "service": "air_travel"}
+    ).json()
+    assert after["outcome"] == "allow"
+    assert_envelope(
+        api.call(
+            "POST", f"/v1/records/{record_id}/retraction", "bank", json={"reason": "not mine"}
+        ),
+        404,
+    )
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert ident not in logged
+
+
+def test_roles_see_only_what_they_may(api: Api) -> None:
+    own = api.world.people[0].public_id
+    other = api.world.people[1].public_id
+    assert api.call("GET", f"/v1/subjects/{own}/file", "subject").status_code == 200
+    assert api.call("GET", f"/v1/subjects/{own}/score", "subject").status_code == 200
+    assert api.call("GET", "/v1/me", "subject").json()["subject_id"] == own
+    assert_envelope(api.call("GET", f"/v1/subjects/{other}/file", "subject"), 403)
+    assert_envelope(api.call("GET", f"/v1/subjects/{other}/score", "subject"), 403)
+    for role in ("airline", "bank"):
+        assert_envelope(api.call("GET", f"/v1/subjects/{own}/score", role), 403)
+        assert_envelope(api.call("GET", f"/v1/subjects/{own}/file", role), 403)
+    assert_envelope(api.call("POST", "/v1/records", "airline", json={"records": [{}]}), 403)
+    assert_envelope(
+        api.call(
+            "POST", "/v1/decisions", "bank", json={"subject_id": own, "service": "air_travel"}
+        ),
+        403,
+    )
+    assert api.call("GET", f"/v1/subjects/{own}/score", "operator").status_code == 200
+
+
+def test_past_scores_are_reproduced(api: Api) -> None:
+    own = api.world.people[0].public_id
+    then = api.clock.now()
+    day = (then - timedelta(days=3)).isoformat()
+    api.call(
+        "POST",
+        "/v1/records",
+        "bank",
+        json={
+            "records": [
+                {
+                    "source_ref": "L1",
+                    "subject_id": own,
+                    "record_type": "loan_default",
+                    "occurred_at": day,
+                    "decision_ref": "REG-1",
+                }
+            ]
+        },
+    )
+    before = api.call("GET", f"/v1/subjects/{own}/score", "subject").json()
+    api.clock.advance(timedelta(days=40))
+    api.call(
+        "POST",
+        "/v1/records",
+        "bank",
+        json={
+            "records": [
+                {
+                    "source_ref": "L2",
+                    "subject_id": own,
+                    "record_type": "loan_repaid",
+                    "occurred_at": api.clock.now().isoformat(),
+                }
+            ]
+        },
+    )
+    as_of = api.call(
+        "GET", f"/v1/subjects/{own}/score", "subject", params={"as_of": then.isoformat()}
+    ).json()
+    assert as_of["total"] == before["total"]
+    assert as_of["sub_scores"] == before["sub_scores"]
+    assert_envelope(
+        api.call(
+            "GET", f"/v1/subjects/{own}/score", "subject", params={"as_of": "2999-01-01T00:00:00Z"}
+        ),
+        422,
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[]",
+        b"null",
+        b'{"records": null}',
+        b'{"records": [null, 1, "x", [], {"occurred_at": "yesterday"}]}',
+        b'{"records": [{"source_ref": "\\u0000", "subject_id": 5, "record_type": 1e309}]}',
+        b'{"records": [{"source_ref": "a", "subject_id": "s", "record_type": "t", '
+        b'"occurred_at": "2020-01-01", "quantity": -1}]}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"records": [{"source_ref": "a", "identifier": "' + b"9" * 39 + b'", '
+        b'"record_type": "loan_repaid", "occurred_at": "2020-01-01T00:00:00"}]}',
+    ],
+)
+def test_hostile_input_never_causes_a_500(api: Api, payload: bytes) -> None:
+    for path, role in (
+        ("/v1/records", "bank"),
+        ("/v1/decisions", "airline"),
+        ("/v1/subjects", "registry"),
+        ("/v1/subjects/lookup", "airline"),
+    ):
+        response = api.call(
+            "POST", path, role, content=payload, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code < 500, (path, response.text)

@@ -1,0 +1,122 @@
+"""A small world for tests: the default rulebook, a few sources and subjects.
+
+Plain functions, not fixtures, so any test module can build exactly what it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence.clock import Clock
+from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
+from credence.ledger import service as ledger
+from credence.ledger.schemas import RecordIn, SubjectIn
+from credence.ledger.tables import Source, Subject
+from credence.rulebook import store
+from credence.rulebook.loader import default_text
+
+SOURCES: dict[str, tuple[str | None, list[str]]] = {
+    "civil_registry": ("person", []),
+    "business_registry": ("organisation", ["annual_report_filed"]),
+    "bank": (
+        None,
+        ["loan_repaid", "loan_default", "credit_card_default", "on_time_payment_streak"],
+    ),
+    "court": (
+        None,
+        ["judgment_default", "judgment_satisfied", "fraud_judgment", "contract_breach_judgment"],
+    ),
+    "tax_office": (None, ["tax_paid_on_time", "tax_arrears", "tax_evasion_penalty"]),
+    "traffic_police": (None, ["traffic_violation", "drunk_driving_penalty"]),
+    "volunteers": (None, ["volunteer_service", "blood_donation", "heroic_act"]),
+}
+
+
+@dataclass
+class World:
+    sources: dict[str, Source]
+    people: list[Subject]
+    company: Subject
+    edition: store.Edition
+
+
+def person_id(n: int) -> str:
+    return make_resident_id("370211", date(1980, 1, 1) + timedelta(days=97 * n), n)
+
+
+def company_id(n: int) -> str:
+    return make_credit_code("9", "1", "371082", f"{n:09d}")
+
+
+def build_world(sessions: sessionmaker[Session], clock: Clock, *, people: int = 3) -> World:
+    """Publish the default rulebook a year back, register the sources and subjects."""
+    with sessions.begin() as session:
+        published = clock.now() - timedelta(days=365 * 6)
+        edition = store.publish(session, text=default_text(), at=published)
+        sources = {
+            code: ledger.register_source(
+                session,
+                code=code,
+                name=code.replace("_", " ").title(),
+                kind=code,
+                record_types=types,
+                rulebook=edition.rulebook,
+                at=published,
+                identity_authority_for=authority,
+            )
+            for code, (authority, types) in SOURCES.items()
+        }
+        subjects = [
+            ledger.register_subject(
+                session,
+                source=sources["civil_registry"],
+                data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(i), name=f"P{i}"),
+                at=published,
+            )[0]
+            for i in range(people)
+        ]
+        company = ledger.register_subject(
+            session,
+            source=sources["business_registry"],
+            data=SubjectIn(kind=SubjectKind.COMPANY, identifier=company_id(1), name="Acme"),
+            at=published,
+        )[0]
+        session.expunge_all()
+    return World(sources, subjects, company, edition)
+
+
+def submit(
+    sessions: sessionmaker[Session],
+    world: World,
+    source: str,
+    at: datetime,
+    *records: dict[str, object],
+) -> list[str]:
+    """Submit records as ``source`` at ``at``; return their statuses (or error codes)."""
+    with sessions.begin() as session:
+        results = ledger.submit_records(
+            session,
+            source=session.merge(world.sources[source]),
+            records=ledger.parse_records(list(records)),
+            rulebook=world.edition.rulebook,
+            at=at,
+        )
+    return [r.status if r.error is None else str(r.error["code"]) for r in results]
+
+
+def rec(
+    ref: str, subject: Subject, record_type: str, occurred_at: datetime, **extra: object
+) -> dict[str, object]:
+    return {
+        "source_ref": ref,
+        "subject_id": subject.public_id,
+        "record_type": record_type,
+        "occurred_at": occurred_at.isoformat(),
+        **extra,
+    }
+
+
+__all__ = ["RecordIn", "World", "build_world", "rec", "submit"]

@@ -44,7 +44,7 @@ class World:
 
 
 def person_id(n: int) -> str:
-    return make_resident_id("370211", date(1980, 1, 1) + timedelta(days=97 * n), n)
+    return make_resident_id("110105", date(1980, 1, 1) + timedelta(days=97 * n), n)
 
 
 def company_id(n: int) -> str:

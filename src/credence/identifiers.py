@@ -57,6 +57,11 @@ def validate_resident_id(value: str) -> str:
             "the check character of the resident identity number is wrong "
             f"(ISO 7064 MOD 11-2 gives {expected!r})"
         ) from None
+    except stdnum_errors.InvalidComponent:
+        raise InvalidIdentifier(
+            f"the region code of the resident identity number ({compact[:6]}) is not an "
+            f"administrative division that existed in the birth year {compact[6:10]}"
+        ) from None
     except stdnum_errors.ValidationError as exc:
         raise InvalidIdentifier(f"invalid resident identity number: {exc}") from None
 

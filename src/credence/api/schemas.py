@@ -59,7 +59,7 @@ class RecordBatchIn(BaseModel):
     optional ``quantity`` and ``decision_ref``. Each is checked on its own."""
 
     model_config = ConfigDict(extra="forbid")
-    records: list[dict[str, Any]] = Field(min_length=1)
+    records: list[Any] = Field(min_length=1)
 
 
 class BatchOut(BaseModel):

@@ -180,6 +180,7 @@ def build_demo(
     lines += [
         f"export RESTRICTED_SUBJECT={restricted.public_id}",
         f"export CLEAR_SUBJECT={clear.public_id}",
+        f"export CLEAR_IDENTIFIER={clear.identifier}",
     ]
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     table = Table("role", "holder", "key", title=f"API keys (also written to {env_file})")

@@ -18,7 +18,7 @@ from credence.scoring.online import score_subject
 from credence.scoring.tables import ScoreSnapshot
 from tests.world import build_world, rec, submit
 
-SOURCE_TYPES = {
+SOURCE_TYPES: dict[str, list[tuple[str, str | None]]] = {
     "bank": [("loan_repaid", None), ("loan_default", "REG"), ("on_time_payment_streak", None)],
     "court": [("judgment_default", "J"), ("judgment_satisfied", None), ("fraud_judgment", "F")],
     "tax_office": [("tax_paid_on_time", None), ("tax_arrears", "T")],

@@ -100,7 +100,7 @@ def test_identifier_and_subject_id_name_the_same_subject(
     sessions: sessionmaker[Session], clock: FixedClock, world: World
 ) -> None:
     day = clock.now() - timedelta(days=3)
-    by_identifier = {
+    by_identifier: dict[str, object] = {
         "source_ref": "x-1",
         "identifier": person_id(1),
         "record_type": "loan_repaid",

@@ -39,15 +39,12 @@ def validate_resident_id(value: str) -> str:
             f"a resident identity number has 18 characters, this one has {len(compact)}"
         )
     if not compact[:17].isdigit() or not (compact[17].isdigit() or compact[17] == "X"):
-        raise InvalidIdentifier(
-            "a resident identity number is 17 digits followed by a digit or X"
-        )
+        raise InvalidIdentifier("a resident identity number is 17 digits followed by a digit or X")
     try:
         ric.get_birth_date(compact)
     except stdnum_errors.ValidationError:
         raise InvalidIdentifier(
-            f"the birth date in the resident identity number ({compact[6:14]}) "
-            "is not a real date"
+            f"the birth date in the resident identity number ({compact[6:14]}) is not a real date"
         ) from None
     try:
         return str(ric.validate(compact))

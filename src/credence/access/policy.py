@@ -193,9 +193,7 @@ def scope_of(role: Role, action: Action) -> Scope:
 def grants(role: Role) -> dict[Action, Scope]:
     """Every action ``role`` may take and how far (for documentation and ``/v1/me``)."""
     return {
-        action: scope
-        for action in Action
-        if (scope := scope_of(role, action)) is not Scope.NONE
+        action: scope for action in Action if (scope := scope_of(role, action)) is not Scope.NONE
     }
 
 

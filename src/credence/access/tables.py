@@ -39,9 +39,7 @@ class Principal(Base):
     role: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
     source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"), nullable=True)
-    party_id: Mapped[int | None] = mapped_column(
-        ForeignKey("relying_parties.id"), nullable=True
-    )
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("relying_parties.id"), nullable=True)
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(Instant)
 

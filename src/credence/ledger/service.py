@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from credence.errors import (
@@ -215,8 +215,7 @@ def _subjects_by(session: Session, column: Any, keys: set[str]) -> dict[str, Sub
     found: dict[str, Subject] = {}
     ordered = sorted(keys)
     for chunk in _chunked(ordered):
-        query: Select[tuple[Subject]] = select(Subject).where(column.in_(chunk))
-        for subject in session.scalars(query):
+        for subject in session.scalars(select(Subject).where(column.in_(chunk))):
             found[getattr(subject, column.key)] = subject
     return found
 
@@ -503,4 +502,18 @@ def subject_records(
     )
     if record_types is not None:
         query = query.where(Record.record_type.in_(sorted(set(record_types))))
-    return [RecordView(*row) for row in session.execute(query)]
+    return [
+        RecordView(
+            record_id=row[0],
+            source_code=row[1],
+            source_name=row[2],
+            source_ref=row[3],
+            record_type=row[4],
+            occurred_at=row[5],
+            received_at=row[6],
+            quantity=row[7],
+            decision_ref=row[8],
+            ended_at=row[9],
+        )
+        for row in session.execute(query)
+    ]

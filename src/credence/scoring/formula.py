@@ -51,13 +51,14 @@ def category_sums(
     """Per-(subject, category) sums as an ``(n_subjects, 4)`` array, by one bincount."""
     flat = subject_idx * N_CATEGORIES + category_idx
     sums = np.bincount(flat, weights=contrib, minlength=n_subjects * N_CATEGORIES)
-    return sums.reshape(n_subjects, N_CATEGORIES)
+    return sums.astype(np.float64, copy=False).reshape(n_subjects, N_CATEGORIES)
 
 
 def totals(sub_scores: FloatArray, rulebook: Rulebook) -> FloatArray:
     """Totals from sub-scores: base plus the sum over categories, clamped to the scale."""
     scale = rulebook.scale
-    return np.clip(scale.base + sub_scores.sum(axis=1), scale.min, scale.max)
+    clipped: FloatArray = np.clip(scale.base + sub_scores.sum(axis=1), scale.min, scale.max)
+    return clipped
 
 
 def tier_codes(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[Any]:

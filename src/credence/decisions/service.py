@@ -128,7 +128,9 @@ def evaluate(
     """Apply a service's rules to a purpose-bound score.
 
     Returns ``(outcome, terms, reasons, cited record ids)``; the first matching rule
-    decides, else the service's default. Reasons are given for adverse outcomes only.
+    decides, else the service's default. Reasons are given for adverse outcomes only,
+    at most :data:`MAX_REASONS`, each naming a record or a threshold, never just "score
+    too low".
     """
     cats = " and ".join(c.value.replace("_", " ") for c in service.categories)
     for rule in service.rules:
@@ -137,26 +139,30 @@ def evaluate(
             continue
         if rule.outcome is not Outcome.DENY:
             return rule.outcome, rule.terms, [], []
-        reasons = [f"{rule.reason} — {_describe(c)}" for c in cited[:MAX_REASONS]]
-        if not reasons:
-            threshold = f"{rule.max_score:.0f}" if rule.max_score is not None else "the minimum"
-            reasons.append(
+        if cited:
+            reasons = [f"{rule.reason} — {_describe(c)}" for c in cited[:MAX_REASONS]]
+            return Outcome.DENY, None, reasons, [c.record.record_id for c in cited[:MAX_REASONS]]
+        if rule.max_score is not None:
+            head = (
                 f"{rule.reason} Your {cats} score is {score.total:.0f}; this service requires "
-                f"at least {threshold}."
+                f"at least {rule.max_score:.0f}."
             )
-            cited = _negatives(score)[: MAX_REASONS - 1]
-            reasons.extend(_describe(c) for c in cited)
-        return Outcome.DENY, None, reasons, [c.record.record_id for c in cited]
+            held_back = _negatives(score)[: MAX_REASONS - 1]
+            reasons = [head, *(_describe(c) for c in held_back)]
+            return Outcome.DENY, None, reasons, [c.record.record_id for c in held_back]
+        reasons, ids = _shortfall(service, score, book, cats)
+        return Outcome.DENY, None, [rule.reason, *reasons][:MAX_REASONS], ids
     if service.default is not Outcome.DENY:
         return service.default, None, [], []
-    return Outcome.DENY, None, *_default_denial(service, score, book, cats)
+    reasons, ids = _shortfall(service, score, book, cats)
+    return Outcome.DENY, None, reasons, ids
 
 
-def _default_denial(
+def _shortfall(
     service: Service, score: Score, book: Rulebook, cats: str
 ) -> tuple[list[str], list[str]]:
-    """Reasons when no rule granted anything: what the nearest reward needs, and the
-    records that hold the subject back."""
+    """Why no reward applies: what the nearest reward needs, and the records that hold the
+    subject back (at most ``MAX_REASONS - 1`` of them, leaving room for a rule's reason)."""
     reasons: list[str] = []
     cited: list[Contribution] = []
     rewards = [r for r in service.rules if r.outcome is Outcome.REWARD]
@@ -171,16 +177,15 @@ def _default_denial(
             if c not in cited:
                 cited.append(c)
     cited.extend(c for c in _negatives(score) if c not in cited)
-    cited = cited[: MAX_REASONS - len(reasons)]
+    cited = cited[: MAX_REASONS - 1 - len(reasons)]
     reasons.extend(_describe(c) for c in cited)
-    if len(reasons) < MAX_REASONS:
+    if not cited:
         positive = sum(c.points for c in score.contributions if c.points > 0)
-        if not cited:
-            reasons.append(
-                f"No negative {cats} records count against you; positive records add "
-                f"{positive:.1f} points so far."
-            )
-    return reasons[:MAX_REASONS], [c.record.record_id for c in cited]
+        reasons.append(
+            f"No negative {cats} records count against you; positive records add "
+            f"{positive:.1f} points so far."
+        )
+    return reasons, [c.record.record_id for c in cited]
 
 
 def decide(

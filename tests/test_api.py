@@ -210,7 +210,12 @@ def test_register_submit_score_decide_and_see_it_on_the_file(
         "service_not_registered",
     )
 
-    operator_view = api.call("GET", f"/v1/subjects/{subject_id}/file", "operator").json()
+    assert_envelope(
+        api.call("GET", f"/v1/subjects/{subject_id}/file", "operator"), 422, "purpose_required"
+    )
+    operator_view = api.call(
+        "GET", f"/v1/subjects/{subject_id}/file", "operator", params={"purpose": "ticket 17"}
+    ).json()
     assert [i["service"] for i in operator_view["inquiries"]] == ["air_travel"]
     assert operator_view["inquiries"][0]["asked_by"] == "Sky Airlines"
     record_id = operator_view["score"]["contributions"][0]["record_id"]
@@ -257,7 +262,17 @@ def test_roles_see_only_what_they_may(api: Api) -> None:
         ),
         403,
     )
-    assert api.call("GET", f"/v1/subjects/{own}/score", "operator").status_code == 200
+    assert (
+        api.call(
+            "GET", f"/v1/subjects/{own}/score", "operator", params={"purpose": "audit"}
+        ).status_code
+        == 200
+    )
+    looked = api.call("GET", f"/v1/subjects/{own}/file", "subject").json()["accessed_by"]
+    assert [(a["role"], a["action"], a["purpose"]) for a in looked][:2] == [
+        ("subject", "file_read", "own file"),
+        ("operator", "score_read", "audit"),
+    ]
 
 
 def test_past_scores_are_reproduced(api: Api) -> None:

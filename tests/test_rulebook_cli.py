@@ -61,7 +61,7 @@ def test_check_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_show_default() -> None:
-    result = runner.invoke(app, ["show"])
+    result = runner.invoke(app, ["show", "--db", "sqlite:///:memory:"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert content_hash(DEFAULT) in result.output
     for expected in ("AAA", "judgment_default", "hours (max 200)", "loan_rate_discount"):

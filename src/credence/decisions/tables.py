@@ -28,3 +28,21 @@ class Inquiry(Base):
     #: JSON list of the reasons given (empty for a favourable outcome).
     reasons: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(Instant)
+
+
+class RestrictionWarning(Base):
+    """A subject warned that a restriction will apply (warn before punishing).
+
+    The restriction applies only from ``effective_at``; a warning is cleared when the
+    subject is no longer caught by the restriction, so a later catch warns again.
+    """
+
+    __tablename__ = "restriction_warnings"
+    __table_args__ = (Index("ix_restriction_warnings_subject_service", "subject_id", "service"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    service: Mapped[str] = mapped_column(String(64))
+    warned_at: Mapped[datetime] = mapped_column(Instant)
+    effective_at: Mapped[datetime] = mapped_column(Instant)
+    cleared_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)

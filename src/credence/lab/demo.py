@@ -191,22 +191,25 @@ def build_demo(
     ]
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     table = Table("role", "holder", "key", title=f"API keys (also written to {env_file})")
+    table.columns[2].overflow = "fold"
     for k in keys:
         table.add_row(k.role, k.holder, k.key)
     console.print(table)
     party_key = next(k for k in keys if k.role == Role.RELYING_PARTY.value)
     subject_key = next(k for k in keys if k.role == Role.SUBJECT.value)
     body = f'{{"subject_id": "{restricted.public_id}", "service": "air_travel"}}'
-    console.print("Try, as the airline (a decision with reasons):")
-    console.print(
-        f"  curl -s -X POST {base_url}/v1/decisions -H 'Authorization: Bearer {party_key.key}' "
+    decision = (
+        f"curl -s -X POST {base_url}/v1/decisions -H 'Authorization: Bearer {party_key.key}' "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
-    console.print("As the subject whose key is above (their own file):")
-    console.print(
-        f"  curl -s {base_url}/v1/subjects/{clear.public_id}/file "
+    own_file = (
+        f"curl -s {base_url}/v1/subjects/{clear.public_id}/file "
         f"-H 'Authorization: Bearer {subject_key.key}'"
     )
+    console.print("Try, as the airline (a decision with reasons):")
+    console.print(f"  {decision}", soft_wrap=True)
+    console.print("As the subject whose key is above (their own file):")
+    console.print(f"  {own_file}", soft_wrap=True)
     console.print(f"Or: source {env_file} and follow README's examples.")
     return keys
 

@@ -201,6 +201,9 @@ def _published(db: str | None, version: str | None) -> Edition | None:
     from credence.rulebook import store
 
     ctx = open_context(db)
+    database = ctx.engine.url.database
+    if ctx.engine.dialect.name == "sqlite" and database and not Path(database).exists():
+        return None  # don't create an empty database file just to look into it
     if "rulebooks" not in inspect(ctx.engine).get_table_names():
         if version is not None:
             raise typer.BadParameter("the database has no published rulebooks", param_hint="--db")

@@ -1,0 +1,1 @@
+"""Audited access: who read which file, when, and for what declared purpose."""

@@ -1,0 +1,101 @@
+"""Warn before punishing (the Rongcheng principle).
+
+Where a restriction service declares a warning period, a subject newly caught by it is
+warned, and the restriction applies only once the period has passed. Restrictions
+ordered by a court (``court_ordered``) apply at once. A warning is cleared when the
+subject is no longer caught, so being caught again later starts a new warning period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credence.decisions.tables import RestrictionWarning
+from credence.ledger import journal
+from credence.ledger.tables import Subject
+from credence.notifications.service import notify
+from credence.rulebook.model import Service, ServiceKind
+
+
+@dataclass(frozen=True)
+class WarningState:
+    warned_at: datetime
+    effective_at: datetime
+
+    def pending(self, at: datetime) -> bool:
+        return at < self.effective_at
+
+
+def needs_warning(service: Service) -> bool:
+    return (
+        service.kind is ServiceKind.RESTRICTION
+        and service.warning_days > 0
+        and not service.court_ordered
+    )
+
+
+def _open(session: Session, subject_id: int, service: str) -> RestrictionWarning | None:
+    return session.scalar(
+        select(RestrictionWarning).where(
+            RestrictionWarning.subject_id == subject_id,
+            RestrictionWarning.service == service,
+            RestrictionWarning.cleared_at.is_(None),
+        )
+    )
+
+
+def caught(
+    session: Session, *, subject: Subject, service: Service, reasons: list[str], at: datetime
+) -> WarningState:
+    """The subject is caught by ``service``'s restriction: warn them if not yet warned."""
+    row = _open(session, subject.id, service.code)
+    if row is None:
+        row = RestrictionWarning(
+            subject_id=subject.id,
+            service=service.code,
+            warned_at=at,
+            effective_at=at + timedelta(days=service.warning_days),
+        )
+        session.add(row)
+        because = " ".join(reasons[:2])
+        notify(
+            session,
+            subject_id=subject.id,
+            kind="restriction_warning",
+            text=(
+                f"Warning: from {row.effective_at:%Y-%m-%d}, {service.name} will be "
+                f"restricted for you. {because} You can correct this, or dispute a record, "
+                "before then."
+            ),
+            at=at,
+        )
+        journal.append(
+            session,
+            kind="warning_issued",
+            at=at,
+            subject_id=subject.id,
+            data={
+                "subject": subject.public_id,
+                "service": service.code,
+                "effective_at": row.effective_at,
+            },
+        )
+    return WarningState(row.warned_at, row.effective_at)
+
+
+def not_caught(session: Session, *, subject: Subject, service: Service, at: datetime) -> None:
+    """The subject is no longer caught: clear an open warning."""
+    row = _open(session, subject.id, service.code)
+    if row is not None:
+        row.cleared_at = at
+        journal.append(
+            session,
+            kind="warning_cleared",
+            at=at,
+            subject_id=subject.id,
+            data={"subject": subject.public_id, "service": service.code},
+        )

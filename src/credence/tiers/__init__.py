@@ -1,0 +1,1 @@
+"""Published tiers with hysteresis, and notifications when they change."""

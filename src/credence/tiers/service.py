@@ -1,0 +1,92 @@
+"""Keeping each subject's shown tier, and telling them when it changes.
+
+The raw tier of a score (``Score.tier``) is a pure function of the ledger and the
+instant. The *shown* tier adds hysteresis (:mod:`credence.tiers.hysteresis`), so it needs
+the previous one: it is kept in ``subject_tiers`` and updated by the batch rescore and
+whenever a subject's score is computed for them. Every change is a notification and a
+journal entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credence.ledger import journal
+from credence.ledger.tables import Subject
+from credence.notifications.service import notify
+from credence.rulebook.model import Rulebook
+from credence.tiers.hysteresis import next_tier, rank
+from credence.tiers.tables import SubjectTier
+
+
+def shown_tier(session: Session, subject_id: int) -> str | None:
+    return session.scalar(select(SubjectTier.tier).where(SubjectTier.subject_id == subject_id))
+
+
+def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def update_tiers(
+    session: Session, book: Rulebook, at: datetime, totals: Iterable[tuple[int, float]]
+) -> int:
+    """Apply hysteresis to each ``(subject_id, total)``; store, notify and journal every
+    change. Returns how many subjects changed tier."""
+    pairs = dict(totals)
+    ids = sorted(pairs)
+    current: dict[int, SubjectTier] = {}
+    for chunk in _chunks(ids):
+        for row in session.scalars(select(SubjectTier).where(SubjectTier.subject_id.in_(chunk))):
+            current[row.subject_id] = row
+    changes: list[tuple[int, str, str, float]] = []
+    for subject_id in ids:
+        total = pairs[subject_id]
+        row = current.get(subject_id)
+        if row is None:
+            tier = next_tier(book, None, total)
+            session.add(SubjectTier(subject_id=subject_id, tier=tier, total=total, since=at))
+            continue
+        tier = next_tier(book, row.tier, total)
+        row.total = total
+        if tier != row.tier:
+            changes.append((subject_id, row.tier, tier, total))
+            row.tier, row.since = tier, at
+    public: dict[int, str] = {}
+    for chunk in _chunks([c[0] for c in changes]):
+        public.update(
+            session.execute(
+                select(Subject.id, Subject.public_id).where(Subject.id.in_(chunk))
+            ).tuples()
+        )
+    for subject_id, previous, tier, total in changes:
+        direction = "up" if rank(book, tier) < rank(book, previous) else "down"
+        notify(
+            session,
+            subject_id=subject_id,
+            kind="tier_changed",
+            text=(
+                f"Your tier moved {direction} from {previous} to {tier} (score {total:.0f}, "
+                f"rulebook {book.version}). Your file lists every record behind it."
+            ),
+            at=at,
+        )
+        journal.append(
+            session,
+            kind="tier_changed",
+            at=at,
+            subject_id=subject_id,
+            data={
+                "subject": public[subject_id],
+                "from": previous,
+                "to": tier,
+                "total": round(total, 6),
+                "rulebook": book.version,
+            },
+        )
+    session.flush()
+    return len(changes)

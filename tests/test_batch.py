@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.ledger import service as ledger
+from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
 from credence.scoring.batch import rescore_everyone, score_population
@@ -77,3 +78,120 @@ def test_batch_and_online_scores_agree(sessions: sessionmaker[Session], clock: F
                     rel_tol=1e-9,
                     abs_tol=1e-9,
                 )
+
+
+def test_batch_and_online_agree_on_every_way_an_effect_ends(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Dispute deleted, dispute corrected, dispute lapsed (lazily, at the deadline, with
+    and without the sweep's entry), repair approved and retraction: one definition of
+    "effect ended" (credence.ledger.endings), so both runners agree at every instant."""
+    from credence.disputes import repair, service
+
+    world = build_world(sessions, clock, people=4)
+    p = world.people
+    day = clock.now() - timedelta(days=100)
+    refs = ["deleted", "corrected", "lapsed", "swept", "repaired", "retracted", "kept"]
+    submit(
+        sessions,
+        world,
+        "bank",
+        clock.now(),
+        *[
+            rec(r, p[i % 4], "loan_default", day, decision_ref=f"REG-{r}")
+            for i, r in enumerate(refs)
+        ],
+        rec("good", p[0], "loan_repaid", day),
+    )
+    with sessions() as session:
+        ids = {
+            ref: rid for ref, rid in session.execute(select(Record.source_ref, Record.public_id))
+        }
+    opened: dict[str, str] = {}
+    with sessions.begin() as session:
+        for i, ref in enumerate(refs[:4]):
+            opened[ref] = service.open_dispute(
+                session,
+                subject=session.merge(p[i % 4]),
+                record_id=ids[ref],
+                reason="not mine",
+                new_information=None,
+                rulebook=world.edition.rulebook,
+                at=clock.now(),
+            ).dispute_id
+        applied = repair.apply_for_repair(
+            session,
+            subject=session.merge(p[refs.index("repaired") % 4]),
+            record_id=ids["repaired"],
+            commitment="repaid",
+            rulebook=world.edition.rulebook,
+            at=clock.now(),
+        )
+    start = clock.now()
+    clock.advance(timedelta(days=3))
+    bank = service.Answerer(kind="source", name="bank")
+    with sessions.begin() as session:
+        service.answer_dispute(
+            session,
+            dispute_id=opened["deleted"],
+            outcome="deleted",
+            explanation="error",
+            by=bank,
+            rulebook=world.edition.rulebook,
+            at=clock.now(),
+        )
+        service.answer_dispute(
+            session,
+            dispute_id=opened["corrected"],
+            outcome="corrected",
+            explanation="amount",
+            by=bank,
+            rulebook=world.edition.rulebook,
+            at=clock.now(),
+            correction=RecordIn.model_validate(
+                rec("corrected-2", p[1], "credit_card_default", day, decision_ref="REG-c2")
+            ),
+        )
+        repair.decide_repair(
+            session,
+            repair_id=applied.repair_id,
+            approve=True,
+            reasons="repaid",
+            principal_id=None,
+            at=clock.now(),
+        )
+        ledger.retract_record(
+            session,
+            source=session.merge(world.sources["bank"]),
+            record_id=ids["retracted"],
+            reason="error",
+            at=clock.now(),
+        )
+    deadline = start + timedelta(days=30)
+    clock.set(deadline + timedelta(days=1))
+    with sessions.begin() as session:
+        service.sweep(session, deadline)  # writes "swept"'s and "lapsed"'s entries both
+    instants = [start, start + timedelta(days=3), deadline - timedelta(microseconds=1), deadline]
+    with sessions() as session:
+        for at in instants:
+            population = score_population(session, world.edition, at)
+            for subject in session.scalars(select(Subject)):
+                online = score_subject(session, subject, world.edition, at)
+                i = list(population.subject_ids).index(subject.id)
+                assert math.isclose(population.totals[i], online.total, rel_tol=1e-12), at
+        statuses = {
+            c.record.source_ref: c.status
+            for s in session.scalars(select(Subject))
+            for c in score_subject(session, s, world.edition, deadline).contributions
+        }
+    assert statuses == {
+        "deleted": "deleted",
+        "corrected": "corrected",
+        "corrected-2": "counting",
+        "lapsed": "unverifiable",
+        "swept": "unverifiable",
+        "repaired": "repaired",
+        "retracted": "retracted",
+        "kept": "counting",
+        "good": "counting",
+    }

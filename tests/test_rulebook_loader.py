@@ -143,7 +143,7 @@ def test_default_rulebook_anchors() -> None:
     assert default is not None
     assert traffic.points == -5  # Rongcheng: a traffic ticket costs 5 points
     assert heroic.points == 30  # ... and a heroic act earns 30
-    assert default.lifted_by == ("judgment_satisfied",)
+    assert default.lifted_by == ("judgment_satisfied", "settlement_performed")
     assert book.dispute.deadline_days == 30
     assert book.dispute.deadline_days_with_new_information == 45
     assert "POST /v1/disputes" in book.dispute.how_to
@@ -400,7 +400,7 @@ def test_lifted_by_unknown_record_type_is_refused() -> None:
     text = replace_in(
         DEFAULT,
         "judgment_default",
-        'lifted_by = ["judgment_satisfied"]',
+        'lifted_by = ["judgment_satisfied", "settlement_performed"]',
         'lifted_by = ["judgment_paid"]',
     )
     problem = only(problems_of(text), "lifted by 'judgment_paid'")

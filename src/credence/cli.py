@@ -21,17 +21,26 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import select
 
-from credence.access.keys import create_principal, create_relying_party, issue_key
+from credence.access.keys import (
+    create_principal,
+    create_relying_party,
+    issue_key,
+    revoke_key,
+    rotate_key,
+)
 from credence.access.policy import Role
 from credence.access.tables import RelyingParty
+from credence.audit.service import log_operator_action
 from credence.clock import ensure_utc
 from credence.context import Context, open_context
+from credence.disputes.cli import app as disputes_app
 from credence.errors import CredenceError
 from credence.ledger import service as ledger
 from credence.rulebook import store
 from credence.rulebook.cli import app as rulebook_app
 from credence.scoring.batch import BatchSummary, rescore_everyone
 from credence.scoring.online import score_subject
+from credence.translog.cli import app as log_app
 
 console = Console()
 err = Console(stderr=True)
@@ -51,6 +60,8 @@ parties_app = typer.Typer(help="Register relying parties.", no_args_is_help=True
 app.add_typer(parties_app, name="parties")
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(log_app, name="log", help="The transparency log: checkpoints, proofs, verify.")
+app.add_typer(disputes_app, name="disputes", help="Disputes: sweep lapsed ones, list, answer.")
 
 DbOption = Annotated[
     str | None,
@@ -120,6 +131,12 @@ def rulebook_publish(
         edition = store.publish(
             session, text=file.read_text(encoding="utf-8"), at=ctx.clock.now(), origin=file.name
         )
+        log_operator_action(
+            session,
+            action="rulebook_published",
+            what=f"rulebook {edition.version}",
+            at=ctx.clock.now(),
+        )
     console.print(f"published rulebook {edition.version} ({edition.content_hash})")
 
 
@@ -162,6 +179,7 @@ def sources_add(
             at=now,
             identity_authority_for=identity_authority,
         )
+        log_operator_action(session, action="source_registered", what=f"source {code}", at=now)
     console.print(f"source {code} registered")
 
 
@@ -182,6 +200,7 @@ def parties_add(
         if unknown:
             raise CredenceError(f"unknown services: {', '.join(unknown)}", code="unknown_service")
         create_relying_party(session, code=code, name=name, services=wanted, clock=ctx.clock)
+        log_operator_action(session, action="party_registered", what=f"party {code}", at=now)
     console.print(f"relying party {code} registered for {', '.join(wanted)}")
 
 
@@ -217,6 +236,46 @@ def keys_create(
         )
         expires = now + timedelta(days=expires_days) if expires_days else None
         key = issue_key(session, principal=principal, clock=ctx.clock, expires_at=expires)
+        log_operator_action(
+            session, action="key_issued", what=f"{role.value} key {key[:12]}", at=now
+        )
+    console.print(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (its first 12 characters).")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key now: it is refused with 401 from then on."""
+    ctx = _context(db)
+    with _errors(), ctx.sessions.begin() as session:
+        revoke_key(session, prefix=prefix, clock=ctx.clock)
+        log_operator_action(session, action="key_revoked", what=f"key {prefix}", at=ctx.clock.now())
+    console.print(f"key {prefix} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (its first 12 characters).")],
+    overlap_hours: Annotated[float, typer.Option(help="Keep the old key working this long.")] = 0,
+    expires_days: Annotated[int | None, typer.Option(help="New key expires after N days.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Issue a new key to the same holder and revoke the old one (after an overlap)."""
+    ctx = _context(db)
+    now = ctx.clock.now()
+    with _errors(), ctx.sessions.begin() as session:
+        key = rotate_key(
+            session,
+            prefix=prefix,
+            clock=ctx.clock,
+            expires_at=now + timedelta(days=expires_days) if expires_days else None,
+            overlap=timedelta(hours=overlap_hours),
+        )
+        log_operator_action(
+            session, action="key_rotated", what=f"key {prefix} -> {key[:12]}", at=now
+        )
     console.print(key)
 
 

@@ -1,19 +1,29 @@
 """Imports every feature's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from credence.access import tables as access_tables
+from credence.audit import tables as audit_tables
 from credence.db import Base
 from credence.decisions import tables as decision_tables
+from credence.disputes import tables as dispute_tables
 from credence.ledger import tables as ledger_tables
+from credence.notifications import tables as notification_tables
 from credence.rulebook import tables as rulebook_tables
 from credence.scoring import tables as scoring_tables
+from credence.tiers import tables as tier_tables
+from credence.translog import tables as translog_tables
 
 metadata = Base.metadata
 
 __all__ = [
     "access_tables",
+    "audit_tables",
     "decision_tables",
+    "dispute_tables",
     "ledger_tables",
     "metadata",
+    "notification_tables",
     "rulebook_tables",
     "scoring_tables",
+    "tier_tables",
+    "translog_tables",
 ]

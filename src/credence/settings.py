@@ -34,3 +34,17 @@ class Settings(BaseSettings):
         gt=0,
     )
     log_level: str = Field(default="info", description="Log level of the API server.")
+    log_key_path: str = Field(
+        default="credence-log.key",
+        description=(
+            "PEM file with the transparency log's Ed25519 signing key; generated (mode "
+            "0600) if missing. Back it up: checkpoints are verified against its public key."
+        ),
+    )
+    log_origin: str = Field(
+        default="credence.example/log",
+        description=(
+            "The transparency log's origin: the first line of every checkpoint and the "
+            "name of its signing key (no spaces or '+')."
+        ),
+    )

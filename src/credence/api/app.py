@@ -6,7 +6,16 @@ from fastapi import FastAPI
 
 from credence import __version__
 from credence.api import errors
-from credence.api.routers import decisions, records, rulebook, subjects
+from credence.api.routers import (
+    decisions,
+    disputes,
+    keys,
+    log,
+    records,
+    repairs,
+    rulebook,
+    subjects,
+)
 from credence.api.schemas import ErrorEnvelope
 from credence.context import Context
 
@@ -44,6 +53,6 @@ def create_app(ctx: Context) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (rulebook, subjects, records, decisions):
+    for module in (rulebook, subjects, records, decisions, disputes, repairs, log, keys):
         app.include_router(module.router)
     return app

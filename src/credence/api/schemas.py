@@ -56,7 +56,8 @@ class LookupIn(BaseModel):
 class RecordBatchIn(BaseModel):
     """A batch of records. Each item has the shape of ``RecordIn`` (see the import docs):
     ``source_ref``, ``subject_id`` or ``identifier``, ``record_type``, ``occurred_at``,
-    optional ``quantity`` and ``decision_ref``. Each is checked on its own."""
+    optional ``quantity``, ``decision_ref`` and ``certified`` (only to reinsert a record
+    deleted after a dispute). Each is checked on its own."""
 
     model_config = ConfigDict(extra="forbid")
     records: list[Any] = Field(min_length=1)
@@ -101,6 +102,12 @@ class ContributionOut(BaseModel):
     points: float
     status: str
     ended_at: datetime | None
+    disputed: bool = Field(
+        default=False, description="The subject has a dispute of this record open."
+    )
+    statement: str | None = Field(
+        default=None, description="The subject's statement about this record."
+    )
 
 
 class ScoreOut(BaseModel):
@@ -128,6 +135,25 @@ class InquiryOut(BaseModel):
     at: datetime
 
 
+class NotificationOut(BaseModel):
+    kind: str
+    text: str
+    at: datetime
+    delivered_at: datetime | None
+    channel: str | None
+
+
+class AccessOut(BaseModel):
+    """One read of the file: who, in what role, what they read, why, and when."""
+
+    role: str
+    actor: str
+    action: str
+    what: str
+    purpose: str
+    at: datetime
+
+
 class FileOut(BaseModel):
     subject_id: str
     kind: str
@@ -135,6 +161,17 @@ class FileOut(BaseModel):
     registered_at: datetime
     score: ScoreOut
     inquiries: list[InquiryOut]
+    shown_tier: str | None = Field(
+        default=None,
+        description="The tier shown with hysteresis (updated by the nightly rescore); "
+        "score.tier is the raw tier of the score as of now.",
+    )
+    accessed_by: list[AccessOut] = Field(
+        default_factory=list, description="Who read this file or score, when and why."
+    )
+    notifications: list[NotificationOut] = Field(
+        default_factory=list, description="What happened on the file, newest first."
+    )
 
 
 class DecisionIn(BaseModel):
@@ -165,6 +202,10 @@ class DecisionOut(BaseModel):
     rulebook_hash: str
     how_to_dispute: str | None
     dispute_deadline_days: int | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Set when a restriction is pending after a warning (warn before punishing).",
+    )
 
 
 def score_out(subject_id: str, score: Score) -> ScoreOut:
@@ -196,6 +237,8 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
                 points=c.points,
                 status=c.status,
                 ended_at=c.record.ended_at,
+                disputed=c.record.disputed,
+                statement=c.record.statement,
             )
             for c in score.contributions
         ],
@@ -223,4 +266,5 @@ def decision_out(decision: Decision) -> DecisionOut:
         rulebook_hash=decision.rulebook_hash,
         how_to_dispute=decision.how_to_dispute if adverse else None,
         dispute_deadline_days=decision.dispute_deadline_days if adverse else None,
+        warnings=decision.warnings,
     )

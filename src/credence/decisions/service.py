@@ -17,11 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credence.access.tables import PartyService
+from credence.decisions import warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
 from credence.ledger.tables import Subject
+from credence.notifications.service import notify
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
 from credence.scoring.online import MAX_REASONS, Contribution, Score, score_subject
@@ -114,7 +116,8 @@ def _describe(c: Contribution) -> str:
     ref = f", decision {c.record.decision_ref}" if c.record.decision_ref else ""
     return (
         f"{c.name} reported by {c.record.source_name} on {when}{ref} "
-        f"(record {c.record.record_id}; {c.points:+.1f} points now)"
+        f"(record {c.record.record_id}; {c.points:+.1f} points now"
+        f"{'; disputed by the subject, awaiting the answer' if c.record.disputed else ''})"
     )
 
 
@@ -227,6 +230,23 @@ def decide(
     # Purpose binding: only the service's categories are read from the ledger.
     score = score_subject(session, subject, edition, at, categories=frozenset(service.categories))
     outcome, terms, reasons, cited = evaluate(service, score, book)
+    notices: list[str] = []
+    if warnings.needs_warning(service):
+        if outcome is Outcome.DENY:
+            state = warnings.caught(
+                session, subject=subject, service=service, reasons=reasons, at=at
+            )
+            if state.pending(at):
+                # Warned, not yet punished: the restriction applies from effective_at.
+                outcome = Outcome.ALLOW
+                notices = [
+                    f"The subject has been warned: {service.name} will be restricted from "
+                    f"{state.effective_at:%Y-%m-%d} unless this changes.",
+                    *reasons,
+                ][:MAX_REASONS]
+                reasons, cited = [], []
+        else:
+            warnings.not_caught(session, subject=subject, service=service, at=at)
     decision = Decision(
         decision_id=new_id("dec"),
         subject_id=subject.public_id,
@@ -247,7 +267,20 @@ def decide(
         rulebook_hash=edition.content_hash,
         how_to_dispute=book.dispute.how_to,
         dispute_deadline_days=book.dispute.deadline_days,
+        warnings=notices,
     )
+    if outcome is Outcome.DENY:
+        notify(
+            session,
+            subject_id=subject.id,
+            kind="adverse_decision",
+            text=(
+                f"{service.name}: denied on {at:%Y-%m-%d} (decision {decision.decision_id}). "
+                + " ".join(reasons)
+                + f" {book.dispute.how_to}"
+            ),
+            at=at,
+        )
     session.add(
         Inquiry(
             public_id=decision.decision_id,

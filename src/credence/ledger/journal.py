@@ -45,7 +45,8 @@ def append_many(session: Session, entries: list[dict[str, Any]]) -> None:
     """Bulk form of :func:`append`; each dict has ``kind``, ``at``, ``subject_id``, ``data``
     (``data`` already canonical). Order of the list is the order in the journal."""
     if entries:
-        session.execute(insert(JournalEntry.__table__), entries)
+        # Core insert on the table: one executemany (the ORM bulk form splits on None).
+        session.execute(insert(JournalEntry.metadata.tables[JournalEntry.__tablename__]), entries)
 
 
 def record_data(

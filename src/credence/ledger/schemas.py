@@ -45,6 +45,15 @@ class RecordIn(BaseModel):
     decision_ref: Reference | None = Field(
         default=None, description="Reference of the decision or default registration."
     )
+    certified: bool = Field(
+        default=False,
+        description=(
+            "The source certifies that the record is complete and accurate. Needed only "
+            "to reinsert a record whose effect a dispute ended (same subject, record type, "
+            "occurred_at and decision_ref), which is otherwise refused; refused on any "
+            "other record. The subject is told of the reinsertion."
+        ),
+    )
 
     @field_validator("occurred_at")
     @classmethod

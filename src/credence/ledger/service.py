@@ -7,15 +7,19 @@ nothing: the caller owns the transaction, so a batch is stored whole or not at a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import BindParameter, Integer, Select, bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
+from credence.clock import to_micros
+from credence.db import Instant
+from credence.disputes.tables import Dispute, DisputeAnswer, Statement
 from credence.errors import (
     Conflict,
     CredenceError,
@@ -26,9 +30,10 @@ from credence.errors import (
 )
 from credence.identifiers import SubjectKind, validate_any, validate_identifier
 from credence.ids import new_id
-from credence.ledger import journal
+from credence.ledger import endings, journal
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import Record, Retraction, Source, SourceRecordType, Subject
+from credence.notifications.service import notify
 from credence.rulebook.model import Rulebook
 
 #: Bound parameters per IN (...) query; well under SQLite's and PostgreSQL's limits.
@@ -179,6 +184,14 @@ class _Planned:
     result: RecordResult
     row: dict[str, Any] | None = None
     entry: dict[str, Any] | None = None
+    #: For a certified reinsertion: the journal entry and the notice to the subject.
+    reinsertion: dict[str, Any] | None = None
+    notice: str | None = None
+
+
+#: (subject id, record type, occurred_at in µs, decision_ref): what makes a new record
+#: the same fact as one a dispute ended (whatever its source_ref).
+_FactKey = tuple[int, str, int, str | None]
 
 
 def _rejected(index: int, ref: str | None, error: CredenceError) -> RecordResult:
@@ -236,6 +249,7 @@ def plan_records(
     """
     allowed = source_types(session, source.id)
     subjects = _resolve_subjects(session, records)
+    ended = _ended_by_dispute(session, {s.id for s in subjects if isinstance(s, Subject)}, at)
     refs = sorted({r.source_ref for r in records if isinstance(r, RecordIn)})
     existing: dict[str, tuple[str, str]] = {}
     for chunk in _chunked(refs):
@@ -253,10 +267,52 @@ def plan_records(
             planned.append(_Planned(_rejected(index, None, rec)))
             continue
         try:
-            planned.append(_plan_one(index, rec, subject, source, allowed, existing, rulebook, at))
+            planned.append(
+                _plan_one(index, rec, subject, source, allowed, existing, ended, rulebook, at)
+            )
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
     return planned
+
+
+def _ended_by_dispute(session: Session, subject_ids: set[int], at: datetime) -> dict[_FactKey, str]:
+    """Records of these subjects whose effect a dispute ended by ``at``, by fact key.
+
+    FCRA-style: a record deleted (or corrected, or left unverified) after a dispute may
+    come back only if its source certifies it, whatever source_ref it comes back under.
+    """
+    found: dict[_FactKey, str] = {}
+    ordered = sorted(subject_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        # Disputes are rare: one indexed probe spares the join for almost every batch.
+        if session.scalar(select(Dispute.id).where(Dispute.subject_id.in_(chunk)).limit(1)) is None:
+            continue
+        rows = session.execute(_ended_by_dispute_query(), {"subject_ids": chunk, "at": at})
+        for subject_id, record_type, occurred_at, decision_ref, public_id in rows:
+            found[(subject_id, record_type, to_micros(occurred_at), decision_ref)] = public_id
+    return found
+
+
+@functools.cache
+def _ended_by_dispute_query() -> Select[int, str, datetime, str | None, str]:
+    """The statement :func:`_ended_by_dispute` runs, built once (parameters
+    ``subject_ids``, ``at``): every submission runs it."""
+    subject_ids: BindParameter[list[int]] = bindparam("subject_ids", expanding=True)
+    mine = select(Record.id).where(Record.subject_id.in_(subject_ids))
+    events = endings.ending_events(mine, causes=endings.DISPUTE_CAUSES).subquery()
+    return (
+        select(
+            Record.subject_id,
+            Record.record_type,
+            Record.occurred_at,
+            Record.decision_ref,
+            Record.public_id,
+        )
+        .join(events, events.c.record_id == Record.id)
+        .where(events.c.ended_at <= bindparam("at", type_=Instant()))
+        .order_by(Record.id)
+    )
 
 
 def _resolve_subjects(
@@ -268,16 +324,23 @@ def _resolve_subjects(
         "authority before records about them are accepted",
         code="unregistered_subject",
     )
+    # Registered identifiers were validated at registration: look the cleaned form up
+    # first and run the full (slow) validation only on those not found, for its message.
+    cleaned = {
+        rec.identifier: rec.identifier.replace(" ", "").replace("-", "").upper()
+        for rec in records
+        if isinstance(rec, RecordIn) and rec.identifier
+    }
+    by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()))
     compact: dict[str, str | InvalidIdentifier] = {}
-    for rec in records:
-        if isinstance(rec, RecordIn) and rec.identifier and rec.identifier not in compact:
-            try:
-                compact[rec.identifier] = validate_any(rec.identifier)[1]
-            except InvalidIdentifier as error:
-                compact[rec.identifier] = error
-    by_ident = _subjects_by(
-        session, Subject.identifier, {c for c in compact.values() if isinstance(c, str)}
-    )
+    for raw, key in cleaned.items():
+        if key in by_ident:
+            compact[raw] = key
+            continue
+        try:
+            compact[raw] = validate_any(raw)[1]
+        except InvalidIdentifier as error:
+            compact[raw] = error
     by_public = _subjects_by(
         session,
         Subject.public_id,
@@ -288,9 +351,9 @@ def _resolve_subjects(
         if isinstance(rec, CredenceError):
             resolved.append(rec)
         elif rec.identifier is not None:
-            key = compact[rec.identifier]
+            found = compact[rec.identifier]
             resolved.append(
-                key if isinstance(key, CredenceError) else by_ident.get(key, unregistered)
+                found if isinstance(found, CredenceError) else by_ident.get(found, unregistered)
             )
         else:
             resolved.append(by_public.get(rec.subject_id or "", unregistered))
@@ -304,6 +367,7 @@ def _plan_one(
     source: Source,
     allowed: set[str],
     existing: dict[str, tuple[str, str]],
+    ended: dict[_FactKey, str],
     rulebook: Rulebook,
     at: datetime,
 ) -> _Planned:
@@ -365,10 +429,33 @@ def _plan_one(
                 code="source_ref_conflict",
                 details={"record_id": public_id},
             )
+        if rec.certified and public_id in ended.values():
+            raise Conflict(
+                f"record {public_id} was deleted after a dispute; to reinsert it, send it "
+                "again with certified: true under a new source_ref (a resend under the old "
+                "one is only a duplicate of the deleted record)",
+                code="reinsertion_needs_new_source_ref",
+                details={"record_id": public_id},
+            )
         return _Planned(
             RecordResult(
                 index=index, source_ref=rec.source_ref, status="duplicate", record_id=public_id
             )
+        )
+    reinstates = ended.get((subject.id, rt.code, to_micros(rec.occurred_at), rec.decision_ref))
+    if reinstates is not None and not rec.certified:
+        raise Conflict(
+            f"this record repeats record {reinstates}, whose effect ended after the subject "
+            "disputed it; it may be reinserted only if you certify that it is complete and "
+            "accurate: send it with certified: true (the subject will be told)",
+            code="reinsertion_requires_certification",
+            details={"record_id": reinstates},
+        )
+    if reinstates is None and rec.certified:
+        raise InvalidInput(
+            "certified is only for reinserting a record deleted after a dispute, and this "
+            "record reinserts none; leave certified out",
+            code="certification_not_needed",
         )
     public_id = new_id("rec")
     existing[rec.source_ref] = (public_id, digest)  # a repeat inside the batch is a duplicate
@@ -405,7 +492,23 @@ def _plan_one(
     result = RecordResult(
         index=index, source_ref=rec.source_ref, status="created", record_id=public_id
     )
-    return _Planned(result, row, entry)
+    if reinstates is None:
+        return _Planned(result, row, entry)
+    reinsertion = {
+        "kind": "record_reinserted",
+        "at": at,
+        "subject_id": subject.id,
+        "data": journal.canonical(
+            {"record": public_id, "reinstates": reinstates, "source": source.code, "at": at}
+        ),
+    }
+    notice = (
+        f"{rt.name} (record {reinstates}), removed after your dispute, is back on your file "
+        f"as record {public_id} since {at:%Y-%m-%d}: {source.name} certified that it is "
+        "complete and accurate. You may dispute it again with new information, and add "
+        "a statement to it."
+    )
+    return _Planned(result, row, entry, reinsertion, notice)
 
 
 def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
@@ -413,8 +516,21 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
     rows = [p.row for p in planned if p.row is not None]
     entries = [p.entry for p in planned if p.entry is not None]
     if rows:
-        session.execute(insert(Record), rows)
+        # Core insert on the table: one executemany for the whole batch (the ORM bulk
+        # form splits batches wherever a row has a None, e.g. no quantity).
+        session.execute(insert(Record.metadata.tables[Record.__tablename__]), rows)
         journal.append_many(session, entries)
+    # A certified reinsertion is a step of its own, after the record it reinserts.
+    reinserted = [(p.reinsertion, p.notice) for p in planned if p.reinsertion and p.notice]
+    journal.append_many(session, [entry for entry, _ in reinserted])
+    for entry, notice in reinserted:
+        notify(
+            session,
+            subject_id=entry["subject_id"],
+            kind="record_reinserted",
+            text=notice,
+            at=entry["at"],
+        )
 
 
 def submit_records(
@@ -475,14 +591,86 @@ class RecordView:
     received_at: datetime
     quantity: float | None
     decision_ref: str | None
-    #: When the record's effect ended by a ledger entry (retraction), if it has.
+    #: When the record's effect ended by a ledger entry, if it has (see
+    #: :mod:`credence.ledger.endings`: retraction, dispute outcome or lapse, repair).
     ended_at: datetime | None
+    #: What ended it: one of the causes in :data:`credence.ledger.endings.CAUSE_ORDER`.
+    ended_by: str | None = None
+    #: Whether the subject has a dispute of the record open (awaiting the source's answer).
+    disputed: bool = False
+    #: The subject's latest statement about the record, if any.
+    statement: str | None = None
 
 
 def subject_records(
-    session: Session, subject_id: int, *, record_types: Iterable[str] | None = None
+    session: Session,
+    subject_id: int,
+    *,
+    record_types: Iterable[str] | None = None,
+    at: datetime | None = None,
 ) -> list[RecordView]:
-    """Every record on a subject's file (optionally only some types), with retractions."""
+    """Every record on a subject's file (optionally only some types), with when and how
+    each one's effect ended, whether it is disputed, and the subject's statement.
+
+    With ``at``, the file as of that instant: endings, disputes and statements that came
+    later are left out (a dispute's lapse at its deadline is an ending *at* the deadline,
+    so it shows only from then on). Without ``at``, every ledger entry counts, and a
+    dispute is shown open until it is answered.
+    """
+    params: dict[str, Any] = {"subject_id": subject_id, "at": at}
+    if record_types is not None:
+        params["record_types"] = sorted(set(record_types))
+    query = _file_query(as_of=at is not None, some_types=record_types is not None)
+    views: dict[str, RecordView] = {}
+    for row in session.execute(query, params):
+        ended_at, cause = row[9], row[10]
+        if at is not None and ended_at is not None and ended_at > at:
+            ended_at = cause = None  # ends after the instant read (a pending lapse)
+        view = RecordView(
+            record_id=row[0],
+            source_code=row[1],
+            source_name=row[2],
+            source_ref=row[3],
+            record_type=row[4],
+            occurred_at=row[5],
+            received_at=row[6],
+            quantity=row[7],
+            decision_ref=row[8],
+            ended_at=ended_at,
+            ended_by=cause,
+            disputed=bool(row[11]),
+            statement=row[12],
+        )
+        seen = views.get(view.record_id)
+        # A record with several ending events has a row for each: its effect ends at the
+        # earliest (ties name the cause first in endings.CAUSE_ORDER).
+        if seen is None or _ending_key(view) < _ending_key(seen):
+            views[view.record_id] = view
+    return list(views.values())
+
+
+@functools.cache
+def _file_query(*, as_of: bool, some_types: bool) -> Select[Any]:
+    """The statement :func:`subject_records` runs, built once per shape: building it
+    costs far more than running it (bound parameters ``subject_id``, ``at``,
+    ``record_types``)."""
+    subject_id = bindparam("subject_id", type_=Integer)
+    at = bindparam("at", type_=Instant())
+    # The ending events themselves rather than their earliest (endings.effect_ends): one
+    # row per event, so the cause comes along; the earliest is picked below, as
+    # effect_ends picks it in SQL for the batch runner. Most records have no event.
+    mine = select(Record.id).where(Record.subject_id == subject_id)
+    ends = endings.ending_events(mine).subquery("ending_events")
+    # Correlated subqueries, one row per record: the online path stays one round trip.
+    open_dispute = select(Dispute.id).where(Dispute.record_id == Record.id).correlate(Record)
+    statement = select(Statement.text).where(Statement.record_id == Record.id).correlate(Record)
+    answer = select(DisputeAnswer.id).where(DisputeAnswer.dispute_id == Dispute.id)
+    if not as_of:
+        open_dispute = open_dispute.where(~answer.correlate(Dispute).exists())
+    else:
+        answered = answer.where(DisputeAnswer.answered_at <= at).correlate(Dispute).exists()
+        open_dispute = open_dispute.where(Dispute.opened_at <= at, Dispute.deadline > at, ~answered)
+        statement = statement.where(Statement.at <= at)
     query = (
         select(
             Record.public_id,
@@ -494,26 +682,22 @@ def subject_records(
             Record.received_at,
             Record.quantity,
             Record.decision_ref,
-            Retraction.received_at,
+            ends.c.ended_at,
+            ends.c.cause,
+            exists(open_dispute),
+            statement.order_by(Statement.at.desc(), Statement.id.desc()).limit(1).scalar_subquery(),
         )
         .join(Source, Source.id == Record.source_id)
-        .outerjoin(Retraction, Retraction.record_id == Record.id)
+        .outerjoin(ends, ends.c.record_id == Record.id)
         .where(Record.subject_id == subject_id)
     )
-    if record_types is not None:
-        query = query.where(Record.record_type.in_(sorted(set(record_types))))
-    return [
-        RecordView(
-            record_id=row[0],
-            source_code=row[1],
-            source_name=row[2],
-            source_ref=row[3],
-            record_type=row[4],
-            occurred_at=row[5],
-            received_at=row[6],
-            quantity=row[7],
-            decision_ref=row[8],
-            ended_at=row[9],
-        )
-        for row in session.execute(query)
-    ]
+    if some_types:
+        query = query.where(Record.record_type.in_(bindparam("record_types", expanding=True)))
+    return query
+
+
+def _ending_key(view: RecordView) -> tuple[bool, datetime | None, int]:
+    """Orders the rows of one record: an ending before none, earlier before later."""
+    if view.ended_at is None or view.ended_by is None:
+        return (True, None, 0)
+    return (False, view.ended_at, endings.CAUSE_ORDER.index(view.ended_by))

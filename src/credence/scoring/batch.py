@@ -19,11 +19,13 @@ from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from credence.clock import MICROS_PER_DAY, to_micros
-from credence.ledger.tables import Record, Retraction, Subject
+from credence.ledger.endings import effect_ends
+from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition
 from credence.scoring import formula
 from credence.scoring.tables import ScoreSnapshot
+from credence.tiers.service import update_tiers
 
 Progress = Callable[[int, int], None]
 
@@ -66,15 +68,18 @@ def score_population(
     code_index = {code: i for i, code in enumerate(types.codes)}
 
     raw = BigInteger()
+    # The same definition of "effect ended" as the online path reads (retractions,
+    # dispute outcomes and lapses, approved repairs), so the two cannot disagree.
+    ends = effect_ends()
     query = (
         select(
             Record.subject_id,
             Record.record_type,
             type_coerce(Record.occurred_at, raw),
             Record.quantity,
-            type_coerce(Retraction.received_at, raw),
+            type_coerce(ends.c.ended_at, raw),
         )
-        .outerjoin(Retraction, Retraction.record_id == Record.id)
+        .outerjoin(ends, ends.c.record_id == Record.id)
         .where(type_coerce(Record.received_at, raw) <= at_us)
     )
     seen = 0
@@ -128,6 +133,13 @@ def rescore_everyone(
     started = time.perf_counter()
     population = score_population(session, edition, at, progress=progress)
     write_snapshot(session, population, edition, at)
+    # The nightly rescore is where shown tiers move (with hysteresis) and subjects hear of it.
+    update_tiers(
+        session,
+        edition.rulebook,
+        at,
+        zip(population.subject_ids.tolist(), population.totals.tolist(), strict=True),
+    )
     tiers = Counter(population.tiers)
     ordered = {t.code: tiers.get(t.code, 0) for t in edition.rulebook.tiers}
     return BatchSummary(

@@ -40,8 +40,17 @@ def contributions(
     retention_days: FloatArray,
 ) -> FloatArray:
     """Decayed contribution of each record (element-wise; zero outside [0, retention))."""
-    active = (age_days >= 0.0) & (age_days < retention_days)
-    decayed = weights * np.exp2(-np.maximum(age_days, 0.0) / half_life_days)
+    active = age_days >= 0.0
+    active &= age_days < retention_days
+    # weights × 2^(−max(age, 0) / half_life), computed in place in one scratch array:
+    # the batch runners call this on millions of records, and every temporary costs a
+    # pass over memory. −(a / h) and (−a) / h round identically, so the bits are those
+    # of the plain expression.
+    decayed = np.maximum(age_days, 0.0)
+    np.divide(decayed, half_life_days, out=decayed)
+    np.negative(decayed, out=decayed)
+    np.exp2(decayed, out=decayed)
+    np.multiply(weights, decayed, out=decayed)
     return np.where(active, decayed, 0.0)
 
 
@@ -63,10 +72,24 @@ def totals(sub_scores: FloatArray, rulebook: Rulebook) -> FloatArray:
 
 def tier_codes(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[Any]:
     """Letter tier of each total (vectorised :meth:`Rulebook.tier_for`)."""
+    return tier_order(rulebook)[tier_index(total, rulebook)]
+
+
+def tier_order(rulebook: Rulebook) -> npt.NDArray[Any]:
+    """Tier codes lowest first: the codes :func:`tier_index` numbers."""
+    return np.array([t.code for t in rulebook.tiers[::-1]], dtype=object)
+
+
+def tier_index(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[np.intp]:
+    """Number of each total's tier in :func:`tier_order` (0 = lowest tier).
+
+    Columnar writers keep this integer code (a dictionary index) instead of building one
+    Python string per subject.
+    """
     # Tiers are ordered highest first; searchsorted wants ascending thresholds.
     thresholds = np.array([t.min_score for t in rulebook.tiers[::-1]][1:], dtype=np.float64)
-    codes = np.array([t.code for t in rulebook.tiers[::-1]], dtype=object)
-    return codes[np.searchsorted(thresholds, total, side="right")]
+    index: npt.NDArray[np.intp] = np.searchsorted(thresholds, total, side="right")
+    return index
 
 
 class TypeTable:
@@ -86,13 +109,19 @@ class TypeTable:
         self.category = np.array([CATEGORY_INDEX[rt.category] for rt in types], dtype=np.int64)
 
     def weights(self, type_idx: IntArray, quantity: FloatArray) -> FloatArray:
-        """Vectorised :func:`weight`; ``quantity`` is NaN where a record has none."""
-        units = np.where(
-            np.isnan(quantity), 1.0, np.minimum(np.maximum(quantity, 0.0), self.max_units[type_idx])
-        )
-        return np.where(
-            self.has_quantity[type_idx], self.points[type_idx] * units, self.points[type_idx]
-        )
+        """Weight of each record: ``points × min(max(quantity, 0), max_units)`` for a type
+        with a quantity and a record that gives one (``quantity`` is NaN where it has
+        none), ``points`` otherwise."""
+        weights = self.points[type_idx]
+        # Most records carry no quantity: work out units only for those that do (same
+        # expression, same bits, a fraction of the passes over a large batch).
+        given = np.flatnonzero(quantity == quantity)  # not NaN
+        if given.size:
+            scaled = given[self.has_quantity[type_idx[given]]]
+            t = type_idx[scaled]
+            units = np.minimum(np.maximum(quantity[scaled], 0.0), self.max_units[t])
+            weights[scaled] = self.points[t] * units
+        return weights
 
     def contributions(
         self, type_idx: IntArray, quantity: FloatArray, age_days: FloatArray

@@ -36,7 +36,9 @@ class Contribution:
     category: Category | None
     weight: float
     points: float
-    #: counting | expired (past retention) | retracted | not_in_rulebook | not_yet_received
+    #: counting | expired (past retention) | not_in_rulebook | not_yet_received, or how
+    #: its effect ended: retracted | deleted | corrected | unverifiable (dispute
+    #: unanswered by its deadline) | repaired (see :data:`ENDED_STATUS`)
     status: str
 
 
@@ -65,11 +67,21 @@ class Score:
     reasons: list[Reason] = field(default_factory=list)
 
 
+#: The status of a record whose effect ended, by the cause that ended it.
+ENDED_STATUS = {
+    "retraction": "retracted",
+    "dispute_deleted": "deleted",
+    "dispute_corrected": "corrected",
+    "dispute_lapsed": "unverifiable",
+    "repair": "repaired",
+}
+
+
 def _counts_at(view: RecordView, at: datetime) -> str:
     if view.received_at > at:
         return "not_yet_received"
     if view.ended_at is not None and view.ended_at <= at:
-        return "retracted"
+        return ENDED_STATUS.get(view.ended_by or "retraction", "retracted")
     return "counting"
 
 
@@ -158,7 +170,8 @@ def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASO
     reasons = []
     for code in ranked:
         n = count[code]
-        direction = "raises" if effect[code] > 0 else "lowers"
+        verb = "raise" if effect[code] > 0 else "lower"
+        direction = f"{verb}s" if n == 1 else verb
         records = "record" if n == 1 else "records"
         reasons.append(
             Reason(
@@ -185,4 +198,5 @@ def score_subject(
         record_types = [
             rt.code for rt in edition.rulebook.record_types if rt.category in categories
         ]
-    return compute(subject_records(session, subject.id, record_types=record_types), edition, at)
+    records = subject_records(session, subject.id, record_types=record_types, at=at)
+    return compute(records, edition, at)

@@ -41,8 +41,8 @@ def update_tiers(
     ids = sorted(pairs)
     current: dict[int, SubjectTier] = {}
     for chunk in _chunks(ids):
-        for row in session.scalars(select(SubjectTier).where(SubjectTier.subject_id.in_(chunk))):
-            current[row.subject_id] = row
+        query = select(SubjectTier).where(SubjectTier.subject_id.in_(chunk))
+        current.update((found.subject_id, found) for found in session.scalars(query))
     changes: list[tuple[int, str, str, float]] = []
     for subject_id in ids:
         total = pairs[subject_id]
@@ -58,11 +58,8 @@ def update_tiers(
             row.tier, row.since = tier, at
     public: dict[int, str] = {}
     for chunk in _chunks([c[0] for c in changes]):
-        public.update(
-            session.execute(
-                select(Subject.id, Subject.public_id).where(Subject.id.in_(chunk))
-            ).tuples()
-        )
+        rows = session.execute(select(Subject.id, Subject.public_id).where(Subject.id.in_(chunk)))
+        public.update((subject_id, public_id) for subject_id, public_id in rows)
     for subject_id, previous, tier, total in changes:
         direction = "up" if rank(book, tier) < rank(book, previous) else "down"
         notify(

@@ -13,25 +13,38 @@ from credence.access.policy import Action, authorize
 from credence.access.tables import RelyingParty
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.schemas import (
+    AccessOut,
     FileOut,
     InquiryOut,
     LookupIn,
+    NotificationOut,
     ScoreOut,
     SubjectRef,
     SubjectRegistered,
     score_out,
 )
+from credence.audit import service as audit
 from credence.clock import ensure_utc
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ledger import service as ledger
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
+from credence.notifications.service import for_subject
 from credence.rulebook import store
 from credence.scoring.online import score_subject
+from credence.tiers.service import shown_tier
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
 
+Purpose = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Why you read this file (required of everyone but the subject; "
+        "it is shown to the subject).",
+    ),
+]
 AsOf = Annotated[
     datetime | None,
     Query(description="Score as of this instant (ISO 8601); default now. Past scores are exact."),
@@ -96,11 +109,25 @@ def _as_of(ctx_now: datetime, as_of: datetime | None) -> datetime:
     summary="A subject's score, sub-scores, tier and explanation",
 )
 def score(
-    subject_id: str, caller: CallerDep, ctx: ContextDep, session: SessionDep, as_of: AsOf = None
+    subject_id: str,
+    caller: CallerDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    as_of: AsOf = None,
+    purpose: Purpose = None,
 ) -> ScoreOut:
     subject = ledger.get_subject(session, subject_id)
     authorize(caller, Action.SCORE_READ, subject_id=subject.id)
     at = _as_of(ctx.clock.now(), as_of)
+    audit.log_read(
+        session,
+        caller=caller,
+        subject_id=subject.id,
+        action=Action.SCORE_READ.value,
+        what="score and explanation" + (f" as of {at.isoformat()}" if as_of else ""),
+        purpose=audit.declared_purpose(caller, subject.id, purpose),
+        at=ctx.clock.now(),
+    )
     edition = store.in_force(session, at)
     return score_out(subject.public_id, score_subject(session, subject, edition, at))
 
@@ -110,10 +137,25 @@ def score(
     response_model=FileOut,
     summary="A subject's whole file: every record with its weight, and who asked about them",
 )
-def file(subject_id: str, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> FileOut:
+def file(
+    subject_id: str,
+    caller: CallerDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    purpose: Purpose = None,
+) -> FileOut:
     subject = ledger.get_subject(session, subject_id)
     authorize(caller, Action.FILE_READ, subject_id=subject.id)
     at = ctx.clock.now()
+    audit.log_read(
+        session,
+        caller=caller,
+        subject_id=subject.id,
+        action=Action.FILE_READ.value,
+        what="file",
+        purpose=audit.declared_purpose(caller, subject.id, purpose),
+        at=at,
+    )
     edition = store.in_force(session, at)
     rows = session.execute(
         select(Inquiry, RelyingParty.name)
@@ -141,4 +183,17 @@ def file(subject_id: str, caller: CallerDep, ctx: ContextDep, session: SessionDe
         registered_at=subject.registered_at,
         score=score_out(subject.public_id, score_subject(session, subject, edition, at)),
         inquiries=inquiries,
+        shown_tier=shown_tier(session, subject.id),
+        accessed_by=[
+            AccessOut(
+                role=a.role, actor=a.actor, action=a.action, what=a.what, purpose=a.purpose, at=a.at
+            )
+            for a in audit.accesses(session, subject.id)
+        ],
+        notifications=[
+            NotificationOut(
+                kind=n.kind, text=n.text, at=n.at, delivered_at=n.delivered_at, channel=n.channel
+            )
+            for n in for_subject(session, subject.id)
+        ],
     )

@@ -1,0 +1,606 @@
+"""Disputes: a subject contests a record, its source answers within a deadline.
+
+The life of a dispute (SPEC §2 due process, §3 US FCRA)::
+
+    opened ──► answered verified    the record stands
+          ├──► answered corrected   the record's effect ends; the source's corrected
+          │                         record is appended in the same transaction
+          ├──► answered deleted     the record's effect ends
+          └──► lapsed               no answer before the deadline: the record's effect
+                                    ends at exactly the deadline (unverifiable)
+
+The deadline is set when the dispute opens, from the rulebook in force: ``[dispute]
+deadline_days`` (30 by default), or ``deadline_days_with_new_information`` (45) when the
+subject brings new information. The answer is due strictly before it. The lapse is
+exact and lazy: :mod:`credence.ledger.endings` ends the record's effect at the deadline
+whether or not anything runs, so a score as of any instant is reproducible; :func:`sweep`
+then writes the explicit ledger entry for each lapsed dispute. An answer after the
+deadline is refused: a lapsed record comes back only if its source re-submits it with a
+certification (see :func:`credence.ledger.service.plan_records`).
+
+Every step writes a journal entry in the caller's transaction and tells the subject
+(:func:`credence.notifications.service.notify`). Free text (reasons, explanations,
+statements) stays in the dispute tables and enters the journal only as a SHA-256: the
+journal is what the transparency log publishes in proofs, and a subject's words may
+carry personal data, even a national identifier.
+
+Functions take the caller's session and commit nothing. Who may call them is decided by
+the one policy layer (:mod:`credence.access.policy`) in the API and CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from credence.disputes.tables import Dispute, DisputeAnswer, DisputeLapse, Statement
+from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
+from credence.ids import new_id
+from credence.ledger import endings, journal
+from credence.ledger import service as ledger
+from credence.ledger.schemas import RecordIn
+from credence.ledger.tables import Record, Source, Subject
+from credence.notifications.service import notify
+from credence.rulebook.model import Rulebook
+
+AnswerOutcome = Literal["verified", "corrected", "deleted"]
+DisputeStatus = Literal["open", "verified", "corrected", "deleted", "lapsed"]
+StatusFilter = Literal["open", "answered", "lapsed", "all"]
+
+OUTCOMES: tuple[str, ...] = get_args(AnswerOutcome)
+_ANSWERED: dict[str, DisputeStatus] = {
+    "verified": "verified",
+    "corrected": "corrected",
+    "deleted": "deleted",
+}
+
+#: Longest statement a subject may attach to a record (characters).
+MAX_STATEMENT = 500
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of free text: what the journal keeps of it (see the module docstring)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """Who answers a dispute: the source that reported the record, or a reviewer."""
+
+    kind: Literal["source", "reviewer"]
+    name: str
+    principal_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    """A dispute and where it stands as of an instant."""
+
+    dispute_id: str
+    record_id: str
+    record_type: str
+    subject_id: str
+    source: str
+    source_name: str
+    reason: str
+    new_information: str | None
+    opened_at: datetime
+    deadline: datetime
+    rulebook_version: str
+    status: DisputeStatus
+    outcome: str | None
+    explanation: str | None
+    answered_at: datetime | None
+    answered_by: str | None
+    corrected_record_id: str | None
+    #: When the sweep wrote the lapse entry (the effect ended at the deadline regardless).
+    lapse_recorded_at: datetime | None
+    #: Internal ids, for authorisation (whose file, whose record); not shown.
+    owner_subject: int
+    owner_source: int
+
+
+@dataclass(frozen=True)
+class StatementView:
+    record_id: str
+    text: str
+    at: datetime
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def record_on_file(session: Session, subject: Subject, record_id: str) -> Record:
+    """A record on ``subject``'s file; :class:`NotFound` if absent or on another file
+    (the same answer for both, so nobody probes other files)."""
+    record = session.scalar(select(Record).where(Record.public_id == record_id))
+    if record is None or record.subject_id != subject.id:
+        raise NotFound(f"there is no record {record_id!r} on your file", code="unknown_record")
+    return record
+
+
+def effect_ended(session: Session, record: Record, at: datetime) -> tuple[datetime, str] | None:
+    """``(ended_at, cause)`` if the record's effect ended by a ledger entry at or before
+    ``at`` (by the one definition, :mod:`credence.ledger.endings`), else None."""
+    events = endings.ending_events(select(Record.id).where(Record.id == record.id)).subquery()
+    found = session.execute(
+        select(events.c.ended_at, events.c.cause).where(events.c.ended_at <= at)
+    ).all()
+    if not found:
+        return None
+    ended_at, cause = min(found, key=lambda e: (e[0], endings.CAUSE_ORDER.index(e[1])))
+    return ended_at, cause
+
+
+def _views(session: Session, query: Select[Any], at: datetime) -> list[DisputeView]:
+    corrected = Record.__table__.alias("corrected")
+    rows = session.execute(
+        query.add_columns(
+            Record.public_id,
+            Record.record_type,
+            Subject.public_id,
+            Source.code,
+            Source.name,
+            DisputeAnswer,
+            corrected.c.public_id,
+            DisputeLapse.recorded_at,
+        )
+        .join(Record, Record.id == Dispute.record_id)
+        .join(Subject, Subject.id == Dispute.subject_id)
+        .join(Source, Source.id == Dispute.source_id)
+        .outerjoin(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
+        .outerjoin(corrected, corrected.c.id == DisputeAnswer.corrected_record_id)
+        .outerjoin(DisputeLapse, DisputeLapse.dispute_id == Dispute.id)
+        .order_by(Dispute.deadline, Dispute.id)
+    ).all()
+    views = []
+    for d, record_id, record_type, subject_id, code, name, answer, fixed, swept in rows:
+        answered = answer is not None and answer.answered_at <= at
+        status: DisputeStatus
+        if answered:
+            status = _ANSWERED[answer.outcome]
+        elif d.deadline <= at:
+            status = "lapsed"
+        else:
+            status = "open"
+        views.append(
+            DisputeView(
+                dispute_id=d.public_id,
+                record_id=record_id,
+                record_type=record_type,
+                subject_id=subject_id,
+                source=code,
+                source_name=name,
+                reason=d.reason,
+                new_information=d.new_information,
+                opened_at=d.opened_at,
+                deadline=d.deadline,
+                rulebook_version=d.rulebook_version,
+                status=status,
+                outcome=answer.outcome if answered else None,
+                explanation=answer.explanation if answered else None,
+                answered_at=answer.answered_at if answered else None,
+                answered_by=answer.answered_by if answered else None,
+                corrected_record_id=fixed if answered else None,
+                lapse_recorded_at=swept if swept is not None and swept <= at else None,
+                owner_subject=d.subject_id,
+                owner_source=d.source_id,
+            )
+        )
+    return views
+
+
+def get_dispute(session: Session, dispute_id: str, at: datetime) -> DisputeView:
+    """One dispute as of ``at``; :class:`NotFound` if there is none."""
+    found = _views(session, select(Dispute).where(Dispute.public_id == dispute_id), at)
+    if not found:
+        raise NotFound(f"no dispute {dispute_id!r}", code="unknown_dispute")
+    return found[0]
+
+
+def list_disputes(
+    session: Session,
+    *,
+    at: datetime,
+    status: StatusFilter = "open",
+    source_id: int | None = None,
+    subject_id: int | None = None,
+) -> list[DisputeView]:
+    """Disputes as of ``at``, earliest deadline first: a source's queue (``source_id``),
+    a subject's own (``subject_id``), or all of them (neither, for reviewers)."""
+    query = select(Dispute).where(Dispute.opened_at <= at)
+    if source_id is not None:
+        query = query.where(Dispute.source_id == source_id)
+    if subject_id is not None:
+        query = query.where(Dispute.subject_id == subject_id)
+    answered = (
+        select(DisputeAnswer.id)
+        .where(DisputeAnswer.dispute_id == Dispute.id, DisputeAnswer.answered_at <= at)
+        .correlate(Dispute)
+        .exists()
+    )
+    if status == "open":
+        query = query.where(Dispute.deadline > at, ~answered)
+    elif status == "answered":
+        query = query.where(answered)
+    elif status == "lapsed":
+        query = query.where(Dispute.deadline <= at, ~answered)
+    return _views(session, query, at)
+
+
+def _open_dispute_of(session: Session, record: Record, at: datetime) -> Dispute | None:
+    return session.scalar(
+        select(Dispute).where(
+            Dispute.record_id == record.id,
+            Dispute.opened_at <= at,
+            Dispute.deadline > at,
+            ~select(DisputeAnswer.id)
+            .where(DisputeAnswer.dispute_id == Dispute.id)
+            .correlate(Dispute)
+            .exists(),
+        )
+    )
+
+
+# --- opening -------------------------------------------------------------------------
+
+
+def deadline_for(rulebook: Rulebook, opened_at: datetime, *, new_information: bool) -> datetime:
+    """When the answer to a dispute opened at ``opened_at`` is due (exclusive)."""
+    rules = rulebook.dispute
+    days = rules.deadline_days_with_new_information if new_information else rules.deadline_days
+    return opened_at + timedelta(days=days)
+
+
+def open_dispute(
+    session: Session,
+    *,
+    subject: Subject,
+    record_id: str,
+    reason: str,
+    new_information: str | None,
+    rulebook: Rulebook,
+    at: datetime,
+) -> DisputeView:
+    """The subject disputes a record on their own file; the source's queue shows it at
+    once. Refused for a record whose effect already ended, while another dispute of the
+    record is open, and (without new information) after a dispute of it was answered
+    ``verified``: a repeat dispute needs something the source has not yet seen."""
+    reason = reason.strip()
+    info = (new_information or "").strip() or None
+    if not reason:
+        raise InvalidInput("say what is wrong with the record", code="reason_required")
+    record = record_on_file(session, subject, record_id)
+    ended = effect_ended(session, record, at)
+    if ended is not None:
+        raise Conflict(
+            f"record {record_id} stopped counting on {_when(ended[0])} ({ended[1]}); there "
+            "is nothing left to dispute",
+            code="record_not_in_effect",
+        )
+    already = _open_dispute_of(session, record, at)
+    if already is not None:
+        raise Conflict(
+            f"dispute {already.public_id} of this record is already open; its answer is due "
+            f"by {_when(already.deadline)}",
+            code="dispute_already_open",
+            details={"dispute_id": already.public_id, "deadline": already.deadline.isoformat()},
+        )
+    if info is None:
+        verified = session.execute(
+            select(Dispute.public_id, DisputeAnswer.answered_at, DisputeAnswer.explanation)
+            .join(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
+            .where(Dispute.record_id == record.id, DisputeAnswer.outcome == "verified")
+            .order_by(DisputeAnswer.answered_at.desc())
+            .limit(1)
+        ).first()
+        if verified is not None:
+            raise Conflict(
+                f"your dispute {verified[0]} of this record was answered on "
+                f"{_when(verified[1])}: the source verified it ({verified[2]}). A new "
+                "dispute of the same record needs new information the source has not "
+                "seen; you may also add a statement to the record",
+                code="repeat_dispute",
+                details={"dispute_id": verified[0]},
+            )
+    source = session.get(Source, record.source_id)
+    assert source is not None  # a foreign key
+    dispute = Dispute(
+        public_id=new_id("dsp"),
+        record_id=record.id,
+        subject_id=subject.id,
+        source_id=record.source_id,
+        reason=reason,
+        new_information=info,
+        opened_at=at,
+        deadline=deadline_for(rulebook, at, new_information=info is not None),
+        rulebook_version=rulebook.version,
+    )
+    session.add(dispute)
+    journal.append(
+        session,
+        kind="dispute_opened",
+        at=at,
+        subject_id=subject.id,
+        data={
+            "dispute": dispute.public_id,
+            "record": record.public_id,
+            "subject": subject.public_id,
+            "source": source.code,
+            "deadline": dispute.deadline,
+            "rulebook_version": rulebook.version,
+            "reason_sha256": text_digest(reason),
+            "new_information_sha256": text_digest(info) if info else None,
+        },
+    )
+    rt = rulebook.record_type(record.record_type)
+    notify(
+        session,
+        subject_id=subject.id,
+        kind="dispute_opened",
+        text=(
+            f"Your dispute {dispute.public_id} of record {record.public_id} "
+            f"({rt.name if rt else record.record_type}, reported by {source.name}) is open. "
+            f"{source.name} must answer by {_when(dispute.deadline)}; without an answer by "
+            "then the record stops counting at that moment. Until the answer the record "
+            "is marked as disputed on your file."
+        ),
+        at=at,
+    )
+    session.flush()
+    return get_dispute(session, dispute.public_id, at)
+
+
+# --- answering -----------------------------------------------------------------------
+
+
+def _correction(session: Session, correction: RecordIn, subject: Subject) -> RecordIn:
+    named = (
+        correction.subject_id == subject.public_id
+        if correction.subject_id is not None
+        else ledger.find_subject(session, correction.identifier or "").id == subject.id
+    )
+    if not named:
+        raise InvalidInput(
+            "a correction must be about the same subject as the disputed record",
+            code="correction_other_subject",
+        )
+    return correction
+
+
+def answer_dispute(
+    session: Session,
+    *,
+    dispute_id: str,
+    outcome: str,
+    explanation: str,
+    by: Answerer,
+    rulebook: Rulebook,
+    at: datetime,
+    correction: RecordIn | None = None,
+) -> DisputeView:
+    """Answer a dispute before its deadline: ``verified`` (the record stands),
+    ``corrected`` (the source sends ``correction``; the disputed record's effect ends and
+    the corrected record is appended, linked to the dispute) or ``deleted`` (the
+    record's effect ends now). Refused once answered, and at or after the deadline: the
+    record's effect has then ended as unverifiable, and a late answer cannot revive it."""
+    if outcome not in OUTCOMES:
+        raise InvalidInput(
+            f"outcome must be one of {', '.join(OUTCOMES)}", code="invalid_dispute_outcome"
+        )
+    explanation = explanation.strip()
+    if not explanation:
+        raise InvalidInput(
+            "explain the answer in words the subject can read", code="explanation_required"
+        )
+    dispute = session.scalar(select(Dispute).where(Dispute.public_id == dispute_id))
+    if dispute is None or dispute.opened_at > at:
+        raise NotFound(f"no dispute {dispute_id!r}", code="unknown_dispute")
+    if session.scalar(select(DisputeAnswer.id).where(DisputeAnswer.dispute_id == dispute.id)):
+        raise Conflict(f"dispute {dispute_id} is already answered", code="dispute_answered")
+    if at >= dispute.deadline:
+        raise Conflict(
+            f"dispute {dispute_id} lapsed at {_when(dispute.deadline)} without an answer: the "
+            "record stopped counting then, as unverifiable. It can come back only if you "
+            "re-submit it with certified: true",
+            code="dispute_lapsed",
+        )
+    record = session.get(Record, dispute.record_id)
+    source = session.get(Source, dispute.source_id)
+    subject = session.get(Subject, dispute.subject_id)
+    assert record is not None  # foreign keys, all three
+    assert source is not None
+    assert subject is not None
+    corrected: str | None = None
+    corrected_pk: int | None = None
+    if outcome == "corrected":
+        if by.kind != "source":
+            raise Forbidden(
+                "only the source that reported the record can send its correction; a "
+                "reviewer may answer verified or deleted",
+                code="correction_needs_source",
+            )
+        if correction is None:
+            raise InvalidInput(
+                "an answer 'corrected' carries the corrected record in 'correction'",
+                code="correction_required",
+            )
+        # Appended before the answer, so the reinsertion check sees the disputed record
+        # still in effect: a correction is not a reinsertion.
+        result = ledger.submit_records(
+            session,
+            source=source,
+            records=[_correction(session, correction, subject)],
+            rulebook=rulebook,
+            at=at,
+        )[0]
+        if result.status != "created":
+            error = result.error or {}
+            raise InvalidInput(
+                str(
+                    error.get("message")
+                    or "the correction repeats a record already sent; send it under a new "
+                    "source_ref"
+                ),
+                code=str(error.get("code") or "correction_not_new"),
+                details={"correction": error.get("details")},
+            )
+        corrected = result.record_id
+        corrected_pk = session.scalar(select(Record.id).where(Record.public_id == corrected))
+    elif correction is not None:
+        raise InvalidInput(
+            f"only an answer 'corrected' carries a correction, not {outcome!r}",
+            code="correction_not_expected",
+        )
+    session.add(
+        DisputeAnswer(
+            dispute_id=dispute.id,
+            outcome=outcome,
+            explanation=explanation,
+            answered_at=at,
+            answered_by=by.kind,
+            principal_id=by.principal_id,
+            corrected_record_id=corrected_pk,
+        )
+    )
+    journal.append(
+        session,
+        kind="dispute_answered",
+        at=at,
+        subject_id=subject.id,
+        data={
+            "dispute": dispute.public_id,
+            "record": record.public_id,
+            "outcome": outcome,
+            "answered_by": by.kind,
+            "source": source.code,
+            "explanation_sha256": text_digest(explanation),
+            "corrected_record": corrected,
+        },
+    )
+    if corrected is not None:
+        journal.append(
+            session,
+            kind="record_corrected",
+            at=at,
+            subject_id=subject.id,
+            data={"record": record.public_id, "corrected_by": corrected, "dispute": dispute_id},
+        )
+    rt = rulebook.record_type(record.record_type)
+    what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
+    who = source.name if by.kind == "source" else "A Credence reviewer"
+    text = {
+        "verified": f"{who} verified {what} after your dispute {dispute_id}: {explanation} "
+        "The record stands. You may add a statement to it; a new dispute of it needs new "
+        "information.",
+        "corrected": f"{who} corrected {what} after your dispute {dispute_id}: {explanation} "
+        f"It stopped counting on {_when(at)}; record {corrected} replaces it.",
+        "deleted": f"{who} deleted {what} after your dispute {dispute_id}: {explanation} "
+        f"It stopped counting on {_when(at)}.",
+    }[outcome]
+    notify(session, subject_id=subject.id, kind="dispute_answered", text=text, at=at)
+    session.flush()
+    return get_dispute(session, dispute_id, at)
+
+
+# --- lapsing -------------------------------------------------------------------------
+
+
+def sweep(session: Session, at: datetime) -> list[DisputeView]:
+    """Write the explicit lapse entry of every dispute unanswered at its deadline (at or
+    before ``at``) that has none yet; return those disputes.
+
+    The record's effect ended at the deadline already (:mod:`credence.ledger.endings`);
+    running the sweep late, twice or never changes no score. It makes the lapse a ledger
+    entry of its own and tells the subject.
+    """
+    due = session.scalars(
+        select(Dispute)
+        .where(
+            Dispute.deadline <= at,
+            ~select(DisputeAnswer.id)
+            .where(DisputeAnswer.dispute_id == Dispute.id)
+            .correlate(Dispute)
+            .exists(),
+            ~select(DisputeLapse.id)
+            .where(DisputeLapse.dispute_id == Dispute.id)
+            .correlate(Dispute)
+            .exists(),
+        )
+        .order_by(Dispute.deadline, Dispute.id)
+    ).all()
+    for dispute in due:
+        record = session.get(Record, dispute.record_id)
+        source = session.get(Source, dispute.source_id)
+        assert record is not None  # foreign keys, both
+        assert source is not None
+        session.add(DisputeLapse(dispute_id=dispute.id, lapsed_at=dispute.deadline, recorded_at=at))
+        journal.append(
+            session,
+            kind="dispute_lapsed",
+            at=at,
+            subject_id=dispute.subject_id,
+            data={
+                "dispute": dispute.public_id,
+                "record": record.public_id,
+                "source": source.code,
+                "lapsed_at": dispute.deadline,
+            },
+        )
+        notify(
+            session,
+            subject_id=dispute.subject_id,
+            kind="dispute_lapsed",
+            text=(
+                f"{source.name} did not answer your dispute {dispute.public_id} by "
+                f"{_when(dispute.deadline)}. Record {record.public_id} stopped counting at "
+                "that moment, as unverifiable. It can come back only if the source certifies "
+                "that it is accurate, and you would be told."
+            ),
+            at=at,
+        )
+    session.flush()
+    return [get_dispute(session, d.public_id, at) for d in due]
+
+
+# --- statements ----------------------------------------------------------------------
+
+
+def add_statement(
+    session: Session, *, subject: Subject, record_id: str, text: str, at: datetime
+) -> StatementView:
+    """Attach the subject's statement to a record on their file; it shows with the
+    record on the file and in every explanation. A later statement replaces the earlier
+    one on display; every one stays in the ledger."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput("the statement is empty", code="statement_empty")
+    if len(text) > MAX_STATEMENT:
+        raise InvalidInput(
+            f"a statement has at most {MAX_STATEMENT} characters; this one has {len(text)}",
+            code="statement_too_long",
+        )
+    record = record_on_file(session, subject, record_id)
+    session.add(Statement(record_id=record.id, subject_id=subject.id, text=text, at=at))
+    journal.append(
+        session,
+        kind="statement_added",
+        at=at,
+        subject_id=subject.id,
+        data={
+            "record": record.public_id,
+            "subject": subject.public_id,
+            "text_sha256": text_digest(text),
+        },
+    )
+    session.flush()
+    return StatementView(record_id=record.public_id, text=text, at=at)

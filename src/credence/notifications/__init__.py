@@ -1,0 +1,1 @@
+"""notifications feature: an outbox of messages to subjects, delivered through channels."""

@@ -1,0 +1,230 @@
+"""The batch scorer on Apache Spark: the same numpy kernel, a nation's worth of records.
+
+Spark reads the records Parquet (as :mod:`credence.lab.population` writes it, or any
+export with the same columns) and hands each task's rows to Python as Arrow record
+batches (``mapInArrow``). Each batch goes through the local runner's
+:class:`~credence.scoring.columnar.Kernel`, so the record selection and the formula are
+the very code the local engine and the online path run. The kernel yields per-subject,
+per-category sums; sums are additive, so Spark adds them up per subject across batches
+and partitions (a group-by), every subject of ``subjects/`` is joined in (one with no
+record scores the base), and a second ``mapInArrow`` turns sums into totals and tiers
+with :func:`~credence.scoring.columnar.score_table` (the formula's ``totals`` and
+``tier_index``). Scores are written as Parquet with
+:data:`~credence.scoring.columnar.SCORE_SCHEMA`.
+
+Results equal the local engine's to float rounding (≤ 1e-9 relative): only the order
+in which partial sums of a subject are added differs.
+
+Local mode (``local[2]``) serves tests and one machine; point ``master`` at a cluster
+(or pass a ``SparkSession``) for a nation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.accumulators import Accumulator
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from credence.clock import ensure_utc, to_micros
+from credence.rulebook.model import Rulebook
+from credence.rulebook.store import Edition
+from credence.scoring.columnar import (
+    RECORD_COLUMNS,
+    RECORDS_DIR,
+    SCORES_DIR,
+    SUB_SCORE_COLUMNS,
+    SUBJECTS_DIR,
+    ColumnarSummary,
+    Kernel,
+    _types_of,
+    discover,
+    score_table,
+    tier_counts,
+)
+
+#: Rows per Arrow batch Spark sends to the kernel: as large as the local runner's
+#: batches, so per-batch overhead stays small.
+ARROW_BATCH_RECORDS = 1 << 17
+
+_SUMS_DDL = "subject_id long, " + ", ".join(f"{c} double" for c in SUB_SCORE_COLUMNS)
+_SCORES_DDL = (
+    "subject_id long, total double, "
+    + ", ".join(f"{c} double" for c in SUB_SCORE_COLUMNS)
+    + ", tier string"
+)
+
+_LOG_CONFIG = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+def _log_config() -> str:
+    # Spark logs INFO and WARN lines at every start; batch jobs and tests want errors only.
+    path = Path(tempfile.gettempdir()) / "credence-spark-log4j2.properties"
+    if not path.exists() or path.read_text() != _LOG_CONFIG:
+        path.write_text(_LOG_CONFIG)
+    return str(path)
+
+
+def spark_session(
+    master: str = "local[2]",
+    *,
+    memory: str = "1g",
+    shuffle_partitions: int = 4,
+    app_name: str = "credence-batch",
+) -> SparkSession:
+    """A Spark session set up for the scorer: Python workers run this interpreter (so
+    they import credence), no UI, errors-only logs, Arrow batches of
+    :data:`ARROW_BATCH_RECORDS` rows."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    java_options = f"-Dlog4j.configurationFile=file:{_log_config()}"
+    session = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", memory)
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.executor.extraJavaOptions", java_options)
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_RECORDS))
+        .config("spark.pyspark.python", sys.executable)
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _partial_sums(kernel: Kernel, counted: Accumulator[int] | None = None) -> Any:
+    """The ``mapInArrow`` function: records in, per-(subject, category) sums out; adds
+    the number of records that counted to ``counted``."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            got = kernel.sums(batch, compact=True)
+            if counted is not None:
+                counted.add(got.counted)
+            if got.sums.shape[0] == 0:
+                continue
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(got.subject_ids(), pa.int64()),
+                    *(pa.array(got.sums[:, j].copy()) for j in range(got.sums.shape[1])),
+                ],
+                names=["subject_id", *SUB_SCORE_COLUMNS],
+            )
+
+    return run
+
+
+def _finish(rulebook: Rulebook) -> Any:
+    """The ``mapInArrow`` function: per-subject sums in, totals and tiers out."""
+    import numpy as np
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            sums = np.column_stack(
+                [
+                    np.asarray(batch.column(j + 1).to_numpy(zero_copy_only=False))
+                    for j in range(len(SUB_SCORE_COLUMNS))
+                ]
+            ).astype(np.float64, copy=False)
+            yield from score_table(ids, sums, rulebook).to_batches()
+
+    return run
+
+
+def scores_frame(
+    spark: SparkSession,
+    input_dir: Path,
+    *,
+    at_us: int,
+    rulebook: Rulebook | Edition,
+    counted: Accumulator[int] | None = None,
+) -> DataFrame:
+    """The scores of every subject under ``input_dir`` as a Spark DataFrame
+    (:data:`~credence.scoring.columnar.SCORE_SCHEMA` columns), not yet computed;
+    ``counted`` (if given) collects how many records counted once it is."""
+    book, types = _types_of(rulebook)
+    kernel = Kernel(types, at_us)
+    records = spark.read.parquet(str(input_dir / RECORDS_DIR))
+    present = [c for c in RECORD_COLUMNS if c in records.columns]
+    partial = records.select(*present).mapInArrow(_partial_sums(kernel, counted), _SUMS_DDL)
+    # Sums are additive: a subject's partial sums from every batch and partition add up
+    # to its sums over all its records.
+    summed = partial.groupBy("subject_id").agg(*(F.sum(c).alias(c) for c in SUB_SCORE_COLUMNS))
+    subjects = spark.read.parquet(str(input_dir / SUBJECTS_DIR)).select("subject_id")
+    everyone = subjects.join(summed, "subject_id", "left").fillna(0.0, subset=list(SUB_SCORE_COLUMNS))
+    return everyone.mapInArrow(_finish(book), _SCORES_DDL)
+
+
+def score_parquet_spark(
+    input_dir: Path,
+    out_dir: Path,
+    *,
+    at: datetime,
+    rulebook: Rulebook | Edition,
+    master: str = "local[2]",
+    spark: SparkSession | None = None,
+) -> ColumnarSummary:
+    """Score every subject under ``input_dir`` as of ``at`` on Spark and write
+    ``out_dir/scores/`` (Parquet, :data:`~credence.scoring.columnar.SCORE_SCHEMA`).
+
+    Uses ``spark`` if given (and leaves it running), else starts a session on ``master``
+    and stops it at the end.
+    """
+    started = time.perf_counter()
+    at = ensure_utc(at)
+    book, _ = _types_of(rulebook)
+    parts = discover(input_dir)
+    own = spark is None
+    session = spark if spark is not None else spark_session(master)
+    try:
+        with warnings.catch_warnings():
+            # pyspark warns about pandas >= 3 on every Arrow UDF; the scorer uses no pandas.
+            warnings.filterwarnings("ignore", message=".*pandas.*", category=FutureWarning)
+            counted = session.sparkContext.accumulator(0)
+            frame = scores_frame(
+                session, input_dir, at_us=to_micros(at), rulebook=rulebook, counted=counted
+            )
+            (
+                frame.sortWithinPartitions("subject_id")
+                .write.mode("overwrite")
+                .parquet(str(out_dir / SCORES_DIR))
+            )
+    finally:
+        if own:
+            session.stop()
+    tiers = pq.read_table(out_dir / SCORES_DIR, columns=["tier"]).column("tier")
+    return ColumnarSummary(
+        subjects=sum(p.subjects for p in parts),
+        records=sum(p.record_count for p in parts),
+        counted=int(counted.value),
+        parts=len(parts),
+        tiers=tier_counts(tiers, book),
+        seconds=time.perf_counter() - started,
+        as_of=at,
+        rulebook_version=book.version,
+        out_dir=out_dir,
+        engine="spark",
+    )

@@ -1,0 +1,49 @@
+"""Helpers shared by the dispute and repair tests (plain functions, like ``world``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence.ledger.tables import JournalEntry, Record, Subject
+from credence.notifications.service import NotificationView, for_subject
+from credence.scoring.online import Contribution, Score, score_subject
+from tests.world import World
+
+
+def record_id(sessions: sessionmaker[Session], source_ref: str) -> str:
+    """The public id of the (only) record sent under ``source_ref``."""
+    with sessions() as session:
+        return session.scalars(
+            select(Record.public_id).where(Record.source_ref == source_ref)
+        ).one()
+
+
+def score_at(
+    sessions: sessionmaker[Session], world: World, subject: Subject, at: datetime
+) -> Score:
+    with sessions() as session:
+        return score_subject(session, session.merge(subject), world.edition, at)
+
+
+def contribution(score: Score, record: str) -> Contribution:
+    return next(c for c in score.contributions if c.record.record_id == record)
+
+
+def journal_kinds(sessions: sessionmaker[Session]) -> Counter[str]:
+    with sessions() as session:
+        return Counter(session.scalars(select(JournalEntry.kind)))
+
+
+def journal_order(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(JournalEntry.kind).order_by(JournalEntry.seq)))
+
+
+def notes(sessions: sessionmaker[Session], subject: Subject) -> list[NotificationView]:
+    """The subject's notifications, oldest first."""
+    with sessions() as session:
+        return list(reversed(for_subject(session, subject.id)))

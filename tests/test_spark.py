@@ -1,0 +1,86 @@
+"""The Spark runner: the same kernel on PySpark, the same scores as the local engine.
+
+Runs Spark in local mode (``local[2]``, 1 GiB, no UI). Skipped only where pyspark or a
+Java runtime is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from credence.lab.population import generate
+from credence.rulebook.loader import default_rulebook
+from credence.scoring.columnar import SCORE_SCHEMA, read_scores, score_parquet
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("no Java runtime for Spark", allow_module_level=True)
+
+from credence.scoring.spark import score_parquet_spark, spark_session  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    # pyspark warns about pandas >= 3 when it builds an Arrow UDF; the scorer uses none.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+]
+
+BOOK = default_rulebook()
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    session = spark_session("local[2]", memory="1g", shuffle_partitions=2)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def pop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("population")
+    generate(
+        out,
+        subjects=1_500,
+        records=30_000,
+        seed=23,
+        now=NOW,
+        rulebook=BOOK,
+        part_subjects=500,
+        chunk_subjects=250,
+    )
+    return out
+
+
+@pytest.mark.parametrize("days_before", [0, 30])
+def test_spark_scores_equal_local_scores_for_every_subject(
+    spark: Any, pop: Path, tmp_path: Path, days_before: int
+) -> None:
+    at = NOW - timedelta(days=days_before)
+    local = score_parquet(pop, tmp_path / "local", at=at, rulebook=BOOK)
+    remote = score_parquet_spark(pop, tmp_path / "spark", at=at, rulebook=BOOK, spark=spark)
+    assert remote.subjects == local.subjects == 1_500
+    assert remote.records == local.records == 30_000
+    assert remote.counted == local.counted
+    assert remote.tiers == local.tiers
+
+    files = list((tmp_path / "spark" / "scores").glob("*.parquet"))
+    assert files
+    schema = pq.read_schema(files[0])
+    assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in SCORE_SCHEMA]
+    a = read_scores(tmp_path / "local").to_pylist()
+    b = read_scores(tmp_path / "spark").to_pylist()
+    assert len(a) == len(b) == 1_500
+    for x, y in zip(a, b, strict=True):
+        assert x["subject_id"] == y["subject_id"]
+        assert x["tier"] == y["tier"]
+        for key in ("total", *(f.name for f in SCORE_SCHEMA if f.type == "double")):
+            assert math.isclose(x[key], y[key], rel_tol=1e-9, abs_tol=1e-9), (x, y, key)

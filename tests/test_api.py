@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from credence.api.app import create_app
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.settings import Settings
+from credence.translog.merkle import leaf_hash, verify_inclusion
 from tests.world import World, build_world, person_id
 
 
@@ -36,9 +38,14 @@ class Api:
 
 
 @pytest.fixture
-def api(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock) -> Api:
+def api(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path) -> Api:
     world = build_world(sessions, clock)
-    settings = Settings(db_url=str(engine.url), max_body_bytes=200_000, max_batch_records=100)
+    settings = Settings(
+        db_url=str(engine.url),
+        max_body_bytes=200_000,
+        max_batch_records=100,
+        log_key_path=str(tmp_path / "log.key"),
+    )
     ctx = Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
     keys: dict[str, str] = {}
     with sessions.begin() as session:
@@ -351,3 +358,44 @@ def test_hostile_input_never_causes_a_500(api: Api, payload: bytes) -> None:
             "POST", path, role, content=payload, headers={"Content-Type": "application/json"}
         )
         assert response.status_code < 500, (path, response.text)
+
+
+def test_a_subject_proves_a_record_on_their_file_is_in_the_signed_log(api: Api) -> None:
+    own = api.world.people[0].public_id
+    api.call(
+        "POST",
+        "/v1/records",
+        "bank",
+        json={
+            "records": [
+                {
+                    "source_ref": "P1",
+                    "subject_id": own,
+                    "record_type": "loan_repaid",
+                    "occurred_at": api.clock.now().isoformat(),
+                }
+            ]
+        },
+    )
+    file = api.call("GET", f"/v1/subjects/{own}/file", "subject").json()
+    record_id = file["score"]["contributions"][0]["record_id"]
+    seq = file["log_entries"][record_id]
+    checkpoint = api.client.get("/v1/log/checkpoint").json()
+    entry = api.call("GET", f"/v1/log/entries/{seq}", "subject").json()
+    assert entry["entry"]["data"]["record"] == record_id
+    leaf = entry["entry"]["leaf_data"].encode()
+    assert leaf_hash(leaf).hex() == entry["leaf_hash"]
+    proof = api.client.get(
+        "/v1/log/proof/inclusion", params={"seq": seq, "tree_size": checkpoint["tree_size"]}
+    ).json()
+    assert proof["root_hash"] == checkpoint["root_hash"]
+    assert verify_inclusion(
+        leaf_hash(leaf),
+        proof["leaf_index"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["proof"]],
+        bytes.fromhex(checkpoint["root_hash"]),
+    )
+    # Another subject's entry data is not for everyone.
+    other = api.call("GET", f"/v1/log/entries/{seq}", "airline").json()
+    assert other["entry"] is None

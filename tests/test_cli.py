@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,11 @@ from credence.scoring.tables import ScoreSnapshot
 from credence.tiers.tables import SubjectTier
 
 runner = CliRunner()
-WIDE = {"COLUMNS": "200"}
+WIDE = {
+    "COLUMNS": "200",
+    # The demo signs a log checkpoint: keep its key out of the working tree.
+    "CREDENCE_LOG_KEY_PATH": str(Path(tempfile.gettempdir()) / f"credence-cli-{os.getpid()}.key"),
+}
 
 
 def run(*args: str) -> str:

@@ -166,6 +166,12 @@ class FileOut(BaseModel):
         description="The tier shown with hysteresis (updated by the nightly rescore); "
         "score.tier is the raw tier of the score as of now.",
     )
+    log_entries: dict[str, int] = Field(
+        default_factory=dict,
+        description="The transparency-log entry (seq) of each record, by record id: fetch "
+        "its proof at /v1/log/proof/inclusion?seq=… and check it against the signed "
+        "checkpoint at /v1/log/checkpoint.",
+    )
     accessed_by: list[AccessOut] = Field(
         default_factory=list, description="Who read this file or score, when and why."
     )

@@ -32,6 +32,8 @@ from credence.migrate import upgrade
 from credence.rulebook import store
 from credence.scoring.batch import rescore_everyone
 from credence.scoring.online import score_subject
+from credence.translog.keys import signer_from_settings
+from credence.translog.service import current_checkpoint
 
 #: Relying parties of the demo city and the services each may ask about.
 DEMO_PARTIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -150,6 +152,9 @@ def build_demo(
             )
 
     with ctx.sessions.begin() as session:
+        # Sign the first checkpoint now, so the first GET /v1/log/checkpoint is quick.
+        checkpoint = current_checkpoint(session, signer=signer_from_settings(ctx.settings), at=now)
+    with ctx.sessions.begin() as session:
         restricted, clear = _pick_subjects(session, ctx)
         keys = _issue_demo_keys(session, ctx, clear)
         by_type = Counter(
@@ -166,7 +171,8 @@ def build_demo(
     console.print(
         f"{n_subjects:,} subjects ({persons:,} persons, {organisations:,} organisations), "
         f"{summary.records:,} records from {sources} sources over 5 years; built in "
-        f"{stats.seconds:.1f} s, scored in {summary.seconds:.2f} s"
+        f"{stats.seconds:.1f} s, scored in {summary.seconds:.2f} s; transparency log "
+        f"signed at {checkpoint.tree_size:,} entries"
     )
     tiers = Table(
         "tier",

@@ -34,6 +34,7 @@ from credence.notifications.service import for_subject
 from credence.rulebook import store
 from credence.scoring.online import score_subject
 from credence.tiers.service import shown_tier
+from credence.translog.service import record_entry_seqs
 
 router = APIRouter(prefix="/v1", tags=["subjects"])
 
@@ -184,6 +185,7 @@ def file(
         score=score_out(subject.public_id, score_subject(session, subject, edition, at)),
         inquiries=inquiries,
         shown_tier=shown_tier(session, subject.id),
+        log_entries=record_entry_seqs(session, subject.id),
         accessed_by=[
             AccessOut(
                 role=a.role, actor=a.actor, action=a.action, what=a.what, purpose=a.purpose, at=a.at

@@ -258,3 +258,34 @@ def test_conflicting_kind_for_an_existing_identifier(
             data=SubjectIn(kind=SubjectKind.GOVERNMENT, identifier=gov, name="Gov"),
             at=clock.now(),
         )
+
+
+def test_large_batches_round_trip_exactly(
+    sessions: sessionmaker[Session], clock: FixedClock, world: World
+) -> None:
+    """Big batches take the bulk path (COPY on PostgreSQL); what is read back is exact."""
+    p = world.people[0]
+    start = clock.now() - timedelta(days=900)
+    batch = [
+        rec(
+            f"bulk-{i}",
+            p,
+            "volunteer_service",
+            start + timedelta(minutes=97 * i, microseconds=i),
+            quantity=i / 7,
+        )
+        for i in range(1200)
+    ]
+    assert set(submit(sessions, world, "volunteers", clock.now(), *batch)) == {"created"}
+    with sessions() as session:
+        views = ledger.subject_records(session, p.id)
+        kinds = session.scalars(select(JournalEntry.kind).where(JournalEntry.kind == "record"))
+        assert len(list(kinds)) == 1200
+    by_ref = {v.source_ref: v for v in views}
+    assert len(by_ref) == 1200
+    for i in (0, 1, 599, 1199):
+        view = by_ref[f"bulk-{i}"]
+        assert view.occurred_at == start + timedelta(minutes=97 * i, microseconds=i)
+        assert view.received_at == clock.now()
+        assert view.quantity == i / 7
+        assert view.decision_ref is None

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -92,3 +92,34 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+#: Batches at least this large go through PostgreSQL's COPY instead of INSERT.
+COPY_THRESHOLD = 500
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL for large
+    batches, one executemany otherwise. Values are what the ORM would bind (instants are
+    converted to microseconds here, as :class:`Instant` does)."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
+        session.execute(insert(table), rows)
+        return
+    columns = [c for c in table.columns if c.key in rows[0]]
+    instants = {c.key for c in columns if isinstance(c.type, Instant)}
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    raw = connection.connection.driver_connection
+    assert raw is not None  # a live psycopg connection inside the session's transaction
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    to_micros(row[c.key])
+                    if c.key in instants and row[c.key] is not None
+                    else row.get(c.key)
+                    for c in columns
+                ]
+            )

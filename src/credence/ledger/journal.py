@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
+from credence.db import bulk_insert
 from credence.ledger.tables import JournalEntry
 
 
@@ -46,7 +46,7 @@ def append_many(session: Session, entries: list[dict[str, Any]]) -> None:
     (``data`` already canonical). Order of the list is the order in the journal."""
     if entries:
         # Core insert on the table: one executemany (the ORM bulk form splits on None).
-        session.execute(insert(JournalEntry.metadata.tables[JournalEntry.__tablename__]), entries)
+        bulk_insert(session, JournalEntry.metadata.tables[JournalEntry.__tablename__], entries)
 
 
 def record_data(

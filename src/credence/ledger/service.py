@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import BindParameter, Integer, Select, bindparam, exists, insert, select
+from sqlalchemy import BindParameter, Integer, Select, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
-from credence.db import Instant
+from credence.db import Instant, bulk_insert
 from credence.disputes.tables import Dispute, DisputeAnswer, Statement
 from credence.errors import (
     Conflict,
@@ -518,7 +518,7 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
     if rows:
         # Core insert on the table: one executemany for the whole batch (the ORM bulk
         # form splits batches wherever a row has a None, e.g. no quantity).
-        session.execute(insert(Record.metadata.tables[Record.__tablename__]), rows)
+        bulk_insert(session, Record.metadata.tables[Record.__tablename__], rows)
         journal.append_many(session, entries)
     # A certified reinsertion is a step of its own, after the record it reinserts.
     reinserted = [(p.reinsertion, p.notice) for p in planned if p.reinsertion and p.notice]

@@ -193,6 +193,7 @@ def test_register_submit_score_decide_and_see_it_on_the_file(
         "rejected",
     ]
     assert body["results"][1]["error"]["code"] == "decision_reference_required"
+    assert body["results"][1]["error"]["status"] == 422
     assert body["results"][2]["error"]["code"] == "unknown_record_type"
     assert (body["created"], body["duplicates"], body["rejected"]) == (1, 1, 3)
 
@@ -399,3 +400,20 @@ def test_a_subject_proves_a_record_on_their_file_is_in_the_signed_log(api: Api) 
     # Another subject's entry data is not for everyone.
     other = api.call("GET", f"/v1/log/entries/{seq}", "airline").json()
     assert other["entry"] is None
+
+
+def test_a_resend_with_other_content_is_a_409_for_that_record(api: Api) -> None:
+    own = api.world.people[0].public_id
+    first = {
+        "source_ref": "C1",
+        "subject_id": own,
+        "record_type": "loan_repaid",
+        "occurred_at": "2026-01-01T00:00:00Z",
+    }
+    assert api.call("POST", "/v1/records", "bank", json={"records": [first]}).status_code == 200
+    again = api.call("POST", "/v1/records", "bank", json={"records": [first]}).json()
+    assert again["results"][0]["status"] == "duplicate"
+    changed = {**first, "occurred_at": "2026-01-02T00:00:00Z"}
+    result = api.call("POST", "/v1/records", "bank", json={"records": [changed]}).json()
+    error = result["results"][0]["error"]
+    assert (error["code"], error["status"]) == ("source_ref_conflict", 409)

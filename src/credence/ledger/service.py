@@ -199,7 +199,14 @@ def _rejected(index: int, ref: str | None, error: CredenceError) -> RecordResult
         index=index,
         source_ref=ref,
         status="rejected",
-        error={"code": error.code, "message": error.message, "details": error.details},
+        # ``status`` is the HTTP status this record alone would have got (409 for a
+        # source_ref resent with other content, 403 for a type the source may not send).
+        error={
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "status": error.status,
+        },
     )
 
 

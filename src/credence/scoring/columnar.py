@@ -218,15 +218,13 @@ class Kernel:
         """
         names = batch.schema.names
         found: list[npt.NDArray[np.int64]] = []
-        # Arrow's comparisons work on validity bitmaps and bits: a null ``ended_at``
-        # (not ended) never selects a record, and no per-record byte array is built.
         if "received_at" in names:
-            late = pc.greater(batch.column(names.index("received_at")), self.at_us)
-            found.append(_true_positions(late))
+            received = _numpy(batch.column(names.index("received_at")))
+            found.append(np.flatnonzero(received > self.at_us))
         if "ended_at" in names:
             ended = batch.column(names.index("ended_at"))
             if ended.null_count < batch.num_rows:
-                found.append(_true_positions(pc.less_equal(ended, self.at_us)))
+                found.append(_ended_by(ended, self.at_us))
         if maybe_unknown:
             unknown = np.flatnonzero(type_idx < 0)
             type_idx[unknown] = 0
@@ -255,9 +253,13 @@ class Kernel:
         dropped = self.dropped(batch, type_idx, maybe_unknown)
 
         types = self.types
-        # Exact: int64 micros below 2^53 convert to float64 exactly, and the division is
-        # correctly rounded, as in the online path's Python arithmetic.
-        age_days = (self.at_us - occurred) / MICROS_PER_DAY
+        # Exact: micros below 2^53 convert to float64 exactly, their difference is an
+        # integer below 2^53 (exact too), and the division is correctly rounded: the same
+        # bits as the online path's ``(at_us - occurred_us) / MICROS_PER_DAY``. In place,
+        # one array for the three steps.
+        age_days = occurred.astype(np.float64)
+        np.subtract(float(self.at_us), age_days, out=age_days)
+        np.divide(age_days, MICROS_PER_DAY, out=age_days)
         weights = types.weights(type_idx, quantity)
         counted = n
         if dropped is not None:
@@ -279,10 +281,24 @@ class Kernel:
         return BatchSums(lo, sums, None, n, counted)
 
 
-def _true_positions(mask: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    """Positions where a boolean Arrow array is true (null counts as false)."""
-    positions = pc.indices_nonzero(pc.fill_null(mask, False))
-    return np.asarray(positions.to_numpy(zero_copy_only=False), dtype=np.int64)
+def _ended_by(ended: pa.Array | pa.ChunkedArray, at_us: int) -> npt.NDArray[np.int64]:
+    """Positions of records whose effect ended at or before ``at_us`` (null: not ended).
+
+    Reads the Arrow buffers directly: the validity bitmap unpacked to bytes and the raw
+    values, compared together. Converting the nullable column to numpy instead would
+    build a float64 copy with NaNs, twice the passes.
+    """
+    if isinstance(ended, pa.ChunkedArray):
+        ended = ended.combine_chunks()
+    n, offset = len(ended), ended.offset
+    bitmap, data = ended.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.int64, count=offset + n)[offset:]
+    if bitmap is None or ended.null_count == 0:
+        return np.flatnonzero(values <= at_us)
+    bits = np.frombuffer(bitmap, dtype=np.uint8)
+    valid = np.unpackbits(bits, count=offset + n, bitorder="little")[offset:].view(np.bool_)
+    # Values under a null slot are unspecified; the validity bits mask them out.
+    return np.flatnonzero(valid & (values <= at_us))
 
 
 def _numpy(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:

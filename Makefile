@@ -2,38 +2,52 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# `make demo` installs the runtime only (quick); `make test` adds the dev tools
+# (pytest, mypy, ruff, PySpark, ...).
+RUNTIME := $(VENV)/.runtime-$(HASH)
+DEV     := $(VENV)/.dev-$(HASH)
+# uv installs the same packages as pip, several times faster; pip is the fallback.
+INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check uv \
+	  && $(BIN)/python -m uv pip install --python $(BIN)/python -q -e '$(1)' \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check -e '$(1)'
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install install-dev demo test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# uv installs the same packages as pip, several times faster; pip is the fallback.
-	$(BIN)/python -m pip install -q --disable-pip-version-check uv \
-	  && $(BIN)/python -m uv pip install --python $(BIN)/python -q -e '.[dev]' \
-	  || $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-install: $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(call INSTALL,.)
+	rm -f $(VENV)/.runtime-*
+	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(call INSTALL,.[dev])
+	rm -f $(VENV)/.dev-* $(VENV)/.runtime-*
+	touch $@ $(RUNTIME)
+
+install: $(RUNTIME)
+
+install-dev: $(DEV)
 
 demo: install
 	$(BIN)/credence demo --reset
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-unit: install
+unit: install-dev
 	bash scripts/ensure-postgres.sh
 	$(BIN)/pytest -n 2
 
 test: lint typecheck unit
 
-bench: install
+bench: install-dev
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m bench
 

@@ -60,6 +60,8 @@ parties_app = typer.Typer(help="Register relying parties.", no_args_is_help=True
 app.add_typer(parties_app, name="parties")
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+lab_app = typer.Typer(help="Synthetic populations at scale.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
 app.add_typer(log_app, name="log", help="The transparency log: checkpoints, proofs, verify.")
 app.add_typer(disputes_app, name="disputes", help="Disputes: sweep lapsed ones, list, answer.")
 
@@ -322,12 +324,59 @@ def _rescore(ctx: Context, at: datetime) -> BatchSummary:
 
 
 @app.command("score")
-def score(db: DbOption = None, as_of: AsOfOption = None) -> None:
-    """Recompute every subject's score from the ledger and store the snapshot."""
+def score(
+    db: DbOption = None,
+    as_of: AsOfOption = None,
+    input_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            help="Score a Parquet population (credence lab generate).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to write scores/ for --input.")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (numpy) or spark, for --input.")
+    ] = "local",
+) -> None:
+    """Rescore everyone: from the ledger (default), or a Parquet population (--input)."""
+    at = ensure_utc(as_of) if as_of else None
+    if input_dir is not None:
+        from credence.scoring.columnar_cli import run_batch_cli
+
+        if out_dir is None:
+            raise typer.BadParameter("--out is required with --input", param_hint="--out")
+        if engine not in ("local", "spark"):
+            raise typer.BadParameter("choose local or spark", param_hint="--engine")
+        raise typer.Exit(
+            run_batch_cli(
+                input_dir,
+                out_dir,
+                engine="spark" if engine == "spark" else "local",
+                at=at,
+                console=console,
+            )
+        )
     ctx = _context(db)
-    at = ensure_utc(as_of) if as_of else ctx.clock.now()
     with _errors():
-        _print_summary(_rescore(ctx, at))
+        _print_summary(_rescore(ctx, at or ctx.clock.now()))
+
+
+@lab_app.command("generate")
+def lab_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for subjects/ and records/.")],
+    subjects: Annotated[int, typer.Option(help="Subjects in the population.")] = 100_000,
+    records: Annotated[int, typer.Option(help="Records in the population.")] = 2_000_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 7,
+) -> None:
+    """Write a synthetic population as Parquet, partitioned by subject."""
+    from credence.lab.population_cli import run_generate_cli
+
+    raise typer.Exit(run_generate_cli(out, subjects, records, seed, console))
 
 
 @app.command("explain")

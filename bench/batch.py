@@ -24,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from credence.lab.population import MANIFEST, generate
 from credence.rulebook.loader import default_rulebook
 from credence.rulebook.model import CATEGORIES
 from credence.scoring import columnar
+from credence.scoring.formula import TypeTable
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SEED = 7
@@ -96,10 +98,34 @@ def run_columnar(path: Path, out: Path, workers: int) -> dict[str, Any]:
     }
 
 
+def run_kernel(path: Path, limit: int) -> dict[str, Any]:
+    """The kernel alone, on one thread, over record batches already in memory (the first
+    parts, up to ``limit`` records): what the scorer costs apart from Parquet decoding
+    and writing."""
+    kernel = columnar.Kernel(TypeTable(default_rulebook()), to_micros(NOW))
+    batches = [
+        batch
+        for part in _subset(path, limit)
+        for batch in columnar.part_batches(part.records, kernel.at_us)
+    ]
+    records = sum(b.num_rows for b in batches)
+    columnar.keep_heap()
+    kernel.sums(batches[0])  # warm up (lookup tables, allocator)
+    cpu, started = time.process_time(), time.perf_counter()
+    for batch in batches:
+        kernel.sums(batch)
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu": time.process_time() - cpu,
+        "records": records,
+        "peak_rss": _peak_rss(),
+    }
+
+
 def _type_frame() -> Any:
     import pandas as pd
 
-    types = columnar.TypeTable(default_rulebook())
+    types = TypeTable(default_rulebook())
     return pd.DataFrame(
         {
             "points": types.points,
@@ -162,7 +188,7 @@ def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any
 
     parts = _subset(path, limit)
     at = to_micros(NOW)
-    types = columnar.TypeTable(default_rulebook())
+    types = TypeTable(default_rulebook())
     values = ", ".join(
         f"('{c}', {float(p)!r}, {bool(h)}, {float(m)!r}, {float(hl)!r}, {float(r)!r}, {int(k)})"
         for c, p, h, m, hl, r, k in zip(
@@ -224,7 +250,7 @@ def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any
 def _check(frame: Any, parts: list[columnar.PartInput], out: Path) -> float:
     """Largest relative difference between ``frame`` (subject_id + category sums) and
     the columnar scorer on the same parts."""
-    kernel = columnar.Kernel(columnar.TypeTable(default_rulebook()), to_micros(NOW))
+    kernel = columnar.Kernel(TypeTable(default_rulebook()), to_micros(NOW))
     worst = 0.0
     ids = frame["subject_id"].to_numpy()
     names = [c.value for c in CATEGORIES]
@@ -270,6 +296,8 @@ def _worker(args: argparse.Namespace) -> None:
     path = Path(args.population)
     if args.worker == "columnar":
         result = run_columnar(path, out, args.workers)
+    elif args.worker == "kernel":
+        result = run_kernel(path, args.pandas_records)
     elif args.worker == "pandas":
         result = run_pandas(path, out, args.pandas_records)
     elif args.worker == "duckdb":
@@ -332,7 +360,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spark-subjects", type=int, default=1_000_000)
     parser.add_argument("--spark-records", type=int, default=20_000_000)
     parser.add_argument("--no-spark", action="store_true")
-    parser.add_argument("--work", default="/tmp/credence-bench", help="scratch directory")
+    parser.add_argument(
+        "--work",
+        default=str(Path(tempfile.gettempdir()) / "credence-bench"),
+        help="scratch directory (populations are kept there and reused)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--population", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -351,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
             f"peak RSS {gen['peak_rss'] / 2**20:.0f} MiB"
         )
     results = {}
-    for engine in ("columnar", "duckdb", "pandas"):
+    for engine in ("columnar", "kernel", "duckdb", "pandas"):
         print(f"timing {engine} ({args.runs} runs)…", flush=True)
         results[engine] = _median_of(args, engine, population)
     spark: dict[str, Any] | None = None
@@ -385,14 +417,14 @@ def report(
     )
     for engine, r in results.items():
         table.add_row(
-            engine,
+            "kernel only, 1 thread" if engine == "kernel" else engine,
             f"{r['records']:,}",
             f"{r['seconds']:.2f} {r['all_seconds']}",
             f"{r['rate'] / 1e6:.1f} M",
-            f"{r['rate'] / CORES / 1e6:.1f} M",
+            f"{r['rate'] / (1 if engine == 'kernel' else CORES) / 1e6:.1f} M",
             f"{r['records'] / r['cpu'] / 1e6:.1f} M" if r["cpu"] else "-",
             f"{r['peak_rss'] / 2**30:.2f} GiB",
-            "1.0" if engine == "columnar" else f"{col['rate'] / r['rate']:.1f}",
+            "-" if engine == "kernel" else f"{col['rate'] / r['rate']:.1f}",
             f"{r.get('max_rel_diff', 0.0):.1e}",
         )
     if spark is not None:

@@ -7,10 +7,12 @@ an instant where some records are not yet received and some have ended.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,17 +20,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
 from credence.clock import from_micros, to_micros
 from credence.identifiers import SubjectKind
 from credence.lab import population
 from credence.lab.population import generate
+from credence.lab.population_cli import run_generate_cli
 from credence.ledger.service import RecordView
 from credence.rulebook.loader import content_hash, default_rulebook, default_text
 from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition
 from credence.scoring import columnar
 from credence.scoring.columnar import Kernel, read_scores, score_parquet
+from credence.scoring.columnar_cli import run_batch_cli
 from credence.scoring.formula import TypeTable
 from credence.scoring.online import compute
 
@@ -103,22 +108,33 @@ def _close(a: float, b: float) -> bool:
 
 
 def test_generate_is_reproducible_from_the_seed(tmp_path: Path) -> None:
-    args = {"subjects": 500, "records": 9_000, "now": NOW, "rulebook": BOOK}
-    a = generate(tmp_path / "a", seed=5, part_subjects=200, chunk_subjects=90, **args)
-    b = generate(tmp_path / "b", seed=5, part_subjects=200, chunk_subjects=90, **args)
-    c = generate(tmp_path / "c", seed=6, part_subjects=200, chunk_subjects=90, **args)
+    def run(name: str, seed: int) -> population.PopulationSummary:
+        return generate(
+            tmp_path / name,
+            subjects=500,
+            records=9_000,
+            seed=seed,
+            now=NOW,
+            rulebook=BOOK,
+            part_subjects=200,
+            chunk_subjects=90,
+        )
+
+    a, b, c = run("a", 5), run("b", 5), run("c", 6)
     files = sorted(p.relative_to(a.out) for p in a.out.rglob("*") if p.is_file())
     assert len(files) == 1 + 2 * 3  # manifest, three parts of subjects and records
     for f in files:  # the same bytes, so the same data
         assert (a.out / f).read_bytes() == (b.out / f).read_bytes(), f
     other = pq.read_table(c.out / "records", columns=["occurred_at"])
     assert not pq.read_table(a.out / "records", columns=["occurred_at"]).equals(other)
-    assert a.records == 9_000 and sum(p.records for p in a.parts) == 9_000
+    assert a.records == 9_000
+    assert sum(p.records for p in a.parts) == 9_000
 
 
 def test_population_layout_and_plausibility(pop: Path) -> None:
     manifest = json.loads((pop / population.MANIFEST).read_text())
-    assert manifest["subjects"] == SUBJECTS and manifest["records"] == RECORDS
+    assert manifest["subjects"] == SUBJECTS
+    assert manifest["records"] == RECORDS
     subjects = pq.read_table(pop / "subjects").combine_chunks()
     ids = subjects.column("subject_id").to_numpy()
     assert np.array_equal(ids, np.arange(SUBJECTS))
@@ -130,7 +146,8 @@ def test_population_layout_and_plausibility(pop: Path) -> None:
         got = pq.read_table(pop / "records" / part["name"], columns=["subject_id"])
         sid = got.column(0).to_numpy()
         first, n = part["first_subject"], part["subjects"]
-        assert sid.min() >= first and sid.max() < first + n
+        assert sid.min() >= first
+        assert sid.max() < first + n
         assert np.all(np.diff(sid) >= 0)  # ordered by subject within the part
 
     kinds = subjects.column("kind").cast(pa.string()).to_pylist()
@@ -157,7 +174,8 @@ def test_population_layout_and_plausibility(pop: Path) -> None:
 
     by_kind = Counter(kinds)
     assert by_kind[SubjectKind.PERSON.value] > 0.85 * SUBJECTS
-    assert by_kind[SubjectKind.COMPANY.value] > 0 and by_kind[SubjectKind.GOVERNMENT.value] > 0
+    assert by_kind[SubjectKind.COMPANY.value] > 0
+    assert by_kind[SubjectKind.GOVERNMENT.value] > 0
     persons = [i for i, k in enumerate(kinds) if k == "person"]
     few = sum(1 for i in persons if negatives[i] <= 1)
     assert few > 0.6 * len(persons)  # most people have at most one negative record
@@ -176,7 +194,8 @@ def test_columnar_scores_equal_online_scores_on_a_sample(
     pop: Path, tmp_path: Path, at: datetime
 ) -> None:
     summary = score_parquet(pop, tmp_path, at=at, rulebook=EDITION)
-    assert summary.subjects == SUBJECTS and summary.records == RECORDS
+    assert summary.subjects == SUBJECTS
+    assert summary.records == RECORDS
     assert summary.parts == 3
     if at == EARLIER:  # later receipts and endings left out; some endings already count
         assert summary.counted < summary.records
@@ -214,12 +233,15 @@ def test_records_not_yet_received_or_ended_do_not_count(tmp_path: Path) -> None:
     ]
     _write_population(tmp_path / "in", 3, rows, dictionary=False)
     summary = score_parquet(tmp_path / "in", tmp_path / "out", at=NOW, rulebook=BOOK)
-    assert summary.records == 6 and summary.counted == 2
+    assert summary.records == 6
+    assert summary.counted == 2
     got = read_scores(tmp_path / "out").to_pylist()
     ticket, default = BOOK.record_type("traffic_violation"), BOOK.record_type("loan_default")
-    assert ticket is not None and default is not None
+    assert ticket is not None
+    assert default is not None
     assert _close(got[0]["social"], ticket.points * 2 ** (-10 / ticket.half_life_days))
-    assert got[0]["judicial"] == 0.0 and got[0]["commercial"] == 0.0
+    assert got[0]["judicial"] == 0.0
+    assert got[0]["commercial"] == 0.0
     assert _close(got[1]["commercial"], default.points * 2 ** (-20 / default.half_life_days))
     assert got[2]["total"] == BOOK.scale.base
     assert got[2]["tier"] == BOOK.tier_for(BOOK.scale.base)
@@ -255,10 +277,31 @@ def test_the_kernel_gives_the_same_sums_for_unsorted_batches(pop: Path) -> None:
     assert dense.counted == compact.counted < dense.records
 
 
+def test_the_cli_functions_generate_score_and_report(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=120)
+    assert run_generate_cli(tmp_path / "pop", 300, 3_000, 1, console, now=NOW) == 0
+    # ``at`` defaults to the population's own instant, from population.json.
+    code = run_batch_cli(
+        tmp_path / "pop", tmp_path / "out", engine="local", at=None, console=console
+    )
+    assert code == 0
+    text = out.getvalue()
+    assert "3,000 records" in text
+    assert "Tiers as of 2026-06-01" in text
+    assert "AAA" in text
+    assert read_scores(tmp_path / "out").num_rows == 300
+    missing = run_batch_cli(
+        tmp_path / "nowhere", tmp_path / "o", engine="local", at=NOW, console=console
+    )
+    assert missing == 1
+    assert "error" in out.getvalue()
+
+
 def _write_population(
     out: Path,
     subjects: int,
-    rows: list[tuple[int, str, int, int, int | None]],
+    rows: Sequence[tuple[int, str, int, int, int | None]],
     *,
     dictionary: bool = True,
 ) -> None:
@@ -271,10 +314,8 @@ def _write_population(
     codes = pa.array([r[1] for r in rows], pa.string())
     if dictionary:
         # A dictionary in an order of its own: reversed rulebook order plus an unknown.
-        order = pa.array([rt.code for rt in BOOK.record_types][::-1] + ["zz_unknown"])
-        codes = pa.DictionaryArray.from_arrays(
-            pa.compute.index_in(codes, value_set=order), order
-        )
+        order = pa.array([*[rt.code for rt in BOOK.record_types][::-1], "zz_unknown"])
+        codes = pa.DictionaryArray.from_arrays(pa.compute.index_in(codes, value_set=order), order)
     pq.write_table(
         pa.table(
             {

@@ -66,6 +66,7 @@ from credence.clock import MICROS_PER_DAY, ensure_utc, to_micros
 from credence.identifiers import SubjectKind
 from credence.lab.city import FOLLOW_UP, GOVERNMENT_SHARE, NEGATIVE_TILT, POSITIVE_TILT, STREAMS
 from credence.rulebook.model import Rulebook
+from credence.scoring.columnar import arrow, strings
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -257,7 +258,10 @@ class _Rates:
             negative=negative,
             has_quantity=np.array([rt.quantity is not None for rt in types], dtype=bool),
             median_quantity=np.array(
-                [QUANTITY_MEDIAN_SHARE * rt.quantity.max_units if rt.quantity else 1.0 for rt in types],
+                [
+                    QUANTITY_MEDIAN_SHARE * rt.quantity.max_units if rt.quantity else 1.0
+                    for rt in types
+                ],
                 dtype=np.float64,
             ),
         )
@@ -276,7 +280,9 @@ class _Subjects:
 def _rng(seed: int, stream: int, chunk: int = 0) -> np.random.Generator:
     # One independent stream per (purpose, chunk): chunks can be drawn in any order, and
     # the subjects of a chunk can be drawn twice (weights first, records later) alike.
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(stream, chunk))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(stream, chunk)))
+    )
 
 
 _REGION_P = np.array([p for _, p in REGIONS]) / sum(p for _, p in REGIONS)
@@ -294,7 +300,9 @@ def _draw_subjects(rng: np.random.Generator, n: int, rates: _Rates) -> _Subjects
     negative = rates.total[kind, 1] * np.exp(-NEGATIVE_TILT * reliability)
     positive = rates.total[kind, 0] * np.exp(POSITIVE_TILT * reliability)
     rate = negative + positive
-    return _Subjects(kind, region, activity * rate, negative / rate)
+    # A kind the rulebook gives no record type has rate 0: no records, never negative.
+    p_negative = np.divide(negative, rate, out=np.zeros(n), where=rate > 0)
+    return _Subjects(kind, region, activity * rate, p_negative)
 
 
 def _layout(subjects: int, part_subjects: int, chunk_subjects: int) -> list[list[tuple[int, int]]]:
@@ -318,7 +326,13 @@ def _draw_records(
     now_us: int,
 ) -> pa.RecordBatch:
     n = who.weight.shape[0]
-    counts = rng.multinomial(n_records, who.weight / who.weight.sum()) if n_records else np.zeros(n, np.int64)
+    if n_records and who.weight.sum() <= 0:
+        raise ValueError("the rulebook gives these subjects no record type to draw from")
+    counts = (
+        rng.multinomial(n_records, who.weight / who.weight.sum())
+        if n_records
+        else np.zeros(n, np.int64)
+    )
     local = np.repeat(np.arange(n, dtype=np.int64), counts)
     negative = rng.random(n_records) < who.p_negative[local]
     group = who.kind[local].astype(np.int64) * 2 + negative
@@ -333,29 +347,37 @@ def _draw_records(
 
     received = now_us - rng.integers(0, HISTORY_DAYS * MICROS_PER_DAY, size=n_records)
     mean_delay = np.where(negative, NEGATIVE_DELAY_DAYS, POSITIVE_DELAY_DAYS) * MICROS_PER_DAY
-    delay = np.minimum(rng.exponential(1.0, n_records) * mean_delay, MAX_DELAY_DAYS * MICROS_PER_DAY)
+    delay = np.minimum(
+        rng.exponential(1.0, n_records) * mean_delay, MAX_DELAY_DAYS * MICROS_PER_DAY
+    )
     # Events are known to the second; receipt is stamped to the microsecond.
     occurred = ((received - delay.astype(np.int64)) // 1_000_000) * 1_000_000
 
     quantity = np.full(n_records, np.nan)
     q = np.flatnonzero(rates.has_quantity[type_idx])
     if q.size:
-        draw = rates.median_quantity[type_idx[q]] * np.exp(QUANTITY_SIGMA * rng.standard_normal(q.size))
+        draw = rates.median_quantity[type_idx[q]] * np.exp(
+            QUANTITY_SIGMA * rng.standard_normal(q.size)
+        )
         quantity[q] = np.maximum(np.round(draw, 2), 0.01)
 
     p_end = np.where(negative, NEGATIVE_ENDED_SHARE, POSITIVE_ENDED_SHARE)
     ends = rng.random(n_records) < p_end
-    ended = received + 1_000_000 + (rng.exponential(MEAN_DAYS_TO_END * MICROS_PER_DAY, n_records)).astype(np.int64)
+    ended = (
+        received
+        + 1_000_000
+        + (rng.exponential(MEAN_DAYS_TO_END * MICROS_PER_DAY, n_records)).astype(np.int64)
+    )
     ended_valid = ends & (ended <= now_us)
 
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(first + local, pa.int64()),
-            pa.DictionaryArray.from_arrays(pa.array(type_idx, pa.int16()), pa.array(rates.codes, pa.string())),
-            pa.array(occurred, pa.int64()),
-            pa.array(received, pa.int64()),
-            pa.array(quantity, pa.float64()),
-            pa.array(ended, pa.int64(), mask=~ended_valid),
+            arrow(first + local),
+            pa.DictionaryArray.from_arrays(arrow(type_idx), strings(rates.codes)),
+            arrow(occurred),
+            arrow(received),
+            arrow(quantity),
+            arrow(ended, valid=ended_valid),
         ],
         schema=RECORD_SCHEMA,
     )
@@ -365,9 +387,9 @@ def _subject_batch(first: int, who: _Subjects) -> pa.RecordBatch:
     n = who.kind.shape[0]
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(np.arange(first, first + n, dtype=np.int64)),
-            pa.DictionaryArray.from_arrays(pa.array(who.kind), pa.array([k.value for k in KINDS])),
-            pa.DictionaryArray.from_arrays(pa.array(who.region), pa.array([r for r, _ in REGIONS])),
+            arrow(np.arange(first, first + n, dtype=np.int64)),
+            pa.DictionaryArray.from_arrays(arrow(who.kind), strings([k.value for k in KINDS])),
+            pa.DictionaryArray.from_arrays(arrow(who.region), strings([r for r, _ in REGIONS])),
         ],
         schema=SUBJECT_SCHEMA,
     )
@@ -383,7 +405,9 @@ def _writer(path: Path, schema: pa.Schema, delta: tuple[str, ...]) -> pq.Parquet
         column_encoding={name: "DELTA_BINARY_PACKED" for name in delta},
         # Statistics on the subject id let a reader find a part's range from the footer;
         # on receipt and end instants, skip columns that cannot exclude a record.
-        write_statistics=[c for c in ("subject_id", "received_at", "ended_at") if c in schema.names],
+        write_statistics=[
+            c for c in ("subject_id", "received_at", "ended_at") if c in schema.names
+        ],
     )
 
 
@@ -406,7 +430,9 @@ def generate(
     ``chunk_subjects × records / subjects`` records whatever the size.
     """
     if subjects < 1 or records < 0 or part_subjects < 1 or chunk_subjects < 1:
-        raise ValueError("subjects, part_subjects and chunk_subjects must be positive, records >= 0")
+        raise ValueError(
+            "subjects, part_subjects and chunk_subjects must be positive, records >= 0"
+        )
     started = time.perf_counter()
     now = ensure_utc(now)
     now_us = to_micros(now)
@@ -415,7 +441,9 @@ def generate(
     chunks = [c for part in layout for c in part]
 
     # Pass 1: each chunk's expected share of the records, so that the total is exact.
-    weights = np.array([_draw_subjects(_rng(seed, 0, i), n, rates).weight.sum() for i, (_, n) in enumerate(chunks)])
+    weights = np.array(
+        [_draw_subjects(_rng(seed, 0, i), n, rates).weight.sum() for i, (_, n) in enumerate(chunks)]
+    )
     per_chunk = _rng(seed, 2).multinomial(records, weights / weights.sum())
 
     (out / SUBJECTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -435,7 +463,9 @@ def generate(
                 who = _draw_subjects(_rng(seed, 0, i), n, rates)
                 kinds += np.bincount(who.kind, minlength=len(KINDS))
                 subject_writer.write_batch(_subject_batch(first, who))
-                batch = _draw_records(_rng(seed, 1, i), first, who, int(per_chunk[i]), rates, now_us)
+                batch = _draw_records(
+                    _rng(seed, 1, i), first, who, int(per_chunk[i]), rates, now_us
+                )
                 record_writer.write_batch(batch, row_group_size=ROW_GROUP_RECORDS)
                 part_records += batch.num_rows
                 written += batch.num_rows
@@ -456,7 +486,12 @@ def generate(
         "record_types": list(rates.codes),
         "subjects_by_kind": by_kind,
         "parts": [
-            {"name": pt.name, "first_subject": pt.first_subject, "subjects": pt.subjects, "records": pt.records}
+            {
+                "name": pt.name,
+                "first_subject": pt.first_subject,
+                "subjects": pt.subjects,
+                "records": pt.records,
+            }
             for pt in parts
         ],
     }

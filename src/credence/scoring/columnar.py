@@ -91,12 +91,20 @@ BATCH_RECORDS = 1 << 18
 #: Worker threads over parts (the machine this targets has two cores).
 WORKERS = 2
 #: Parquet layout of score files: floats do not compress and have no useful dictionary
-#: (trying one per column costs more than writing the column); ids delta-encode.
+#: (trying one per column costs more than writing the column); ids delta-encode; only
+#: ids get statistics. The Arrow schema is not stored, so the dictionary-encoded tier
+#: column reads back as plain strings, exactly as Spark's files do.
 WRITE_OPTIONS: dict[str, Any] = {
     "compression": "none",
     "use_dictionary": ["tier"],
     "column_encoding": {"subject_id": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["subject_id"],
+    "store_schema": False,
 }
+#: :data:`SCORE_SCHEMA` as written: the tier as dictionary codes (no string per subject).
+_WRITE_SCHEMA = SCORE_SCHEMA.set(
+    len(SCORE_SCHEMA) - 1, pa.field("tier", pa.dictionary(pa.int8(), pa.string()))
+)
 
 _NO_END = np.iinfo(np.int64).max
 
@@ -165,7 +173,7 @@ class Kernel:
     def __init__(self, types: TypeTable, at_us: int) -> None:
         self.types = types
         self.at_us = at_us
-        self._codes = pa.array(types.codes, pa.string())
+        self._codes = strings(types.codes)
         self._lock = threading.Lock()
         self._dictionary: pa.Array | None = None
         self._lut: IntArray | None = None
@@ -182,24 +190,24 @@ class Kernel:
         rulebook lacks)."""
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type) and column.null_count:
+            column = column.dictionary_decode()  # a missing type is an unknown type
         if pa.types.is_dictionary(column.type):
-            indices = np.asarray(column.indices.to_numpy(zero_copy_only=False))
+            indices = as_numpy(column.indices)
             lut = self._lookup(column.dictionary)
             if lut is None:  # the file numbers types as the rulebook does
                 return indices.astype(np.intp), False
             return np.take(lut, indices), bool((lut < 0).any())
         # Plain strings (Spark hands these): one hash lookup per record.
         codes = self._codes if column.type == pa.string() else self._codes.cast(column.type)
-        found = pc.fill_null(pc.index_in(column, value_set=codes), -1)
-        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.intp), True
+        return _index_or_unknown(pc.index_in(column, value_set=codes)), True
 
     def _lookup(self, dictionary: pa.Array) -> IntArray | None:
         """Rulebook type number of each dictionary entry; None if they are the same."""
         with self._lock:
             if self._dictionary is not None and self._dictionary.equals(dictionary):
                 return self._lut
-        found = pc.fill_null(pc.index_in(dictionary, value_set=self._codes), -1)
-        lut: IntArray | None = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.intp)
+        lut: IntArray | None = _index_or_unknown(pc.index_in(dictionary, value_set=self._codes))
         if lut is not None and np.array_equal(lut, np.arange(len(lut))):
             lut = None
         with self._lock:
@@ -219,7 +227,7 @@ class Kernel:
         names = batch.schema.names
         found: list[npt.NDArray[np.int64]] = []
         if "received_at" in names:
-            received = _numpy(batch.column(names.index("received_at")))
+            received = as_numpy(batch.column(names.index("received_at")))
             found.append(np.flatnonzero(received > self.at_us))
         if "ended_at" in names:
             ended = batch.column(names.index("ended_at"))
@@ -246,10 +254,10 @@ class Kernel:
         if n == 0:
             return BatchSums(0, np.zeros((0, N_CATEGORIES)), None, 0, 0)
         names = batch.schema.names
-        subject = _numpy(batch.column(names.index("subject_id")))
+        subject = as_numpy(batch.column(names.index("subject_id")))
         type_idx, maybe_unknown = self.type_index(batch.column(names.index("record_type")))
-        occurred = _numpy(batch.column(names.index("occurred_at")))
-        quantity = _numpy(batch.column(names.index("quantity")))
+        occurred = as_numpy(batch.column(names.index("occurred_at")))
+        quantity = as_numpy(batch.column(names.index("quantity")))
         dropped = self.dropped(batch, type_idx, maybe_unknown)
 
         types = self.types
@@ -301,10 +309,80 @@ def _ended_by(ended: pa.Array | pa.ChunkedArray, at_us: int) -> npt.NDArray[np.i
     return np.flatnonzero(valid & (values <= at_us))
 
 
-def _numpy(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
+def _index_or_unknown(found: pa.Array | pa.ChunkedArray) -> IntArray:
+    """``index_in`` results as intp, -1 where not found (null)."""
+    if isinstance(found, pa.ChunkedArray):
+        found = found.combine_chunks()
+    n, offset = len(found), found.offset
+    bitmap, data = found.buffers()[:2]
+    index = np.frombuffer(data, dtype=np.int32, count=offset + n)[offset:].astype(np.intp)
+    if bitmap is not None and found.null_count:
+        bits = np.frombuffer(bitmap, dtype=np.uint8)
+        valid = np.unpackbits(bits, count=offset + n, bitorder="little")[offset:].view(np.bool_)
+        index[~valid] = -1
+    return index
+
+
+def arrow(values: npt.NDArray[Any], *, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """An Arrow array over a 1-d numpy array of a primitive type (zero-copy when
+    contiguous), null where ``valid`` is False.
+
+    ``pa.array(ndarray)`` would do the same but first imports pandas (see
+    :func:`strings`).
+    """
+    values = np.ascontiguousarray(values)
+    arrow_type = _ARROW_TYPES[values.dtype]
+    bitmap = None
+    nulls = 0
+    if valid is not None:
+        nulls = int(valid.size - np.count_nonzero(valid))
+        if nulls:
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        arrow_type, values.size, [bitmap, pa.py_buffer(values)], null_count=nulls
+    )
+
+
+def strings(values: Sequence[str]) -> pa.Array:
+    """An Arrow string array of ``values``.
+
+    Built from raw buffers: given a Python list or numpy strings, ``pa.array`` first
+    asks pandas whether they are array-like, and importing pandas costs a second per
+    process (CLI runs, Spark workers, benchmark subprocesses).
+    """
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers)
+
+
+_NUMPY_TYPES: dict[pa.DataType, type[np.generic]] = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint64(): np.uint64,
+    pa.float64(): np.float64,
+}
+
+
+_ARROW_TYPES: dict[np.dtype[Any], pa.DataType] = {np.dtype(t): a for a, t in _NUMPY_TYPES.items()}
+
+
+def as_numpy(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
+    """A numpy view of a primitive Arrow column without nulls (a copy otherwise).
+
+    Reads the values buffer directly: ``Array.to_numpy`` goes through pyarrow's pandas
+    shim, which imports pandas (a second per process where bytecode is not cached).
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    return np.asarray(column.to_numpy(zero_copy_only=False))
+    dtype = _NUMPY_TYPES.get(column.type)
+    if dtype is None or column.null_count:
+        return np.asarray(column.to_numpy(zero_copy_only=False))
+    n, offset = len(column), column.offset
+    return np.frombuffer(column.buffers()[1], dtype=dtype, count=offset + n)[offset:]
 
 
 # --- parts -------------------------------------------------------------------------------
@@ -350,7 +428,7 @@ def _subject_range(path: Path) -> tuple[int, int]:
     for g in range(meta.num_row_groups):
         stats = meta.row_group(g).column(col).statistics
         if stats is None or not stats.has_min_max:
-            ids = pq.read_table(path, columns=["subject_id"]).column(0).to_numpy()
+            ids = as_numpy(pq.read_table(path, columns=["subject_id"]).column(0))
             lows, highs = [int(ids.min())], [int(ids.max())]
             break
         lows.append(int(stats.min))
@@ -373,18 +451,20 @@ def _needed_columns(meta: pq.RowGroupMetaData, names: Sequence[str], at_us: int)
         stats = meta.column(list(names).index(name)).statistics
         if stats is None:
             continue
-        if name == "received_at" and stats.has_min_max and stats.null_count == 0:
-            if stats.max <= at_us:
+        nulls = stats.null_count if stats.has_null_count else None
+        if name == "received_at":
+            if nulls == 0 and stats.has_min_max and stats.max <= at_us:
                 skip.add(name)  # every record was received by ``at``
-        elif name == "ended_at":
-            if stats.null_count == meta.num_rows:
-                skip.add(name)  # no record has ended
-            elif stats.has_min_max and stats.min > at_us:
-                skip.add(name)  # none had ended by ``at``
+        elif nulls == meta.num_rows:
+            skip.add(name)  # no record has ended
+        elif nulls is not None and stats.has_min_max and stats.min > at_us:
+            skip.add(name)  # none had ended by ``at``
     return [c for c in RECORD_COLUMNS if c in names and c not in skip]
 
 
-def part_batches(path: Path, at_us: int, batch_records: int = BATCH_RECORDS) -> Iterator[pa.RecordBatch]:
+def part_batches(
+    path: Path, at_us: int, batch_records: int = BATCH_RECORDS
+) -> Iterator[pa.RecordBatch]:
     """Record batches of one records part, each row group read with only the columns
     that can matter at ``at_us``."""
     file = pq.ParquetFile(path, memory_map=True)
@@ -433,22 +513,37 @@ def score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> 
     """Scores (:data:`SCORE_SCHEMA`) of ``subject_ids`` from their per-category sums:
     totals and tiers by the formula's :func:`~credence.scoring.formula.totals` and
     :func:`~credence.scoring.formula.tier_index`."""
+    table = _coded_score_table(subject_ids, sums, rulebook)
+    tier = table.column("tier").combine_chunks().dictionary_decode()
+    return table.set_column(table.num_columns - 1, SCORE_SCHEMA.field("tier"), tier)
+
+
+def _coded_score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> pa.Table:
     total = formula.totals(sums, rulebook)
-    # The tier column is built from integer codes and decoded in C: no Python string
-    # per subject.
+    # The tier column is built from integer codes: no Python string per subject.
     tier = pa.DictionaryArray.from_arrays(
-        pa.array(formula.tier_index(total, rulebook).astype(np.int8)),
-        pa.array([str(c) for c in formula.tier_order(rulebook)], pa.string()),
+        arrow(formula.tier_index(total, rulebook).astype(np.int8)),
+        strings([str(c) for c in formula.tier_order(rulebook)]),
     )
     return pa.Table.from_arrays(
         [
-            pa.array(subject_ids, pa.int64()),
-            pa.array(total, pa.float64()),
-            *(pa.array(np.ascontiguousarray(sums[:, j])) for j in range(N_CATEGORIES)),
-            tier.dictionary_decode(),
+            arrow(subject_ids.astype(np.int64, copy=False)),
+            arrow(total),
+            *(arrow(sums[:, j]) for j in range(N_CATEGORIES)),
+            tier,
         ],
-        schema=SCORE_SCHEMA,
+        schema=_WRITE_SCHEMA,
     )
+
+
+def write_scores(
+    path: Path, subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook
+) -> pa.Table:
+    """Write the scores of ``subject_ids`` to ``path`` (read back, the file has
+    :data:`SCORE_SCHEMA`); returns the table written."""
+    table = _coded_score_table(subject_ids, sums, rulebook)
+    pq.write_table(table, path, **WRITE_OPTIONS)
+    return table
 
 
 def tier_counts(tiers: pa.Array | pa.ChunkedArray, rulebook: Rulebook) -> dict[str, int]:
@@ -529,8 +624,7 @@ def score_parquet(
             part, kernel, batch_records=batch_records, on_batch=advanced
         )
         ids = np.arange(part.first_subject, part.first_subject + part.subjects, dtype=np.int64)
-        table = score_table(ids, sums, book)
-        pq.write_table(table, scores_dir / part.name, **WRITE_OPTIONS)
+        table = write_scores(scores_dir / part.name, ids, sums, book)
         return counted, tier_counts(table.column("tier"), book)
 
     if progress is not None:
@@ -554,5 +648,7 @@ def score_parquet(
 def read_scores(out_dir: Path) -> pa.Table:
     """All score files of a run, in subject order."""
     files = sorted((out_dir / SCORES_DIR).glob("*.parquet"))
-    table = pa.concat_tables([pq.read_table(f) for f in files]) if files else SCORE_SCHEMA.empty_table()
+    table = (
+        pa.concat_tables([pq.read_table(f) for f in files]) if files else SCORE_SCHEMA.empty_table()
+    )
     return table.sort_by("subject_id")

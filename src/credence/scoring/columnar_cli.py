@@ -90,12 +90,8 @@ def run_batch_cli(
 
 def print_summary(summary: ColumnarSummary, console: Console) -> None:
     """Tier distribution, counts and speed of a batch run."""
-    table = Table(
-        "tier",
-        "subjects",
-        "share",
-        title=f"Tiers as of {summary.as_of:%Y-%m-%d %H:%M} UTC (rulebook {summary.rulebook_version})",
-    )
+    title = f"Tiers as of {summary.as_of:%Y-%m-%d %H:%M} UTC, rulebook {summary.rulebook_version}"
+    table = Table("tier", "subjects", "share", title=title)
     for tier, n in summary.tiers.items():
         share = n / summary.subjects if summary.subjects else 0.0
         table.add_row(tier, f"{n:,}", f"{share:.1%}")

@@ -40,13 +40,17 @@ def contributions(
     retention_days: FloatArray,
 ) -> FloatArray:
     """Decayed contribution of each record (element-wise; zero outside [0, retention))."""
-    active = age_days >= 0.0
-    active &= age_days < retention_days
+    active = (age_days >= 0.0) & (age_days < retention_days)
     # weights × 2^(−max(age, 0) / half_life), computed in place in one scratch array:
     # the batch runners call this on millions of records, and every temporary costs a
     # pass over memory. −(a / h) and (−a) / h round identically, so the bits are those
-    # of the plain expression.
-    decayed = np.maximum(age_days, 0.0)
+    # of the plain expression. The scratch array takes the broadcast shape of all four
+    # arguments, in float64, as the plain expression would.
+    shape = np.broadcast_shapes(
+        np.shape(weights), np.shape(age_days), np.shape(half_life_days), np.shape(retention_days)
+    )
+    decayed = np.empty(shape, dtype=np.float64)
+    np.maximum(age_days, 0.0, out=decayed)
     np.divide(decayed, half_life_days, out=decayed)
     np.negative(decayed, out=decayed)
     np.exp2(decayed, out=decayed)

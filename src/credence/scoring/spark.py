@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.accumulators import Accumulator
@@ -49,6 +50,8 @@ from credence.scoring.columnar import (
     ColumnarSummary,
     Kernel,
     _types_of,
+    arrow,
+    as_numpy,
     discover,
     score_table,
     tier_counts,
@@ -127,8 +130,8 @@ def _partial_sums(kernel: Kernel, counted: Accumulator[int] | None = None) -> An
                 continue
             yield pa.RecordBatch.from_arrays(
                 [
-                    pa.array(got.subject_ids(), pa.int64()),
-                    *(pa.array(got.sums[:, j].copy()) for j in range(got.sums.shape[1])),
+                    arrow(got.subject_ids()),
+                    *(arrow(got.sums[:, j]) for j in range(got.sums.shape[1])),
                 ],
                 names=["subject_id", *SUB_SCORE_COLUMNS],
             )
@@ -138,16 +141,12 @@ def _partial_sums(kernel: Kernel, counted: Accumulator[int] | None = None) -> An
 
 def _finish(rulebook: Rulebook) -> Any:
     """The ``mapInArrow`` function: per-subject sums in, totals and tiers out."""
-    import numpy as np
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            ids = as_numpy(batch.column(0)).astype(np.int64, copy=False)
             sums = np.column_stack(
-                [
-                    np.asarray(batch.column(j + 1).to_numpy(zero_copy_only=False))
-                    for j in range(len(SUB_SCORE_COLUMNS))
-                ]
+                [as_numpy(batch.column(j + 1)) for j in range(len(SUB_SCORE_COLUMNS))]
             ).astype(np.float64, copy=False)
             yield from score_table(ids, sums, rulebook).to_batches()
 
@@ -174,7 +173,9 @@ def scores_frame(
     # to its sums over all its records.
     summed = partial.groupBy("subject_id").agg(*(F.sum(c).alias(c) for c in SUB_SCORE_COLUMNS))
     subjects = spark.read.parquet(str(input_dir / SUBJECTS_DIR)).select("subject_id")
-    everyone = subjects.join(summed, "subject_id", "left").fillna(0.0, subset=list(SUB_SCORE_COLUMNS))
+    everyone = subjects.join(summed, "subject_id", "left").fillna(
+        0.0, subset=list(SUB_SCORE_COLUMNS)
+    )
     return everyone.mapInArrow(_finish(book), _SCORES_DDL)
 
 

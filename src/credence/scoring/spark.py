@@ -229,3 +229,39 @@ def score_parquet_spark(
         out_dir=out_dir,
         engine="spark",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``spark-submit``: score a Parquet population on the cluster the
+    session is submitted to (its master comes from spark-submit, not from here)."""
+    import argparse
+    import json
+
+    from credence.clock import SystemClock
+    from credence.rulebook.loader import default_rulebook, load_file
+    from credence.scoring.columnar_cli import population_instant
+
+    parser = argparse.ArgumentParser(
+        prog="credence.scoring.spark", description="Score a Parquet population on Spark."
+    )
+    parser.add_argument("--input", required=True, type=Path, help="population folder")
+    parser.add_argument("--out", required=True, type=Path, help="where scores/ is written")
+    parser.add_argument("--at", help="instant (ISO 8601); default: the population's own")
+    parser.add_argument("--rulebook", type=Path, help="rulebook file; default: the default")
+    args = parser.parse_args(argv)
+    book = load_file(args.rulebook) if args.rulebook else default_rulebook()
+    if args.at:
+        at = datetime.fromisoformat(args.at)
+    else:
+        at = population_instant(args.input) or SystemClock().now()
+    session = SparkSession.builder.appName("credence-batch").getOrCreate()
+    try:
+        summary = score_parquet_spark(args.input, args.out, at=at, rulebook=book, spark=session)
+    finally:
+        session.stop()
+    print(json.dumps({k: str(v) for k, v in vars(summary).items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

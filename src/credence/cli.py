@@ -428,6 +428,9 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn
 
     from credence.api.app import create_app
+    from credence.db import checkpoint_in_background
+
+    checkpoint_in_background(ctx.engine)
 
     console.print(f"Credence API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(ctx), host=host, port=port, log_level=ctx.settings.log_level)

@@ -7,15 +7,29 @@ sort and bulk-load them identically and the batch scorer can read them without p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, MetaData, Table, create_engine, event, insert
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    insert,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 from credence.clock import from_micros, to_micros
@@ -57,6 +71,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
+#: How much of an SQLite file each connection maps into memory (SQLite caps it, by
+#: default at 2 GiB); pages past it are read with system calls.
+SQLITE_MMAP_BYTES = 1 << 40
+#: Each SQLite connection's page cache, in KiB (SQLite's default is 2 MiB).
+SQLITE_CACHE_KIB = 64 * 1024
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     url = normalise_url(url)
@@ -73,10 +94,77 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Read the file through a memory map and keep more pages per connection:
+            # on a large store a request touches a few dozen index pages, and reading
+            # each through a system call costs more than the query.
+            cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def checkpoint_in_background(engine: Engine, every: float = 0.2) -> None:
+    """Checkpoint an SQLite engine's WAL in a thread, not in the connections that commit.
+
+    By default the connection whose commit grows the WAL past 1,000 pages copies the WAL
+    into the database file and syncs both, there and then: a stall of milliseconds in
+    the middle of a request, now and then. The API server calls this at start: its
+    connections made from then on never checkpoint, and a daemon thread checkpoints
+    every ``every`` seconds (PASSIVE: it waits for no reader or writer), mostly without
+    the GIL. It stops when the engine is gone. No-op for other stores.
+    """
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    thread = threading.Thread(
+        target=_checkpoints,
+        args=(weakref.ref(engine), every),
+        name="credence-wal-checkpoints",
+        daemon=True,
+    )
+    thread.start()
+
+
+def _checkpoints(engine_ref: weakref.ref[Engine], every: float) -> None:
+    log = logging.getLogger("credence.db")
+    while True:
+        time.sleep(every)
+        engine = engine_ref()
+        if engine is None:
+            return
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.exception("WAL checkpoint failed; trying again in %s s", every)
+        del engine
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """Held around a write transaction to take turns with this process's other writers.
+
+    SQLite has one writer at a time; a second one waits in SQLite's busy handler, which
+    sleeps in growing steps (up to 100 ms) and so leaves the file idle after the first
+    commits. Waiting on a lock in the process instead hands over at once. Other stores
+    take concurrent writers: no lock.
+    """
+    if not is_sqlite(engine):
+        return nullcontext()
+    with _write_locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.Lock()
+    return lock
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -94,6 +182,154 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def core(session: Session) -> Connection:
+    """The session's connection, for Core statements on a hot path (one per request).
+
+    ``session.execute`` runs a Core statement through the ORM's machinery, several times
+    the cost of the query itself on SQLite; the connection runs it directly, in the same
+    transaction. Pending ORM changes are flushed first, as ``session.execute`` would
+    (autoflush), so the statement sees them.
+    """
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+    return session.connection()
+
+
+class Direct:
+    """A DBAPI connection checked out of an engine's pool, with the engine's dialect:
+    where :class:`Prepared` statements run, without SQLAlchemy's per-statement work.
+
+    Use it as a context manager: the connection goes back to the pool at the end (rolled
+    back if it was not committed). Statements that write start a transaction (as every
+    DBAPI driver does); :meth:`commit` ends it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._proxy = engine.raw_connection()
+        self.dbapi: Any = self._proxy.driver_connection
+
+    def __enter__(self) -> Direct:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, *, invalidate: bool = False) -> None:
+        """Give the connection back to the pool, which rolls back whatever was not
+        committed; ``invalidate`` closes it instead (it may be broken)."""
+        if invalidate:
+            self._proxy.invalidate()
+        else:
+            self._proxy.close()
+
+    def commit(self) -> None:
+        self.dbapi.commit()
+
+    def rollback(self) -> None:
+        self.dbapi.rollback()
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run on a :class:`Direct` connection.
+
+    For the few statements an API path runs on every request: SQLAlchemy's work per
+    execution (cache key, parameter binding, result rows) costs several times a simple
+    indexed query on SQLite. The statement is still written once, in Core, for every
+    dialect. ``fixed`` gives the values of expanding ``IN`` parameters (their lengths
+    shape the SQL, so each prepared statement has its own); :meth:`run` binds the other
+    parameters through their types' bind processors, as SQLAlchemy would, and returns
+    the driver's rows as they are: instants as integer microseconds (see
+    :class:`Instant`), booleans as the driver gives them.
+    """
+
+    def __init__(self, statement: ClauseElement, **fixed: Any) -> None:
+        self.statement = statement
+        self.fixed = fixed
+        self._ready: dict[str, _Ready] = {}
+
+    def _prepare(self, dialect: Dialect, params: dict[str, Any]) -> _Ready:
+        compiled: Any = self.statement.compile(dialect=dialect)
+        state = compiled.construct_expanded_state({**self.fixed, **params})
+        processors = {
+            name: process
+            for name, bind in compiled.binds.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        processors.update(state.processors)  # those of the expanded IN elements
+        # Parameters fixed at compile time (IN lists, LIMITs, literals) are bound once;
+        # the per-call ones go through their processors on each run.
+        defaults = {
+            name: (processors[name](v) if name in processors and v is not None else v)
+            for name, v in state.parameters.items()
+        }
+        order = tuple(state.positiontup) if state.positiontup is not None else None
+        ready = _Ready(state.statement, order, defaults, processors)
+        self._ready[dialect.name] = ready
+        return ready
+
+    def run(self, direct: Direct, params: dict[str, Any]) -> list[Any]:
+        """Execute with ``params`` (by name); the rows, if the statement returns any."""
+        ready = self._ready.get(direct.dialect.name) or self._prepare(direct.dialect, params)
+        if direct.sqlite:  # sqlite3 runs a statement without a cursor of our own
+            cursor = direct.dbapi.execute(ready.sql, ready.bind(params))
+            return cursor.fetchall() if cursor.description is not None else []
+        cursor = direct.dbapi.cursor()
+        try:
+            cursor.execute(ready.sql, ready.bind(params))
+            return cursor.fetchall() if cursor.description is not None else []
+        finally:
+            cursor.close()
+
+    def run_many(self, direct: Direct, rows: Sequence[dict[str, Any]]) -> None:
+        """Execute once per parameter set in ``rows`` (an insert of many rows, say)."""
+        if not rows:
+            return
+        ready = self._ready.get(direct.dialect.name) or self._prepare(direct.dialect, rows[0])
+        cursor = direct.dbapi.cursor()
+        try:
+            cursor.executemany(ready.sql, [ready.bind(row) for row in rows])
+        finally:
+            cursor.close()
+
+
+class _Ready:
+    """A :class:`Prepared` statement for one dialect: its SQL, how to bind parameters."""
+
+    def __init__(
+        self,
+        sql: str,
+        order: tuple[str, ...] | None,
+        defaults: dict[str, Any],
+        processors: dict[str, Any],
+    ) -> None:
+        self.sql = sql
+        self.order = order
+        self.defaults = defaults
+        self.processors = processors
+
+    def bind(self, params: dict[str, Any]) -> list[Any] | dict[str, Any]:
+        """Positional values in the statement's order, or named ones (by paramstyle)."""
+        processors = self.processors
+        if self.order is None:
+            values = dict(self.defaults)
+            for name, value in params.items():
+                process = processors.get(name)
+                values[name] = process(value) if process and value is not None else value
+            return values
+        bound = []
+        for name in self.order:
+            if name in params:
+                value = params[name]
+                process = processors.get(name)
+                bound.append(process(value) if process and value is not None else value)
+            else:
+                bound.append(self.defaults[name])
+        return bound
+
+
 #: Batches at least this large go through PostgreSQL's COPY instead of INSERT.
 COPY_THRESHOLD = 500
 
@@ -105,6 +341,9 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     connection = session.connection()
+    if connection.dialect.name == "sqlite" and len(rows) >= COPY_THRESHOLD:
+        _sqlite_executemany(core(session), table, rows)
+        return
     if connection.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
         session.execute(insert(table), rows)
         return
@@ -123,3 +362,28 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                     for c in columns
                 ]
             )
+
+
+def _sqlite_executemany(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One ``executemany`` on the DBAPI cursor, each value bound by its column type's
+    processor as SQLAlchemy would bind it: for a large batch, SQLAlchemy's per-row
+    parameter handling costs more than SQLite's insert."""
+    dialect = connection.dialect
+    columns = [c for c in table.columns if c.key in rows[0]]
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    keys = [c.key for c in columns]
+    values = [
+        [
+            process(value) if process is not None and value is not None else value
+            for process, value in zip(processors, (row.get(k) for k in keys), strict=True)
+        ]
+        for row in rows
+    ]
+    raw = connection.connection.driver_connection
+    assert raw is not None  # a live sqlite3 connection inside the session's transaction
+    raw.executemany(sql, values)

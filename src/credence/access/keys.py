@@ -11,12 +11,16 @@ call the system is on the transparency log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
-from collections.abc import Iterable
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from credence.access.policy import Caller, Role
@@ -193,33 +197,122 @@ def authenticate(session: Session, token: str | None, *, clock: Clock) -> Caller
 
     The key itself never appears in a message or log line; at most its prefix does.
     """
+    return _KeyState.read(session, _token_hash(token)).caller_at(clock.now())
+
+
+@dataclass(frozen=True)
+class _KeyState:
+    """What deciding on a key needs: its prefix, validity window and holder."""
+
+    prefix: str
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    caller: Caller
+
+    @classmethod
+    def read(cls, session: Session, key_hash: str) -> _KeyState:
+        row = session.execute(_key_query(), {"key_hash": key_hash}).first()
+        if row is None:
+            raise Unauthenticated("unknown API key")
+        prefix, revoked_at, expires_at, principal_id, role, name, source, party, subject = row
+        caller = Caller(
+            principal_id=principal_id,
+            role=Role(role),
+            name=name,
+            source_id=source,
+            party_id=party,
+            subject_id=subject,
+        )
+        return cls(prefix, revoked_at, expires_at, caller)
+
+    def caller_at(self, now: datetime) -> Caller:
+        """The caller, if the key is valid at ``now``; else why not (401)."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            raise Unauthenticated(
+                f"API key {self.prefix}… revoked at {_when(self.revoked_at)}",
+                details={"reason": "revoked", "prefix": self.prefix},
+            )
+        if self.expires_at is not None and self.expires_at <= now:
+            raise Unauthenticated(
+                f"API key {self.prefix}… expired at {_when(self.expires_at)}",
+                details={"reason": "expired", "prefix": self.prefix},
+            )
+        return self.caller
+
+
+def _token_hash(token: str | None) -> str:
     token = (token or "").strip()
     if not token:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
-    if row is None:
-        raise Unauthenticated("unknown API key")
-    now = clock.now()
-    if row.revoked_at is not None and row.revoked_at <= now:
-        raise Unauthenticated(
-            f"API key {row.prefix}… revoked at {_when(row.revoked_at)}",
-            details={"reason": "revoked", "prefix": row.prefix},
+    return hash_key(token)
+
+
+@functools.cache
+def _key_query() -> Select[
+    str, datetime | None, datetime | None, int, str, str, int | None, int | None, int | None
+]:
+    """The one statement :func:`authenticate` runs (parameter ``key_hash``), built once."""
+    return (
+        select(
+            ApiKey.prefix,
+            ApiKey.revoked_at,
+            ApiKey.expires_at,
+            Principal.id,
+            Principal.role,
+            Principal.name,
+            Principal.source_id,
+            Principal.party_id,
+            Principal.subject_id,
         )
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthenticated(
-            f"API key {row.prefix}… expired at {_when(row.expires_at)}",
-            details={"reason": "expired", "prefix": row.prefix},
-        )
-    principal = session.get(Principal, row.principal_id)
-    assert principal is not None  # foreign key
-    return Caller(
-        principal_id=principal.id,
-        role=Role(principal.role),
-        name=principal.name,
-        source_id=principal.source_id,
-        party_id=principal.party_id,
-        subject_id=principal.subject_id,
+        .join(Principal, Principal.id == ApiKey.principal_id)
+        .where(ApiKey.key_hash == bindparam("key_hash"))
     )
+
+
+class KeyCache:
+    """Keys authenticated recently, so that a busy API does not read each key on every call.
+
+    A key's validity window (revocation and expiry instants) is cached with its holder
+    and checked against the clock on every call, so expiry and a revocation scheduled by
+    a rotation's overlap apply to the instant. A revocation made by this process (API or
+    CLI in the same process) applies at once: :func:`revoke_key` and :func:`rotate_key`
+    drop the key from every cache. A revocation made by *another* process (say the
+    ``credence keys revoke`` command while the API runs) is seen once the cached entry
+    is ``max_age`` seconds old: that is the bound on how long a revoked key may still be
+    accepted (setting ``CREDENCE_AUTH_CACHE_SECONDS``, default 1 s; 0 turns the cache
+    off). Unknown keys are never cached: each is looked up again.
+    """
+
+    #: Most keys kept; the cache is emptied when it is full (keys are few in practice).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._entries: dict[str, tuple[float, _KeyState]] = {}
+        _caches.add(self)
+
+    def authenticate(
+        self, sessions: Callable[[], Session], token: str | None, *, clock: Clock
+    ) -> Caller:
+        """As :func:`authenticate`, opening a session only when the key is not cached."""
+        key_hash = _token_hash(token)
+        hit = self._entries.get(key_hash)
+        if hit is None or time.monotonic() - hit[0] >= self.max_age:
+            with sessions() as session:
+                state = _KeyState.read(session, key_hash)
+            if self.max_age > 0:
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[key_hash] = (time.monotonic(), state)
+        else:
+            state = hit[1]
+        return state.caller_at(clock.now())
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+_caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
 
 
 def create_relying_party(
@@ -276,6 +369,8 @@ def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> No
             code="key_already_revoked",
         )
     row.revoked_at = at
+    for cache in list(_caches):
+        cache.forget(row.key_hash)
     principal = session.get(Principal, row.principal_id)
     assert principal is not None  # foreign key
     journal.append(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from credence import __version__
+from credence.access.keys import KeyCache
 from credence.api import errors
 from credence.api.routers import (
     decisions,
@@ -29,9 +31,23 @@ request bodies, never in URLs. Every error has the shape
 """
 
 
+class CredenceAPI(FastAPI):
+    """FastAPI, with the direct decision path in front of everything else: a request it
+    wants goes there first (see :mod:`credence.api.routers.decisions`), and on to the
+    application as usual if it declines it."""
+
+    direct: decisions.DirectDecisions | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct is not None and self.direct.wants(scope):
+            await self.direct.handle(scope, receive, send, super().__call__)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(ctx: Context) -> FastAPI:
     """The API bound to one context (store, clock, settings)."""
-    app = FastAPI(
+    app = CredenceAPI(
         title="Credence",
         version=__version__,
         description=DESCRIPTION,
@@ -46,7 +62,9 @@ def create_app(ctx: Context) -> FastAPI:
         },
     )
     app.state.ctx = ctx
+    app.state.key_cache = KeyCache(ctx.settings.auth_cache_seconds)
     errors.install(app)
+    app.direct = decisions.DirectDecisions(ctx, app.state.key_cache)
     app.add_middleware(errors.BodyLimit, limit=ctx.settings.max_body_bytes)
 
     @app.get("/v1/health", tags=["meta"], summary="Liveness")

@@ -9,12 +9,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from credence.access.keys import authenticate
+from credence.access.keys import KeyCache
 from credence.access.policy import Caller
 from credence.context import Context
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # async: a plain attribute read needs no trip through the thread pool.
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -33,17 +34,23 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cr_…`")
 
 
-def get_caller(
+async def get_caller(
+    request: Request,
     ctx: ContextDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """The authenticated caller; a missing, unknown, revoked or expired key is a 401."""
+    """The authenticated caller; a missing, unknown, revoked or expired key is a 401.
+
+    Keys are cached briefly in the process (:class:`credence.access.keys.KeyCache`): a
+    cached key costs no query, so this runs on the event loop rather than in a thread.
+    """
     token = credentials.credentials if credentials is not None else None
-    return authenticate(session, token, clock=ctx.clock)
+    cache: KeyCache = request.app.state.key_cache
+    return cache.authenticate(ctx.sessions, token, clock=ctx.clock)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -252,25 +252,32 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
 
 
 def decision_out(decision: Decision) -> DecisionOut:
+    return DecisionOut(**decision_fields(decision))
+
+
+def decision_fields(decision: Decision) -> dict[str, Any]:
+    """The fields of :class:`DecisionOut` for a decision, as plain values: what
+    :func:`decision_out` validates, and what the API's direct decision path serialises
+    (with orjson, to the same JSON)."""
     adverse = decision.adverse
-    return DecisionOut(
-        decision_id=decision.decision_id,
-        subject_id=decision.subject_id,
-        service=decision.service,
-        service_name=decision.service_name,
-        kind=decision.kind.value,
-        purpose=decision.purpose,
-        categories=list(decision.categories),
-        outcome=decision.outcome.value,
-        terms=decision.terms,
-        reasons=decision.reasons,
-        cited_records=decision.cited_records,
-        score=decision.score,
-        range=(decision.score_min, decision.score_max),
-        as_of=decision.as_of,
-        rulebook_version=decision.rulebook_version,
-        rulebook_hash=decision.rulebook_hash,
-        how_to_dispute=decision.how_to_dispute if adverse else None,
-        dispute_deadline_days=decision.dispute_deadline_days if adverse else None,
-        warnings=decision.warnings,
-    )
+    return {
+        "decision_id": decision.decision_id,
+        "subject_id": decision.subject_id,
+        "service": decision.service,
+        "service_name": decision.service_name,
+        "kind": decision.kind.value,
+        "purpose": decision.purpose,
+        "categories": list(decision.categories),
+        "outcome": decision.outcome.value,
+        "terms": decision.terms,
+        "reasons": decision.reasons,
+        "cited_records": decision.cited_records,
+        "score": decision.score,
+        "range": (decision.score_min, decision.score_max),
+        "as_of": decision.as_of,
+        "rulebook_version": decision.rulebook_version,
+        "rulebook_hash": decision.rulebook_hash,
+        "how_to_dispute": decision.how_to_dispute if adverse else None,
+        "dispute_deadline_days": decision.dispute_deadline_days if adverse else None,
+        "warnings": decision.warnings,
+    }

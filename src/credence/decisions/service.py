@@ -4,6 +4,11 @@ Purpose binding holds by construction: :func:`decide` reads from the ledger only
 record types of the categories the service declares (which the rulebook loader has
 already checked against the service's purpose), so records of any other category never
 reach :func:`evaluate`. Every decision is kept on the subject's file as an inquiry.
+
+:func:`decide_with` is the one implementation; it reads and writes through a
+:class:`DecisionStore`: :class:`SessionStore` (an ORM session: :func:`decide`) or
+:class:`DirectStore` (a DBAPI connection, for the API's per-request path, which cannot
+write restriction warnings and says so before writing anything).
 """
 
 from __future__ import annotations
@@ -11,22 +16,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from credence.access.tables import PartyService
+from credence.db import Direct, Prepared, core
 from credence.decisions import warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
-from credence.ledger.tables import Subject
-from credence.notifications.service import notify
+from credence.ledger.service import (
+    RecordView,
+    SubjectKey,
+    subject_records,
+    subject_records_direct,
+)
+from credence.notifications.service import MAX_TEXT, notify
+from credence.notifications.tables import Notification
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
-from credence.scoring.online import MAX_REASONS, Contribution, Score, score_subject
+from credence.scoring.online import MAX_REASONS, Contribution, Score, category_types, compute
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,7 @@ def _shortfall(
 def decide(
     session: Session,
     *,
-    subject: Subject,
+    subject: SubjectKey,
     service_code: str,
     edition: Edition,
     at: datetime,
@@ -205,37 +218,53 @@ def decide(
 
     A relying party (``party_id``) may ask only about services it is registered for.
     """
+    return decide_with(
+        SessionStore(session),
+        subject=subject,
+        service_code=service_code,
+        edition=edition,
+        at=at,
+        party_id=party_id,
+        principal_id=principal_id,
+    )
+
+
+def decide_with(
+    store: DecisionStore,
+    *,
+    subject: SubjectKey,
+    service_code: str,
+    edition: Edition,
+    at: datetime,
+    party_id: int | None,
+    principal_id: int | None,
+) -> Decision:
+    """:func:`decide`, reading and writing through ``store`` (the caller commits)."""
     book = edition.rulebook
     service = book.service(service_code)
     if service is None:
         raise NotFound(
             f"no service {service_code!r} in rulebook {book.version}", code="unknown_service"
         )
-    if party_id is not None:
-        registered = session.scalar(
-            select(PartyService.service).where(
-                PartyService.party_id == party_id, PartyService.service == service_code
-            )
+    if party_id is not None and not store.registered(party_id, service_code):
+        raise Forbidden(
+            f"this relying party is not registered for service {service_code!r}",
+            code="service_not_registered",
         )
-        if registered is None:
-            raise Forbidden(
-                f"this relying party is not registered for service {service_code!r}",
-                code="service_not_registered",
-            )
     if SubjectKind(subject.kind) not in service.subject_kinds:
         raise InvalidInput(
             f"service {service_code!r} does not apply to a {subject.kind}",
             code="service_not_for_subject_kind",
         )
-    # Purpose binding: only the service's categories are read from the ledger.
-    score = score_subject(session, subject, edition, at, categories=frozenset(service.categories))
+    # Purpose binding: only the record types of the service's categories are read from
+    # the ledger, so no other record can reach the score or the rules.
+    record_types = category_types(book, frozenset(service.categories))
+    score = compute(store.records(subject.id, record_types, at), edition, at)
     outcome, terms, reasons, cited = evaluate(service, score, book)
     notices: list[str] = []
     if warnings.needs_warning(service):
         if outcome is Outcome.DENY:
-            state = warnings.caught(
-                session, subject=subject, service=service, reasons=reasons, at=at
-            )
+            state = store.caught(subject, service, reasons, at)
             if state.pending(at):
                 # Warned, not yet punished: the restriction applies from effective_at.
                 outcome = Outcome.ALLOW
@@ -246,7 +275,7 @@ def decide(
                 ][:MAX_REASONS]
                 reasons, cited = [], []
         else:
-            warnings.not_caught(session, subject=subject, service=service, at=at)
+            store.not_caught(subject, service, at)
     decision = Decision(
         decision_id=new_id("dec"),
         subject_id=subject.public_id,
@@ -270,31 +299,184 @@ def decide(
         warnings=notices,
     )
     if outcome is Outcome.DENY:
-        notify(
-            session,
-            subject_id=subject.id,
-            kind="adverse_decision",
-            text=(
-                f"{service.name}: denied on {at:%Y-%m-%d} (decision {decision.decision_id}). "
-                + " ".join(reasons)
-                + f" {book.dispute.how_to}"
-            ),
-            at=at,
+        store.notify(
+            subject.id,
+            "adverse_decision",
+            f"{service.name}: denied on {at:%Y-%m-%d} (decision {decision.decision_id}). "
+            + " ".join(reasons)
+            + f" {book.dispute.how_to}",
+            at,
         )
-    session.add(
-        Inquiry(
-            public_id=decision.decision_id,
-            subject_id=subject.id,
-            party_id=party_id,
-            principal_id=principal_id,
-            service=service.code,
-            purpose=service.purpose,
-            outcome=outcome.value,
-            terms=terms,
-            score=score.total,
-            rulebook_version=edition.version,
-            reasons=orjson.dumps(reasons).decode(),
-            at=at,
-        )
+    store.add_inquiry(
+        {
+            "public_id": decision.decision_id,
+            "subject_id": subject.id,
+            "party_id": party_id,
+            "principal_id": principal_id,
+            "service": service.code,
+            "purpose": service.purpose,
+            "outcome": outcome.value,
+            "terms": terms,
+            "score": score.total,
+            "rulebook_version": edition.version,
+            "reasons": orjson.dumps(reasons).decode(),
+            "at": at,
+        }
     )
     return decision
+
+
+# --- where decisions read and write ---------------------------------------------------
+
+
+class DecisionStore(Protocol):
+    """What :func:`decide_with` reads from and writes to, in the caller's transaction."""
+
+    def registered(self, party_id: int, service: str) -> bool:
+        """Whether relying party ``party_id`` may ask about ``service``."""
+        ...
+
+    def records(
+        self, subject_id: int, record_types: Sequence[str], at: datetime
+    ) -> list[RecordView]:
+        """The subject's records of these types as of ``at`` (and no others)."""
+        ...
+
+    def caught(
+        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+    ) -> warnings.WarningState:
+        """See :func:`credence.decisions.warnings.caught`."""
+        ...
+
+    def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
+        """See :func:`credence.decisions.warnings.not_caught`."""
+        ...
+
+    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+        """See :func:`credence.notifications.service.notify`."""
+        ...
+
+    def add_inquiry(self, row: dict[str, Any]) -> None:
+        """Keep the decision on the subject's file (a row of ``inquiries``)."""
+        ...
+
+
+#: Whether a relying party is registered for a service (built once: see subject_ref).
+_REGISTERED = select(PartyService.service).where(
+    PartyService.party_id == bindparam("party_id"), PartyService.service == bindparam("service")
+)
+
+
+class SessionStore:
+    """A :class:`DecisionStore` on an ORM session: every kind of decision."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def registered(self, party_id: int, service: str) -> bool:
+        found = core(self.session).execute(_REGISTERED, {"party_id": party_id, "service": service})
+        return found.first() is not None
+
+    def records(
+        self, subject_id: int, record_types: Sequence[str], at: datetime
+    ) -> list[RecordView]:
+        return subject_records(self.session, subject_id, record_types=record_types, at=at)
+
+    def caught(
+        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+    ) -> warnings.WarningState:
+        return warnings.caught(
+            self.session, subject=subject, service=service, reasons=reasons, at=at
+        )
+
+    def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
+        warnings.not_caught(self.session, subject=subject, service=service, at=at)
+
+    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+        notify(self.session, subject_id=subject_id, kind=kind, text=text, at=at)
+
+    def add_inquiry(self, row: dict[str, Any]) -> None:
+        # A Core insert: the ORM's unit of work costs more than the rest of a decision.
+        core(self.session).execute(insert(Inquiry), row)
+
+
+class NeedsSession(Exception):
+    """A :class:`DirectStore` cannot take this decision: take it with a session."""
+
+
+_INQUIRY = insert(Inquiry).values(
+    {c.key: bindparam(c.key, type_=c.type) for c in Inquiry.__table__.columns if c.key != "id"}
+)
+_NOTIFICATION = insert(Notification).values(
+    {
+        c.key: bindparam(c.key, type_=c.type)
+        for c in Notification.__table__.columns
+        if c.key in ("subject_id", "kind", "text", "at")
+    }
+)
+_PREPARED_REGISTERED = Prepared(_REGISTERED)
+_PREPARED_INQUIRY = Prepared(_INQUIRY)
+_PREPARED_NOTIFICATION = Prepared(_NOTIFICATION)
+
+
+#: A write :class:`DirectStore` leaves to its caller: a statement and its parameters.
+Write = tuple[Prepared, dict[str, Any]]
+
+
+class DirectStore:
+    """A :class:`DecisionStore` on a :class:`Direct` connection: the API's decision path,
+    without the ORM's or SQLAlchemy's per-statement work (see :class:`Prepared`).
+
+    The same statements as :class:`SessionStore`'s. A restriction with a warning period
+    reads and writes warnings through the ORM: for those it raises :class:`NeedsSession`
+    before anything is written, and the caller decides with a session instead.
+
+    With ``pending``, writes are not run but appended there, in order, for the caller to
+    run (several decisions' writes in one transaction: a group commit).
+    """
+
+    def __init__(self, direct: Direct, pending: list[Write] | None = None) -> None:
+        self.direct = direct
+        self.pending = pending
+
+    def _write(self, statement: Prepared, params: dict[str, Any]) -> None:
+        if self.pending is not None:
+            self.pending.append((statement, params))
+        else:
+            statement.run(self.direct, params)
+
+    def registered(self, party_id: int, service: str) -> bool:
+        found = _PREPARED_REGISTERED.run(self.direct, {"party_id": party_id, "service": service})
+        return bool(found)
+
+    def records(
+        self, subject_id: int, record_types: Sequence[str], at: datetime
+    ) -> list[RecordView]:
+        return subject_records_direct(self.direct, subject_id, record_types=record_types, at=at)
+
+    def caught(
+        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+    ) -> warnings.WarningState:
+        raise NeedsSession(service.code)
+
+    def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
+        raise NeedsSession(service.code)
+
+    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+        self._write(
+            _PREPARED_NOTIFICATION,
+            {"subject_id": subject_id, "kind": kind, "text": text[:MAX_TEXT], "at": at},
+        )
+
+    def add_inquiry(self, row: dict[str, Any]) -> None:
+        self._write(_PREPARED_INQUIRY, row)
+
+
+def run_writes(direct: Direct, writes: Sequence[Write]) -> None:
+    """Run pending writes: one ``executemany`` per statement, each statement's rows in
+    the order they were written (the tables written here do not refer to each other)."""
+    by_statement: dict[int, tuple[Prepared, list[dict[str, Any]]]] = {}
+    for statement, params in writes:
+        by_statement.setdefault(id(statement), (statement, []))[1].append(params)
+    for statement, rows in by_statement.values():
+        statement.run_many(direct, rows)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from credence.decisions.tables import RestrictionWarning
 from credence.ledger import journal
-from credence.ledger.tables import Subject
+from credence.ledger.service import SubjectKey
 from credence.notifications.service import notify
 from credence.rulebook.model import Service, ServiceKind
 
@@ -49,7 +49,7 @@ def _open(session: Session, subject_id: int, service: str) -> RestrictionWarning
 
 
 def caught(
-    session: Session, *, subject: Subject, service: Service, reasons: list[str], at: datetime
+    session: Session, *, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
 ) -> WarningState:
     """The subject is caught by ``service``'s restriction: warn them if not yet warned."""
     row = _open(session, subject.id, service.code)
@@ -87,7 +87,7 @@ def caught(
     return WarningState(row.warned_at, row.effective_at)
 
 
-def not_caught(session: Session, *, subject: Subject, service: Service, at: datetime) -> None:
+def not_caught(session: Session, *, subject: SubjectKey, service: Service, at: datetime) -> None:
     """The subject is no longer caught: clear an open warning."""
     row = _open(session, subject.id, service.code)
     if row is not None:

@@ -11,14 +11,26 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import ValidationError
-from sqlalchemy import BindParameter, Integer, Select, bindparam, exists, select
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    any_,
+    bindparam,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from credence.clock import to_micros
-from credence.db import Instant, bulk_insert
+from credence.clock import from_micros, to_micros
+from credence.db import Direct, Instant, Prepared, bulk_insert, core
 from credence.disputes.tables import Dispute, DisputeAnswer, Statement
 from credence.errors import (
     Conflict,
@@ -29,7 +41,7 @@ from credence.errors import (
     NotFound,
 )
 from credence.identifiers import SubjectKind, validate_any, validate_identifier
-from credence.ids import new_id
+from credence.ids import new_id, new_ids
 from credence.ledger import endings, journal
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import Record, Retraction, Source, SourceRecordType, Subject
@@ -176,6 +188,73 @@ def find_subject(session: Session, identifier: str) -> Subject:
     return subject
 
 
+class SubjectKey(Protocol):
+    """What scoring and deciding need of a subject: a :class:`Subject` or a
+    :class:`SubjectRef` (read without the ORM, for the per-request paths)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def public_id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SubjectRef:
+    """A subject's internal id, public id and kind."""
+
+    id: int
+    public_id: str
+    kind: str
+
+
+# Statements built once (with bound parameters): building one costs more than running it.
+_SUBJECT_REF = select(Subject.id, Subject.public_id, Subject.kind)
+_SUBJECT_BY_PUBLIC_ID = _SUBJECT_REF.where(Subject.public_id == bindparam("key"))
+_SUBJECT_BY_IDENTIFIER = _SUBJECT_REF.where(Subject.identifier == bindparam("key"))
+
+
+def subject_ref(session: Session, public_id: str) -> SubjectRef:
+    """As :func:`get_subject`, for a path that needs only :class:`SubjectRef`."""
+    row = core(session).execute(_SUBJECT_BY_PUBLIC_ID, {"key": public_id}).first()
+    if row is None:
+        raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+    return SubjectRef(*row)
+
+
+_PREPARED_BY_PUBLIC_ID = Prepared(_SUBJECT_BY_PUBLIC_ID)
+_PREPARED_BY_IDENTIFIER = Prepared(_SUBJECT_BY_IDENTIFIER)
+
+
+def subject_ref_direct(
+    direct: Direct, *, public_id: str | None = None, identifier: str | None = None
+) -> SubjectRef:
+    """:func:`subject_ref` (by ``public_id``) or :func:`subject_ref_by_identifier`, on a
+    :class:`Direct` connection."""
+    if public_id is not None:
+        rows = _PREPARED_BY_PUBLIC_ID.run(direct, {"key": public_id})
+        if not rows:
+            raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+    else:
+        _, compact = validate_any(identifier or "")
+        rows = _PREPARED_BY_IDENTIFIER.run(direct, {"key": compact})
+        if not rows:
+            raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+    return SubjectRef(*rows[0])
+
+
+def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
+    """As :func:`find_subject`, for a path that needs only :class:`SubjectRef`."""
+    _, compact = validate_any(identifier)
+    row = core(session).execute(_SUBJECT_BY_IDENTIFIER, {"key": compact}).first()
+    if row is None:
+        raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+    return SubjectRef(*row)
+
+
 # --- records -------------------------------------------------------------------------
 
 
@@ -210,8 +289,17 @@ def _rejected(index: int, ref: str | None, error: CredenceError) -> RecordResult
     )
 
 
+_RECORD_LIST = TypeAdapter(list[RecordIn])
+
+
 def parse_records(items: Sequence[object]) -> list[RecordIn | CredenceError]:
     """Validate raw submissions one by one; a bad one becomes an error, not an exception."""
+    try:
+        # The whole batch in one call (the same schema per item, in one pass through
+        # pydantic's core); one by one only when some item is invalid, for its error.
+        return list(_RECORD_LIST.validate_python(list(items)))
+    except ValidationError:
+        pass
     parsed: list[RecordIn | CredenceError] = []
     for item in items:
         try:
@@ -231,13 +319,39 @@ def _chunked(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-def _subjects_by(session: Session, column: Any, keys: set[str]) -> dict[str, Subject]:
-    found: dict[str, Subject] = {}
-    ordered = sorted(keys)
-    for chunk in _chunked(ordered):
-        for subject in session.scalars(select(Subject).where(column.in_(chunk))):
-            found[getattr(subject, column.key)] = subject
+def _subjects_by(session: Session, column: Any, keys: set[str]) -> dict[str, SubjectRef]:
+    found: dict[str, SubjectRef] = {}
+    if not keys:
+        return found
+    connection = core(session)
+    query = _subjects_by_query(column.key, connection.dialect.name)
+    for chunk in _chunked(sorted(keys)):
+        for key, subject_id, public_id, kind in connection.execute(query, {"keys": chunk}):
+            found[key] = SubjectRef(subject_id, public_id, kind)
     return found
+
+
+@functools.cache
+def _subjects_by_query(key: str, dialect: str) -> Select[str, int, str, str]:
+    """Subjects by ``public_id`` or ``identifier`` (parameter ``keys``), built once."""
+    column = Subject.__table__.c[key]
+    return select(column, Subject.id, Subject.public_id, Subject.kind).where(
+        _in(column, "keys", dialect)
+    )
+
+
+def _in(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` for a list parameter, as one parameter: an array on
+    PostgreSQL (``= ANY``), a JSON array on SQLite (``json_each``); expanding hundreds
+    of parameters costs more, in SQLAlchemy and in the driver, than the query."""
+    if dialect == "postgresql":
+        condition: ColumnElement[bool] = column == any_(bindparam(name, type_=ARRAY(column.type)))
+    elif dialect == "sqlite":
+        values = func.json_each(bindparam(name, type_=JSON())).table_valued("value")
+        condition = column.in_(select(values.c.value))
+    else:
+        condition = column.in_(bindparam(name, expanding=True))
+    return condition
 
 
 def plan_records(
@@ -256,17 +370,16 @@ def plan_records(
     """
     allowed = source_types(session, source.id)
     subjects = _resolve_subjects(session, records)
-    ended = _ended_by_dispute(session, {s.id for s in subjects if isinstance(s, Subject)}, at)
+    ended = _ended_by_dispute(session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at)
     refs = sorted({r.source_ref for r in records if isinstance(r, RecordIn)})
     existing: dict[str, tuple[str, str]] = {}
+    connection = core(session)
+    existing_refs = _existing_refs_query(connection.dialect.name)
     for chunk in _chunked(refs):
-        rows = session.execute(
-            select(Record.source_ref, Record.public_id, Record.content_hash).where(
-                Record.source_id == source.id, Record.source_ref.in_(chunk)
-            )
-        )
+        rows = connection.execute(existing_refs, {"source_id": source.id, "refs": chunk})
         for ref, public_id, digest in rows:
             existing[ref] = (public_id, digest)
+    record_ids = new_ids("rec", len(records))
 
     planned: list[_Planned] = []
     for index, (rec, subject) in enumerate(zip(records, subjects, strict=True)):
@@ -275,11 +388,41 @@ def plan_records(
             continue
         try:
             planned.append(
-                _plan_one(index, rec, subject, source, allowed, existing, ended, rulebook, at)
+                _plan_one(
+                    index,
+                    rec,
+                    subject,
+                    source,
+                    allowed,
+                    existing,
+                    ended,
+                    rulebook,
+                    at,
+                    record_ids[index],
+                )
             )
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
     return planned
+
+
+@functools.cache
+def _existing_refs_query(dialect: str) -> Select[str, str, str]:
+    """A source's records with these source_refs (parameters ``source_id``, ``refs``)."""
+    return select(Record.source_ref, Record.public_id, Record.content_hash).where(
+        Record.source_id == bindparam("source_id"),
+        _in(Record.__table__.c.source_ref, "refs", dialect),
+    )
+
+
+@functools.cache
+def _disputed_query(dialect: str) -> Select[int]:
+    """Whether any of these subjects (parameter ``subject_ids``) has a dispute."""
+    return (
+        select(Dispute.id)
+        .where(_in(Dispute.__table__.c.subject_id, "subject_ids", dialect))
+        .limit(1)
+    )
 
 
 def _ended_by_dispute(session: Session, subject_ids: set[int], at: datetime) -> dict[_FactKey, str]:
@@ -290,10 +433,12 @@ def _ended_by_dispute(session: Session, subject_ids: set[int], at: datetime) -> 
     """
     found: dict[_FactKey, str] = {}
     ordered = sorted(subject_ids)
+    connection = core(session)
+    disputed = _disputed_query(connection.dialect.name)
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
         # Disputes are rare: one indexed probe spares the join for almost every batch.
-        if session.scalar(select(Dispute.id).where(Dispute.subject_id.in_(chunk)).limit(1)) is None:
+        if connection.execute(disputed, {"subject_ids": chunk}).first() is None:
             continue
         rows = session.execute(_ended_by_dispute_query(), {"subject_ids": chunk, "at": at})
         for subject_id, record_type, occurred_at, decision_ref, public_id in rows:
@@ -324,7 +469,7 @@ def _ended_by_dispute_query() -> Select[int, str, datetime, str | None, str]:
 
 def _resolve_subjects(
     session: Session, records: Sequence[RecordIn | CredenceError]
-) -> list[Subject | CredenceError]:
+) -> list[SubjectRef | CredenceError]:
     """The subject each record names, looked up in bulk; an error where it names none."""
     unregistered = InvalidInput(
         "the subject is not registered; subjects are registered by an identity "
@@ -353,7 +498,7 @@ def _resolve_subjects(
         Subject.public_id,
         {r.subject_id for r in records if isinstance(r, RecordIn) and r.subject_id is not None},
     )
-    resolved: list[Subject | CredenceError] = []
+    resolved: list[SubjectRef | CredenceError] = []
     for rec in records:
         if isinstance(rec, CredenceError):
             resolved.append(rec)
@@ -370,13 +515,14 @@ def _resolve_subjects(
 def _plan_one(
     index: int,
     rec: RecordIn,
-    subject: Subject | CredenceError,
+    subject: SubjectRef | CredenceError,
     source: Source,
     allowed: set[str],
     existing: dict[str, tuple[str, str]],
     ended: dict[_FactKey, str],
     rulebook: Rulebook,
     at: datetime,
+    public_id: str,
 ) -> _Planned:
     rt = rulebook.record_type(rec.record_type)
     if rt is None:
@@ -464,7 +610,6 @@ def _plan_one(
             "record reinserts none; leave certified out",
             code="certification_not_needed",
         )
-    public_id = new_id("rec")
     existing[rec.source_ref] = (public_id, digest)  # a repeat inside the batch is a duplicate
     row = {
         "public_id": public_id,
@@ -628,8 +773,37 @@ def subject_records(
     if record_types is not None:
         params["record_types"] = sorted(set(record_types))
     query = _file_query(as_of=at is not None, some_types=record_types is not None)
+    return _views(core(session).execute(query, params), at)
+
+
+def subject_records_direct(
+    direct: Direct, subject_id: int, *, record_types: Iterable[str], at: datetime
+) -> list[RecordView]:
+    """:func:`subject_records` of some types as of ``at``, on a :class:`Direct` connection
+    (the same statement, without SQLAlchemy's per-statement work): for the decision path,
+    which runs it on every request."""
+    prepared = _prepared_file_query(tuple(sorted(set(record_types))))
+    rows = prepared.run(direct, {"subject_id": subject_id, "at": at})
+    # The driver's rows hold instants as stored (microseconds): read them as Instant does.
+    return _views(
+        (
+            (*r[:5], from_micros(r[5]), from_micros(r[6]), r[7], r[8],
+             None if r[9] is None else from_micros(r[9]), r[10], r[11], r[12])
+            for r in rows
+        ),
+        at,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_file_query(record_types: tuple[str, ...]) -> Prepared:
+    return Prepared(_file_query(as_of=True, some_types=True), record_types=list(record_types))
+
+
+def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordView]:
+    """Record views from rows of :func:`_file_query`, one per record."""
     views: dict[str, RecordView] = {}
-    for row in session.execute(query, params):
+    for row in rows:
         ended_at, cause = row[9], row[10]
         if at is not None and ended_at is not None and ended_at > at:
             ended_at = cause = None  # ends after the instant read (a pending lapse)

@@ -3,18 +3,22 @@
 A published edition is immutable and stays readable forever. The edition in force at
 ``t`` is the latest one published at or before ``t``; before the first publication the
 first edition applies (there was nothing else to apply). Parsed rulebooks are cached by
-content hash, so reading the edition in force costs one small query.
+content hash and the list of editions by store, so reading the edition in force costs one
+small indexed query (of the newest edition's row, to see that the list is current).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from credence.clock import to_micros
+from credence.db import Direct, Prepared, core
 from credence.errors import Conflict, NotFound
 from credence.ledger import journal
 from credence.rulebook.loader import content_hash, load_text
@@ -93,38 +97,89 @@ def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebo
 
 def in_force(session: Session, at: datetime) -> Edition:
     """The edition in force at ``at``."""
-    head = select(
-        PublishedRulebook.id, PublishedRulebook.content_hash, PublishedRulebook.published_at
-    )
-    row = session.execute(
-        head.where(PublishedRulebook.published_at <= at)
-        .order_by(PublishedRulebook.published_at.desc(), PublishedRulebook.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        row = session.execute(head.order_by(PublishedRulebook.published_at).limit(1)).first()
-    if row is None:
+    return _choose(_published(session), at)
+
+
+def in_force_direct(direct: Direct, at: datetime) -> Edition:
+    """:func:`in_force` on a :class:`Direct` connection (the decision path)."""
+    rows = _PREPARED_NEWEST.run(direct, {})
+    newest: _Newest = tuple(rows[0]) if rows else None
+    with _cache_lock:
+        hit = _published_cache.get(direct.engine)
+    if hit is not None and hit[0] == newest:
+        return _choose(hit[1], at)
+    with Session(direct.engine) as session:
+        return in_force(session, at)
+
+
+def _choose(editions: tuple[Edition, ...], at: datetime) -> Edition:
+    if not editions:
         raise NotFound(
             "no rulebook has been published yet; an operator publishes one with "
             "`credence rulebook publish`",
             code="no_rulebook",
         )
-    return _by_id(session, row.id, row.content_hash)
+    chosen = editions[0]
+    for edition in editions:  # by (published_at, id): the last one published by ``at``
+        if edition.published_at > at:
+            break
+        chosen = edition
+    return chosen
 
 
-def _by_id(session: Session, row_id: int, digest: str) -> Edition:
+#: The newest edition's (id, content hash, published_at in µs): what the list was read at.
+_Newest = tuple[int, str, int] | None
+#: Every published edition, oldest first, by engine; with the newest row it was read at.
+_published_cache: weakref.WeakKeyDictionary[Engine, tuple[_Newest, tuple[Edition, ...]]]
+_published_cache = weakref.WeakKeyDictionary()
+
+
+def _published(session: Session) -> tuple[Edition, ...]:
+    """Every edition, ordered by (published_at, id), read again only when the newest row
+    changed: editions are never updated or deleted, so one indexed probe of the newest
+    row tells whether anything was published (here or by another process) since the
+    list was read. The decision path calls this on every request."""
+    connection = core(session)
+    row = connection.execute(_NEWEST).first()
+    newest: _Newest = None if row is None else (row[0], row[1], to_micros(row[2]))
+    engine = connection.engine
+    with _cache_lock:
+        hit = _published_cache.get(engine)
+    if hit is not None and hit[0] == newest:
+        return hit[1]
+    rows = connection.execute(
+        select(
+            PublishedRulebook.id,
+            PublishedRulebook.version,
+            PublishedRulebook.content_hash,
+            PublishedRulebook.published_at,
+        ).order_by(PublishedRulebook.published_at, PublishedRulebook.id)
+    ).all()
+    editions = tuple(_listed(connection, *r) for r in rows)
+    with _cache_lock:
+        _published_cache[engine] = (newest, editions)
+    return editions
+
+
+def _listed(
+    connection: Connection, row_id: int, version: str, digest: str, published_at: datetime
+) -> Edition:
     with _cache_lock:
         hit = _cache.get(digest)
     if hit is None:
-        row = session.get(PublishedRulebook, row_id)
-        assert row is not None
-        return _edition(row)
-    meta = session.execute(
-        select(PublishedRulebook.version, PublishedRulebook.published_at).where(
-            PublishedRulebook.id == row_id
-        )
-    ).one()
-    return Edition(meta.version, digest, meta.published_at, hit[2], hit[0], hit[1])
+        text = connection.execute(
+            select(PublishedRulebook.text).where(PublishedRulebook.id == row_id)
+        ).scalar_one()
+        hit = _parsed(text, digest)
+    return Edition(version, digest, published_at, hit[2], hit[0], hit[1])
+
+
+_NEWEST = (
+    select(PublishedRulebook.id, PublishedRulebook.content_hash, PublishedRulebook.published_at)
+    .order_by(PublishedRulebook.id.desc())
+    .limit(1)
+)
+_PREPARED_NEWEST = Prepared(_NEWEST)
 
 
 def by_version(session: Session, version: str) -> Edition:

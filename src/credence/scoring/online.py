@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from credence.clock import MICROS_PER_DAY, to_micros
-from credence.ledger.service import RecordView, subject_records
-from credence.ledger.tables import Subject
-from credence.rulebook.model import CATEGORIES, Category
+from credence.ledger.service import RecordView, SubjectKey, subject_records
+from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import formula
 
@@ -64,7 +63,12 @@ class Score:
     tier: str
     #: Every record considered, largest current effect first.
     contributions: list[Contribution] = field(default_factory=list)
-    reasons: list[Reason] = field(default_factory=list)
+
+    @cached_property
+    def reasons(self) -> list[Reason]:
+        """The reason codes of the score (:func:`reasons_for`); worked out when first
+        read (a decision gives its own reasons and never reads these)."""
+        return reasons_for(self.contributions)
 
 
 #: The status of a record whose effect ended, by the cause that ended it.
@@ -95,46 +99,50 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     """The score as of ``at`` under ``edition``: a pure function of its arguments."""
     book = edition.rulebook
     types = edition.types
+    index = types.index
     ordered = sorted(records, key=_canonical_order)
     statuses = [_counts_at(v, at) for v in ordered]
     scored = [
         i
         for i, (v, s) in enumerate(zip(ordered, statuses, strict=True))
-        if s == "counting" and v.record_type in types.index
+        if s == "counting" and v.record_type in index
     ]
-    at_us = to_micros(at)
-    type_idx = np.array([types.index[ordered[i].record_type] for i in scored], dtype=np.int64)
+    counted = [ordered[i] for i in scored]
+    type_idx = np.array([index[v.record_type] for v in counted], dtype=np.int64)
     quantity = np.array(
-        [np.nan if ordered[i].quantity is None else ordered[i].quantity for i in scored],
-        dtype=np.float64,
+        [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
     )
-    age = np.array(
-        [(at_us - to_micros(ordered[i].occurred_at)) / MICROS_PER_DAY for i in scored],
-        dtype=np.float64,
-    )
+    # Age in days: timedelta / timedelta divides the exact integer microseconds, the
+    # same float as (to_micros(at) - to_micros(occurred_at)) / MICROS_PER_DAY.
+    age = np.array([(at - v.occurred_at) / _DAY for v in counted], dtype=np.float64)
     weights = types.weights(type_idx, quantity)
-    points = types.contributions(type_idx, quantity, age)
+    # types.contributions(type_idx, quantity, age), with the weights computed once.
+    points = formula.contributions(
+        weights, age, types.half_life[type_idx], types.retention[type_idx]
+    )
     sums = formula.category_sums(
         np.zeros(len(scored), dtype=np.int64), types.category[type_idx], points, 1
     )
     total = float(formula.totals(sums, book)[0])
-    sub_scores = {c: float(sums[0, i]) for i, c in enumerate(CATEGORIES)}
+    row = sums[0].tolist()
+    sub_scores = {c: row[i] for i, c in enumerate(CATEGORIES)}
 
     by_position = {pos: k for k, pos in enumerate(scored)}
+    point_list, weight_list, age_list = points.tolist(), weights.tolist(), age.tolist()
     contributions: list[Contribution] = []
     for i, view in enumerate(ordered):
         rt = book.record_type(view.record_type)
         status = statuses[i] if rt is not None else "not_in_rulebook"
         k = by_position.get(i)
-        pts = float(points[k]) if k is not None else 0.0
+        pts = point_list[k] if k is not None else 0.0
         if k is not None and pts == 0.0:
-            status = "expired" if age[k] >= 0 else status
+            status = "expired" if age_list[k] >= 0 else status
         contributions.append(
             Contribution(
                 record=view,
                 name=rt.name if rt is not None else view.record_type,
                 category=rt.category if rt is not None else None,
-                weight=float(weights[k]) if k is not None else 0.0,
+                weight=weight_list[k] if k is not None else 0.0,
                 points=pts,
                 status=status,
             )
@@ -151,8 +159,10 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         total=total,
         tier=book.tier_for(total),
         contributions=contributions,
-        reasons=reasons_for(contributions),
     )
+
+
+_DAY = timedelta(days=1)
 
 
 def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASONS) -> list[Reason]:
@@ -186,7 +196,7 @@ def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASO
 
 def score_subject(
     session: Session,
-    subject: Subject,
+    subject: SubjectKey,
     edition: Edition,
     at: datetime,
     *,
@@ -195,8 +205,18 @@ def score_subject(
     """Read a subject's records (only those of ``categories``, if given) and score them."""
     record_types = None
     if categories is not None:
-        record_types = [
-            rt.code for rt in edition.rulebook.record_types if rt.category in categories
-        ]
+        record_types = category_types(edition.rulebook, categories)
     records = subject_records(session, subject.id, record_types=record_types, at=at)
     return compute(records, edition, at)
+
+
+_category_types: dict[tuple[int, frozenset[Category]], tuple[Rulebook, list[str]]] = {}
+
+
+def category_types(book: Rulebook, categories: frozenset[Category]) -> list[str]:
+    """The codes of ``book``'s record types in ``categories`` (remembered per rulebook)."""
+    hit = _category_types.get((id(book), categories))
+    if hit is None or hit[0] is not book:
+        codes = [rt.code for rt in book.record_types if rt.category in categories]
+        hit = _category_types[id(book), categories] = (book, codes)
+    return hit[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from credence.api.deps import ContextDep, SessionDep
 from credence.api.schemas import EditionOut, RulebookOut
@@ -48,7 +48,10 @@ def version(version: str, session: SessionDep) -> RulebookOut:
 
 @router.get(
     "/versions/{version}/text",
-    response_class=PlainTextResponse,
+    # Not response_class=PlainTextResponse: that would document text/plain, and for the
+    # errors too, which are JSON like everywhere else.
+    response_class=Response,
+    responses={200: {"content": {"application/toml": {"schema": {"type": "string"}}}}},
     summary="One edition's file, byte for byte (its SHA-256 is the content hash)",
 )
 def version_text(version: str, session: SessionDep) -> PlainTextResponse:

@@ -56,6 +56,7 @@ AsOf = Annotated[
     "/subjects",
     response_model=SubjectRegistered,
     status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": SubjectRegistered, "description": "Already registered"}},
     summary="Register a subject (identity authorities only)",
 )
 def register(

@@ -1,0 +1,26 @@
+"""``python -m bench`` (``make bench``): every benchmark, one after the other, with its
+defaults; ``python -m bench online`` or ``python -m bench batch`` runs one. Each is also
+a module of its own with its options: ``python -m bench.batch --help``,
+``python -m bench.online --help``. Results are described in bench/README.md."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import batch, online
+
+BENCHMARKS = {"batch": batch.main, "online": online.main}
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {', '.join(unknown)}; choose from {list(BENCHMARKS)}")
+    for name in names:
+        print(f"=== bench.{name} ===", flush=True)
+        BENCHMARKS[name]([])
+
+
+if __name__ == "__main__":
+    main()

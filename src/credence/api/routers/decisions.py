@@ -69,13 +69,15 @@ router = APIRouter(prefix=PATH, tags=["decisions"])
     summary="Ask for a purpose-bound decision (relying parties); recorded on the subject's file",
 )
 def ask(body: DecisionIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> DecisionOut:
+    # Authorise before the lookup: a caller who may not ask must not learn whether an
+    # identifier is registered (403 either way, never 404 vs 403).
+    authorize(caller, Action.DECISION_REQUEST)
     if (body.subject_id is None) == (body.identifier is None):
         raise InvalidInput(_ONE_SUBJECT)
     if body.subject_id is not None:
         subject = ledger.get_subject(session, body.subject_id)
     else:
         subject = ledger.find_subject(session, body.identifier or "")
-    authorize(caller, Action.DECISION_REQUEST, subject_id=subject.id)
     at = ctx.clock.now()
     decision = decide(
         session,
@@ -315,10 +317,10 @@ def _decide(
     """What :func:`ask` does, on a :class:`Direct` connection, leaving the writes in
     ``writes`` if given: the decision's JSON, or None when the service needs a session
     (a restriction with a warning period)."""
+    authorize(caller, Action.DECISION_REQUEST)  # before the lookup: no existence oracle
     subject = ledger.subject_ref_direct(
         direct, public_id=request.subject_id, identifier=request.identifier
     )
-    authorize(caller, Action.DECISION_REQUEST, subject_id=subject.id)
     at = ctx.clock.now()
     try:
         decision = decide_with(

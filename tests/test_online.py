@@ -159,6 +159,8 @@ def test_errors_keep_their_envelope_on_the_direct_path(online: Online) -> None:
         ({"subject_id": person, "identifier": "x", "service": "air_travel"}, "party", 422, None),
         ({"service": "air_travel"}, "party", 422, None),
         ({"subject_id": person, "service": "air_travel"}, "bank", 403, "forbidden"),
+        ({"subject_id": "sub_nobody", "service": "air_travel"}, "bank", 403, "forbidden"),
+        ({"subject_id": person, "identifier": "x", "service": "air_travel"}, "bank", 403, None),
         ({"subject_id": person, "service": "air_travel", "extra": 1}, "party", 422, None),
     ]
     for body, key, status, code in cases:

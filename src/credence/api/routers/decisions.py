@@ -155,8 +155,6 @@ class DirectDecisions:
         except ValidationError:
             return None  # the router reports it, in its words
         caller = self.keys.authenticate(self.ctx.sessions, token, clock=self.ctx.clock)
-        if (request.subject_id is None) == (request.identifier is None):
-            raise InvalidInput(_ONE_SUBJECT)
         writes: list[Write] = []
         content = self._on_connection(request, caller, writes)
         if content is not None:
@@ -318,6 +316,8 @@ def _decide(
     ``writes`` if given: the decision's JSON, or None when the service needs a session
     (a restriction with a warning period)."""
     authorize(caller, Action.DECISION_REQUEST)  # before the lookup: no existence oracle
+    if (request.subject_id is None) == (request.identifier is None):
+        raise InvalidInput(_ONE_SUBJECT)
     subject = ledger.subject_ref_direct(
         direct, public_id=request.subject_id, identifier=request.identifier
     )

@@ -136,11 +136,6 @@ def _parse(table: str) -> dict[tuple[Endpoint, str], dict[str, int]]:
 
 EXPECTED = _parse(MATRIX)
 
-_ORACLE = (
-    "known bug: POST /v1/decisions looks the subject up before it authorises, so a caller "
-    "who may not ask for decisions learns from 404 vs 403 whether a national identifier "
-    "is registered; authorize(caller, Action.DECISION_REQUEST) must come first"
-)
 KNOWN_BUGS: dict[tuple[Endpoint, str, str], str] = {}
 """Cells where the app is known to differ from :data:`MATRIX`. Strict: once fixed, the
 cell's test fails until its entry here is removed."""

@@ -1,15 +1,16 @@
 """``python -m bench`` (``make bench``): every benchmark, one after the other, with its
 defaults; ``python -m bench online`` or ``python -m bench batch`` runs one. Each is also
 a module of its own with its options: ``python -m bench.batch --help``,
-``python -m bench.online --help``. Results are described in bench/README.md."""
+``python -m bench.online --help``, ``python -m bench.ingest --help``. Results are
+described in bench/README.md."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import batch, online
+from bench import batch, ingest, online
 
-BENCHMARKS = {"batch": batch.main, "online": online.main}
+BENCHMARKS = {"batch": batch.main, "online": online.main, "ingest": ingest.main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -418,3 +418,56 @@ def test_report_is_plain_data() -> None:
     report = ImportReport(path=Path("x.csv"), format="csv", lines=2, created=2, duplicates=0)
     assert asdict(report)["errors"] == []
     assert report.rate == 0.0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_small_chunks_read_ahead_give_the_same_ledger_as_one_chunk(
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    people: People,
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    # Chunks of 2 lines: the next chunk is read and parsed in a thread while this one
+    # is stored; a source_ref repeated in a later chunk is still seen as a duplicate.
+    rows = good_rows(people, 7)
+    rows.append(dict(rows[1]))  # the same record again, three chunks later
+    report = run(sessions, clock, write(tmp_path / f"records{suffix}", rows), chunk=2)
+    assert (report.stored, report.lines, report.created, report.duplicates) == (True, 8, 7, 1)
+    with sessions() as session:
+        refs = session.scalars(select(Record.source_ref).order_by(Record.id)).all()
+        kinds = session.scalars(select(JournalEntry.kind).order_by(JournalEntry.seq)).all()
+    assert refs == [f"r{i}" for i in range(7)]  # stored in file order
+    assert kinds.count("record") == 7
+
+
+def test_a_bad_line_in_a_later_chunk_rolls_back_the_earlier_ones(
+    sessions: sessionmaker[Session], clock: FixedClock, people: People, tmp_path: Path
+) -> None:
+    rows = good_rows(people, 6)
+    rows[5] = rows[5] | {"record_type": "no_such_type"}
+    report = run(sessions, clock, write(tmp_path / "records.jsonl", rows), chunk=2)
+    assert not report.stored
+    assert [(e.line, e.code) for e in report.errors] == [(6, "unknown_record_type")]
+    assert count(sessions, Record.id) == 0
+
+
+def test_the_cycle_collector_is_back_on_after_an_import_even_a_refused_one(
+    sessions: sessionmaker[Session], clock: FixedClock, people: People, tmp_path: Path
+) -> None:
+    import gc
+
+    assert gc.isenabled()
+    run(sessions, clock, write(tmp_path / "ok.jsonl", good_rows(people)))
+    assert gc.isenabled()
+    header = tmp_path / "bad_header.csv"
+    header.write_text("source_ref,identifier,record_type,occurred_at,religion\n", "utf-8")
+    with pytest.raises(InvalidInput):
+        run(sessions, clock, header)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off finds it off
+        run(sessions, clock, write(tmp_path / "again.jsonl", good_rows(people, prefix="s")))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -50,10 +50,14 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_DAY = 86_400_000_000
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(at: datetime) -> int:
-    """Microseconds since the Unix epoch, exact."""
-    delta = ensure_utc(at) - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """Microseconds since the Unix epoch, exact (naive values are UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - EPOCH) // _MICROSECOND
 
 
 def from_micros(us: int) -> datetime:

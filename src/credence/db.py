@@ -25,7 +25,6 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
-    insert,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -208,8 +207,22 @@ class Direct:
         self.engine = engine
         self.dialect = engine.dialect
         self.sqlite = engine.dialect.name == "sqlite"
-        self._proxy = engine.raw_connection()
+        self._proxy: Any = engine.raw_connection()
         self.dbapi: Any = self._proxy.driver_connection
+
+    @classmethod
+    def within(cls, session: Session) -> Direct:
+        """The connection of ``session``'s transaction (ORM changes flushed, as
+        :func:`core` does), to run :class:`Prepared` statements in that transaction.
+        It stays the session's: :meth:`close` leaves it alone."""
+        connection = core(session)
+        direct = cls.__new__(cls)
+        direct.engine = connection.engine
+        direct.dialect = connection.dialect
+        direct.sqlite = connection.dialect.name == "sqlite"
+        direct._proxy = None
+        direct.dbapi = connection.connection.driver_connection
+        return direct
 
     def __enter__(self) -> Direct:
         return self
@@ -220,6 +233,8 @@ class Direct:
     def close(self, *, invalidate: bool = False) -> None:
         """Give the connection back to the pool, which rolls back whatever was not
         committed; ``invalidate`` closes it instead (it may be broken)."""
+        if self._proxy is None:  # a session's connection (see within): the session's to end
+            return
         if invalidate:
             self._proxy.invalidate()
         else:
@@ -335,55 +350,56 @@ COPY_THRESHOLD = 500
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the session's transaction: COPY on PostgreSQL for large
-    batches, one executemany otherwise. Values are what the ORM would bind (instants are
-    converted to microseconds here, as :class:`Instant` does)."""
+    """Insert many rows given as dicts of what the ORM would bind (instants as aware
+    datetimes): each value goes through its column type's bind processor, as SQLAlchemy
+    would bind it, then :func:`insert_rows`."""
     if not rows:
         return
-    connection = session.connection()
-    if connection.dialect.name == "sqlite" and len(rows) >= COPY_THRESHOLD:
-        _sqlite_executemany(core(session), table, rows)
-        return
-    if connection.dialect.name != "postgresql" or len(rows) < COPY_THRESHOLD:
-        session.execute(insert(table), rows)
-        return
-    columns = [c for c in table.columns if c.key in rows[0]]
-    instants = {c.key for c in columns if isinstance(c.type, Instant)}
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    raw = connection.connection.driver_connection
-    assert raw is not None  # a live psycopg connection inside the session's transaction
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(
-                [
-                    to_micros(row[c.key])
-                    if c.key in instants and row[c.key] is not None
-                    else row.get(c.key)
-                    for c in columns
-                ]
-            )
-
-
-def _sqlite_executemany(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One ``executemany`` on the DBAPI cursor, each value bound by its column type's
-    processor as SQLAlchemy would bind it: for a large batch, SQLAlchemy's per-row
-    parameter handling costs more than SQLite's insert."""
-    dialect = connection.dialect
+    dialect = session.connection().dialect
     columns = [c for c in table.columns if c.key in rows[0]]
     processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    quote = dialect.identifier_preparer.quote
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
     keys = [c.key for c in columns]
     values = [
-        [
+        tuple(
             process(value) if process is not None and value is not None else value
             for process, value in zip(processors, (row.get(k) for k in keys), strict=True)
-        ]
+        )
         for row in rows
     ]
-    raw = connection.connection.driver_connection
-    assert raw is not None  # a live sqlite3 connection inside the session's transaction
-    raw.executemany(sql, values)
+    insert_rows(session, table, [c.name for c in columns], values)
+
+
+def insert_rows(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows in the session's transaction, each a tuple of values in the order
+    of ``columns``, already as the driver takes them (instants as integer microseconds,
+    see :class:`Instant`): for large batches, where SQLAlchemy's per-row parameter
+    handling would cost more than the insert. COPY on PostgreSQL for batches of at least
+    :data:`COPY_THRESHOLD` rows, one DBAPI ``executemany`` otherwise."""
+    if not rows:
+        return
+    connection = core(session)
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    raw: Any = connection.connection.driver_connection
+    assert raw is not None  # a live DBAPI connection inside the session's transaction
+    if dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join(marker for _ in columns)})"
+    if dialect.name == "sqlite":
+        raw.executemany(sql, rows)
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()

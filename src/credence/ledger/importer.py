@@ -20,9 +20,12 @@ quote the input, and neither do the readers here.
 from __future__ import annotations
 
 import csv
+import gc
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -302,6 +305,55 @@ def _batches(lines: Iterable[RawLine], size: int) -> Iterator[list[RawLine]]:
         yield batch
 
 
+#: A chunk of lines with each line's record parsed (or why it could not be).
+_Parsed: TypeAlias = tuple[list[RawLine], list[RecordIn | CredenceError]]
+
+
+def _parse(batch: list[RawLine]) -> _Parsed:
+    parsed = iter(ledger.parse_records([item for _, item in batch if isinstance(item, dict)]))
+    return batch, [item if isinstance(item, CredenceError) else next(parsed) for _, item in batch]
+
+
+def _parsed_ahead(lines: Iterable[RawLine], size: int) -> Iterator[_Parsed]:
+    """Chunks of ``size`` lines, parsed, read and parsed one chunk ahead in a thread.
+
+    The caller stores a chunk while the next one is read and validated: SQLite and the
+    PostgreSQL driver let go of the GIL while they work. An exception in the reader (a
+    file that cannot describe records, say) comes out of this iterator, in order.
+    """
+    chunks = _batches(lines, size)
+
+    def read_next() -> _Parsed | None:
+        batch = next(chunks, None)
+        return None if batch is None else _parse(batch)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="credence-import") as pool:
+        ahead = pool.submit(read_next)
+        try:
+            while (parsed := ahead.result()) is not None:
+                ahead = pool.submit(read_next)
+                yield parsed
+        finally:
+            ahead.cancel()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a bulk load, back on after.
+
+    A chunk allocates hundreds of thousands of objects, and with the collector on, each
+    chunk pays for full collections over everything the process holds (a third of the
+    CPU time of an import, measured). The objects of an import form no cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def redact(text: str) -> str:
     """``text`` with anything shaped like a national identifier masked.
 
@@ -347,16 +399,10 @@ def import_file(
     started = time.perf_counter()
     now = clock.now()
     report = ImportReport(path=path, format=fmt, lines=0, created=0, duplicates=0)
-    with sessions() as session:
+    with _collector_paused(), sessions() as session:
         source = ledger.source_by_code(session, source_code)
         rulebook = store.in_force(session, now).rulebook
-        for batch in _batches(read_lines(path, fmt, batch_size=chunk), chunk):
-            parsed = iter(
-                ledger.parse_records([item for _, item in batch if isinstance(item, dict)])
-            )
-            records = [
-                item if isinstance(item, CredenceError) else next(parsed) for _, item in batch
-            ]
+        for batch, records in _parsed_ahead(read_lines(path, fmt, batch_size=chunk), chunk):
             planned = ledger.plan_records(
                 session, source=source, records=records, rulebook=rulebook, at=now
             )

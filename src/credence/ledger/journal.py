@@ -13,20 +13,14 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from credence.clock import to_micros
 from credence.db import bulk_insert
 from credence.ledger.tables import JournalEntry
 
 
 def canonical(data: dict[str, Any]) -> str:
-    """Canonical JSON text of ``data``; datetimes become integer microseconds."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return to_micros(value)
-        raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-    return orjson.dumps(data, default=default, option=orjson.OPT_SORT_KEYS).decode()
+    """Canonical JSON text of ``data``: keys sorted, no whitespace; datetimes as orjson
+    writes them (RFC 3339, e.g. ``2026-01-01T00:00:00+00:00``)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def append(

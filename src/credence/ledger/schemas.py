@@ -7,6 +7,7 @@ belief, health or politics into the ledger under another name.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -88,8 +89,12 @@ class SubjectIn(BaseModel):
 RecordStatus = Literal["created", "duplicate", "rejected"]
 
 
-class RecordResult(BaseModel):
-    """What happened to one submitted record."""
+@dataclass(slots=True)
+class RecordResult:
+    """What happened to one submitted record.
+
+    A plain dataclass, not a model: a batch builds thousands of them, and the API writes
+    them with orjson (the response schema reads the same class)."""
 
     index: int
     source_ref: str | None

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from credence.clock import from_micros, to_micros
-from credence.db import Direct, Instant, Prepared, bulk_insert, core
+from credence.db import Direct, Instant, Prepared, core, insert_rows
 from credence.disputes.tables import Dispute, DisputeAnswer, Statement
 from credence.errors import (
     Conflict,
@@ -41,10 +41,17 @@ from credence.errors import (
     NotFound,
 )
 from credence.identifiers import SubjectKind, validate_any, validate_identifier
-from credence.ids import new_id, new_ids
+from credence.ids import new_id, new_ordered_ids
 from credence.ledger import endings, journal
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
-from credence.ledger.tables import Record, Retraction, Source, SourceRecordType, Subject
+from credence.ledger.tables import (
+    JournalEntry,
+    Record,
+    Retraction,
+    Source,
+    SourceRecordType,
+    Subject,
+)
 from credence.notifications.service import notify
 from credence.rulebook.model import Rulebook
 
@@ -202,9 +209,9 @@ class SubjectKey(Protocol):
     def kind(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class SubjectRef:
-    """A subject's internal id, public id and kind."""
+class SubjectRef(NamedTuple):
+    """A subject's internal id, public id and kind (a named tuple: batches build one per
+    record, straight from a row)."""
 
     id: int
     public_id: str
@@ -258,11 +265,30 @@ def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
 # --- records -------------------------------------------------------------------------
 
 
-@dataclass
+#: The columns of a planned record's row, in the order of :attr:`_Planned.row`.
+RECORD_COLUMNS = (
+    "public_id",
+    "source_id",
+    "source_ref",
+    "subject_id",
+    "record_type",
+    "occurred_at",
+    "received_at",
+    "quantity",
+    "decision_ref",
+    "content_hash",
+)
+#: The columns of a planned journal entry, in the order of :attr:`_Planned.entry`.
+JOURNAL_COLUMNS = ("kind", "subject_id", "at", "data")
+
+
+@dataclass(slots=True)
 class _Planned:
     result: RecordResult
-    row: dict[str, Any] | None = None
-    entry: dict[str, Any] | None = None
+    #: The record's row and its journal entry, as the driver takes them (instants as
+    #: microseconds; see RECORD_COLUMNS and JOURNAL_COLUMNS).
+    row: tuple[Any, ...] | None = None
+    entry: tuple[Any, ...] | None = None
     #: For a certified reinsertion: the journal entry and the notice to the subject.
     reinsertion: dict[str, Any] | None = None
     notice: str | None = None
@@ -323,20 +349,22 @@ def _subjects_by(session: Session, column: Any, keys: set[str]) -> dict[str, Sub
     found: dict[str, SubjectRef] = {}
     if not keys:
         return found
-    connection = core(session)
-    query = _subjects_by_query(column.key, connection.dialect.name)
+    direct = Direct.within(session)
+    query = _subjects_by_query(column.key, direct.dialect.name)
     for chunk in _chunked(sorted(keys)):
-        for key, subject_id, public_id, kind in connection.execute(query, {"keys": chunk}):
+        for key, subject_id, public_id, kind in query.run(direct, {"keys": chunk}):
             found[key] = SubjectRef(subject_id, public_id, kind)
     return found
 
 
 @functools.cache
-def _subjects_by_query(key: str, dialect: str) -> Select[str, int, str, str]:
+def _subjects_by_query(key: str, dialect: str) -> Prepared:
     """Subjects by ``public_id`` or ``identifier`` (parameter ``keys``), built once."""
     column = Subject.__table__.c[key]
-    return select(column, Subject.id, Subject.public_id, Subject.kind).where(
-        _in(column, "keys", dialect)
+    return Prepared(
+        select(column, Subject.id, Subject.public_id, Subject.kind).where(
+            _in(column, "keys", dialect)
+        )
     )
 
 
@@ -373,45 +401,48 @@ def plan_records(
     ended = _ended_by_dispute(session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at)
     refs = sorted({r.source_ref for r in records if isinstance(r, RecordIn)})
     existing: dict[str, tuple[str, str]] = {}
-    connection = core(session)
-    existing_refs = _existing_refs_query(connection.dialect.name)
+    direct = Direct.within(session)
+    existing_refs = _existing_refs_query(direct.dialect.name)
     for chunk in _chunked(refs):
-        rows = connection.execute(existing_refs, {"source_id": source.id, "refs": chunk})
+        rows = existing_refs.run(direct, {"source_id": source.id, "refs": chunk})
         for ref, public_id, digest in rows:
             existing[ref] = (public_id, digest)
-    record_ids = new_ids("rec", len(records))
-
+    batch = _Batch(
+        source_id=source.id,
+        source_code=source.code,
+        source_name=source.name,
+        allowed=allowed,
+        existing=existing,
+        ended=ended,
+        rulebook=rulebook,
+        at=at,
+        at_micros=to_micros(at),
+        kinds={
+            rt.code: frozenset(kind.value for kind in rt.subject_kinds)
+            for rt in rulebook.record_types
+        },
+    )
+    record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
     for index, (rec, subject) in enumerate(zip(records, subjects, strict=True)):
         if isinstance(rec, CredenceError):
             planned.append(_Planned(_rejected(index, None, rec)))
             continue
         try:
-            planned.append(
-                _plan_one(
-                    index,
-                    rec,
-                    subject,
-                    source,
-                    allowed,
-                    existing,
-                    ended,
-                    rulebook,
-                    at,
-                    record_ids[index],
-                )
-            )
+            planned.append(_plan_one(index, rec, subject, batch, record_ids[index]))
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
     return planned
 
 
 @functools.cache
-def _existing_refs_query(dialect: str) -> Select[str, str, str]:
+def _existing_refs_query(dialect: str) -> Prepared:
     """A source's records with these source_refs (parameters ``source_id``, ``refs``)."""
-    return select(Record.source_ref, Record.public_id, Record.content_hash).where(
-        Record.source_id == bindparam("source_id"),
-        _in(Record.__table__.c.source_ref, "refs", dialect),
+    return Prepared(
+        select(Record.source_ref, Record.public_id, Record.content_hash).where(
+            Record.source_id == bindparam("source_id", type_=Integer),
+            _in(Record.__table__.c.source_ref, "refs", dialect),
+        )
     )
 
 
@@ -512,18 +543,34 @@ def _resolve_subjects(
     return resolved
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What every record of a batch is checked against, looked up once per batch."""
+
+    source_id: int
+    source_code: str
+    source_name: str
+    #: The record types the source is registered for.
+    allowed: set[str]
+    #: source_ref → (record id, content hash): the source's records with the batch's
+    #: refs, and those planned so far in the batch.
+    existing: dict[str, tuple[str, str]]
+    ended: dict[_FactKey, str]
+    rulebook: Rulebook
+    at: datetime
+    at_micros: int
+    #: Record type → the subject kinds it applies to (values of SubjectKind).
+    kinds: dict[str, frozenset[str]]
+
+
 def _plan_one(
     index: int,
     rec: RecordIn,
     subject: SubjectRef | CredenceError,
-    source: Source,
-    allowed: set[str],
-    existing: dict[str, tuple[str, str]],
-    ended: dict[_FactKey, str],
-    rulebook: Rulebook,
-    at: datetime,
+    batch: _Batch,
     public_id: str,
 ) -> _Planned:
+    rulebook, at = batch.rulebook, batch.at
     rt = rulebook.record_type(rec.record_type)
     if rt is None:
         raise InvalidInput(
@@ -531,9 +578,9 @@ def _plan_one(
             f"({rulebook.version}) lists the types Credence accepts",
             code="unknown_record_type",
         )
-    if rec.record_type not in allowed:
+    if rec.record_type not in batch.allowed:
         raise Forbidden(
-            f"source {source.code!r} is not registered for record type {rec.record_type!r}",
+            f"source {batch.source_code!r} is not registered for record type {rec.record_type!r}",
             code="record_type_not_registered",
         )
     if rec.occurred_at > at:
@@ -559,11 +606,12 @@ def _plan_one(
         )
     if isinstance(subject, CredenceError):
         raise subject
-    if SubjectKind(subject.kind) not in rt.subject_kinds:
+    if subject.kind not in batch.kinds[rt.code]:
         raise InvalidInput(
             f"record type {rt.code!r} does not apply to a {subject.kind}",
             code="record_type_not_for_subject_kind",
         )
+    occurred_at = to_micros(rec.occurred_at)
     digest = journal.record_content_hash(
         subject_id=subject.public_id,
         record_type=rt.code,
@@ -571,6 +619,7 @@ def _plan_one(
         quantity=rec.quantity,
         decision_ref=rec.decision_ref,
     )
+    existing = batch.existing
     seen = existing.get(rec.source_ref)
     if seen is not None:
         public_id, seen_digest = seen
@@ -582,7 +631,7 @@ def _plan_one(
                 code="source_ref_conflict",
                 details={"record_id": public_id},
             )
-        if rec.certified and public_id in ended.values():
+        if rec.certified and public_id in batch.ended.values():
             raise Conflict(
                 f"record {public_id} was deleted after a dispute; to reinsert it, send it "
                 "again with certified: true under a new source_ref (a resend under the old "
@@ -595,7 +644,7 @@ def _plan_one(
                 index=index, source_ref=rec.source_ref, status="duplicate", record_id=public_id
             )
         )
-    reinstates = ended.get((subject.id, rt.code, to_micros(rec.occurred_at), rec.decision_ref))
+    reinstates = batch.ended.get((subject.id, rt.code, occurred_at, rec.decision_ref))
     if reinstates is not None and not rec.certified:
         raise Conflict(
             f"this record repeats record {reinstates}, whose effect ended after the subject "
@@ -611,36 +660,30 @@ def _plan_one(
             code="certification_not_needed",
         )
     existing[rec.source_ref] = (public_id, digest)  # a repeat inside the batch is a duplicate
-    row = {
-        "public_id": public_id,
-        "source_id": source.id,
-        "source_ref": rec.source_ref,
-        "subject_id": subject.id,
-        "record_type": rt.code,
-        "occurred_at": rec.occurred_at,
-        "received_at": at,
-        "quantity": rec.quantity,
-        "decision_ref": rec.decision_ref,
-        "content_hash": digest,
-    }
-    entry = {
-        "kind": "record",
-        "at": at,
-        "subject_id": subject.id,
-        "data": journal.canonical(
-            journal.record_data(
-                record_id=public_id,
-                source=source.code,
-                source_ref=rec.source_ref,
-                subject_id=subject.public_id,
-                record_type=rt.code,
-                occurred_at=rec.occurred_at,
-                received_at=at,
-                quantity=rec.quantity,
-                decision_ref=rec.decision_ref,
-            )
-        ),
-    }
+    row = (
+        public_id,
+        batch.source_id,
+        rec.source_ref,
+        subject.id,
+        rt.code,
+        occurred_at,
+        batch.at_micros,
+        rec.quantity,
+        rec.decision_ref,
+        digest,
+    )
+    data = journal.record_data(
+        record_id=public_id,
+        source=batch.source_code,
+        source_ref=rec.source_ref,
+        subject_id=subject.public_id,
+        record_type=rt.code,
+        occurred_at=rec.occurred_at,
+        received_at=at,
+        quantity=rec.quantity,
+        decision_ref=rec.decision_ref,
+    )
+    entry = ("record", subject.id, batch.at_micros, journal.canonical(data))
     result = RecordResult(
         index=index, source_ref=rec.source_ref, status="created", record_id=public_id
     )
@@ -651,12 +694,12 @@ def _plan_one(
         "at": at,
         "subject_id": subject.id,
         "data": journal.canonical(
-            {"record": public_id, "reinstates": reinstates, "source": source.code, "at": at}
+            {"record": public_id, "reinstates": reinstates, "source": batch.source_code, "at": at}
         ),
     }
     notice = (
         f"{rt.name} (record {reinstates}), removed after your dispute, is back on your file "
-        f"as record {public_id} since {at:%Y-%m-%d}: {source.name} certified that it is "
+        f"as record {public_id} since {at:%Y-%m-%d}: {batch.source_name} certified that it is "
         "complete and accurate. You may dispute it again with new information, and add "
         "a statement to it."
     )
@@ -666,12 +709,9 @@ def _plan_one(
 def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
     """Insert the rows of every created item, with their journal entries, in order."""
     rows = [p.row for p in planned if p.row is not None]
-    entries = [p.entry for p in planned if p.entry is not None]
     if rows:
-        # Core insert on the table: one executemany for the whole batch (the ORM bulk
-        # form splits batches wherever a row has a None, e.g. no quantity).
-        bulk_insert(session, Record.metadata.tables[Record.__tablename__], rows)
-        journal.append_many(session, entries)
+        insert_rows(session, _RECORDS, RECORD_COLUMNS, rows)
+        insert_rows(session, _JOURNAL, JOURNAL_COLUMNS, [p.entry for p in planned if p.entry])
     # A certified reinsertion is a step of its own, after the record it reinserts.
     reinserted = [(p.reinsertion, p.notice) for p in planned if p.reinsertion and p.notice]
     journal.append_many(session, [entry for entry, _ in reinserted])
@@ -683,6 +723,10 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
             text=notice,
             at=entry["at"],
         )
+
+
+_RECORDS = Record.metadata.tables[Record.__tablename__]
+_JOURNAL = JournalEntry.metadata.tables[JournalEntry.__tablename__]
 
 
 def submit_records(

@@ -56,7 +56,7 @@ def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep) -> Response:
         "created": sum(r.status == "created" for r in results),
         "duplicates": sum(r.status == "duplicate" for r in results),
         "rejected": sum(r.status == "rejected" for r in results),
-        "results": [r.model_dump() for r in results],
+        "results": results,  # dataclasses: orjson writes them as objects
     }
     return Response(orjson.dumps(out), media_type="application/json")
 

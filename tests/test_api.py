@@ -101,6 +101,32 @@ def test_error_envelope_is_one_shape(api: Api) -> None:
     assert_envelope(api.call("POST", "/v1/records", "bank", json=big), 413, "payload_too_large")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"records": [{"quantity": NaN}]}',  # the standard library's json takes NaN
+        b'{"records": [{"quantity": 1' + b"0" * 40 + b"}]}",  # beyond 64 bits
+        b'{"records": ["\\ud800"]}',  # a lone surrogate
+        b'{"records": ' + b"[" * 2000 + b"]" * 2000 + b"}",  # deeper than orjson goes
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_record_batches_are_parsed_strictly_and_refused_with_a_4xx(api: Api, body: bytes) -> None:
+    # The records endpoints parse JSON with orjson (credence.api.routing): what it cannot
+    # take is refused as malformed (4xx, the error envelope), a number it reads but the
+    # schema refuses rejects its record; never a 500, and nothing is stored.
+    response = api.call(
+        "POST", "/v1/records", "bank", content=body, headers={"Content-Type": "application/json"}
+    )
+    if response.status_code == 200:
+        answer = response.json()
+        assert answer["created"] == 0
+        assert answer["rejected"] == len(answer["results"]) == 1
+    else:
+        assert 400 <= response.status_code < 500, response.text
+        assert_envelope(response, response.status_code)
+
+
 def test_rulebook_is_public_and_every_edition_readable(api: Api) -> None:
     current = api.client.get("/v1/rulebook").json()
     assert current["version"] == api.world.edition.version

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 
 from credence.access.policy import Action, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.routing import OrjsonRoute
 from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
 from credence.db import write_lock
 from credence.errors import Forbidden, InvalidInput
@@ -14,7 +15,8 @@ from credence.ledger import service as ledger
 from credence.ledger.tables import Source
 from credence.rulebook import store
 
-router = APIRouter(prefix="/v1/records", tags=["records"])
+# Batches of thousands of records: their JSON is parsed by orjson.
+router = APIRouter(prefix="/v1/records", tags=["records"], route_class=OrjsonRoute)
 
 
 def _source(caller_source_id: int | None, session: SessionDep) -> Source:

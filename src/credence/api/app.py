@@ -20,6 +20,7 @@ from credence.api.routers import (
 )
 from credence.api.schemas import ErrorEnvelope
 from credence.context import Context
+from credence.ledger.intake import Intake
 
 DESCRIPTION = """
 Credence answers relying parties with purpose-bound decisions, explains every score to
@@ -63,6 +64,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.key_cache = KeyCache(ctx.settings.auth_cache_seconds)
+    app.state.intake = Intake(ctx.engine, ctx.sessions, ctx.clock)
     errors.install(app)
     app.direct = decisions.DirectDecisions(ctx, app.state.key_cache)
     app.add_middleware(errors.BodyLimit, limit=ctx.settings.max_body_bytes)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from credence.access.policy import Action, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import OrjsonRoute
 from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
-from credence.db import write_lock
 from credence.errors import Forbidden, InvalidInput
 from credence.ledger import service as ledger
+from credence.ledger.intake import Intake
 from credence.ledger.tables import Source
-from credence.rulebook import store
 
 # Batches of thousands of records: their JSON is parsed by orjson.
 router = APIRouter(prefix="/v1/records", tags=["records"], route_class=OrjsonRoute)
@@ -31,7 +30,7 @@ def _source(caller_source_id: int | None, session: SessionDep) -> Source:
     response_model=BatchOut,
     summary="Submit a batch of records (sources); each record gets its own status",
 )
-def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep) -> Response:
+def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, request: Request) -> Response:
     authorize(caller, Action.RECORD_SUBMIT, source_id=caller.source_id)
     limit = ctx.settings.max_batch_records
     if len(body.records) > limit:
@@ -40,18 +39,10 @@ def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep) -> Response:
             code="batch_too_large",
         )
     records = ledger.parse_records(body.records)
-    # One transaction, committed before the answer; on SQLite taking turns with this
-    # process's other writers (credence.db.write_lock). Held here, in the one thread
-    # that runs the handler, not in a dependency: a dependency's setup and teardown run
-    # in pool threads of their own, and batches waiting for the lock there could take
-    # every pool thread from the batch holding it.
-    with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
-        source = _source(caller.source_id, session)
-        at = ctx.clock.now()
-        edition = store.in_force(session, at)
-        results = ledger.submit_records(
-            session, source=source, records=records, rulebook=edition.rulebook, at=at
-        )
+    # Stored with the batches of other requests arriving meanwhile, in one transaction
+    # (credence.ledger.intake), and answered once that transaction has committed.
+    intake: Intake = request.app.state.intake
+    results = intake.submit(caller.source_id, records)
     # The BatchOut JSON, written directly: validating thousands of results the service
     # has just built, to serialise them, would cost more than storing them.
     out = {

@@ -1,0 +1,153 @@
+"""Group commit for record batches submitted at the same time (HTTP ingestion).
+
+Each batch is checked and stored exactly as :func:`credence.ledger.service.submit_records`
+stores it, and its submitter gets its own results. Batches that arrive while a group is
+being written queue up and go together into the next transaction: one commit serves
+them all, and the index pages they share are written out once (on SQLite, to the WAL;
+on PostgreSQL one flush to disk instead of one per batch).
+
+* **Order.** Batches are stored in the order they arrived; a later batch in a group
+  sees the earlier ones (a source_ref sent twice is a duplicate the second time).
+* **Durable before the answer.** :meth:`Intake.submit` returns only after the commit
+  that holds its batch.
+* **One batch's failure is its own.** If a group's transaction fails as a whole, each of
+  its batches is written again in a transaction of its own.
+
+There is no thread of its own: the first submitter to find nobody writing leads (writes
+the group that holds its batch, then hands the lead to the oldest waiting submitter);
+the others wait for their batch to be written, or for the lead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence.clock import Clock
+from credence.db import write_lock
+from credence.errors import CredenceError, Forbidden
+from credence.ledger import service as ledger
+from credence.ledger.schemas import RecordIn, RecordResult
+from credence.ledger.tables import Source
+from credence.rulebook import store
+
+#: A group stops growing at this many records (a bound on one transaction's size).
+MAX_GROUP_RECORDS = 20_000
+
+
+@dataclass(eq=False)
+class _Batch:
+    source_id: int | None
+    records: Sequence[RecordIn | CredenceError]
+    #: Set when the batch is written (results or error) or its submitter is to lead.
+    wake: threading.Event = field(default_factory=threading.Event)
+    written: bool = False
+    results: list[RecordResult] | None = None
+    error: BaseException | None = None
+
+
+class Intake:
+    """Where a process's record batches are stored, in groups (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        *,
+        max_group_records: int = MAX_GROUP_RECORDS,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.clock = clock
+        self.max_group_records = max_group_records
+        self._mutex = threading.Lock()
+        self._queue: deque[_Batch] = deque()
+        self._leading = False
+        #: Transactions committed and batches written (for tests and benchmarks).
+        self.groups = 0
+        self.batches = 0
+
+    def submit(
+        self, source_id: int | None, records: Sequence[RecordIn | CredenceError]
+    ) -> list[RecordResult]:
+        """Store one source's batch; its results once the transaction holding it has
+        committed. Raises what storing it raised (:class:`Forbidden` when ``source_id``
+        names no source)."""
+        batch = _Batch(source_id, records)
+        with self._mutex:
+            self._queue.append(batch)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            batch.wake.wait()
+        if not batch.written:  # this submitter leads: its batch is first in the queue
+            self._lead()
+        if batch.error is not None:
+            raise batch.error
+        assert batch.results is not None
+        return batch.results
+
+    def pending(self) -> int:
+        """Batches waiting to be written."""
+        with self._mutex:
+            return len(self._queue)
+
+    def _lead(self) -> None:
+        group: list[_Batch] = []
+        try:
+            # The lock first: what queues up while another writer holds it joins this group.
+            with write_lock(self.engine):
+                with self._mutex:
+                    size = 0
+                    while self._queue and (
+                        not group or size + len(self._queue[0].records) <= self.max_group_records
+                    ):
+                        group.append(self._queue.popleft())
+                        size += len(group[-1].records)
+                self._write(group)
+        finally:
+            for batch in group:
+                batch.written = True
+                batch.wake.set()
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].wake.set()  # the oldest waiting submitter leads next
+                else:
+                    self._leading = False
+
+    def _write(self, group: list[_Batch]) -> None:
+        try:
+            self._store(group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for batch in group:  # each on its own: one batch's failure is its own
+                self._write([batch])
+
+    def _store(self, group: list[_Batch]) -> None:
+        outcomes: list[tuple[list[RecordResult] | None, BaseException | None]] = []
+        with self.sessions() as session, session.begin():
+            at = self.clock.now()
+            rulebook = store.in_force(session, at).rulebook
+            for batch in group:
+                source = session.get(Source, batch.source_id) if batch.source_id else None
+                if source is None:
+                    refused = Forbidden("only a source can submit or retract records")
+                    outcomes.append((None, refused))
+                    continue
+                stored = ledger.submit_records(
+                    session, source=source, records=batch.records, rulebook=rulebook, at=at
+                )
+                outcomes.append((stored, None))
+        # Committed: only now does any batch of the group get its answer.
+        for batch, (results, error) in zip(group, outcomes, strict=True):
+            batch.results, batch.error = results, error
+        self.groups += 1
+        self.batches += len(group)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,13 @@ from credence.ledger.intake import Intake
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import JournalEntry, Record
 from tests.world import World, build_world
+
+
+@pytest.fixture
+def intake(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock) -> Iterator[Intake]:
+    made = Intake(engine, sessions, clock)
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -84,9 +91,12 @@ def held_then_released(intake: Intake, engine: Engine, expected: int) -> threadi
 
 
 def test_concurrent_batches_share_one_commit_and_get_their_own_results(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, world: World
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    world: World,
+    intake: Intake,
 ) -> None:
-    intake = Intake(engine, sessions, clock)
     bank = world.sources["bank"].id
     jobs: list[tuple[int | None, list[RecordIn | CredenceError]]] = [
         (bank, batch(world, clock, f"b{k}")) for k in range(6)
@@ -114,9 +124,12 @@ def test_concurrent_batches_share_one_commit_and_get_their_own_results(
 
 
 def test_a_source_ref_sent_by_two_batches_of_a_group_is_a_duplicate_the_second_time(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, world: World
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    world: World,
+    intake: Intake,
 ) -> None:
-    intake = Intake(engine, sessions, clock)
     bank = world.sources["bank"].id
     same = batch(world, clock, "same", n=2)
     outcomes = submit_all(intake, [(bank, same), (bank, list(same))])
@@ -133,6 +146,7 @@ def test_one_failing_batch_does_not_fail_the_others_of_its_group(
     clock: FixedClock,
     world: World,
     monkeypatch: pytest.MonkeyPatch,
+    intake: Intake,
 ) -> None:
     real = ledger.submit_records
 
@@ -144,7 +158,6 @@ def test_one_failing_batch_does_not_fail_the_others_of_its_group(
         return real(session, **kwargs)
 
     monkeypatch.setattr(ledger, "submit_records", failing)
-    intake = Intake(engine, sessions, clock)
     bank = world.sources["bank"].id
     jobs: list[tuple[int | None, list[RecordIn | CredenceError]]] = [
         (bank, batch(world, clock, "ok1")),
@@ -163,9 +176,12 @@ def test_one_failing_batch_does_not_fail_the_others_of_its_group(
 
 
 def test_results_come_back_only_after_the_commit(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, world: World
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    world: World,
+    intake: Intake,
 ) -> None:
-    intake = Intake(engine, sessions, clock)
     for k in range(3):
         results = intake.submit(world.sources["bank"].id, batch(world, clock, f"seq{k}"))
         assert {r.status for r in results} == {"created"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -431,9 +432,24 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     from credence.db import checkpoint_in_background
 
     checkpoint_in_background(ctx.engine)
-
+    api = create_app(ctx)
+    _settle_the_heap()
     console.print(f"Credence API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(ctx), host=host, port=port, log_level=ctx.settings.log_level)
+    uvicorn.run(api, host=host, port=port, log_level=ctx.settings.log_level)
+
+
+def _settle_the_heap() -> None:
+    """Before serving: what the process holds by now (modules, the app, schemas, the
+    rulebook) is kept out of the cycle collector's passes, and the youngest generation
+    is collected every 20,000 allocations instead of 700.
+
+    Measured under batch ingestion, the collector took ~9 % of the server's time, most
+    of it re-walking those long-lived objects; requests allocate many short-lived ones
+    (a batch of records, a decision's rows) that die by reference counting anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 @app.command("serve")

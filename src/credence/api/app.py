@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -46,10 +49,18 @@ class CredenceAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    intake: Intake = app.state.intake
+    intake.close()
+
+
 def create_app(ctx: Context) -> FastAPI:
     """The API bound to one context (store, clock, settings)."""
     app = CredenceAPI(
         title="Credence",
+        lifespan=_lifespan,
         version=__version__,
         description=DESCRIPTION,
         responses={

@@ -351,3 +351,43 @@ def test_parse_records_in_one_pass_or_one_by_one(online: Online) -> None:
     assert isinstance(mixed[1], CredenceError)
     assert mixed[1].code == "invalid_record"
     assert mixed[0] == first
+
+
+def test_the_one_statement_read_answers_as_the_router_does(online: Online) -> None:
+    """Once the newest edition is known, the direct path reads the subject, their
+    records, the registration and the newest edition's hash in one statement; its
+    answers and errors are the router's, and a newly published edition is noticed."""
+    from tests.world import company_id, person_id
+
+    person = online.world.people[0].public_id
+    assert online.decide({"subject_id": person, "service": "air_travel"}).status_code == 200
+    assert online.app.direct._newest.get(online.clock.now()) is not None  # now in use
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        ({"subject_id": "sub_nobody", "service": "air_travel"}, 404, "unknown_subject"),
+        ({"identifier": person_id(7), "service": "air_travel"}, 404, "unknown_subject"),
+        ({"identifier": person_id(0), "service": "community_perks"}, 200, None),
+        ({"identifier": company_id(1), "service": "loan_rate_discount"}, 200, None),
+        ({"subject_id": person, "service": "space_travel"}, 404, "unknown_service"),
+        ({"subject_id": person, "service": "fast_track_permits"}, 403, None),
+        ({"subject_id": online.world.company.public_id, "service": "air_travel"}, 422, None),
+    ]
+    for subject in online.world.people:
+        for service in SERVICES[:4]:
+            cases.append(({"subject_id": subject.public_id, "service": service}, 200, None))
+    for body, status, code in cases:
+        direct, routed = online.decide(body), online.routed(body)
+        assert direct.status_code == routed.status_code == status, (body, direct.text)
+        if status == 200:
+            assert _without_id(direct.json()) == _without_id(routed.json()), body
+        else:
+            assert direct.json() == routed.json(), body
+        if code is not None:
+            assert direct.json()["error"]["code"] == code
+
+    # A new edition in force from now: the next decision reads it (the hash differs).
+    body = {"subject_id": online.world.people[2].public_id, "service": "air_travel"}
+    text = default_text().replace('version = "2026.1"', 'version = "2026.3"', 1)
+    with online.sessions.begin() as session:
+        store.publish(session, text=text, at=online.clock.now())
+    assert online.decide(body).json()["rulebook_version"] == "2026.3"
+    assert online.decide(body).json()["rulebook_version"] == "2026.3"

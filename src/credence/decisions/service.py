@@ -13,13 +13,14 @@ write restriction warnings and says so before writing anything).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import CompoundSelect, bindparam, exists, func, insert, null, select, union_all
 from sqlalchemy.orm import Session
 
 from credence.access.tables import PartyService
@@ -27,18 +28,23 @@ from credence.db import Direct, Prepared, core
 from credence.decisions import warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
-from credence.identifiers import SubjectKind
+from credence.identifiers import SubjectKind, validate_any
 from credence.ids import new_id
 from credence.ledger.service import (
     RecordView,
     SubjectKey,
+    SubjectRef,
+    file_query,
     subject_records,
     subject_records_direct,
+    views_direct,
 )
+from credence.ledger.tables import Subject
 from credence.notifications.service import MAX_TEXT, notify
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
+from credence.rulebook.tables import PublishedRulebook
 from credence.scoring.online import MAX_REASONS, Contribution, Score, category_types, compute
 
 
@@ -148,7 +154,6 @@ def evaluate(
     at most :data:`MAX_REASONS`, each naming a record or a threshold, never just "score
     too low".
     """
-    cats = " and ".join(c.value.replace("_", " ") for c in service.categories)
     for rule in service.rules:
         matched, cited = _matches(rule, score, book)
         if not matched:
@@ -160,18 +165,24 @@ def evaluate(
             return Outcome.DENY, None, reasons, [c.record.record_id for c in cited[:MAX_REASONS]]
         if rule.max_score is not None:
             head = (
-                f"{rule.reason} Your {cats} score is {score.total:.0f}; this service requires "
+                f"{rule.reason} Your {_categories_text(service)} score is {score.total:.0f}; "
+                "this service requires "
                 f"at least {rule.max_score:.0f}."
             )
             held_back = _negatives(score)[: MAX_REASONS - 1]
             reasons = [head, *(_describe(c) for c in held_back)]
             return Outcome.DENY, None, reasons, [c.record.record_id for c in held_back]
-        reasons, ids = _shortfall(service, score, book, cats)
+        reasons, ids = _shortfall(service, score, book, _categories_text(service))
         return Outcome.DENY, None, [rule.reason, *reasons][:MAX_REASONS], ids
     if service.default is not Outcome.DENY:
         return service.default, None, [], []
-    reasons, ids = _shortfall(service, score, book, cats)
+    reasons, ids = _shortfall(service, score, book, _categories_text(service))
     return Outcome.DENY, None, reasons, ids
+
+
+def _categories_text(service: Service) -> str:
+    """The service's categories in words ("judicial and commercial"), for reasons."""
+    return " and ".join(c.value.replace("_", " ") for c in service.categories)
 
 
 def _shortfall(
@@ -432,12 +443,17 @@ class DirectStore:
     before anything is written, and the caller decides with a session instead.
 
     With ``pending``, writes are not run but appended there, in order, for the caller to
-    run (several decisions' writes in one transaction: a group commit).
+    run (several decisions' writes in one transaction: a group commit). With ``file``
+    (see :func:`read_file`), the registration and the records it holds are answered
+    from it, not read again.
     """
 
-    def __init__(self, direct: Direct, pending: list[Write] | None = None) -> None:
+    def __init__(
+        self, direct: Direct, pending: list[Write] | None = None, file: SubjectFile | None = None
+    ) -> None:
         self.direct = direct
         self.pending = pending
+        self.file = file
 
     def _write(self, statement: Prepared, params: dict[str, Any]) -> None:
         if self.pending is not None:
@@ -446,12 +462,23 @@ class DirectStore:
             statement.run(self.direct, params)
 
     def registered(self, party_id: int, service: str) -> bool:
+        file = self.file
+        if file is not None and file.party_id == party_id and file.service == service:
+            return file.registered
         found = _PREPARED_REGISTERED.run(self.direct, {"party_id": party_id, "service": service})
         return bool(found)
 
     def records(
         self, subject_id: int, record_types: Sequence[str], at: datetime
     ) -> list[RecordView]:
+        file = self.file
+        if (
+            file is not None
+            and file.subject.id == subject_id
+            and file.at == at
+            and (record_types is file.given_types or _type_key(record_types) == file.record_types)
+        ):
+            return file.records
         return subject_records_direct(self.direct, subject_id, record_types=record_types, at=at)
 
     def caught(
@@ -480,3 +507,139 @@ def run_writes(direct: Direct, writes: Sequence[Write]) -> None:
         by_statement.setdefault(id(statement), (statement, []))[1].append(params)
     for statement, rows in by_statement.values():
         statement.run_many(direct, rows)
+
+
+# --- the direct path's one read: the subject's file, with what the decision checks ----
+
+
+@dataclass(frozen=True)
+class SubjectFile:
+    """What :func:`read_file` read in one statement: the subject, their records of some
+    types as of ``at``, whether the relying party is registered for the service, and the
+    newest published edition (to check that the edition the types came from is current)."""
+
+    subject: SubjectRef
+    party_id: int | None
+    service: str
+    #: The record types read, as given and as a sorted tuple.
+    given_types: Sequence[str]
+    record_types: tuple[str, ...]
+    at: datetime
+    records: list[RecordView]
+    registered: bool
+    #: The newest published edition's content hash (None before the first).
+    newest_edition: str | None
+
+
+def _type_key(record_types: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(record_types)))
+
+
+#: The newest edition's content hash: editions are never updated or deleted and no two
+#: have the same content, so it changes exactly when an edition is published.
+_NEWEST_HASH = select(PublishedRulebook.content_hash).where(
+    PublishedRulebook.id == select(func.max(PublishedRulebook.id)).scalar_subquery()
+)
+#: The subject's row in the file statement: what :class:`SubjectRef` holds, whether the
+#: relying party is registered for the service, and the newest edition's hash.
+_SUBJECT_COLUMNS = (
+    Subject.id,
+    Subject.public_id,
+    Subject.kind,
+    exists(_REGISTERED).label("registered"),
+    _NEWEST_HASH.scalar_subquery().label("newest_edition"),
+)
+#: Where a row of the file statement has the record's columns.
+_RECORD_AT = len(_SUBJECT_COLUMNS)
+
+
+def _file_statement(by: str) -> CompoundSelect[Any]:
+    """The subject's row (found by ``key``), then one row per record and ending event
+    (:func:`credence.ledger.service.file_query`, the subject's statements left out),
+    each padded with NULLs to the other's columns."""
+    records = file_query(as_of=True, some_types=True, by=by, statements=False)
+    key = Subject.public_id if by == "public_id" else Subject.identifier
+    subject = select(*_SUBJECT_COLUMNS, *(null() for _ in records.selected_columns)).where(
+        key == bindparam("key")
+    )
+    padded = records.with_only_columns(
+        *(null() for _ in _SUBJECT_COLUMNS), *records.selected_columns
+    )
+    return union_all(subject, padded)
+
+
+@functools.lru_cache(maxsize=512)
+def _prepared_file(by: str, record_types: tuple[str, ...]) -> Prepared:
+    return Prepared(_file_statement(by), record_types=list(record_types))
+
+
+def read_file(
+    direct: Direct,
+    *,
+    public_id: str | None,
+    identifier: str | None,
+    service: str,
+    record_types: Sequence[str],
+    party_id: int | None,
+    at: datetime,
+) -> SubjectFile:
+    """Find the subject (by ``public_id``, else by national ``identifier``) and read, in
+    one statement, their records of ``record_types`` as of ``at``, whether ``party_id``
+    is registered for ``service``, and the newest edition's hash: what a decision on
+    :class:`DirectStore` would read in four. :class:`NotFound` for an unknown subject,
+    as :func:`credence.ledger.service.subject_ref_direct` raises it."""
+    types = _type_key(record_types)
+    if public_id is not None:
+        by, key = "public_id", public_id
+    else:
+        by = "identifier"
+        _, key = validate_any(identifier or "")
+    params = {"key": key, "party_id": party_id, "service": service, "at": at}
+    rows = _prepared_file(by, types).run(direct, params)
+    cut = _RECORD_AT
+    # The subject's row is the one without a record; the rest are the records'.
+    first = next((r for r in rows if r[cut] is None), None)
+    if first is None:
+        if public_id is not None:
+            raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+        raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+    return SubjectFile(
+        subject=SubjectRef(first[0], first[1], first[2]),
+        party_id=party_id,
+        service=service,
+        given_types=record_types,
+        record_types=types,
+        at=at,
+        records=views_direct([r[cut:] for r in rows if r[cut] is not None], at),
+        registered=bool(first[3]),
+        newest_edition=first[4],
+    )
+
+
+class NewestEdition:
+    """The newest published edition, remembered while it is in force: the direct path
+    takes the record types to read from it before reading, and :func:`read_file` reads
+    the newest edition's hash with the file, so the decision checks in the same
+    statement that the edition is still the newest (what
+    :func:`credence.rulebook.store.in_force` checks with a statement of its own). An
+    edition published for a later instant is not in force yet: then :meth:`get` gives
+    None, and the caller reads the edition in force as usual."""
+
+    def __init__(self) -> None:
+        self._known: Edition | None = None
+
+    def get(self, at: datetime) -> Edition | None:
+        """The newest edition, if it is in force at ``at``."""
+        known = self._known
+        return known if known is not None and known.published_at <= at else None
+
+    def learn(self, direct: Direct, edition: Edition, at: datetime) -> None:
+        """Remember ``edition`` (in force at ``at``: by
+        :func:`credence.rulebook.store.in_force_direct`) if it is the newest; else
+        nothing (a newer one is not in force yet)."""
+        rows = _PREPARED_NEWEST_HASH.run(direct, {})
+        newest = bool(rows) and rows[0][0] == edition.content_hash
+        self._known = edition if newest and edition.published_at <= at else None
+
+
+_PREPARED_NEWEST_HASH = Prepared(_NEWEST_HASH)

@@ -827,8 +827,18 @@ def subject_records_direct(
     (the same statement, without SQLAlchemy's per-statement work): for the decision path,
     which runs it on every request."""
     prepared = _prepared_file_query(tuple(sorted(set(record_types))))
-    rows = prepared.run(direct, {"subject_id": subject_id, "at": at})
     # The driver's rows hold instants as stored (microseconds): read them as Instant does.
+    return views_direct(prepared.run(direct, {"subject_id": subject_id, "at": at}), at)
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_file_query(record_types: tuple[str, ...]) -> Prepared:
+    return Prepared(_file_query(as_of=True, some_types=True), record_types=list(record_types))
+
+
+def views_direct(rows: Iterable[Sequence[Any]], at: datetime) -> list[RecordView]:
+    """:func:`_views` of rows of a :func:`file_query` run on a :class:`Direct`
+    connection (instants as stored: microseconds), as of ``at``."""
     return _views(
         (
             (*r[:5], from_micros(r[5]), from_micros(r[6]), r[7], r[8],
@@ -837,11 +847,6 @@ def subject_records_direct(
         ),
         at,
     )  # fmt: skip
-
-
-@functools.lru_cache(maxsize=256)
-def _prepared_file_query(record_types: tuple[str, ...]) -> Prepared:
-    return Prepared(_file_query(as_of=True, some_types=True), record_types=list(record_types))
 
 
 def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordView]:
@@ -879,8 +884,32 @@ def _file_query(*, as_of: bool, some_types: bool) -> Select[Any]:
     """The statement :func:`subject_records` runs, built once per shape: building it
     costs far more than running it (bound parameters ``subject_id``, ``at``,
     ``record_types``)."""
-    subject_id = bindparam("subject_id", type_=Integer)
+    return file_query(as_of=as_of, some_types=some_types)
+
+
+def file_query(
+    *, as_of: bool, some_types: bool, by: str = "id", statements: bool = True
+) -> Select[Any]:
+    """The statement that reads a subject's file (see :func:`subject_records`): one row
+    per record and ending event, the columns :func:`_views` reads. Build it once and
+    keep it: building costs far more than running.
+
+    ``by`` names the subject: ``"id"`` (bound parameter ``subject_id``), or its
+    ``"public_id"`` or ``"identifier"`` (the compact national identifier), bound as
+    ``key`` (the subject's id is then looked up in the statement). Without
+    ``statements`` the subject's statements are not read (that column is NULL): the
+    decision path never shows them. Other bound parameters: ``at`` (``as_of``),
+    ``record_types`` (``some_types``).
+    """
+    from sqlalchemy import null
+
     at = bindparam("at", type_=Instant())
+    subject_id: ColumnElement[Any]
+    if by == "id":
+        subject_id = bindparam("subject_id", type_=Integer)
+    else:
+        key = Subject.public_id if by == "public_id" else Subject.identifier
+        subject_id = select(Subject.id).where(key == bindparam("key")).scalar_subquery()
     # The ending events themselves rather than their earliest (endings.effect_ends): one
     # row per event, so the cause comes along; the earliest is picked below, as
     # effect_ends picks it in SQL for the batch runner. Most records have no event.
@@ -910,7 +939,9 @@ def _file_query(*, as_of: bool, some_types: bool) -> Select[Any]:
             ends.c.ended_at,
             ends.c.cause,
             exists(open_dispute),
-            statement.order_by(Statement.at.desc(), Statement.id.desc()).limit(1).scalar_subquery(),
+            statement.order_by(Statement.at.desc(), Statement.id.desc()).limit(1).scalar_subquery()
+            if statements
+            else null(),
         )
         .join(Source, Source.id == Record.source_id)
         .outerjoin(ends, ends.c.record_id == Record.id)

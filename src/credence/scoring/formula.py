@@ -46,16 +46,25 @@ def contributions(
     # pass over memory. −(a / h) and (−a) / h round identically, so the bits are those
     # of the plain expression. The scratch array takes the broadcast shape of all four
     # arguments, in float64, as the plain expression would.
-    shape = np.broadcast_shapes(
-        np.shape(weights), np.shape(age_days), np.shape(half_life_days), np.shape(retention_days)
-    )
-    decayed = np.empty(shape, dtype=np.float64)
+    decayed = np.empty(_broadcast_shape(weights, age_days, half_life_days, retention_days))
     np.maximum(age_days, 0.0, out=decayed)
     np.divide(decayed, half_life_days, out=decayed)
     np.negative(decayed, out=decayed)
     np.exp2(decayed, out=decayed)
     np.multiply(weights, decayed, out=decayed)
     return np.where(active, decayed, 0.0)
+
+
+def _broadcast_shape(*operands: Any) -> tuple[int, ...]:
+    """The shape the operands broadcast to: that of the arrays, when they share one (the
+    online path scores a handful of records, where ``np.broadcast_shapes`` would cost
+    more than the arithmetic)."""
+    shape = getattr(operands[0], "shape", None)
+    for operand in operands[1:]:
+        if getattr(operand, "shape", None) != shape:
+            return np.broadcast_shapes(*(np.shape(o) for o in operands))
+    assert shape is not None
+    return tuple(shape)
 
 
 def category_sums(
@@ -70,8 +79,13 @@ def category_sums(
 def totals(sub_scores: FloatArray, rulebook: Rulebook) -> FloatArray:
     """Totals from sub-scores: base plus the sum over categories, clamped to the scale."""
     scale = rulebook.scale
-    clipped: FloatArray = np.clip(scale.base + sub_scores.sum(axis=1), scale.min, scale.max)
-    return clipped
+    # clamp(x) = min(max(x, scale.min), scale.max), as np.clip computes it, in place:
+    # np.clip's dispatch costs more than the arithmetic on a handful of subjects.
+    total: FloatArray = np.add.reduce(sub_scores, axis=1)
+    np.add(total, scale.base, out=total)  # base + Σ: addition commutes exactly
+    np.maximum(total, scale.min, out=total)
+    np.minimum(total, scale.max, out=total)
+    return total
 
 
 def tier_codes(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[Any]:
@@ -119,7 +133,7 @@ class TypeTable:
         weights = self.points[type_idx]
         # Most records carry no quantity: work out units only for those that do (same
         # expression, same bits, a fraction of the passes over a large batch).
-        given = np.flatnonzero(quantity == quantity)  # not NaN
+        given = (quantity == quantity).nonzero()[0]  # not NaN (1-D: np.flatnonzero)
         if given.size:
             scaled = given[self.has_quantity[type_idx[given]]]
             t = type_idx[scaled]

@@ -100,54 +100,81 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     book = edition.rulebook
     types = edition.types
     index = types.index
-    ordered = sorted(records, key=_canonical_order)
+    ordered = sorted(records, key=_canonical_order) if len(records) > 1 else records
     statuses = [_counts_at(v, at) for v in ordered]
-    scored = [
-        i
-        for i, (v, s) in enumerate(zip(ordered, statuses, strict=True))
-        if s == "counting" and v.record_type in index
-    ]
-    counted = [ordered[i] for i in scored]
-    type_idx = np.array([index[v.record_type] for v in counted], dtype=np.int64)
-    quantity = np.array(
-        [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
-    )
-    # Age in days: timedelta / timedelta divides the exact integer microseconds, the
-    # same float as (to_micros(at) - to_micros(occurred_at)) / MICROS_PER_DAY.
-    age = np.array([(at - v.occurred_at) / _DAY for v in counted], dtype=np.float64)
-    weights = types.weights(type_idx, quantity)
-    # types.contributions(type_idx, quantity, age), with the weights computed once.
-    points = formula.contributions(
-        weights, age, types.half_life[type_idx], types.retention[type_idx]
-    )
-    sums = formula.category_sums(
-        np.zeros(len(scored), dtype=np.int64), types.category[type_idx], points, 1
-    )
-    total = float(formula.totals(sums, book)[0])
-    row = sums[0].tolist()
+    # Positions (in ``ordered``) of the records that count, and their type numbers.
+    scored: list[int] = []
+    type_list: list[int] = []
+    for i, view in enumerate(ordered):
+        if statuses[i] == "counting":
+            t = index.get(view.record_type)
+            if t is not None:
+                scored.append(i)
+                type_list.append(t)
+    point_list: list[float] = []
+    weight_list: list[float] = []
+    age_list: list[float] = []
+    if not scored:
+        row, total = _nothing_counts(book)
+    else:
+        type_idx = np.array(type_list, dtype=np.int64)
+        counted = [ordered[i] for i in scored]
+        quantity = np.array(
+            [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
+        )
+        # Age in days: timedelta / timedelta divides the exact integer microseconds, the
+        # same float as (to_micros(at) - to_micros(occurred_at)) / MICROS_PER_DAY.
+        age_list = [(at - v.occurred_at) / _DAY for v in counted]
+        weights = types.weights(type_idx, quantity)
+        # types.contributions(type_idx, quantity, age), with the weights computed once.
+        points = formula.contributions(
+            weights,
+            np.array(age_list, dtype=np.float64),
+            types.half_life[type_idx],
+            types.retention[type_idx],
+        )
+        point_list, weight_list = points.tolist(), weights.tolist()
+        subject_idx = np.zeros(len(scored), dtype=np.int64)
+        sums = formula.category_sums(subject_idx, types.category[type_idx], points, 1)
+        total = float(formula.totals(sums, book)[0])
+        row = sums[0].tolist()
     sub_scores = {c: row[i] for i, c in enumerate(CATEGORIES)}
 
     by_position = {pos: k for k, pos in enumerate(scored)}
-    point_list, weight_list, age_list = points.tolist(), weights.tolist(), age.tolist()
     contributions: list[Contribution] = []
+    record_type = book.record_type
     for i, view in enumerate(ordered):
-        rt = book.record_type(view.record_type)
-        status = statuses[i] if rt is not None else "not_in_rulebook"
+        rt = record_type(view.record_type)
         k = by_position.get(i)
-        pts = point_list[k] if k is not None else 0.0
-        if k is not None and pts == 0.0:
-            status = "expired" if age_list[k] >= 0 else status
+        if k is None:
+            contributions.append(
+                Contribution(
+                    record=view,
+                    name=rt.name if rt is not None else view.record_type,
+                    category=rt.category if rt is not None else None,
+                    weight=0.0,
+                    points=0.0,
+                    status=statuses[i] if rt is not None else "not_in_rulebook",
+                )
+            )
+            continue
+        assert rt is not None  # it counts: its type is in the rulebook
+        pts = point_list[k]
+        status = statuses[i]
+        if pts == 0.0 and age_list[k] >= 0:
+            status = "expired"
         contributions.append(
             Contribution(
                 record=view,
-                name=rt.name if rt is not None else view.record_type,
-                category=rt.category if rt is not None else None,
-                weight=weight_list[k] if k is not None else 0.0,
+                name=rt.name,
+                category=rt.category,
+                weight=weight_list[k],
                 points=pts,
                 status=status,
             )
         )
-    contributions.sort(key=lambda c: (-abs(c.points), c.record.occurred_at))
+    if len(contributions) > 1:
+        contributions.sort(key=lambda c: (-abs(c.points), c.record.occurred_at))
     return Score(
         as_of=at,
         rulebook_version=edition.version,
@@ -163,6 +190,20 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
 
 
 _DAY = timedelta(days=1)
+
+_nothing: dict[int, tuple[Rulebook, list[float], float]] = {}
+
+
+def _nothing_counts(book: Rulebook) -> tuple[list[float], float]:
+    """The sub-scores and total of a subject none of whose records count: the formula's
+    sums of no contributions and their total, worked out once per rulebook (most
+    decisions find no record of the service's categories)."""
+    hit = _nothing.get(id(book))
+    if hit is None or hit[0] is not book:
+        none = np.zeros(0, dtype=np.int64)
+        sums = formula.category_sums(none, none, np.zeros(0, dtype=np.float64), 1)
+        hit = _nothing[id(book)] = (book, sums[0].tolist(), float(formula.totals(sums, book)[0]))
+    return hit[1], hit[2]
 
 
 def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASONS) -> list[Reason]:

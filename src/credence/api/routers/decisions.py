@@ -46,14 +46,18 @@ from credence.db import Direct, write_lock
 from credence.decisions.service import (
     DirectStore,
     NeedsSession,
+    NewestEdition,
+    SubjectFile,
     Write,
     decide,
     decide_with,
+    read_file,
     run_writes,
 )
 from credence.errors import CredenceError, InvalidInput
 from credence.ledger import service as ledger
 from credence.rulebook import store
+from credence.scoring.online import category_types
 
 log = logging.getLogger("credence.api")
 
@@ -110,6 +114,7 @@ class DirectDecisions:
         self._lock = threading.Lock()
         self._group: tuple[list[Write], asyncio.Future[None]] | None = None
         self._writer: _Writer | None = None
+        self._newest = NewestEdition()
 
     @staticmethod
     def wants(scope: Scope) -> bool:
@@ -167,7 +172,7 @@ class DirectDecisions:
         with self._lock:
             direct = self._direct()
             try:
-                return _decide(self.ctx, direct, request, caller, writes)
+                return _decide(self.ctx, direct, request, caller, writes, self._newest)
             except CredenceError:
                 raise
             except BaseException:
@@ -310,24 +315,57 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
 
 
 def _decide(
-    ctx: Context, direct: Direct, request: DecisionIn, caller: Caller, writes: list[Write] | None
+    ctx: Context,
+    direct: Direct,
+    request: DecisionIn,
+    caller: Caller,
+    writes: list[Write] | None,
+    newest: NewestEdition,
 ) -> bytes | None:
     """What :func:`ask` does, on a :class:`Direct` connection, leaving the writes in
     ``writes`` if given: the decision's JSON, or None when the service needs a session
-    (a restriction with a warning period)."""
+    (a restriction with a warning period).
+
+    Usually one statement reads everything (:func:`read_file`): the subject, their
+    records of the service's categories under the newest edition (remembered in
+    ``newest``), the relying party's registration and the newest edition's hash. If
+    that shows another edition, or none is remembered, or the service is not in it,
+    the decision reads step by step as :func:`ask` does, so every error comes in the
+    same order."""
     authorize(caller, Action.DECISION_REQUEST)  # before the lookup: no existence oracle
     if (request.subject_id is None) == (request.identifier is None):
         raise InvalidInput(_ONE_SUBJECT)
-    subject = ledger.subject_ref_direct(
-        direct, public_id=request.subject_id, identifier=request.identifier
-    )
     at = ctx.clock.now()
+    file: SubjectFile | None = None
+    known = newest.get(at)
+    service = known.rulebook.service(request.service) if known is not None else None
+    if known is not None and service is not None:
+        file = read_file(
+            direct,
+            public_id=request.subject_id,
+            identifier=request.identifier,
+            service=request.service,
+            record_types=category_types(known.rulebook, frozenset(service.categories)),
+            party_id=caller.party_id,
+            at=at,
+        )
+        if file.newest_edition != known.content_hash:
+            file = None  # an edition was published since: read it
+    if file is not None and known is not None:
+        subject: ledger.SubjectKey = file.subject
+        edition = known
+    else:
+        subject = ledger.subject_ref_direct(
+            direct, public_id=request.subject_id, identifier=request.identifier
+        )
+        edition = store.in_force_direct(direct, at)
+        newest.learn(direct, edition, at)
     try:
         decision = decide_with(
-            DirectStore(direct, writes),
+            DirectStore(direct, writes, file),
             subject=subject,
             service_code=request.service,
-            edition=store.in_force_direct(direct, at),
+            edition=edition,
             at=at,
             party_id=caller.party_id,
             principal_id=caller.principal_id,

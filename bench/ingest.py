@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.online import BANK_TYPES, OUT, SEED, ensure_store, fresh_copy
 from credence.clock import SystemClock, to_micros
-from credence.db import insert_rows, make_engine, session_factory
+from credence.db import bulk_load_cache, insert_rows, make_engine, session_factory
 from credence.ids import new_ordered_ids
 from credence.ledger import journal
 from credence.ledger import service as ledger
@@ -153,10 +153,11 @@ def raw_insert(sessions: sessionmaker[Session], lines: list[dict[str, Any]]) -> 
     with sessions() as session:
         records, entries = _ready_rows(session, lines, datetime.now(UTC))
         started = time.perf_counter()
-        for start in range(0, len(records), 10_000):
-            chunk = slice(start, start + 10_000)
-            insert_rows(session, ledger._RECORDS, ledger.RECORD_COLUMNS, records[chunk])
-            insert_rows(session, ledger._JOURNAL, ledger.JOURNAL_COLUMNS, entries[chunk])
+        with bulk_load_cache(session):  # as the importer does
+            for start in range(0, len(records), 10_000):
+                chunk = slice(start, start + 10_000)
+                insert_rows(session, ledger._RECORDS, ledger.RECORD_COLUMNS, records[chunk])
+                insert_rows(session, ledger._JOURNAL, ledger.JOURNAL_COLUMNS, entries[chunk])
         session.commit()
         return time.perf_counter() - started
 

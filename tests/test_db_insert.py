@@ -10,7 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import from_micros
-from credence.db import COPY_THRESHOLD, bulk_insert, insert_rows
+from credence.db import (
+    COPY_THRESHOLD,
+    SQLITE_BULK_CACHE_KIB,
+    SQLITE_CACHE_KIB,
+    bulk_insert,
+    bulk_load_cache,
+    insert_rows,
+)
 from credence.ledger.tables import JournalEntry
 
 JOURNAL = JournalEntry.metadata.tables[JournalEntry.__tablename__]
@@ -50,3 +57,25 @@ def test_bulk_insert_binds_values_by_column_type(sessions: sessionmaker[Session]
     with sessions() as session:
         stored = session.scalars(select(JournalEntry)).all()
     assert [(e.at, e.data) for e in stored] == [(at, AWKWARD)] * 3
+
+
+def test_a_bulk_load_gets_a_large_page_cache_on_sqlite_and_gives_it_back(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        connection = session.connection()
+
+        def cache() -> int:
+            return int(connection.exec_driver_sql("PRAGMA cache_size").scalar() or 0)
+
+        sqlite = connection.dialect.name == "sqlite"
+        before = cache() if sqlite else None
+        with bulk_load_cache(session):
+            if sqlite:
+                assert cache() == -SQLITE_BULK_CACHE_KIB
+            insert_rows(
+                session, JOURNAL, ("kind", "subject_id", "at", "data"), [("k", None, 1, "x")]
+            )
+        if sqlite:
+            assert before == cache() == -SQLITE_CACHE_KIB
+        session.commit()

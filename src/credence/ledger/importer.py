@@ -36,6 +36,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import Clock, ensure_utc
+from credence.db import bulk_load_cache
 from credence.errors import CredenceError, InvalidInput, NotFound
 from credence.identifiers import mask
 from credence.ledger import service as ledger
@@ -402,33 +403,34 @@ def import_file(
     with _collector_paused(), sessions() as session:
         source = ledger.source_by_code(session, source_code)
         rulebook = store.in_force(session, now).rulebook
-        for batch, records in _parsed_ahead(read_lines(path, fmt, batch_size=chunk), chunk):
-            planned = ledger.plan_records(
-                session, source=source, records=records, rulebook=rulebook, at=now
-            )
-            # Stored now (in this transaction) so later chunks see these source_refs.
-            ledger.store_planned(session, planned)
-            session.flush()
-            for plan, (number, item) in zip(planned, batch, strict=True):
-                result = plan.result
-                if result.status == "created":
-                    report.created += 1
-                elif result.status == "duplicate":
-                    report.duplicates += 1
-                else:
-                    error = result.error or {}
-                    ref = result.source_ref or _ref_of(item)
-                    report.errors.append(
-                        LineError(
-                            line=number,
-                            source_ref=None if ref is None else redact(ref),
-                            code=str(error.get("code", "invalid_record")),
-                            message=redact(str(error.get("message", ""))),
+        with bulk_load_cache(session):
+            for batch, records in _parsed_ahead(read_lines(path, fmt, batch_size=chunk), chunk):
+                planned = ledger.plan_records(
+                    session, source=source, records=records, rulebook=rulebook, at=now
+                )
+                # Stored now (in this transaction) so later chunks see these source_refs.
+                ledger.store_planned(session, planned)
+                session.flush()
+                for plan, (number, item) in zip(planned, batch, strict=True):
+                    result = plan.result
+                    if result.status == "created":
+                        report.created += 1
+                    elif result.status == "duplicate":
+                        report.duplicates += 1
+                    else:
+                        error = result.error or {}
+                        ref = result.source_ref or _ref_of(item)
+                        report.errors.append(
+                            LineError(
+                                line=number,
+                                source_ref=None if ref is None else redact(ref),
+                                code=str(error.get("code", "invalid_record")),
+                                message=redact(str(error.get("message", ""))),
+                            )
                         )
-                    )
-            report.lines += len(batch)
-            if progress is not None:
-                progress(report.lines)
+                report.lines += len(batch)
+                if progress is not None:
+                    progress(report.lines)
         if report.errors:
             session.rollback()
         else:

@@ -95,7 +95,9 @@ class Intake:
         return batch.results
 
     def close(self) -> None:
-        """Give the intake's connection back (a later batch opens another)."""
+        """Give the intake's connection back (a later batch opens another). For the end
+        of the process's life (the API calls it at shutdown): on stores without a write
+        lock (PostgreSQL) it does not wait for a group being written."""
         with write_lock(self.engine):
             if self._connection is not None:
                 self._connection.close()

@@ -833,7 +833,12 @@ def _batch_body(
 
 
 def bench_ingestion(
-    args: argparse.Namespace, server: Server, built: Built, ids: Sequence[str], run_tag: str
+    args: argparse.Namespace,
+    server: Server,
+    built: Built,
+    ids: Sequence[str],
+    run_tag: str,
+    url: str,
 ) -> dict[str, Any]:
     key = built.manifest["keys"]["bank"]
     port = server.port
@@ -902,10 +907,11 @@ def bench_ingestion(
         f"records; warm-up…",
         flush=True,
     )
-    one_run(f"{run_tag}-w", min(args.warmup, 3))
+    acknowledged = one_run(f"{run_tag}-w", min(args.warmup, 3))["records"]
     runs = []
     for r in range(args.runs):
         got = one_run(f"{run_tag}-{r}", args.duration)
+        acknowledged += got["records"]
         print(
             f"  run {r + 1}: {got['records_per_s']:,.0f} records/s "
             f"({got['records']:,.0f} in {got['seconds']:.1f} s), "
@@ -913,6 +919,13 @@ def bench_ingestion(
             flush=True,
         )
         runs.append(got)
+    stored = _stored_since(url, run_tag)
+    if stored != acknowledged:
+        raise RuntimeError(
+            f"the server acknowledged {acknowledged:,.0f} new records but the store holds "
+            f"{stored:,} (read by another connection): acknowledged is not stored"
+        )
+    print(f"  every acknowledged record is in the store ({stored:,})", flush=True)
     return {
         "runs": runs,
         "records_per_s": statistics.median(r["records_per_s"] for r in runs),
@@ -920,6 +933,21 @@ def bench_ingestion(
         "batch": args.batch,
         "connections": args.ingest_connections,
     }
+
+
+def _stored_since(url: str, run_tag: str) -> int:
+    """Records in the store whose source_ref carries ``run_tag`` (this run's batches),
+    counted on a connection of the benchmark's own: what was committed."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT count(*) FROM records WHERE source_ref LIKE :tag"),
+                {"tag": f"{run_tag}-%"},
+            ).scalar()
+        return int(found or 0)
+    finally:
+        engine.dispose()
 
 
 # --- freshness -----------------------------------------------------------------------
@@ -1025,7 +1053,7 @@ def main(argv: list[str] | None = None) -> None:
         if "decisions" in parts:
             results["decisions"] = bench_decisions(args, wrk, server, built, ids)
         if "ingestion" in parts:
-            results["ingestion"] = bench_ingestion(args, server, built, ids, run_tag)
+            results["ingestion"] = bench_ingestion(args, server, built, ids, run_tag, url)
         if "freshness" in parts:
             results["freshness"] = bench_freshness(
                 server, built, ids, args.freshness_samples, run_tag

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from credence.clock import from_micros, to_micros
-from credence.ids import new_ids, new_ordered_ids
+from credence.ids import new_id, new_ordered_ids
 
 
 def test_ordered_ids_sort_by_the_time_they_were_drawn_and_stay_unguessable() -> None:
@@ -29,7 +29,7 @@ def test_ordered_ids_sort_by_the_time_they_were_drawn_and_stay_unguessable() -> 
 
 
 def test_random_ids_have_80_bits_each() -> None:
-    ids = new_ids("sub", 500)
+    ids = [new_id("sub") for _ in range(500)]
     assert all(re.fullmatch(r"sub_[0-9a-f]{20}", i) for i in ids)
     assert len(set(ids)) == 500
 

@@ -11,17 +11,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
-def new_ids(prefix: str, n: int) -> list[str]:
-    """``n`` identifiers like :func:`new_id`'s, from one draw of random bytes (a batch
-    of records would otherwise pay a system call for each)."""
-    raw = secrets.token_hex(10 * n)
-    return [f"{prefix}_{raw[20 * i : 20 * i + 20]}" for i in range(n)]
-
-
 def new_ordered_ids(prefix: str, n: int) -> list[str]:
-    """``n`` identifiers as unguessable as :func:`new_ids`' (the same 80 random bits
-    each), led by the time they were drawn (13 hex digits of microseconds since the
-    epoch), so that identifiers drawn later sort later.
+    """``n`` identifiers as unguessable as :func:`new_id`'s (the same 80 random bits
+    each, drawn for all ``n`` in one call), led by the time they were drawn (13 hex
+    digits of microseconds since the epoch), so that identifiers drawn later sort later.
 
     For tables that take millions of rows: a unique index on random keys is written all
     over with every batch (a page per row), one on time-ordered keys only at its end.

@@ -12,10 +12,11 @@ PostgreSQL at ``postgresql://postgres@127.0.0.1:5432/postgres``). For each store
 3. imports each file with :func:`credence.ledger.importer.import_file`, the code behind
    ``credence import`` (every line checked, all or nothing, one transaction), and counts
    records per second;
-4. as the baseline, in the same run, inserts the same number of ready-made rows (record
-   and journal entry, as the importer would write them) with
-   :func:`credence.db.insert_rows` alone, no checks: what the store itself takes with
-   this schema. The ratio import / baseline shows how much the checks cost.
+4. as the baseline, in the same run, stores as many records of the same kind, planned
+   beforehand (untimed), with the importer's own storing step
+   (:func:`credence.ledger.service.store_planned`: the record rows and journal entries,
+   ``executemany`` or ``COPY``): what the store itself takes with this schema. The ratio
+   import / baseline shows how much reading, checking and planning cost.
 
 Runs of the formats and the baseline alternate, so the store's growth (each run adds its
 records) weighs on all of them alike. Medians over the runs.
@@ -40,12 +41,11 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.online import BANK_TYPES, OUT, SEED, ensure_store, fresh_copy
-from credence.clock import SystemClock, to_micros
-from credence.db import bulk_load_cache, insert_rows, make_engine, session_factory
-from credence.ids import new_ordered_ids
-from credence.ledger import journal
+from credence.clock import SystemClock
+from credence.db import bulk_load_cache, make_engine, session_factory
 from credence.ledger import service as ledger
 from credence.ledger.importer import import_file
+from credence.rulebook import store as rulebook_store
 
 FORMATS = ("parquet", "csv", "jsonl")
 SOURCE = "city_bank"
@@ -97,67 +97,28 @@ def write_file(lines: list[dict[str, Any]], fmt: str, path: Path) -> Path:
     return path
 
 
-def _ready_rows(
-    session: Session, lines: list[dict[str, Any]], at: datetime
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The rows the importer would write for ``lines``, built without timing them."""
-    source = ledger.source_by_code(session, SOURCE)
-    refs = ledger._subjects_by(
-        session, ledger.Subject.public_id, {line["subject_id"] for line in lines}
-    )
-    ids = new_ordered_ids("rec", len(lines))
-    at_us = to_micros(at)
-    records, entries = [], []
-    for public_id, line in zip(ids, lines, strict=True):
-        subject = refs[line["subject_id"]]
-        occurred = datetime.fromisoformat(line["occurred_at"])
-        digest = journal.record_content_hash(
-            subject_id=subject.public_id,
-            record_type=line["record_type"],
-            occurred_at=occurred,
-            quantity=None,
-            decision_ref=line["decision_ref"],
-        )
-        records.append(
-            (
-                public_id,
-                source.id,
-                line["source_ref"],
-                subject.id,
-                line["record_type"],
-                to_micros(occurred),
-                at_us,
-                None,
-                line["decision_ref"],
-                digest,
-            )
-        )
-        data = journal.record_data(
-            record_id=public_id,
-            source=SOURCE,
-            source_ref=line["source_ref"],
-            subject_id=subject.public_id,
-            record_type=line["record_type"],
-            occurred_at=occurred,
-            received_at=at,
-            quantity=None,
-            decision_ref=line["decision_ref"],
-        )
-        entries.append(("record", subject.id, at_us, journal.canonical(data)))
-    return records, entries
-
-
 def raw_insert(sessions: sessionmaker[Session], lines: list[dict[str, Any]]) -> float:
-    """Seconds to insert the rows of ``lines`` (records and journal) in chunks of 10,000
-    with :func:`insert_rows` and commit: the baseline."""
+    """Seconds to store ``lines`` in chunks of 10,000 as the importer stores them
+    (:func:`credence.ledger.service.store_planned`, the same 1 GiB page cache) and commit:
+    the baseline. The lines are parsed and planned first, untimed."""
     with sessions() as session:
-        records, entries = _ready_rows(session, lines, datetime.now(UTC))
+        source = ledger.source_by_code(session, SOURCE)
+        at = datetime.now(UTC)
+        rulebook = rulebook_store.in_force(session, at).rulebook
+        chunks = []
+        for start in range(0, len(lines), 10_000):
+            records = ledger.parse_records(lines[start : start + 10_000])
+            chunks.append(
+                ledger.plan_records(
+                    session, source=source, records=records, rulebook=rulebook, at=at
+                )
+            )
+        if any(p.row is None for planned in chunks for p in planned):
+            raise RuntimeError("the baseline's lines must all be new, valid records")
         started = time.perf_counter()
-        with bulk_load_cache(session):  # as the importer does
-            for start in range(0, len(records), 10_000):
-                chunk = slice(start, start + 10_000)
-                insert_rows(session, ledger._RECORDS, ledger.RECORD_COLUMNS, records[chunk])
-                insert_rows(session, ledger._JOURNAL, ledger.JOURNAL_COLUMNS, entries[chunk])
+        with bulk_load_cache(session):
+            for planned in chunks:
+                ledger.store_planned(session, planned)
         session.commit()
         return time.perf_counter() - started
 
@@ -179,7 +140,7 @@ def bench_store(args: argparse.Namespace, db: str | None) -> dict[str, Any]:
             lines = _lines(rng, ids, args.records, f"b{stamp}-{run}", now)
             seconds = raw_insert(sessions, lines)
             rates["baseline"].append(args.records / seconds)
-            print(f"  run {run + 1} baseline (insert_rows only): {args.records / seconds:,.0f}/s")
+            print(f"  run {run + 1} baseline (storing only): {args.records / seconds:,.0f}/s")
             for fmt in args.formats:
                 lines = _lines(rng, ids, args.records, f"{fmt}{stamp}-{run}", now)
                 path = write_file(lines, fmt, OUT / f"ingest-{backend}")
@@ -202,7 +163,7 @@ def report(results: dict[str, Any]) -> None:
         target = 250_000 if store["backend"] == "sqlite" else 500_000
         base = store["median"]["baseline"]
         print(f"  {store['backend']}, {store['subjects']:,} subjects (medians):")
-        print(f"    {'baseline: rows inserted, no checks':<36} {base:>10,.0f}/s")
+        print(f"    {'baseline: storing only, no checks':<36} {base:>10,.0f}/s")
         for fmt, rate in store["median"].items():
             if fmt == "baseline":
                 continue

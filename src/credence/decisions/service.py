@@ -37,6 +37,7 @@ from credence.ledger.service import (
     file_query,
     subject_records,
     subject_records_direct,
+    unknown_subject,
     views_direct,
 )
 from credence.ledger.tables import Subject
@@ -600,9 +601,7 @@ def read_file(
     # The subject's row is the one without a record; the rest are the records'.
     first = next((r for r in rows if r[cut] is None), None)
     if first is None:
-        if public_id is not None:
-            raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
-        raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+        raise unknown_subject(public_id)
     return SubjectFile(
         subject=SubjectRef(first[0], first[1], first[2]),
         party_id=party_id,

@@ -33,7 +33,6 @@ from credence.db import write_lock
 from credence.errors import CredenceError, Forbidden
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
-from credence.ledger.tables import Source
 from credence.rulebook import store
 
 #: A group stops growing at this many records (a bound on one transaction's size).
@@ -171,9 +170,9 @@ class Intake:
             at = self.clock.now()
             rulebook = store.in_force(session, at).rulebook
             for batch in group:
-                source = session.get(Source, batch.source_id) if batch.source_id else None
-                if source is None:
-                    refused = Forbidden("only a source can submit or retract records")
+                try:
+                    source = ledger.submitting_source(session, batch.source_id)
+                except Forbidden as refused:
                     outcomes.append((None, refused))
                     continue
                 stored = ledger.submit_records(

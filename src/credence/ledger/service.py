@@ -120,6 +120,15 @@ def source_by_code(session: Session, code: str) -> Source:
     return source
 
 
+def submitting_source(session: Session, source_id: int | None) -> Source:
+    """The source a caller submits or retracts records as; :class:`Forbidden` when the
+    caller is no source (``source_id`` None or unknown)."""
+    source = session.get(Source, source_id) if source_id is not None else None
+    if source is None:
+        raise Forbidden("only a source can submit or retract records")
+    return source
+
+
 def source_types(session: Session, source_id: int) -> set[str]:
     """The record types a source is registered for."""
     return set(
@@ -179,10 +188,18 @@ def register_subject(
     return subject, True
 
 
+def unknown_subject(public_id: str | None = None) -> NotFound:
+    """The refusal for a subject not found by ``public_id`` or, without one, by national
+    identifier (which the message never quotes)."""
+    if public_id is not None:
+        return NotFound(f"no subject {public_id!r}", code="unknown_subject")
+    return NotFound("no subject is registered with this identifier", code="unknown_subject")
+
+
 def get_subject(session: Session, public_id: str) -> Subject:
     subject = session.scalar(select(Subject).where(Subject.public_id == public_id))
     if subject is None:
-        raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+        raise unknown_subject(public_id)
     return subject
 
 
@@ -191,7 +208,7 @@ def find_subject(session: Session, identifier: str) -> Subject:
     _, compact = validate_any(identifier)
     subject = session.scalar(select(Subject).where(Subject.identifier == compact))
     if subject is None:
-        raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+        raise unknown_subject()
     return subject
 
 
@@ -228,7 +245,7 @@ def subject_ref(session: Session, public_id: str) -> SubjectRef:
     """As :func:`get_subject`, for a path that needs only :class:`SubjectRef`."""
     row = core(session).execute(_SUBJECT_BY_PUBLIC_ID, {"key": public_id}).first()
     if row is None:
-        raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+        raise unknown_subject(public_id)
     return SubjectRef(*row)
 
 
@@ -244,12 +261,12 @@ def subject_ref_direct(
     if public_id is not None:
         rows = _PREPARED_BY_PUBLIC_ID.run(direct, {"key": public_id})
         if not rows:
-            raise NotFound(f"no subject {public_id!r}", code="unknown_subject")
+            raise unknown_subject(public_id)
     else:
         _, compact = validate_any(identifier or "")
         rows = _PREPARED_BY_IDENTIFIER.run(direct, {"key": compact})
         if not rows:
-            raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+            raise unknown_subject()
     return SubjectRef(*rows[0])
 
 
@@ -258,7 +275,7 @@ def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
     _, compact = validate_any(identifier)
     row = core(session).execute(_SUBJECT_BY_IDENTIFIER, {"key": compact}).first()
     if row is None:
-        raise NotFound("no subject is registered with this identifier", code="unknown_subject")
+        raise unknown_subject()
     return SubjectRef(*row)
 
 

@@ -9,20 +9,12 @@ from credence.access.policy import Action, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import OrjsonRoute
 from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
-from credence.errors import Forbidden, InvalidInput
+from credence.errors import InvalidInput
 from credence.ledger import service as ledger
 from credence.ledger.intake import Intake
-from credence.ledger.tables import Source
 
 # Batches of thousands of records: their JSON is parsed by orjson.
 router = APIRouter(prefix="/v1/records", tags=["records"], route_class=OrjsonRoute)
-
-
-def _source(caller_source_id: int | None, session: SessionDep) -> Source:
-    source = session.get(Source, caller_source_id) if caller_source_id is not None else None
-    if source is None:
-        raise Forbidden("only a source can submit or retract records")
-    return source
 
 
 @router.post(
@@ -63,7 +55,7 @@ def retract(
     record_id: str, body: RetractIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
 ) -> RetractionOut:
     authorize(caller, Action.RECORD_RETRACT, source_id=caller.source_id)
-    source = _source(caller.source_id, session)
+    source = ledger.submitting_source(session, caller.source_id)
     retraction, created = ledger.retract_record(
         session, source=source, record_id=record_id, reason=body.reason, at=ctx.clock.now()
     )

@@ -40,7 +40,7 @@ from credence.db import bulk_load_cache
 from credence.errors import CredenceError, InvalidInput, NotFound
 from credence.identifiers import mask
 from credence.ledger import service as ledger
-from credence.ledger.schemas import RecordIn
+from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
 
 Format: TypeAlias = Literal["csv", "jsonl", "parquet"]
@@ -373,6 +373,27 @@ def _ref_of(item: dict[str, Any] | CredenceError) -> str | None:
     return None
 
 
+def _tally(report: ImportReport, batch: list[RawLine], results: list[RecordResult]) -> None:
+    """Count a chunk's lines into ``report``: created, duplicates, and each bad line."""
+    for result, (number, item) in zip(results, batch, strict=True):
+        if result.status == "created":
+            report.created += 1
+        elif result.status == "duplicate":
+            report.duplicates += 1
+        else:
+            error = result.error or {}
+            ref = result.source_ref or _ref_of(item)
+            report.errors.append(
+                LineError(
+                    line=number,
+                    source_ref=None if ref is None else redact(ref),
+                    code=str(error.get("code", "invalid_record")),
+                    message=redact(str(error.get("message", ""))),
+                )
+            )
+    report.lines += len(batch)
+
+
 def import_file(
     sessions: sessionmaker[Session],
     path: Path,
@@ -411,24 +432,7 @@ def import_file(
                 # Stored now (in this transaction) so later chunks see these source_refs.
                 ledger.store_planned(session, planned)
                 session.flush()
-                for plan, (number, item) in zip(planned, batch, strict=True):
-                    result = plan.result
-                    if result.status == "created":
-                        report.created += 1
-                    elif result.status == "duplicate":
-                        report.duplicates += 1
-                    else:
-                        error = result.error or {}
-                        ref = result.source_ref or _ref_of(item)
-                        report.errors.append(
-                            LineError(
-                                line=number,
-                                source_ref=None if ref is None else redact(ref),
-                                code=str(error.get("code", "invalid_record")),
-                                message=redact(str(error.get("message", ""))),
-                            )
-                        )
-                report.lines += len(batch)
+                _tally(report, batch, [plan.result for plan in planned])
                 if progress is not None:
                     progress(report.lines)
         if report.errors:

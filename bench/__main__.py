@@ -2,7 +2,10 @@
 defaults; ``python -m bench online`` or ``python -m bench batch`` runs one. Each is also
 a module of its own with its options: ``python -m bench.batch --help``,
 ``python -m bench.online --help``, ``python -m bench.ingest --help``. Results are
-described in bench/README.md."""
+described in bench/README.md.
+
+``python -m bench.ab --base REV`` (not run from here: it needs a revision) runs the online
+benchmark against the working tree and ``REV`` in one run and compares them."""
 
 from __future__ import annotations
 

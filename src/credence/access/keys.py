@@ -14,18 +14,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-import time
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from credence.access.policy import Caller, Role
 from credence.access.tables import ApiKey, PartyService, Principal, RelyingParty
-from credence.clock import Clock, ensure_utc
+from credence.clock import Clock, ensure_utc, from_micros
+from credence.db import Direct, Prepared
 from credence.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from credence.ledger import journal
 from credence.ledger.tables import Source, Subject
@@ -126,13 +126,21 @@ def issue_key(
     principal: Principal,
     clock: Clock,
     expires_at: datetime | None = None,
+    replaces: ApiKey | None = None,
 ) -> str:
-    """Issue a new key for ``principal`` and return it: the only time it is seen in clear."""
+    """Issue a new key for ``principal`` and return it: the only time it is seen in clear.
+
+    ``expires_at``, if given, must lie in the future. ``replaces`` is the key a rotation
+    replaces with this one."""
     now = clock.now()
     if expires_at is not None:
         expires_at = ensure_utc(expires_at)
         if expires_at <= now:
-            raise InvalidInput(f"expires_at {_when(expires_at)} is not after now ({_when(now)})")
+            raise InvalidInput(
+                f"expires_at {_when(expires_at)} is not after now ({_when(now)}): "
+                "a key's expiry must lie in the future",
+                code="expiry_not_in_future",
+            )
     if principal.id is None:
         raise ValueError("save the principal first (create_principal does)")
     role = Role(principal.role)
@@ -144,6 +152,7 @@ def issue_key(
             key_hash=hash_key(key),
             created_at=now,
             expires_at=expires_at,
+            replaces_id=None if replaces is None else replaces.id,
         )
     )
     journal.append(
@@ -155,6 +164,7 @@ def issue_key(
             "role": role.value,
             "prefix": prefix,
             "expires_at": expires_at,
+            **({} if replaces is None else {"replaces": replaces.prefix}),
         },
     )
     session.flush()
@@ -162,10 +172,44 @@ def issue_key(
 
 
 def revoke_key(session: Session, *, prefix: str, clock: Clock) -> ApiKey:
-    """Revoke the key named by its ``prefix`` now; it is refused from then on."""
+    """Revoke the key named by its ``prefix`` now; it is refused from then on.
+
+    A key whose revocation a rotation scheduled (it is in its overlap) is cut now. A
+    revocation during a rotation's overlap cuts both keys of the rotation, the old and
+    the new: whoever revokes a key in the middle of replacing it means to stop the
+    holder's access, not to swap one live key for the other. Revoking a key that is
+    already revoked is a 409.
+    """
+    now = clock.now()
     row = _key_by_prefix(session, prefix)
-    _revoke(session, row, at=clock.now(), now=clock.now())
+    if row.revoked_at is not None and row.revoked_at <= now:
+        raise Conflict(
+            f"API key {row.prefix}… is already revoked (at {_when(row.revoked_at)})",
+            code="key_already_revoked",
+        )
+    others = _overlapping(session, row, now)
+    _revoke(session, row, at=now, now=now)
+    for other in others:
+        _revoke(session, other, at=now, now=now)
     return row
+
+
+def _overlapping(session: Session, row: ApiKey, now: datetime) -> list[ApiKey]:
+    """The other key of each rotation ``row`` takes part in whose overlap is still
+    running at ``now``: the key it replaced while that one's revocation is still to
+    come, and the keys that replaced it while it itself was still to be revoked."""
+    found: list[ApiKey] = []
+    if row.replaces_id is not None:
+        old = session.get(ApiKey, row.replaces_id)
+        if old is not None and old.revoked_at is not None and old.revoked_at > now:
+            found.append(old)
+    if row.revoked_at is not None and row.revoked_at > now:
+        found.extend(
+            key
+            for key in session.scalars(select(ApiKey).where(ApiKey.replaces_id == row.id))
+            if key.revoked_at is None or key.revoked_at > now
+        )
+    return found
 
 
 def rotate_key(
@@ -179,15 +223,23 @@ def rotate_key(
     """Issue a new key to the holder of key ``prefix`` and revoke the old one.
 
     ``overlap`` keeps the old key working that much longer, so a holder can deploy the
-    new key before the old one stops. Returns the new key in clear.
+    new key before the old one stops. Returns the new key in clear. A key already
+    revoked, or already being replaced, cannot be rotated (409).
     """
     if overlap < timedelta(0):
         raise InvalidInput("overlap cannot be negative")
     old = _key_by_prefix(session, prefix)
     now = clock.now()
+    if old.revoked_at is not None:
+        state = "revoked" if old.revoked_at <= now else "being replaced (revoked"
+        closing = "" if old.revoked_at <= now else ")"
+        raise Conflict(
+            f"API key {old.prefix}… is already {state} at {_when(old.revoked_at)}{closing}",
+            code="key_already_revoked",
+        )
     principal = session.get(Principal, old.principal_id)
     assert principal is not None  # foreign key
-    key = issue_key(session, principal=principal, clock=clock, expires_at=expires_at)
+    key = issue_key(session, principal=principal, clock=clock, expires_at=expires_at, replaces=old)
     _revoke(session, old, at=now + overlap, now=now)
     return key
 
@@ -195,9 +247,28 @@ def rotate_key(
 def authenticate(session: Session, token: str | None, *, clock: Clock) -> Caller:
     """The caller a bearer key belongs to, or :class:`Unauthenticated` (401) saying why.
 
-    The key itself never appears in a message or log line; at most its prefix does.
+    Reads the key in ``session``'s transaction: what was committed before is what
+    counts, so a revocation or a new key applies to the very next request. The key
+    itself never appears in a message or log line; at most its prefix does.
     """
-    return _KeyState.read(session, _token_hash(token)).caller_at(clock.now())
+    row = session.execute(_key_query(), {"key_hash": _token_hash(token)}).first()
+    return _KeyState.of(row).caller_at(clock.now())
+
+
+def authenticate_direct(direct: Direct, token: str | None, *, clock: Clock) -> Caller:
+    """As :func:`authenticate`, with a prepared statement on a :class:`Direct`
+    connection (the direct decision path): one indexed read per request."""
+    rows = _KEY_DIRECT.run(direct, {"key_hash": _token_hash(token)})
+    row = rows[0] if rows else None
+    if row is not None:
+        prefix, revoked, expires, *holder = row
+        row = (
+            prefix,
+            None if revoked is None else from_micros(revoked),
+            None if expires is None else from_micros(expires),
+            *holder,
+        )
+    return _KeyState.of(row).caller_at(clock.now())
 
 
 @dataclass(frozen=True)
@@ -210,8 +281,8 @@ class _KeyState:
     caller: Caller
 
     @classmethod
-    def read(cls, session: Session, key_hash: str) -> _KeyState:
-        row = session.execute(_key_query(), {"key_hash": key_hash}).first()
+    def of(cls, row: Any) -> _KeyState:
+        """From a row of :func:`_key_query` (None: no such key, a 401)."""
         if row is None:
             raise Unauthenticated("unknown API key")
         prefix, revoked_at, expires_at, principal_id, role, name, source, party, subject = row
@@ -269,50 +340,7 @@ def _key_query() -> Select[
     )
 
 
-class KeyCache:
-    """Keys authenticated recently, so that a busy API does not read each key on every call.
-
-    A key's validity window (revocation and expiry instants) is cached with its holder
-    and checked against the clock on every call, so expiry and a revocation scheduled by
-    a rotation's overlap apply to the instant. A revocation made by this process (API or
-    CLI in the same process) applies at once: :func:`revoke_key` and :func:`rotate_key`
-    drop the key from every cache. A revocation made by *another* process (say the
-    ``credence keys revoke`` command while the API runs) is seen once the cached entry
-    is ``max_age`` seconds old: that is the bound on how long a revoked key may still be
-    accepted (setting ``CREDENCE_AUTH_CACHE_SECONDS``, default 1 s; 0 turns the cache
-    off). Unknown keys are never cached: each is looked up again.
-    """
-
-    #: Most keys kept; the cache is emptied when it is full (keys are few in practice).
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, max_age: float) -> None:
-        self.max_age = max_age
-        self._entries: dict[str, tuple[float, _KeyState]] = {}
-        _caches.add(self)
-
-    def authenticate(
-        self, sessions: Callable[[], Session], token: str | None, *, clock: Clock
-    ) -> Caller:
-        """As :func:`authenticate`, opening a session only when the key is not cached."""
-        key_hash = _token_hash(token)
-        hit = self._entries.get(key_hash)
-        if hit is None or time.monotonic() - hit[0] >= self.max_age:
-            with sessions() as session:
-                state = _KeyState.read(session, key_hash)
-            if self.max_age > 0:
-                if len(self._entries) >= self.MAX_ENTRIES:
-                    self._entries.clear()
-                self._entries[key_hash] = (time.monotonic(), state)
-        else:
-            state = hit[1]
-        return state.caller_at(clock.now())
-
-    def forget(self, key_hash: str) -> None:
-        self._entries.pop(key_hash, None)
-
-
-_caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
+_KEY_DIRECT = Prepared(_key_query())
 
 
 def create_relying_party(
@@ -363,14 +391,7 @@ def _key_by_prefix(session: Session, prefix: str) -> ApiKey:
 
 
 def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> None:
-    if row.revoked_at is not None:
-        raise Conflict(
-            f"API key {row.prefix}… is already revoked (at {_when(row.revoked_at)})",
-            code="key_already_revoked",
-        )
     row.revoked_at = at
-    for cache in list(_caches):
-        cache.forget(row.key_hash)
     principal = session.get(Principal, row.principal_id)
     assert principal is not None  # foreign key
     journal.append(

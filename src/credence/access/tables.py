@@ -56,3 +56,5 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(Instant)
     expires_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
+    #: The key this one replaced by a rotation (:func:`credence.access.keys.rotate_key`).
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)

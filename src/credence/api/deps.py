@@ -1,4 +1,12 @@
-"""Dependencies shared by the routers: the context, a session per request, the caller."""
+"""Dependencies shared by the routers: the context, a session per request, the caller.
+
+A request's writes are committed before its response exists: the session a handler is
+given is committed by the route (:class:`credence.api.routing.CommittingRoute`) as soon
+as the handler has returned, in a worker thread, and only then is the response handed
+to the server to send. Nothing here relies on when FastAPI runs a dependency's teardown
+(since FastAPI 0.118 that is after the response has been sent): the teardown only
+closes the session, rolling back whatever was not committed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from credence.access.keys import KeyCache
+from credence.access.keys import authenticate
 from credence.access.policy import Caller
 from credence.context import Context
+
+#: Where the request's session waits for its route to commit it (``request.state``).
+SESSION_STATE = "credence_session"
 
 
 async def get_context(request: Request) -> Context:
@@ -23,12 +34,11 @@ async def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, else rolled back.
-
-    The commit happens before the response is sent, so nothing acknowledged is lost.
-    """
-    with ctx.sessions() as session, session.begin():
+def get_session(request: Request, ctx: ContextDep) -> Iterator[Session]:
+    """One transaction per request, committed by the route before the response exists
+    (see the module doc); closed, and so rolled back if not committed, at the end."""
+    with ctx.sessions() as session:
+        setattr(request.state, SESSION_STATE, session)
         yield session
 
 
@@ -38,19 +48,18 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cr_…`")
 
 
-async def get_caller(
-    request: Request,
+def get_caller(
     ctx: ContextDep,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """The authenticated caller; a missing, unknown, revoked or expired key is a 401.
 
-    Keys are cached briefly in the process (:class:`credence.access.keys.KeyCache`): a
-    cached key costs no query, so this runs on the event loop rather than in a thread.
+    The key is read in the request's own transaction, on every request: a key revoked
+    or issued by any process is refused or accepted by the very next request.
     """
     token = credentials.credentials if credentials is not None else None
-    cache: KeyCache = request.app.state.key_cache
-    return cache.authenticate(ctx.sessions, token, clock=ctx.clock)
+    return authenticate(session, token, clock=ctx.clock)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -5,10 +5,10 @@ the route (:func:`ask`, FastAPI's standard handling) there is a direct path,
 :class:`DirectDecisions`, which :class:`credence.api.app.CredenceAPI` puts in front of
 the whole application. A well-formed request (a small JSON body that validates as
 :class:`DecisionIn`, a bearer key) is answered there without FastAPI's middleware,
-routing and dependency machinery, the ORM, or SQLAlchemy's per-statement work: the key
-comes from the in-process key cache, the subject, the relying party's registration, the
-edition in force and the subject's records (of the service's categories only) are read
-with prepared statements on one DBAPI connection, and :func:`decide_with` decides with
+routing and dependency machinery, the ORM, or SQLAlchemy's per-statement work: the key,
+the subject, the relying party's registration, the edition in force and the subject's
+records (of the service's categories only) are read with prepared statements on one
+DBAPI connection, and :func:`decide_with` decides with
 the same code as :func:`decide`. Everything else (a malformed body, a missing key, a
 restriction with a warning period, any other path or method) goes on to the application
 and :func:`ask`, so errors keep their one envelope and every decision its one
@@ -16,10 +16,10 @@ implementation; so does a request on which the direct path fails unexpectedly (n
 of it has been written then).
 
 Reads run on the event loop, one request at a time: they are short (SQLite work is
-CPU-bound; a PostgreSQL round trip on the loopback is a fraction of the Python work).
-Writes (the inquiry, a notification) are committed in groups before the answers go
-out: on SQLite by the loop once it has run what is ready (a commit costs more than the
-inserts), on PostgreSQL by a writer thread (a commit waits for the disk).
+CPU-bound; a PostgreSQL round trip on the loopback is a fraction of the Python work),
+and a read never waits for a writer (SQLite's WAL, PostgreSQL's snapshots). Writes (the
+inquiry, a notification) are committed in groups by a writer thread before the answers
+go out, so the loop never waits for a commit, or for a lock another request holds.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credence.access.keys import KeyCache
+from credence.access.keys import authenticate_direct
 from credence.access.policy import Action, Caller, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.errors import envelope
+from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
 from credence.context import Context
 from credence.db import Direct, write_lock
@@ -64,7 +65,7 @@ log = logging.getLogger("credence.api")
 PATH = "/v1/decisions"
 _ONE_SUBJECT = "name the subject by exactly one of subject_id or identifier"
 
-router = APIRouter(prefix=PATH, tags=["decisions"])
+router = APIRouter(prefix=PATH, tags=["decisions"], route_class=CommittingRoute)
 
 
 @router.post(
@@ -104,16 +105,14 @@ class DirectDecisions:
     #: the app reads them, under its body limit.
     MAX_BODY = 16 * 1024
 
-    def __init__(self, ctx: Context, keys: KeyCache) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.keys = keys
         self.sqlite = ctx.engine.dialect.name == "sqlite"
-        # SQLite: the one connection of the direct path, used by one request at a time,
-        # and the writes of the decisions waiting for the next group commit.
+        # The one reading connection of the direct path, used by one request at a time,
+        # and the thread that commits the decisions' writes.
         self._connection: Direct | None = None
         self._lock = threading.Lock()
-        self._group: tuple[list[Write], asyncio.Future[None]] | None = None
-        self._writer: _Writer | None = None
+        self._writer = _Writer(ctx.engine)
         self._newest = NewestEdition()
 
     @staticmethod
@@ -159,19 +158,19 @@ class DirectDecisions:
             request = DecisionIn.model_validate_json(body)
         except ValidationError:
             return None  # the router reports it, in its words
-        caller = self.keys.authenticate(self.ctx.sessions, token, clock=self.ctx.clock)
         writes: list[Write] = []
-        content = self._on_connection(request, caller, writes)
+        content = self._on_connection(request, token, writes)
         if content is not None:
-            await self._committed(writes)  # the inquiry is stored before the answer is sent
+            # The inquiry is stored before the answer is sent; the loop is not held.
+            await self._writer.submit(writes)
         return content
 
-    def _on_connection(
-        self, request: DecisionIn, caller: Caller, writes: list[Write]
-    ) -> bytes | None:
+    def _on_connection(self, request: DecisionIn, token: str, writes: list[Write]) -> bytes | None:
         with self._lock:
             direct = self._direct()
             try:
+                # The key is read on every request: what was committed before counts.
+                caller = authenticate_direct(direct, token, clock=self.ctx.clock)
                 return _decide(self.ctx, direct, request, caller, writes, self._newest)
             except CredenceError:
                 raise
@@ -192,52 +191,11 @@ class DirectDecisions:
         self._connection = None
         direct.close(invalidate=True)
 
-    async def _committed(self, writes: list[Write]) -> None:
-        """Join the next group commit with ``writes``; return once it is committed.
-
-        PostgreSQL: a writer thread commits whatever has queued up while it waited for
-        the server's last commit (a commit waits for the log to reach the disk; the
-        thread waits without the GIL). SQLite, where a commit is CPU work:
-
-        Decisions are read and taken on the event loop one at a time; their writes (the
-        inquiry, a notification) are gathered and committed together once the loop has
-        run what is ready: one transaction, one ``executemany`` per table, for every
-        decision taken meanwhile. SQLite's commit costs more than the inserts, and this
-        way it is paid once per group. (A writer thread instead of the loop was
-        measured: handing the GIL back and forth cost more than the commit it moved.)
-        """
-        if not self.sqlite:
-            if self._writer is None:
-                self._writer = _Writer(self.ctx.engine)
-            await self._writer.submit(writes)
-            return
-        if self._group is None:
-            loop = asyncio.get_running_loop()
-            self._group = ([], loop.create_future())
-            loop.call_soon(self._commit_group)
-        self._group[0].extend(writes)
-        # Shielded: a request given up on must not cancel the others' commit.
-        await asyncio.shield(self._group[1])
-
-    def _commit_group(self) -> None:
-        assert self._group is not None
-        writes, done = self._group
-        self._group = None
-        with self._lock, write_lock(self.ctx.engine):
-            direct = self._direct()
-            try:
-                run_writes(direct, writes)
-                direct.commit()
-            except BaseException as exc:
-                self._drop(direct)
-                done.set_exception(exc)
-                return
-        done.set_result(None)
-
 
 class _Writer:
-    """The direct path's writer on PostgreSQL: a thread that commits decisions' writes
-    in groups, on its own connection.
+    """The direct path's writer: a thread that commits decisions' writes in groups, on
+    its own connection, so that the event loop never waits for a commit (nor, on
+    SQLite, for another writer's lock).
 
     Requests queue their writes (the inquiry, a notification) and wait; the thread
     commits everything queued in one transaction (one ``executemany`` per table) and
@@ -286,8 +244,9 @@ class _Writer:
                         break
                 error: BaseException | None = None
                 try:
-                    run_writes(direct, [w for writes, _, _ in jobs for w in writes])
-                    direct.commit()
+                    with write_lock(self.engine):
+                        run_writes(direct, [w for writes, _, _ in jobs for w in writes])
+                        direct.commit()
                 except BaseException as exc:
                     direct.close(invalidate=True)
                     direct = Direct(self.engine)

@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from credence.access.policy import Action, Caller, Scope, allowed, authorize, scope_of
 from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.routing import CommittingRoute
 from credence.disputes import service
 from credence.disputes.schemas import AnswerIn, DisputeIn, DisputeOut, StatementIn, StatementOut
 from credence.errors import CredenceError, NotFound
 from credence.ledger.tables import Record, Subject
 from credence.rulebook import store
 
-router = APIRouter(prefix="/v1", tags=["disputes"])
+router = APIRouter(prefix="/v1", tags=["disputes"], route_class=CommittingRoute)
 
 Check = tuple[Action, dict[str, int | None]]
 

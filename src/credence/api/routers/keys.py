@@ -12,11 +12,12 @@ from credence.access.keys import create_principal, issue_key, revoke_key, rotate
 from credence.access.policy import Action, Role, authorize
 from credence.access.tables import RelyingParty
 from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.routing import CommittingRoute
 from credence.audit.service import log_operator_action
 from credence.errors import NotFound
 from credence.ledger import service as ledger
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=CommittingRoute)
 
 
 class KeyIn(BaseModel):

@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field
 from credence.access.keys import authenticate
 from credence.access.policy import PUBLIC, Action, Caller, allowed, authorize
 from credence.api.deps import ContextDep, SessionDep
+from credence.api.routing import CommittingRoute
 from credence.errors import InvalidInput
 from credence.translog import service as translog
 from credence.translog.keys import LogSigner, signer_from_settings
 
-router = APIRouter(prefix="/v1/log", tags=["transparency log"])
+router = APIRouter(prefix="/v1/log", tags=["transparency log"], route_class=CommittingRoute)
 
 # Sequence numbers and sizes are BIGINT in the store: larger values are the caller's
 # mistake (422), not a database error.

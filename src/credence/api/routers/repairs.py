@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query, status
 from credence.access.policy import Action, allowed, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routers.disputes import authorize_any, record_and_subject
+from credence.api.routing import CommittingRoute
 from credence.disputes import repair
 from credence.disputes.schemas import RepairDecisionIn, RepairIn, RepairOut
 from credence.rulebook import store
 
-router = APIRouter(prefix="/v1/repairs", tags=["repairs"])
+router = APIRouter(prefix="/v1/repairs", tags=["repairs"], route_class=CommittingRoute)
 
 
 @router.post(

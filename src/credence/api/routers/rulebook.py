@@ -8,11 +8,12 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
 from credence.api.deps import ContextDep, SessionDep
+from credence.api.routing import CommittingRoute
 from credence.api.schemas import EditionOut, RulebookOut
 from credence.rulebook import store
 from credence.rulebook.purposes import PURPOSES
 
-router = APIRouter(prefix="/v1/rulebook", tags=["rulebook"])
+router = APIRouter(prefix="/v1/rulebook", tags=["rulebook"], route_class=CommittingRoute)
 
 
 def _out(edition: store.Edition) -> RulebookOut:

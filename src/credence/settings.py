@@ -5,7 +5,9 @@ Every setting is documented here; ``tests/test_settings.py`` fails when one is n
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///credence.db"
@@ -42,6 +44,42 @@ class Settings(BaseSettings):
         ),
         ge=0,
     )
+    failed_auth_limit: int = Field(
+        default=20,
+        description=(
+            "Failed authentications (401s to requests that present a key) allowed per "
+            "client address and per presented key within rate_limit_window_seconds; "
+            "past it, every request with a key from that address, or with that key, gets "
+            "429 with Retry-After until the window has moved on. Counted by each server "
+            "process on its own. 0 turns the limit off."
+        ),
+        ge=0,
+    )
+    lookup_limit: int = Field(
+        default=600,
+        description=(
+            "Identifier look-ups (POST /v1/subjects/lookup, and decisions asked by "
+            "identifier instead of subject_id) allowed per key and per client address "
+            "within rate_limit_window_seconds; past it, 429 with Retry-After. Counted by "
+            "each server process on its own. 0 turns the limit off."
+        ),
+        ge=0,
+    )
+    rate_limit_window_seconds: float = Field(
+        default=60.0,
+        description="The sliding window of failed_auth_limit and lookup_limit, in seconds.",
+        gt=0,
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies in "
+            "front of the API. A request from one of them counts, for the rate limits, "
+            "against the last X-Forwarded-For address that is not a trusted proxy; "
+            "otherwise X-Forwarded-For is ignored and the socket's peer address counts. "
+            "Behind a proxy, set it: else all clients share the proxy's address."
+        ),
+    )
     log_level: str = Field(default="info", description="Log level of the API server.")
     log_key_path: str = Field(
         default="credence-log.key",
@@ -57,3 +95,16 @@ class Settings(BaseSettings):
             "name of its signing key (no spaces or '+')."
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        "trusted_proxies: each entry must be an IP address or network"
+                    ) from None
+        return value

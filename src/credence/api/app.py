@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from credence import __version__
-from credence.access.keys import KeyCache
 from credence.api import errors
+from credence.api.ratelimit import RateLimits
 from credence.api.routers import (
     decisions,
     disputes,
@@ -36,13 +36,21 @@ request bodies, never in URLs. Every error has the shape
 
 
 class CredenceAPI(FastAPI):
-    """FastAPI, with the direct decision path in front of everything else: a request it
-    wants goes there first (see :mod:`credence.api.routers.decisions`), and on to the
-    application as usual if it declines it."""
+    """FastAPI, with the rate limits (:mod:`credence.api.ratelimit`) in front of
+    everything, then the direct decision path: a request it wants goes there first (see
+    :mod:`credence.api.routers.decisions`), and on to the application as usual if it
+    declines it."""
 
     direct: decisions.DirectDecisions | None = None
+    limits: RateLimits | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limits is not None:
+            await self.limits(scope, receive, send, self._dispatch)
+            return
+        await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.direct is not None and self.direct.wants(scope):
             await self.direct.handle(scope, receive, send, super().__call__)
             return
@@ -71,13 +79,14 @@ def create_app(ctx: Context) -> FastAPI:
             409: {"model": ErrorEnvelope},
             413: {"model": ErrorEnvelope},
             422: {"model": ErrorEnvelope},
+            429: {"model": ErrorEnvelope},
         },
     )
     app.state.ctx = ctx
-    app.state.key_cache = KeyCache(ctx.settings.auth_cache_seconds)
     app.state.intake = Intake(ctx.engine, ctx.sessions, ctx.clock)
     errors.install(app)
-    app.direct = decisions.DirectDecisions(ctx, app.state.key_cache)
+    app.direct = decisions.DirectDecisions(ctx)
+    app.limits = RateLimits(ctx.settings)
     app.add_middleware(errors.BodyLimit, limit=ctx.settings.max_body_bytes)
 
     @app.get("/v1/health", tags=["meta"], summary="Liveness")

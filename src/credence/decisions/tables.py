@@ -30,6 +30,25 @@ class Inquiry(Base):
     at: Mapped[datetime] = mapped_column(Instant)
 
 
+class LookupInquiry(Base):
+    """A look-up of the subject by national identifier (``POST /v1/subjects/lookup``):
+    who learnt the subject's id, and when. Shown with the decisions among the inquiries
+    on the subject's file: whoever asked about them. A decision asked by identifier is
+    an :class:`Inquiry` of its own and needs no row here."""
+
+    __tablename__ = "lookup_inquiries"
+    __table_args__ = (Index("ix_lookup_inquiries_subject_at", "subject_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), nullable=True)
+    #: Who asked, by what they speak for: a relying party, a source, or neither (operator).
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("relying_parties.id"), nullable=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(Instant)
+
+
 class RestrictionWarning(Base):
     """A subject warned that a restriction will apply (warn before punishing).
 

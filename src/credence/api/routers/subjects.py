@@ -8,10 +8,12 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from credence.access.policy import Action, authorize
 from credence.access.tables import RelyingParty
 from credence.api.deps import CallerDep, ContextDep, SessionDep
+from credence.api.routing import CommittingRoute
 from credence.api.schemas import (
     AccessOut,
     FileOut,
@@ -25,8 +27,9 @@ from credence.api.schemas import (
 )
 from credence.audit import service as audit
 from credence.clock import ensure_utc
-from credence.decisions.tables import Inquiry
+from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
+from credence.ids import new_id
 from credence.ledger import service as ledger
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
@@ -36,7 +39,7 @@ from credence.scoring.online import score_subject
 from credence.tiers.service import shown_tier
 from credence.translog.service import record_entry_seqs
 
-router = APIRouter(prefix="/v1", tags=["subjects"])
+router = APIRouter(prefix="/v1", tags=["subjects"], route_class=CommittingRoute)
 
 Purpose = Annotated[
     str | None,
@@ -79,9 +82,20 @@ def register(
     response_model=SubjectRef,
     summary="Find a subject's opaque id by national identifier (sent in the body)",
 )
-def lookup(body: LookupIn, caller: CallerDep, session: SessionDep) -> SubjectRef:
+def lookup(body: LookupIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> SubjectRef:
     authorize(caller, Action.SUBJECT_LOOKUP)
     subject = ledger.find_subject(session, body.identifier)
+    # Whoever learns a subject's id from their identifier asked about them: on their file.
+    session.add(
+        LookupInquiry(
+            public_id=new_id("lku"),
+            subject_id=subject.id,
+            principal_id=caller.principal_id,
+            party_id=caller.party_id,
+            source_id=caller.source_id,
+            at=ctx.clock.now(),
+        )
+    )
     return SubjectRef(subject_id=subject.public_id, kind=subject.kind)
 
 
@@ -165,7 +179,7 @@ def file(
         .where(Inquiry.subject_id == subject.id)
         .order_by(Inquiry.at.desc(), Inquiry.id.desc())
     ).all()
-    inquiries = [
+    decided = [
         InquiryOut(
             decision_id=inq.public_id,
             asked_by=party or "operator",
@@ -178,6 +192,7 @@ def file(
         )
         for inq, party in rows
     ]
+    inquiries = sorted(decided + _lookups(session, subject.id), key=lambda i: i.at, reverse=True)
     return FileOut(
         subject_id=subject.public_id,
         kind=subject.kind,
@@ -200,3 +215,33 @@ def file(
             for n in for_subject(session, subject.id)
         ],
     )
+
+
+#: How a look-up by identifier reads among the inquiries on a file.
+LOOKUP_SERVICE = "lookup"
+LOOKUP_PURPOSE = "identification"
+LOOKUP_OUTCOME = "identified"
+
+
+def _lookups(session: Session, subject_id: int) -> list[InquiryOut]:
+    """The look-ups of the subject by identifier, newest first, as inquiries."""
+    rows = session.execute(
+        select(LookupInquiry, RelyingParty.name, Source.name)
+        .outerjoin(RelyingParty, RelyingParty.id == LookupInquiry.party_id)
+        .outerjoin(Source, Source.id == LookupInquiry.source_id)
+        .where(LookupInquiry.subject_id == subject_id)
+        .order_by(LookupInquiry.at.desc(), LookupInquiry.id.desc())
+    ).all()
+    return [
+        InquiryOut(
+            decision_id=found.public_id,
+            asked_by=party or source or "operator",
+            service=LOOKUP_SERVICE,
+            purpose=LOOKUP_PURPOSE,
+            outcome=LOOKUP_OUTCOME,
+            terms=None,
+            reasons=[],
+            at=found.at,
+        )
+        for found, party, source in rows
+    ]

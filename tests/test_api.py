@@ -250,7 +250,7 @@ def test_register_submit_score_decide_and_see_it_on_the_file(
     operator_view = api.call(
         "GET", f"/v1/subjects/{subject_id}/file", "operator", params={"purpose": "ticket 17"}
     ).json()
-    assert [i["service"] for i in operator_view["inquiries"]] == ["air_travel"]
+    assert [i["service"] for i in operator_view["inquiries"]] == ["air_travel", "lookup"]
     assert operator_view["inquiries"][0]["asked_by"] == "Sky Airlines"
     record_id = operator_view["score"]["contributions"][0]["record_id"]
     assert operator_view["score"]["sub_scores"]["judicial"] < 0

@@ -214,7 +214,9 @@ def keys_create(
     source: Annotated[str | None, typer.Option(help="Source code (role source).")] = None,
     party: Annotated[str | None, typer.Option(help="Relying party code.")] = None,
     subject: Annotated[str | None, typer.Option(help="Subject id sub_… (role subject).")] = None,
-    expires_days: Annotated[int | None, typer.Option(help="Expire after N days.")] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, help="Expire after N days (at least 1).")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Issue an API key; it is shown once and stored only as a hash."""
@@ -237,7 +239,7 @@ def keys_create(
             subject_id=subject_id,
             clock=ctx.clock,
         )
-        expires = now + timedelta(days=expires_days) if expires_days else None
+        expires = None if expires_days is None else now + timedelta(days=expires_days)
         key = issue_key(session, principal=principal, clock=ctx.clock, expires_at=expires)
         log_operator_action(
             session, action="key_issued", what=f"{role.value} key {key[:12]}", at=now
@@ -261,8 +263,12 @@ def keys_revoke(
 @keys_app.command("rotate")
 def keys_rotate(
     prefix: Annotated[str, typer.Argument(help="The key's prefix (its first 12 characters).")],
-    overlap_hours: Annotated[float, typer.Option(help="Keep the old key working this long.")] = 0,
-    expires_days: Annotated[int | None, typer.Option(help="New key expires after N days.")] = None,
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, max=24 * 30, help="Keep the old key working this long.")
+    ] = 0,
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, help="New key expires after N days (at least 1).")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Issue a new key to the same holder and revoke the old one (after an overlap)."""
@@ -273,7 +279,7 @@ def keys_rotate(
             session,
             prefix=prefix,
             clock=ctx.clock,
-            expires_at=now + timedelta(days=expires_days) if expires_days else None,
+            expires_at=None if expires_days is None else now + timedelta(days=expires_days),
             overlap=timedelta(hours=overlap_hours),
         )
         log_operator_action(
@@ -435,7 +441,9 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     api = create_app(ctx)
     _settle_the_heap()
     console.print(f"Credence API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(api, host=host, port=port, log_level=ctx.settings.log_level)
+    # X-Forwarded-For is trusted only through CREDENCE_TRUSTED_PROXIES (credence.api.ratelimit),
+    # never by uvicorn on its own (by default it believes any client on the loopback).
+    uvicorn.run(api, host=host, port=port, log_level=ctx.settings.log_level, proxy_headers=False)
 
 
 def _settle_the_heap() -> None:

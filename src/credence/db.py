@@ -8,6 +8,7 @@ sort and bulk-load them identically and the batch scorer can read them without p
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import weakref
@@ -100,8 +101,14 @@ def bulk_load_cache(session: Session) -> Iterator[None]:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    SQL parameters never appear in SQLAlchemy's exception texts or statement logs
+    (``hide_parameters``): they carry national identifiers and names, and an error's
+    text goes into tracebacks and logs.
+    """
     url = normalise_url(url)
+    kwargs["hide_parameters"] = True
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -186,6 +193,29 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
         if lock is None:
             lock = _write_locks[engine] = threading.Lock()
     return lock
+
+
+def try_write_lock(engine: Engine) -> bool:
+    """Take this process's write lock of an SQLite ``engine`` (see :func:`write_lock`)
+    if it is free, without waiting: True if taken (release it with
+    :func:`release_write_lock`). Always True for other stores, which have none."""
+    lock = write_lock(engine)
+    return not isinstance(lock, type(_write_locks_guard)) or lock.acquire(blocking=False)
+
+
+def release_write_lock(engine: Engine) -> None:
+    """Release the lock :func:`try_write_lock` took."""
+    lock = write_lock(engine)
+    if isinstance(lock, type(_write_locks_guard)):
+        lock.release()
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's "database is locked" (another connection writes)."""
+    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

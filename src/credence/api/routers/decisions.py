@@ -43,7 +43,7 @@ from credence.api.errors import envelope
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
 from credence.context import Context
-from credence.db import Direct, write_lock
+from credence.db import Direct, is_busy, release_write_lock, try_write_lock, write_lock
 from credence.decisions.service import (
     DirectStore,
     NeedsSession,
@@ -113,6 +113,9 @@ class DirectDecisions:
         self._connection: Direct | None = None
         self._lock = threading.Lock()
         self._writer = _Writer(ctx.engine)
+        # SQLite: the connection the loop commits on, and the writes waiting for it.
+        self._loop_writer: Direct | None = None
+        self._group: tuple[list[Write], asyncio.Future[None]] | None = None
         self._newest = NewestEdition()
 
     @staticmethod
@@ -161,8 +164,7 @@ class DirectDecisions:
         writes: list[Write] = []
         content = self._on_connection(request, token, writes)
         if content is not None:
-            # The inquiry is stored before the answer is sent; the loop is not held.
-            await self._writer.submit(writes)
+            await self._committed(writes)  # the inquiry is stored before the answer is sent
         return content
 
     def _on_connection(self, request: DecisionIn, token: str, writes: list[Write]) -> bytes | None:
@@ -190,6 +192,66 @@ class DirectDecisions:
         # Not a refusal: the connection may be broken; take a new one next time.
         self._connection = None
         direct.close(invalidate=True)
+
+    async def _committed(self, writes: list[Write]) -> None:
+        """Join the next group commit with ``writes``; return once it is committed.
+
+        PostgreSQL: the writer thread commits whatever has queued up while it waited for
+        the server's last commit (a commit waits for the log to reach the disk; the
+        thread waits without the GIL). SQLite, where a commit is CPU work: decisions
+        taken on the loop meanwhile are committed together by the loop, once it has run
+        what is ready, in one transaction, if the store's write lock is free at that
+        moment: the loop takes this process's write lock without waiting and its
+        connection waits for no other (a busy timeout of 0). If another writer holds
+        it, the group goes to the writer thread, which waits instead of the loop.
+        (Measured: a writer thread for every group costs more CPU per decision than
+        the commit it moves, handing the GIL back and forth.)
+        """
+        if not self.sqlite:
+            await self._writer.submit(writes)
+            return
+        if self._group is None:
+            loop = asyncio.get_running_loop()
+            self._group = ([], loop.create_future())
+            loop.call_soon(self._commit_group)
+        self._group[0].extend(writes)
+        # Shielded: a request given up on must not cancel the others' commit.
+        await asyncio.shield(self._group[1])
+
+    def _commit_group(self) -> None:
+        assert self._group is not None
+        writes, done = self._group
+        self._group = None
+        if try_write_lock(self.ctx.engine):
+            try:
+                if self._commit_on_loop(writes, done):
+                    return
+            finally:
+                release_write_lock(self.ctx.engine)
+        # Another writer holds the store: the writer thread waits for it, not the loop.
+        handed = self._writer.submit(writes)
+        handed.add_done_callback(lambda f: _settle([done], f.exception()))
+
+    def _commit_on_loop(self, writes: list[Write], done: asyncio.Future[None]) -> bool:
+        """Commit ``writes`` on the loop's connection and settle ``done``; False, with
+        nothing written, if another connection holds the store's write lock."""
+        if self._loop_writer is None:
+            self._loop_writer = Direct(self.ctx.engine)
+            self._loop_writer.dbapi.execute("PRAGMA busy_timeout=0")
+        writer = self._loop_writer
+        try:
+            run_writes(writer, writes)
+            writer.commit()
+        except BaseException as exc:
+            if is_busy(exc):
+                writer.rollback()
+                return False
+            self._loop_writer = None
+            writer.close(invalidate=True)
+            done.set_exception(exc)
+            return True
+        done.set_result(None)
+        return True
 
 
 class _Writer:

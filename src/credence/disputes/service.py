@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from credence.disputes.tables import Dispute, DisputeAnswer, DisputeLapse, Statement
@@ -61,6 +61,8 @@ _ANSWERED: dict[str, DisputeStatus] = {
 
 #: Longest statement a subject may attach to a record (characters).
 MAX_STATEMENT = 500
+
+_DISPUTES = Dispute.metadata.tables[Dispute.__tablename__]
 
 
 def text_digest(text: str) -> str:
@@ -238,10 +240,12 @@ def list_disputes(
 
 
 def _open_dispute_of(session: Session, record: Record, at: datetime) -> Dispute | None:
+    """The record's unanswered dispute whose deadline is after ``at``, if any; also one
+    opened after ``at``: a request that read the clock just before another opened a
+    dispute must not open a second."""
     return session.scalar(
         select(Dispute).where(
             Dispute.record_id == record.id,
-            Dispute.opened_at <= at,
             Dispute.deadline > at,
             ~select(DisputeAnswer.id)
             .where(DisputeAnswer.dispute_id == Dispute.id)
@@ -280,52 +284,39 @@ def open_dispute(
     if not reason:
         raise InvalidInput("say what is wrong with the record", code="reason_required")
     record = record_on_file(session, subject, record_id)
-    ended = effect_ended(session, record, at)
-    if ended is not None:
-        raise Conflict(
-            f"record {record_id} stopped counting on {_when(ended[0])} ({ended[1]}); there "
-            "is nothing left to dispute",
-            code="record_not_in_effect",
+    source = session.get_one(Source, record.source_id)
+    deadline = deadline_for(rulebook, at, new_information=info is not None)
+    while True:
+        _may_open(session, record, record_id, info, at)
+        # Disputes opened at once on one reading of the store all pass the checks above
+        # and count the same disputes before theirs; the store keeps one dispute per
+        # record and count (a unique index), the others store nothing and look again:
+        # they find it open and get the refusal a second dispute gets. (No insert fails
+        # on the server.) Each pass that stores nothing has seen a dispute the next
+        # pass counts, so this ends.
+        prior = session.scalar(
+            select(func.count()).select_from(Dispute).where(Dispute.record_id == record.id)
         )
-    already = _open_dispute_of(session, record, at)
-    if already is not None:
-        raise Conflict(
-            f"dispute {already.public_id} of this record is already open; its answer is due "
-            f"by {_when(already.deadline)}",
-            code="dispute_already_open",
-            details={"dispute_id": already.public_id, "deadline": already.deadline.isoformat()},
+        inserted = ledger.insert_new(
+            session,
+            _DISPUTES,
+            {
+                "public_id": new_id("dsp"),
+                "record_id": record.id,
+                "subject_id": subject.id,
+                "source_id": record.source_id,
+                "reason": reason,
+                "new_information": info,
+                "opened_at": at,
+                "deadline": deadline,
+                "rulebook_version": rulebook.version,
+                "prior_disputes": prior or 0,
+            },
+            unique=("record_id", "prior_disputes"),
         )
-    if info is None:
-        verified = session.execute(
-            select(Dispute.public_id, DisputeAnswer.answered_at, DisputeAnswer.explanation)
-            .join(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
-            .where(Dispute.record_id == record.id, DisputeAnswer.outcome == "verified")
-            .order_by(DisputeAnswer.answered_at.desc())
-            .limit(1)
-        ).first()
-        if verified is not None:
-            raise Conflict(
-                f"your dispute {verified[0]} of this record was answered on "
-                f"{_when(verified[1])}: the source verified it ({verified[2]}). A new "
-                "dispute of the same record needs new information the source has not "
-                "seen; you may also add a statement to the record",
-                code="repeat_dispute",
-                details={"dispute_id": verified[0]},
-            )
-    source = session.get(Source, record.source_id)
-    assert source is not None  # a foreign key
-    dispute = Dispute(
-        public_id=new_id("dsp"),
-        record_id=record.id,
-        subject_id=subject.id,
-        source_id=record.source_id,
-        reason=reason,
-        new_information=info,
-        opened_at=at,
-        deadline=deadline_for(rulebook, at, new_information=info is not None),
-        rulebook_version=rulebook.version,
-    )
-    session.add(dispute)
+        if inserted is not None:
+            break
+    dispute = session.get_one(Dispute, inserted)
     journal.append(
         session,
         kind="dispute_opened",
@@ -358,6 +349,44 @@ def open_dispute(
     )
     session.flush()
     return get_dispute(session, dispute.public_id, at)
+
+
+def _may_open(
+    session: Session, record: Record, record_id: str, info: str | None, at: datetime
+) -> None:
+    """Refuse a dispute of ``record`` now (see :func:`open_dispute`) if it may not open."""
+    ended = effect_ended(session, record, at)
+    if ended is not None:
+        raise Conflict(
+            f"record {record_id} stopped counting on {_when(ended[0])} ({ended[1]}); there "
+            "is nothing left to dispute",
+            code="record_not_in_effect",
+        )
+    already = _open_dispute_of(session, record, at)
+    if already is not None:
+        raise Conflict(
+            f"dispute {already.public_id} of this record is already open; its answer is due "
+            f"by {_when(already.deadline)}",
+            code="dispute_already_open",
+            details={"dispute_id": already.public_id, "deadline": already.deadline.isoformat()},
+        )
+    if info is None:
+        verified = session.execute(
+            select(Dispute.public_id, DisputeAnswer.answered_at, DisputeAnswer.explanation)
+            .join(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
+            .where(Dispute.record_id == record.id, DisputeAnswer.outcome == "verified")
+            .order_by(DisputeAnswer.answered_at.desc())
+            .limit(1)
+        ).first()
+        if verified is not None:
+            raise Conflict(
+                f"your dispute {verified[0]} of this record was answered on "
+                f"{_when(verified[1])}: the source verified it ({verified[2]}). A new "
+                "dispute of the same record needs new information the source has not "
+                "seen; you may also add a statement to the record",
+                code="repeat_dispute",
+                details={"dispute_id": verified[0]},
+            )
 
 
 # --- answering -----------------------------------------------------------------------

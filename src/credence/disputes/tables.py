@@ -27,7 +27,8 @@ class Dispute(Base):
 
     __tablename__ = "disputes"
     __table_args__ = (
-        Index("ix_disputes_record_id", "record_id"),
+        # At most one open dispute per record: see ``prior_disputes``.
+        Index("uq_disputes_record_prior", "record_id", "prior_disputes", unique=True),
         Index("ix_disputes_source_deadline", "source_id", "deadline"),
         Index("ix_disputes_subject_id", "subject_id"),
     )
@@ -49,6 +50,13 @@ class Dispute(Base):
     deadline: Mapped[datetime] = mapped_column(Instant)
     #: The rulebook edition whose ``[dispute]`` periods set the deadline.
     rulebook_version: Mapped[str] = mapped_column(String(32))
+    #: How many disputes of the record were opened before this one. Unique with
+    #: ``record_id``: a dispute may open only when every earlier one of the record is
+    #: closed (answered ``verified``; any other end ends the record's effect, and with
+    #: it all disputes), so two disputes that both counted the same earlier ones, and
+    #: would both be open, cannot both be stored. Whether a dispute is open depends on
+    #: other rows and on time, which no partial index can read; this count does not.
+    prior_disputes: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class DisputeAnswer(Base):

@@ -21,12 +21,14 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Table,
     any_,
     bindparam,
     exists,
     func,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from credence.clock import from_micros, to_micros
@@ -158,25 +160,31 @@ def register_subject(
             code="not_identity_authority",
         )
     identifier = validate_identifier(data.kind, data.identifier)
-    existing = session.scalar(select(Subject).where(Subject.identifier == identifier))
+    existing = _registered(session, identifier, data.kind)
     if existing is not None:
-        if existing.kind != data.kind.value:
-            raise Conflict(
-                f"this identifier is already registered as a {existing.kind}",
-                code="subject_kind_conflict",
-            )
         return existing, False
-    subject = Subject(
-        public_id=new_id("sub"),
-        kind=data.kind.value,
-        identifier=identifier,
-        name=data.name,
-        region=data.region,
-        registered_by=source.id,
-        registered_at=at,
+    # Two registrations of one identifier at once both find none above; the store keeps
+    # one, and the other reads it, as a resend would. Never a failed insert: PostgreSQL
+    # would log the violated key (the identifier) even if the error were caught.
+    subject_id = insert_new(
+        session,
+        _SUBJECTS,
+        {
+            "public_id": new_id("sub"),
+            "kind": data.kind.value,
+            "identifier": identifier,
+            "name": data.name,
+            "region": data.region,
+            "registered_by": source.id,
+            "registered_at": at,
+        },
+        unique=("identifier",),
     )
-    session.add(subject)
-    session.flush()
+    if subject_id is None:
+        existing = _registered(session, identifier, data.kind)
+        assert existing is not None  # the row that took the identifier is committed
+        return existing, False
+    subject = session.get_one(Subject, subject_id)
     # The national identifier stays out of the journal: its entries are shown in proofs.
     journal.append(
         session,
@@ -186,6 +194,45 @@ def register_subject(
         data={"subject": subject.public_id, "kind": subject.kind, "registered_by": source.code},
     )
     return subject, True
+
+
+def _registered(session: Session, identifier: str, kind: SubjectKind) -> Subject | None:
+    """The subject registered with ``identifier`` (compact), if any; :class:`Conflict` if
+    it is registered as another kind of subject."""
+    existing = session.scalar(select(Subject).where(Subject.identifier == identifier))
+    if existing is not None and existing.kind != kind.value:
+        raise Conflict(
+            f"this identifier is already registered as a {existing.kind}",
+            code="subject_kind_conflict",
+        )
+    return existing
+
+
+def insert_new(
+    session: Session, table: Table, values: dict[str, Any], *, unique: Sequence[str]
+) -> int | None:
+    """Insert one row into ``table`` (whose key is ``id``) unless a row with the same
+    ``unique`` columns (a unique index or constraint) is stored: the new row's id, or
+    None and nothing written.
+
+    ``INSERT … ON CONFLICT DO NOTHING``: a row taken by a concurrent transaction is
+    waited for, then found, and the statement does not fail on the server. A failed
+    insert would, even inside a savepoint: PostgreSQL writes the violated key into its
+    log and into the error, and a key may carry personal data (a national identifier).
+    """
+    dialect = core(session).dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=unique)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique)
+    else:  # pragma: no cover - the two stores Credence runs on
+        raise NotImplementedError(f"no insert-unless-stored for {dialect}")
+    found = core(session).execute(statement.values(values).returning(table.c.id)).scalar()
+    return None if found is None else int(found)
+
+
+_SUBJECTS = Subject.metadata.tables[Subject.__tablename__]
+_RETRACTIONS = Retraction.metadata.tables[Retraction.__tablename__]
 
 
 def unknown_subject(public_id: str | None = None) -> NotFound:
@@ -772,11 +819,21 @@ def retract_record(
     if record is None or record.source_id != source.id:
         # The same answer for "absent" and "another source's": no probing of others' files.
         raise NotFound(f"source {source.code!r} has no record {record_id!r}", code="unknown_record")
-    existing = session.scalar(select(Retraction).where(Retraction.record_id == record.id))
+    existing = _retraction_of(session, record)
     if existing is not None:
         return existing, False
-    retraction = Retraction(record_id=record.id, source_id=source.id, reason=reason, received_at=at)
-    session.add(retraction)
+    # Retractions of one record at once: one is stored, the others read it (see
+    # insert_new), as a repeat would.
+    retraction_id = insert_new(
+        session,
+        _RETRACTIONS,
+        {"record_id": record.id, "source_id": source.id, "reason": reason, "received_at": at},
+        unique=("record_id",),
+    )
+    if retraction_id is None:
+        existing = _retraction_of(session, record)
+        assert existing is not None  # the row that took the record is committed
+        return existing, False
     journal.append(
         session,
         kind="retraction",
@@ -785,7 +842,11 @@ def retract_record(
         data={"record": record.public_id, "source": source.code, "reason": reason, "at": at},
     )
     session.flush()
-    return retraction, True
+    return session.get_one(Retraction, retraction_id), True
+
+
+def _retraction_of(session: Session, record: Record) -> Retraction | None:
+    return session.scalar(select(Retraction).where(Retraction.record_id == record.id))
 
 
 # --- reading a subject's records ----------------------------------------------------

@@ -1,14 +1,20 @@
 """National identifiers: the resident identity number and the unified social credit code.
 
-Validation is python-stdnum's (``stdnum.cn.ric``, ``stdnum.cn.uscc``); this module turns
-its exceptions into messages that say what is wrong, and makes valid identifiers for
-synthetic populations. Identifiers never appear in URLs or logs: see :func:`mask`.
+The check characters and the table of regions come from python-stdnum (``stdnum.cn.ric``,
+``stdnum.cn.uscc``); the rest is checked here, where the messages are written: each says
+what is wrong without quoting the identifier or any part of it (no region code, no birth
+date, no character found, and never the check character the number should have had), as
+it may be a real person's number. docs/identifiers.md describes the rules.
+
+Identifiers never appear in URLs or logs: see :func:`mask`.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import ric, uscc
@@ -17,7 +23,8 @@ from credence.errors import InvalidIdentifier
 
 
 class SubjectKind(StrEnum):
-    """Who a file is about."""
+    """Who a file is about. ``company`` stands for every organisation that is not a
+    public body (an enterprise, a social organisation, a law firm, ...)."""
 
     PERSON = "person"
     COMPANY = "company"
@@ -30,9 +37,33 @@ class SubjectKind(StrEnum):
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
+# --- resident identity numbers -----------------------------------------------------------
 
-def validate_resident_id(value: str) -> str:
-    """Return the compact resident identity number, or raise :class:`InvalidIdentifier`."""
+#: No resident identity number carries a birth date before this day.
+EARLIEST_BIRTH = date(1900, 1, 1)
+
+#: Birth dates in resident identity numbers are calendar dates in China (UTC+8).
+CHINA_TIME = timedelta(hours=8)
+
+
+def date_in_china(at: datetime) -> date:
+    """The calendar date in China at the instant ``at`` (naive values are UTC): "today"
+    for a birth date, which is a date in China, not in UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at.astimezone(UTC) + CHINA_TIME).date()
+
+
+def _today(today: date | None) -> date:
+    return today if today is not None else date_in_china(datetime.now(UTC))
+
+
+def validate_resident_id(value: str, *, today: date | None = None) -> str:
+    """Return the compact resident identity number, or raise :class:`InvalidIdentifier`.
+
+    The birth date must be a real date, not before :data:`EARLIEST_BIRTH` and not after
+    ``today`` (a date in China, see :func:`date_in_china`; pass the clock's: without it,
+    the system clock's date is taken)."""
     compact = ric.compact(value) if isinstance(value, str) else ""
     if len(compact) != 18:
         raise InvalidIdentifier(
@@ -41,73 +72,229 @@ def validate_resident_id(value: str) -> str:
     if not compact[:17].isdigit() or not (compact[17].isdigit() or compact[17] == "X"):
         raise InvalidIdentifier("a resident identity number is 17 digits followed by a digit or X")
     try:
-        ric.get_birth_date(compact)
+        born = date(int(compact[6:10]), int(compact[10:12]), int(compact[12:14]))
+    except ValueError:
+        raise InvalidIdentifier(
+            "the birth date in the resident identity number is not a real date"
+        ) from None
+    if born < EARLIEST_BIRTH:
+        raise InvalidIdentifier(
+            "the birth date in the resident identity number is before "
+            f"{EARLIEST_BIRTH.isoformat()}; no such number was issued"
+        )
+    if born > _today(today):
+        raise InvalidIdentifier("the birth date in the resident identity number is in the future")
+    if compact[17] != ric.calc_check_digit(compact):  # stdnum skips the last character
+        raise InvalidIdentifier("the check character of the resident identity number is wrong")
+    try:
+        ric.get_birth_place(compact)
     except stdnum_errors.ValidationError:
         raise InvalidIdentifier(
-            f"the birth date in the resident identity number ({compact[6:14]}) is not a real date"
+            "the region code of the resident identity number is not an administrative "
+            "division that existed in its birth year"
         ) from None
-    try:
-        return str(ric.validate(compact))
-    except stdnum_errors.InvalidChecksum:
-        expected = ric.calc_check_digit(compact)  # stdnum expects the check digit included
-        raise InvalidIdentifier(
-            "the check character of the resident identity number is wrong "
-            f"(ISO 7064 MOD 11-2 gives {expected!r})"
-        ) from None
-    except stdnum_errors.InvalidComponent:
-        raise InvalidIdentifier(
-            f"the region code of the resident identity number ({compact[:6]}) is not an "
-            f"administrative division that existed in the birth year {compact[6:10]}"
-        ) from None
-    except stdnum_errors.ValidationError as exc:
-        raise InvalidIdentifier(f"invalid resident identity number: {exc}") from None
+    return compact
 
 
-def validate_credit_code(value: str) -> str:
-    """Return the compact unified social credit code, or raise :class:`InvalidIdentifier`."""
+# --- unified social credit codes ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registrar:
+    """A registration authority of unified social credit codes (the code's first
+    character) and the kinds of organisation it registers (its second character)."""
+
+    name: str
+    #: Kind character -> (what kind of organisation, the kind of subject it is here).
+    kinds: MappingProxyType[str, tuple[str, SubjectKind]]
+
+
+def _registrar(name: str, kinds: dict[str, tuple[str, SubjectKind]]) -> Registrar:
+    return Registrar(name, MappingProxyType(kinds))
+
+
+_PUBLIC = SubjectKind.GOVERNMENT
+_PRIVATE = SubjectKind.COMPANY
+
+REGISTRARS: MappingProxyType[str, Registrar] = MappingProxyType(
+    {
+        "1": _registrar(
+            "the establishment authorities (organs of state)",
+            {
+                "1": ("an organ of the state", _PUBLIC),
+                "2": ("a public institution", _PUBLIC),
+                "3": ("a mass organisation whose establishment the state sets", _PUBLIC),
+                "9": ("another body under the establishment authorities", _PUBLIC),
+            },
+        ),
+        "2": _registrar(
+            "foreign affairs",
+            {
+                "1": ("a resident office of a foreign news organisation", _PRIVATE),
+                "9": ("another organisation registered by foreign affairs", _PRIVATE),
+            },
+        ),
+        "3": _registrar(
+            "justice administration",
+            {
+                "1": ("a law firm", _PRIVATE),
+                "2": ("a notary office", _PRIVATE),
+                "3": ("a grassroots legal service office", _PRIVATE),
+                "4": ("a forensic examination body", _PRIVATE),
+                "5": ("an arbitration commission", _PRIVATE),
+                "9": ("another organisation registered by justice administration", _PRIVATE),
+            },
+        ),
+        "4": _registrar(
+            "culture",
+            {
+                "1": ("a foreign cultural centre", _PRIVATE),
+                "9": ("another organisation registered by culture", _PRIVATE),
+            },
+        ),
+        "5": _registrar(
+            "civil affairs",
+            {
+                "1": ("a social organisation", _PRIVATE),
+                "2": ("a private non-enterprise unit", _PRIVATE),
+                "3": ("a foundation", _PRIVATE),
+                "9": ("another organisation registered by civil affairs", _PRIVATE),
+            },
+        ),
+        "6": _registrar(
+            "tourism",
+            {
+                "1": ("a representative office of a foreign tourism authority", _PRIVATE),
+                "2": (
+                    "a representative office of a tourism authority of Hong Kong, Macao or Taiwan",
+                    _PRIVATE,
+                ),
+                "9": ("another organisation registered by tourism", _PRIVATE),
+            },
+        ),
+        "7": _registrar(
+            "religious affairs",
+            {
+                "1": ("a place of religious activity", _PRIVATE),
+                "2": ("a religious college", _PRIVATE),
+                "9": ("another organisation registered by religious affairs", _PRIVATE),
+            },
+        ),
+        "8": _registrar(
+            "the trade unions",
+            {
+                "1": ("a grassroots trade union", _PRIVATE),
+                "9": ("another organisation registered by the trade unions", _PRIVATE),
+            },
+        ),
+        "9": _registrar(
+            "industry and commerce (market regulation)",
+            {
+                "1": ("an enterprise", _PRIVATE),
+                "2": ("an individually owned business", _PRIVATE),
+                "3": ("a farmers' specialised cooperative", _PRIVATE),
+            },
+        ),
+        "A": _registrar(
+            "the military establishment authority",
+            {
+                "1": ("a military public institution", _PUBLIC),
+                "9": ("another body under the military establishment authority", _PUBLIC),
+            },
+        ),
+        "N": _registrar(
+            "agriculture",
+            {
+                "1": ("a group-level rural collective economic organisation", _PRIVATE),
+                "2": ("a village-level rural collective economic organisation", _PRIVATE),
+                "3": ("a township-level rural collective economic organisation", _PRIVATE),
+                "9": ("another organisation registered by agriculture", _PRIVATE),
+            },
+        ),
+        "Y": _registrar(
+            "other registration authorities",
+            {"1": ("an organisation registered by another authority", _PRIVATE)},
+        ),
+    }
+)
+"""Who issues unified social credit codes, and to whom: the first character of a code
+names the registration authority, the second the kind of organisation within what that
+authority registers. The national standard for the code (GB 32100-2015, with the
+authorities its amendments added: the military establishment authority "A" and
+agriculture "N") fixes both; a pair it does not list is no code at all.
+
+Each kind maps to the kind of subject its holder is in Credence: bodies registered by
+the establishment authorities (organs of state, public institutions, mass organisations
+whose posts the state sets, military public institutions) are ``government``, the public
+bodies whose own contracts and debts the government-affairs records are about; every
+other organisation is a ``company`` (non-state organisations all, whatever their
+purpose). A code is accepted only for the kind of subject its kind character gives."""
+
+
+def credit_code_kind(code: str) -> SubjectKind:
+    """The kind of subject the holder of a valid, compact credit code is."""
+    return REGISTRARS[code[0]].kinds[code[1]][1]
+
+
+def validate_credit_code(value: str, *, kind: SubjectKind | None = None) -> str:
+    """Return the compact unified social credit code, or raise :class:`InvalidIdentifier`.
+
+    With ``kind``, the code must also be one of a subject of that kind (see
+    :data:`REGISTRARS`)."""
     compact = uscc.compact(value) if isinstance(value, str) else ""
     if len(compact) != 18:
         raise InvalidIdentifier(
             f"a unified social credit code has 18 characters, this one has {len(compact)}"
         )
-    bad = sorted({c for c in compact if c not in USCC_ALPHABET})
-    if bad:
+    if any(c not in USCC_ALPHABET for c in compact):
         raise InvalidIdentifier(
             "a unified social credit code uses only 0-9 and A-Y without I, O, S, V, Z; "
-            f"found {''.join(bad)!r}"
+            "this one has another character"
         )
-    try:
-        return str(uscc.validate(compact))
-    except stdnum_errors.InvalidChecksum:
-        expected = uscc.calc_check_digit(compact)
+    registrar = REGISTRARS.get(compact[0])
+    if registrar is None:
         raise InvalidIdentifier(
-            "the check character of the unified social credit code is wrong "
-            f"(GB 32100-2015 gives {expected!r})"
-        ) from None
-    except stdnum_errors.ValidationError as exc:
-        raise InvalidIdentifier(f"invalid unified social credit code: {exc}") from None
+            "the first character of a unified social credit code names its registration "
+            "authority; this one names none"
+        )
+    registered = registrar.kinds.get(compact[1])
+    if registered is None:
+        raise InvalidIdentifier(
+            "the second character of a unified social credit code names the kind of "
+            "organisation; this one names none that its registration authority registers"
+        )
+    if not compact[2:8].isdigit():
+        raise InvalidIdentifier(
+            "characters 3 to 8 of a unified social credit code are the digits of a region code"
+        )
+    if compact[17] != uscc.calc_check_digit(compact):
+        raise InvalidIdentifier("the check character of the unified social credit code is wrong")
+    holder = registered[1]
+    if kind is not None and holder is not kind:
+        raise InvalidIdentifier(
+            f"this unified social credit code is not one of a {kind.value}: its registration "
+            f"authority and kind of organisation (its first two characters) are those of a "
+            f"{holder.value}",
+            code="identifier_not_of_kind",
+        )
+    return compact
 
 
-def validate_identifier(kind: SubjectKind, value: str) -> str:
-    """Validate the identifier a subject of ``kind`` must carry; return it compacted."""
+def validate_identifier(kind: SubjectKind, value: str, *, today: date | None = None) -> str:
+    """Validate the identifier a subject of ``kind`` must carry; return it compacted.
+
+    ``today`` is the date in China (:func:`date_in_china` of the clock's instant)."""
     if kind is SubjectKind.PERSON:
-        return validate_resident_id(value)
-    return validate_credit_code(value)
+        return validate_resident_id(value, today=today)
+    return validate_credit_code(value, kind=kind)
 
 
-def guess_kind(value: str) -> SubjectKind | None:
+def guess_kind(value: str, *, today: date | None = None) -> SubjectKind | None:
     """The kind of subject an identifier belongs to, if it is valid at all."""
     try:
-        validate_resident_id(value)
-        return SubjectKind.PERSON
-    except InvalidIdentifier:
-        pass
-    try:
-        code = validate_credit_code(value)
+        return validate_any(value, today=today)[0]
     except InvalidIdentifier:
         return None
-    # Registration-authority code 1 is the establishment authority: organs of state.
-    return SubjectKind.GOVERNMENT if code[0] == "1" else SubjectKind.COMPANY
 
 
 def mask(value: str) -> str:
@@ -129,10 +316,10 @@ def make_credit_code(authority: str, kind: str, region: str, serial: str) -> str
     return body + str(uscc.calc_check_digit(body))
 
 
-def validate_any(value: str) -> tuple[SubjectKind, str]:
+def validate_any(value: str, *, today: date | None = None) -> tuple[SubjectKind, str]:
     """Validate an identifier of either kind; the error names what is wrong with both."""
     try:
-        return SubjectKind.PERSON, validate_resident_id(value)
+        return SubjectKind.PERSON, validate_resident_id(value, today=today)
     except InvalidIdentifier as as_person:
         try:
             code = validate_credit_code(value)
@@ -141,5 +328,4 @@ def validate_any(value: str) -> tuple[SubjectKind, str]:
                 "not a valid resident identity number "
                 f"({as_person.message}) nor unified social credit code ({as_org.message})"
             ) from None
-    kind = SubjectKind.GOVERNMENT if code[0] == "1" else SubjectKind.COMPANY
-    return kind, code
+    return credit_code_kind(code), code

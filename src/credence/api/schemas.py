@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credence.decisions.service import Decision
 from credence.ledger.schemas import RecordResult
@@ -187,6 +187,15 @@ class DecisionIn(BaseModel):
     identifier: str | None = Field(
         default=None, max_length=40, description="National identifier, instead of subject_id."
     )
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> DecisionIn:
+        # The direct decision path validates its bodies with this model before the
+        # request guard (credence.api.errors.RequestGuard) sees them: refused here, the
+        # request goes on to the guard, which answers 422 as for any other endpoint.
+        if "\x00" in f"{self.service}{self.subject_id}{self.identifier}":
+            raise ValueError("a decision request must not contain NUL characters")
+        return self
 
 
 class DecisionOut(BaseModel):

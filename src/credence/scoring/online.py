@@ -114,6 +114,7 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     point_list: list[float] = []
     weight_list: list[float] = []
     age_list: list[float] = []
+    retention_list: list[float] = []
     if not scored:
         row, total = _nothing_counts(book)
     else:
@@ -126,14 +127,13 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         # same float as (to_micros(at) - to_micros(occurred_at)) / MICROS_PER_DAY.
         age_list = [(at - v.occurred_at) / _DAY for v in counted]
         weights = types.weights(type_idx, quantity)
+        retention = types.retention[type_idx]
         # types.contributions(type_idx, quantity, age), with the weights computed once.
         points = formula.contributions(
-            weights,
-            np.array(age_list, dtype=np.float64),
-            types.half_life[type_idx],
-            types.retention[type_idx],
+            weights, np.array(age_list, dtype=np.float64), types.half_life[type_idx], retention
         )
         point_list, weight_list = points.tolist(), weights.tolist()
+        retention_list = retention.tolist()
         subject_idx = np.zeros(len(scored), dtype=np.int64)
         sums = formula.category_sums(subject_idx, types.category[type_idx], points, 1)
         total = float(formula.totals(sums, book)[0])
@@ -160,9 +160,10 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
             continue
         assert rt is not None  # it counts: its type is in the rulebook
         pts = point_list[k]
-        status = statuses[i]
-        if pts == 0.0 and age_list[k] >= 0:
-            status = "expired"
+        # Past its retention a record counts no more (the formula's own test: its age
+        # is at least the retention). Nothing else makes it expired: a record worth 0
+        # points (quantity 0) counts, for 0 points, until its retention ends.
+        status = "expired" if age_list[k] >= retention_list[k] else statuses[i]
         contributions.append(
             Contribution(
                 record=view,

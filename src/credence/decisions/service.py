@@ -82,8 +82,9 @@ class Decision:
 
 
 def _in_force(c: Contribution) -> bool:
-    """A record in force: received, not retracted, and within its retention period."""
-    return c.status == "counting" and c.points != 0.0
+    """A record in force: received, not retracted, and within its retention period
+    (whatever its points: a record of quantity 0 is in force, for 0 points)."""
+    return c.status == "counting"
 
 
 def active_records(

@@ -9,9 +9,11 @@ not appear::
 
 From the fixture's start to the end of the test the guard keeps
 
-* every record any Python logger emits, at every level (the root logger is set to DEBUG
-  for the test, so SQLAlchemy's engine logs its statements too), formatted with its
-  traceback and with any extra attributes;
+* every record any Python logger emits, formatted with its traceback and with any
+  extra attributes: the root logger is set to DEBUG for the test, and SQLAlchemy's
+  engine (which its library keeps at WARNING) to INFO, where it logs each statement and
+  its parameters, as an operator who turns SQL logging on would see them (DEBUG would
+  add the rows read, which show the data by design);
 * every byte PostgreSQL's server appends to its own log, when the test runs on
   PostgreSQL (a test parametrised by the ``backend`` fixture is watched on its
   PostgreSQL run without asking; :meth:`PersonalDataGuard.watch_postgresql` watches a
@@ -58,6 +60,8 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 #: A protected value shorter than this would match by chance.
 MIN_SECRET = 6
+#: The level of each logger while a guard watches (see the module docstring).
+LEVELS = {"": logging.DEBUG, "sqlalchemy.engine": logging.INFO}
 
 
 class _Capture(logging.Handler):
@@ -248,15 +252,17 @@ class PersonalDataGuard:
         self._files[path] = path.stat().st_size if path.exists() else 0
 
     def start(self) -> None:
+        for name, level in LEVELS.items():
+            logger = logging.getLogger(name or None)
+            self._restore.append((logger, logger.level))
+            logger.setLevel(level)
         root = logging.getLogger()
-        self._restore.append((root, root.level))
-        root.setLevel(logging.DEBUG)
         root.addHandler(self._capture)
         # Loggers that do not pass their records up (a server's, say) get the handler too.
-        for logger in list(logging.root.manager.loggerDict.values()):
-            if isinstance(logger, logging.Logger) and not logger.propagate:
-                logger.addHandler(self._capture)
-                self._restore.append((logger, None))
+        for known in list(logging.root.manager.loggerDict.values()):
+            if isinstance(known, logging.Logger) and not known.propagate:
+                known.addHandler(self._capture)
+                self._restore.append((known, None))
 
     def stop(self) -> None:
         for logger, level in self._restore:

@@ -3,7 +3,7 @@ and no name in any application log line or in PostgreSQL's own log.
 
 :mod:`tests.logscan` watches the logs (``personal_data_guard``). The same requests run
 twice per store: against the ASGI app in this process (every Python log record, at
-every level: with the root logger at DEBUG, SQLAlchemy logs each statement it runs),
+every level, and SQLAlchemy's log of each statement it runs with its parameters),
 and against ``credence serve`` in a process of its own (what the server writes,
 uvicorn's tracebacks of unhandled errors included). They register subjects twice and
 at once, race retractions and disputes, send invalid identifiers and NUL characters,
@@ -201,3 +201,24 @@ def test_the_guard_finds_what_leaks(
         found = guard.findings()
         assert any(f.startswith("PostgreSQL's log") and "detail" in f for f in found), found
     guard.secrets.clear()
+
+
+@pytest.mark.postgresql
+def test_the_guard_fails_when_it_cannot_read_postgresqls_log(
+    pg_admin: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log that is not there, or a file that is not the server's log (the marker the
+    # guard asks the server to write never shows in it): the guard fails, in CI even
+    # when told to skip.
+    not_the_log = tmp_path / "other.log"
+    not_the_log.write_text("some other program's log\n")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("CREDENCE_SKIP_PG_LOG", "1")
+    for path in (tmp_path / "absent.log", not_the_log):
+        monkeypatch.setenv("CREDENCE_TEST_PG_LOG", str(path))
+        with pytest.raises(pytest.fail.Exception, match="PostgreSQL's own log cannot be read"):
+            PersonalDataGuard().watch_postgresql(pg_admin)
+    monkeypatch.delenv("CREDENCE_TEST_PG_LOG")
+    guard = PersonalDataGuard()
+    guard.watch_postgresql(pg_admin)  # found without being told where
+    assert guard.findings() == []

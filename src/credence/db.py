@@ -71,6 +71,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
+#: How long an SQLite connection waits for another's write lock before it gives up.
+SQLITE_BUSY_MS = 30_000
+
 #: How much of an SQLite file each connection maps into memory (SQLite caps it, by
 #: default at 2 GiB); pages past it are read with system calls.
 SQLITE_MMAP_BYTES = 1 << 40
@@ -121,7 +124,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             # Read the file through a memory map and keep more pages per connection:
             # on a large store a request touches a few dozen index pages, and reading
             # each through a system call costs more than the query.

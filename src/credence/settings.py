@@ -35,15 +35,6 @@ class Settings(BaseSettings):
         description="Most records one POST /v1/records batch may carry.",
         gt=0,
     )
-    auth_cache_seconds: float = Field(
-        default=1.0,
-        description=(
-            "How long the API keeps an authenticated key in memory before reading it "
-            "again: the longest a key revoked by another process (e.g. the CLI) is still "
-            "accepted. A revocation through the API applies at once. 0 turns caching off."
-        ),
-        ge=0,
-    )
     failed_auth_limit: int = Field(
         default=20,
         description=(

@@ -251,14 +251,15 @@ def authenticate(session: Session, token: str | None, *, clock: Clock) -> Caller
     counts, so a revocation or a new key applies to the very next request. The key
     itself never appears in a message or log line; at most its prefix does.
     """
-    row = session.execute(_key_query(), {"key_hash": _token_hash(token)}).first()
+    row = session.execute(_key_query(), {"key_hash": token_hash(token)}).first()
     return _KeyState.of(row).caller_at(clock.now())
 
 
-def authenticate_direct(direct: Direct, token: str | None, *, clock: Clock) -> Caller:
-    """As :func:`authenticate`, with a prepared statement on a :class:`Direct`
-    connection (the direct decision path): one indexed read per request."""
-    rows = _KEY_DIRECT.run(direct, {"key_hash": _token_hash(token)})
+def authenticate_direct(direct: Direct, key_hash: str, *, clock: Clock) -> Caller:
+    """As :func:`authenticate`, for the key whose :func:`token_hash` is ``key_hash``,
+    with a prepared statement on a :class:`Direct` connection (the direct decision
+    path)."""
+    rows = _KEY_DIRECT.run(direct, {"key_hash": key_hash})
     row = rows[0] if rows else None
     if row is not None:
         prefix, revoked, expires, *holder = row
@@ -311,7 +312,8 @@ class _KeyState:
         return self.caller
 
 
-def _token_hash(token: str | None) -> str:
+def token_hash(token: str | None) -> str:
+    """The stored form of a bearer key (:func:`hash_key`); a missing key is a 401."""
     token = (token or "").strip()
     if not token:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")

@@ -20,11 +20,21 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import CompoundSelect, bindparam, exists, func, insert, null, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    bindparam,
+    exists,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
-from credence.access.tables import PartyService
-from credence.db import Direct, Prepared, core
+from credence.access.tables import ApiKey, PartyService
+from credence.db import Direct, Instant, Prepared, core
 from credence.decisions import warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
@@ -531,6 +541,9 @@ class SubjectFile:
     registered: bool
     #: The newest published edition's content hash (None before the first).
     newest_edition: str | None
+    #: Whether the caller's key (by its hash) existed and was neither revoked nor
+    #: expired at ``at``, read in the same statement.
+    key_valid: bool
 
 
 def _type_key(record_types: Sequence[str]) -> tuple[str, ...]:
@@ -544,12 +557,18 @@ _NEWEST_HASH = select(PublishedRulebook.content_hash).where(
 )
 #: The subject's row in the file statement: what :class:`SubjectRef` holds, whether the
 #: relying party is registered for the service, and the newest edition's hash.
+_VALID_KEY = select(ApiKey.id).where(
+    ApiKey.key_hash == bindparam("key_hash"),
+    or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > bindparam("at", type_=Instant())),
+    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > bindparam("at", type_=Instant())),
+)
 _SUBJECT_COLUMNS = (
     Subject.id,
     Subject.public_id,
     Subject.kind,
     exists(_REGISTERED).label("registered"),
     _NEWEST_HASH.scalar_subquery().label("newest_edition"),
+    exists(_VALID_KEY).label("key_valid"),
 )
 #: Where a row of the file statement has the record's columns.
 _RECORD_AT = len(_SUBJECT_COLUMNS)
@@ -584,19 +603,21 @@ def read_file(
     record_types: Sequence[str],
     party_id: int | None,
     at: datetime,
+    key_hash: str,
 ) -> SubjectFile:
     """Find the subject (by ``public_id``, else by national ``identifier``) and read, in
     one statement, their records of ``record_types`` as of ``at``, whether ``party_id``
-    is registered for ``service``, and the newest edition's hash: what a decision on
-    :class:`DirectStore` would read in four. :class:`NotFound` for an unknown subject,
-    as :func:`credence.ledger.service.subject_ref_direct` raises it."""
+    is registered for ``service``, the newest edition's hash, and whether the caller's
+    key (``key_hash``) is valid at ``at``: what a decision on :class:`DirectStore` would
+    read in five. :class:`NotFound` for an unknown subject, as
+    :func:`credence.ledger.service.subject_ref_direct` raises it."""
     types = _type_key(record_types)
     if public_id is not None:
         by, key = "public_id", public_id
     else:
         by = "identifier"
         _, key = validate_any(identifier or "")
-    params = {"key": key, "party_id": party_id, "service": service, "at": at}
+    params = {"key": key, "party_id": party_id, "service": service, "at": at, "key_hash": key_hash}
     rows = _prepared_file(by, types).run(direct, params)
     cut = _RECORD_AT
     # The subject's row is the one without a record; the rest are the records'.
@@ -613,6 +634,7 @@ def read_file(
         records=views_direct([r[cut:] for r in rows if r[cut] is not None], at),
         registered=bool(first[3]),
         newest_edition=first[4],
+        key_valid=bool(first[5]),
     )
 
 

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 import orjson
 from fastapi import APIRouter
@@ -36,14 +37,22 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credence.access.keys import authenticate_direct
+from credence.access.keys import authenticate_direct, token_hash
 from credence.access.policy import Action, Caller, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.errors import envelope
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
+from credence.clock import Clock
 from credence.context import Context
-from credence.db import Direct, is_busy, release_write_lock, try_write_lock, write_lock
+from credence.db import (
+    SQLITE_BUSY_MS,
+    Direct,
+    is_busy,
+    release_write_lock,
+    try_write_lock,
+    write_lock,
+)
 from credence.decisions.service import (
     DirectStore,
     NeedsSession,
@@ -55,7 +64,7 @@ from credence.decisions.service import (
     read_file,
     run_writes,
 )
-from credence.errors import CredenceError, InvalidInput
+from credence.errors import CredenceError, InvalidInput, Unauthenticated
 from credence.ledger import service as ledger
 from credence.rulebook import store
 from credence.scoring.online import category_types
@@ -113,10 +122,10 @@ class DirectDecisions:
         self._connection: Direct | None = None
         self._lock = threading.Lock()
         self._writer = _Writer(ctx.engine)
-        # SQLite: the connection the loop commits on, and the writes waiting for it.
-        self._loop_writer: Direct | None = None
+        # SQLite: the writes waiting for the loop's next group commit.
         self._group: tuple[list[Write], asyncio.Future[None]] | None = None
         self._newest = NewestEdition()
+        self._holders = Holders()
 
     @staticmethod
     def wants(scope: Scope) -> bool:
@@ -171,9 +180,15 @@ class DirectDecisions:
         with self._lock:
             direct = self._direct()
             try:
-                # The key is read on every request: what was committed before counts.
-                caller = authenticate_direct(direct, token, clock=self.ctx.clock)
-                return _decide(self.ctx, direct, request, caller, writes, self._newest)
+                return _decide(
+                    self.ctx,
+                    direct,
+                    request,
+                    token_hash(token),
+                    self._holders,
+                    writes,
+                    self._newest,
+                )
             except CredenceError:
                 raise
             except BaseException:
@@ -233,23 +248,28 @@ class DirectDecisions:
         handed.add_done_callback(lambda f: _settle([done], f.exception()))
 
     def _commit_on_loop(self, writes: list[Write], done: asyncio.Future[None]) -> bool:
-        """Commit ``writes`` on the loop's connection and settle ``done``; False, with
-        nothing written, if another connection holds the store's write lock."""
-        if self._loop_writer is None:
-            self._loop_writer = Direct(self.ctx.engine)
-            self._loop_writer.dbapi.execute("PRAGMA busy_timeout=0")
-        writer = self._loop_writer
-        try:
-            run_writes(writer, writes)
-            writer.commit()
-        except BaseException as exc:
-            if is_busy(exc):
-                writer.rollback()
-                return False
-            self._loop_writer = None
-            writer.close(invalidate=True)
-            done.set_exception(exc)
-            return True
+        """Commit ``writes`` and settle ``done``; False, with nothing written, if another
+        connection holds the store's write lock.
+
+        The writes go on the connection the decisions read on: a commit made by another
+        connection would make it drop its page cache, read again on the next decision.
+        It waits for no other writer while the loop commits (a busy timeout of 0)."""
+        with self._lock:
+            direct = self._direct()
+            try:
+                direct.dbapi.execute("PRAGMA busy_timeout=0")
+                try:
+                    run_writes(direct, writes)
+                    direct.commit()
+                finally:
+                    direct.dbapi.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            except BaseException as exc:
+                if is_busy(exc):
+                    direct.rollback()
+                    return False
+                self._drop(direct)
+                done.set_exception(exc)
+                return True
         done.set_result(None)
         return True
 
@@ -335,11 +355,39 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             done.set_exception(error)
 
 
+class Holders:
+    """Who holds each key the direct path has seen: the principal (role, name, what it
+    speaks for), which never changes for a key. Whether the key is still valid is never
+    remembered: :func:`read_file` reads it with the decision's own statement, and any
+    other path reads the key again (:func:`credence.access.keys.authenticate_direct`),
+    so a revocation or expiry applies to the very next request."""
+
+    #: Most keys remembered; emptied when full (keys are few in practice).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, Caller] = {}
+
+    def get(self, direct: Direct, key_hash: str, *, clock: Clock) -> tuple[Caller, bool]:
+        """The holder of the key, and whether its validity was read just now (else the
+        caller must check it: see :func:`_decide`). 401 for an unknown or invalid key
+        that is read now."""
+        caller = self._known.get(key_hash)
+        if caller is not None:
+            return caller, False
+        caller = authenticate_direct(direct, key_hash, clock=clock)
+        if len(self._known) >= self.MAX_ENTRIES:
+            self._known.clear()
+        self._known[key_hash] = caller
+        return caller, True
+
+
 def _decide(
     ctx: Context,
     direct: Direct,
     request: DecisionIn,
-    caller: Caller,
+    key_hash: str,
+    holders: Holders,
     writes: list[Write] | None,
     newest: NewestEdition,
 ) -> bytes | None:
@@ -349,10 +397,35 @@ def _decide(
 
     Usually one statement reads everything (:func:`read_file`): the subject, their
     records of the service's categories under the newest edition (remembered in
-    ``newest``), the relying party's registration and the newest edition's hash. If
-    that shows another edition, or none is remembered, or the service is not in it,
-    the decision reads step by step as :func:`ask` does, so every error comes in the
-    same order."""
+    ``newest``), the relying party's registration, the newest edition's hash and
+    whether the caller's key is valid now. If that shows another edition, or none is
+    remembered, or the service is not in it, the decision reads step by step as
+    :func:`ask` does, so every error comes in the same order. An invalid key is a 401
+    before any other answer, as on the router."""
+    caller, checked = holders.get(direct, key_hash, clock=ctx.clock)
+
+    def key_still_valid() -> None:  # else a 401 saying why
+        if not checked:
+            authenticate_direct(direct, key_hash, clock=ctx.clock)
+
+    try:
+        return _decide_as(ctx, direct, request, caller, key_hash, key_still_valid, writes, newest)
+    except CredenceError as refused:
+        if not isinstance(refused, Unauthenticated):
+            key_still_valid()
+        raise
+
+
+def _decide_as(
+    ctx: Context,
+    direct: Direct,
+    request: DecisionIn,
+    caller: Caller,
+    key_hash: str,
+    key_still_valid: Callable[[], None],
+    writes: list[Write] | None,
+    newest: NewestEdition,
+) -> bytes | None:
     authorize(caller, Action.DECISION_REQUEST)  # before the lookup: no existence oracle
     if (request.subject_id is None) == (request.identifier is None):
         raise InvalidInput(_ONE_SUBJECT)
@@ -369,13 +442,17 @@ def _decide(
             record_types=category_types(known.rulebook, frozenset(service.categories)),
             party_id=caller.party_id,
             at=at,
+            key_hash=key_hash,
         )
+        if not file.key_valid:
+            key_still_valid()
         if file.newest_edition != known.content_hash:
             file = None  # an edition was published since: read it
     if file is not None and known is not None:
         subject: ledger.SubjectKey = file.subject
         edition = known
     else:
+        key_still_valid()
         subject = ledger.subject_ref_direct(
             direct, public_id=request.subject_id, identifier=request.identifier
         )

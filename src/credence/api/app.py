@@ -36,24 +36,31 @@ request bodies, never in URLs. Every error has the shape
 
 
 class CredenceAPI(FastAPI):
-    """FastAPI, with the rate limits (:mod:`credence.api.ratelimit`) in front of
-    everything, then the direct decision path: a request it wants goes there first (see
-    :mod:`credence.api.routers.decisions`), and on to the application as usual if it
-    declines it."""
+    """FastAPI, with the direct decision path in front of everything else: a request it
+    wants goes there first (see :mod:`credence.api.routers.decisions`), and on to the
+    application as usual if it declines it. The rate limits
+    (:mod:`credence.api.ratelimit`) guard both: the application through the limits'
+    ASGI guard, the direct path by asking them itself (it knows, once it has read the
+    request, whether it looks a subject up by identifier or failed to authenticate)."""
 
     direct: decisions.DirectDecisions | None = None
     limits: RateLimits | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.limits is not None:
-            await self.limits(scope, receive, send, self._dispatch)
+        direct = self.direct
+        if direct is not None and direct.wants(scope):
+            await direct.handle(scope, receive, send, self._guarded, self._application, self.limits)
             return
-        await self._dispatch(scope, receive, send)
+        await self._guarded(scope, receive, send)
 
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.direct is not None and self.direct.wants(scope):
-            await self.direct.handle(scope, receive, send, super().__call__)
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The application behind the rate limits."""
+        if self.limits is not None:
+            await self.limits(scope, receive, send, self._application)
             return
+        await self._application(scope, receive, send)
+
+    async def _application(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
 
@@ -87,7 +94,7 @@ def create_app(ctx: Context) -> FastAPI:
     errors.install(app)
     app.direct = decisions.DirectDecisions(ctx)
     app.limits = RateLimits(ctx.settings)
-    app.add_middleware(errors.BodyLimit, limit=ctx.settings.max_body_bytes)
+    app.add_middleware(errors.RequestGuard, limit=ctx.settings.max_body_bytes)
 
     @app.get("/v1/health", tags=["meta"], summary="Liveness")
     def health() -> dict[str, str]:

@@ -134,8 +134,17 @@ class Window:
             del state[next(iter(state))]
 
 
-_FAILURES = "too many failed authentications from this address or with this key"
-_LOOKUPS = "too many identifier look-ups"
+def authorization(scope: Scope) -> bytes | None:
+    """The value of the request's ``Authorization`` header, if any."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            found: bytes = value
+            return found
+    return None
+
+
+FAILURES = "too many failed authentications from this address or with this key"
+LOOKUPS = "too many identifier look-ups"
 
 
 class RateLimits:
@@ -161,26 +170,18 @@ class RateLimits:
         self._secret = secrets.token_bytes(16)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: App) -> None:
-        # Every request passes here, decisions included: nothing is computed (the
-        # address, the key's hash) until a counter needs it.
+        # Every request but the direct decision path's passes here (that path asks
+        # :meth:`failed_auth_wait`, :meth:`lookup_wait` and :meth:`failed_auth` itself):
+        # nothing is computed (the address, the key's hash) until a counter needs it.
         failures, lookups = self.failures, self.lookups
         if scope["type"] != "http" or (failures is None and lookups is None):
             await app(scope, receive, send)
             return
-        token: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value
-                break
-        address: str | None = None
-        key: bytes | None = None
-        if token is not None and failures is not None and (failures[0] or failures[1]):
-            now = time.monotonic()
-            address, key = self.address(scope), self._hash(token)
-            wait = max(failures[0].wait(address, now), failures[1].wait(key, now))
-            if wait > 0:
-                await _refuse(scope, receive, send, wait, _FAILURES)
-                return
+        token = authorization(scope)
+        wait = self.failed_auth_wait(scope, token)
+        if wait > 0:
+            await refuse(scope, receive, send, wait, FAILURES)
+            return
         if lookups is not None and scope["method"] == "POST":
             path = scope["path"]
             lookup = path == LOOKUP_PATH
@@ -194,19 +195,10 @@ class RateLimits:
                     messages, lookup = await self._read_body(first, receive)
                     receive = _replay(messages, receive)
             if lookup:
-                now = time.monotonic()
-                address = address or self.address(scope)
-                if token is not None:
-                    key = key or self._hash(token)
-                wait = lookups[0].wait(address, now)
-                if key is not None:
-                    wait = max(wait, lookups[1].wait(key, now))
+                wait = self.lookup_wait(scope, token)
                 if wait > 0:
-                    await _refuse(scope, receive, send, wait, _LOOKUPS)
+                    await refuse(scope, receive, send, wait, LOOKUPS)
                     return
-                lookups[0].charge(address, now)
-                if key is not None:
-                    lookups[1].charge(key, now)
         if token is None or failures is None:
             await app(scope, receive, send)
             return
@@ -222,9 +214,51 @@ class RateLimits:
             await app(scope, receive, watch)
         finally:
             if status == 401:
-                now = time.monotonic()
-                failures[0].charge(address or self.address(scope), now)
-                failures[1].charge(key or self._hash(token), now)
+                self.failed_auth(scope, token)
+
+    def failing(self) -> bool:
+        """Whether any authentication failed within the window (a counter has names)."""
+        failures = self.failures
+        return failures is not None and bool(failures[0] or failures[1])
+
+    def failed_auth_wait(self, scope: Scope, token: bytes | None) -> float:
+        """Seconds until a request presenting ``token`` (an ``Authorization`` header's
+        value; None: none) from this address may be authenticated again (0: now).
+        Nothing is computed while no authentication has failed."""
+        failures = self.failures
+        if failures is None or not (failures[0] or failures[1]) or token is None:
+            return 0.0
+        now = time.monotonic()
+        return max(
+            failures[0].wait(self.address(scope), now), failures[1].wait(self._hash(token), now)
+        )
+
+    def failed_auth(self, scope: Scope, token: bytes) -> None:
+        """Count a failed authentication of ``token`` from this request's address."""
+        failures = self.failures
+        if failures is not None:
+            now = time.monotonic()
+            failures[0].charge(self.address(scope), now)
+            failures[1].charge(self._hash(token), now)
+
+    def lookup_wait(self, scope: Scope, token: bytes | None) -> float:
+        """Count an identifier look-up by this request; if its address or key is over
+        the limit, nothing is counted and the seconds to wait are returned (else 0)."""
+        lookups = self.lookups
+        if lookups is None:
+            return 0.0
+        now = time.monotonic()
+        address = self.address(scope)
+        key = None if token is None else self._hash(token)
+        wait = lookups[0].wait(address, now)
+        if key is not None:
+            wait = max(wait, lookups[1].wait(key, now))
+        if wait > 0:
+            return wait
+        lookups[0].charge(address, now)
+        if key is not None:
+            lookups[1].charge(key, now)
+        return 0.0
 
     def address(self, scope: Scope) -> str:
         """Who the request counts against: see the module doc."""
@@ -322,7 +356,8 @@ def _by_host(host: str) -> str:
     return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, wait: float, what: str) -> None:
+async def refuse(scope: Scope, receive: Receive, send: Send, wait: float, what: str) -> None:
+    """Answer 429 with ``Retry-After``: ``what`` was refused for ``wait`` seconds."""
     seconds = max(1, math.ceil(wait))
     response = envelope(
         429,

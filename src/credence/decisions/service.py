@@ -23,18 +23,19 @@ import orjson
 from sqlalchemy import (
     CompoundSelect,
     bindparam,
+    case,
     exists,
     func,
     insert,
     null,
-    or_,
     select,
     union_all,
 )
 from sqlalchemy.orm import Session
 
 from credence.access.tables import ApiKey, PartyService
-from credence.db import Direct, Instant, Prepared, core
+from credence.clock import to_micros
+from credence.db import Direct, Prepared, core
 from credence.decisions import warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
@@ -552,23 +553,32 @@ def _type_key(record_types: Sequence[str]) -> tuple[str, ...]:
 
 #: The newest edition's content hash: editions are never updated or deleted and no two
 #: have the same content, so it changes exactly when an edition is published.
+#: A key valid for ever, in :func:`read_file`'s key column (microseconds; any instant
+#: Credence stores is earlier).
+_FOREVER = 2**62
+
 _NEWEST_HASH = select(PublishedRulebook.content_hash).where(
     PublishedRulebook.id == select(func.max(PublishedRulebook.id)).scalar_subquery()
 )
 #: The subject's row in the file statement: what :class:`SubjectRef` holds, whether the
 #: relying party is registered for the service, and the newest edition's hash.
-_VALID_KEY = select(ApiKey.id).where(
-    ApiKey.key_hash == bindparam("key_hash"),
-    or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > bindparam("at", type_=Instant())),
-    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > bindparam("at", type_=Instant())),
-)
+#: Until when the caller's key (by ``key_hash``) is valid: the earlier of its revocation
+#: and expiry instants, :data:`_FOREVER` if it has neither, NULL if there is no such key.
+_KEY_VALID_UNTIL = select(
+    case(
+        (ApiKey.revoked_at.is_(None), func.coalesce(ApiKey.expires_at, _FOREVER)),
+        (ApiKey.expires_at.is_(None), ApiKey.revoked_at),
+        (ApiKey.revoked_at < ApiKey.expires_at, ApiKey.revoked_at),
+        else_=ApiKey.expires_at,
+    )
+).where(ApiKey.key_hash == bindparam("key_hash"))
 _SUBJECT_COLUMNS = (
     Subject.id,
     Subject.public_id,
     Subject.kind,
     exists(_REGISTERED).label("registered"),
     _NEWEST_HASH.scalar_subquery().label("newest_edition"),
-    exists(_VALID_KEY).label("key_valid"),
+    _KEY_VALID_UNTIL.scalar_subquery().label("key_valid_until"),
 )
 #: Where a row of the file statement has the record's columns.
 _RECORD_AT = len(_SUBJECT_COLUMNS)
@@ -634,7 +644,7 @@ def read_file(
         records=views_direct([r[cut:] for r in rows if r[cut] is not None], at),
         registered=bool(first[3]),
         newest_edition=first[4],
-        key_valid=bool(first[5]),
+        key_valid=first[5] is not None and first[5] > to_micros(at),
     )
 
 

@@ -28,7 +28,6 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
 
 import orjson
 from fastapi import APIRouter
@@ -41,6 +40,7 @@ from credence.access.keys import authenticate_direct, token_hash
 from credence.access.policy import Action, Caller, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.errors import envelope
+from credence.api.ratelimit import FAILURES, LOOKUPS, RateLimits, authorization, refuse
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
 from credence.clock import Clock
@@ -131,7 +131,18 @@ class DirectDecisions:
     def wants(scope: Scope) -> bool:
         return bool(scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        checked_app: ASGIApp,
+        limits: RateLimits | None,
+    ) -> None:
+        """Answer the request, or hand it to ``app`` (the application behind the rate
+        limits) unchanged; or, once the rate limits were asked here, to ``checked_app``
+        (the application alone), so that nothing is counted twice."""
         token = _bearer(scope, self.MAX_BODY)
         if token is None:
             await app(scope, receive, send)
@@ -141,8 +152,30 @@ class DirectDecisions:
             await app(scope, _replay(chunks, receive), send)  # too large, or a disconnect
             return
         try:
-            content = await self._answer(b"".join(m.get("body", b"") for m in chunks), token)
+            request = DecisionIn.model_validate_json(b"".join(m.get("body", b"") for m in chunks))
+        except ValidationError:
+            # The router reports it, in its words.
+            await app(scope, _replay(chunks, receive), send)
+            return
+        # The rate limits: nothing is computed while no authentication has failed and
+        # the subject is named by its opaque id (the usual case).
+        header = None
+        if limits is not None and (limits.failing() or request.identifier is not None):
+            header = authorization(scope)
+            wait = limits.failed_auth_wait(scope, header)
+            if wait == 0 and request.identifier is not None:
+                wait = limits.lookup_wait(scope, header)
+                if wait > 0:
+                    await refuse(scope, receive, send, wait, LOOKUPS)
+                    return
+            elif wait > 0:
+                await refuse(scope, receive, send, wait, FAILURES)
+                return
+        try:
+            content = await self._answer(request, token)
         except CredenceError as exc:
+            if exc.status == 401 and limits is not None:
+                limits.failed_auth(scope, header or authorization(scope) or b"")
             await envelope(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
             return
         except Exception:
@@ -151,7 +184,7 @@ class DirectDecisions:
             log.exception("direct decision path failed; handing the request to the router")
             content = None
         if content is None:
-            await app(scope, _replay(chunks, receive), send)
+            await checked_app(scope, _replay(chunks, receive), send)
             return
         await send(
             {
@@ -165,11 +198,7 @@ class DirectDecisions:
         )
         await send({"type": "http.response.body", "body": content})
 
-    async def _answer(self, body: bytes, token: str) -> bytes | None:
-        try:
-            request = DecisionIn.model_validate_json(body)
-        except ValidationError:
-            return None  # the router reports it, in its words
+    async def _answer(self, request: DecisionIn, token: str) -> bytes | None:
         writes: list[Write] = []
         content = self._on_connection(request, token, writes)
         if content is not None:
@@ -401,18 +430,14 @@ def _decide(
     whether the caller's key is valid now. If that shows another edition, or none is
     remembered, or the service is not in it, the decision reads step by step as
     :func:`ask` does, so every error comes in the same order. An invalid key is a 401
-    before any other answer, as on the router."""
+    before any other answer, as on the router: whenever the key's validity was not
+    read with the file, the key is read in full (:func:`authenticate_direct`)."""
     caller, checked = holders.get(direct, key_hash, clock=ctx.clock)
-
-    def key_still_valid() -> None:  # else a 401 saying why
-        if not checked:
-            authenticate_direct(direct, key_hash, clock=ctx.clock)
-
     try:
-        return _decide_as(ctx, direct, request, caller, key_hash, key_still_valid, writes, newest)
+        return _decide_as(ctx, direct, request, caller, key_hash, checked, writes, newest)
     except CredenceError as refused:
-        if not isinstance(refused, Unauthenticated):
-            key_still_valid()
+        if not checked and not isinstance(refused, Unauthenticated):
+            authenticate_direct(direct, key_hash, clock=ctx.clock)
         raise
 
 
@@ -422,7 +447,7 @@ def _decide_as(
     request: DecisionIn,
     caller: Caller,
     key_hash: str,
-    key_still_valid: Callable[[], None],
+    checked: bool,
     writes: list[Write] | None,
     newest: NewestEdition,
 ) -> bytes | None:
@@ -444,15 +469,16 @@ def _decide_as(
             at=at,
             key_hash=key_hash,
         )
-        if not file.key_valid:
-            key_still_valid()
+        if not file.key_valid:  # revoked or expired since: a 401 saying which
+            authenticate_direct(direct, key_hash, clock=ctx.clock)
         if file.newest_edition != known.content_hash:
             file = None  # an edition was published since: read it
     if file is not None and known is not None:
         subject: ledger.SubjectKey = file.subject
         edition = known
     else:
-        key_still_valid()
+        if not checked:
+            authenticate_direct(direct, key_hash, clock=ctx.clock)
         subject = ledger.subject_ref_direct(
             direct, public_id=request.subject_id, identifier=request.identifier
         )

@@ -25,11 +25,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.access.tables import ApiKey
 from credence.api.app import create_app
+from credence.api.deps import get_session
+from credence.api.routing import CommittingRoute
 from credence.clock import FixedClock, SystemClock
 from credence.context import Context
 from credence.decisions.tables import Inquiry
@@ -290,3 +293,36 @@ def test_every_acknowledged_write_survives_kill_9(
                 assert write.stored(session, state), f"acknowledged {write.name} was lost"
     finally:
         server.kill()
+
+
+def test_every_route_with_a_session_commits_before_it_answers(
+    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    """A route added later cannot forget it: every endpoint that is given the request's
+    session is served by a CommittingRoute (the tests above show what that promises)."""
+    settings = Settings(db_url=_url(engine), log_key_path=str(tmp_path / "log.key"))
+    app = create_app(Context(settings=settings, engine=engine, sessions=sessions, clock=clock))
+    with_session = [
+        route
+        for route in _routes(app.routes)
+        if isinstance(route, APIRoute)
+        and any(d.call is get_session for d in _dependencies(route.dependant))
+    ]
+    assert len(with_session) > 20
+    assert [r.path for r in with_session if not isinstance(r, CommittingRoute)] == []
+
+
+def _routes(routes: list[Any]) -> list[Any]:
+    """Every route, those of included routers too (FastAPI includes them lazily)."""
+    found = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        found += [route] if included is None else _routes(included.routes)
+    return found
+
+
+def _dependencies(dependant: Any) -> list[Any]:
+    found = list(dependant.dependencies)
+    for sub in dependant.dependencies:
+        found += _dependencies(sub)
+    return found

@@ -3,7 +3,7 @@ retraction, and append-only journalling."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.errors import Conflict, Forbidden, InvalidIdentifier, NotFound
-from credence.identifiers import SubjectKind
+from credence.identifiers import (
+    SubjectKind,
+    date_in_china,
+    guess_kind,
+    make_resident_id,
+    validate_credit_code,
+)
 from credence.ledger import service as ledger
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import JournalEntry, Record, Retraction, Subject
@@ -250,14 +256,109 @@ def test_retraction_is_a_new_entry_and_only_by_the_source(
 def test_conflicting_kind_for_an_existing_identifier(
     sessions: sessionmaker[Session], clock: FixedClock, world: World
 ) -> None:
-    gov = company_id(1)  # registered as a company in the world
-    with sessions.begin() as session, pytest.raises(Conflict):
+    # A credit code is taken only for the kind of subject it belongs to: a company's is
+    # refused for a government before any subject is looked for.
+    with sessions.begin() as session, pytest.raises(InvalidIdentifier) as refused:
         ledger.register_subject(
             session,
             source=session.merge(world.sources["business_registry"]),
-            data=SubjectIn(kind=SubjectKind.GOVERNMENT, identifier=gov, name="Gov"),
+            data=SubjectIn(kind=SubjectKind.GOVERNMENT, identifier=company_id(1), name="Gov"),
             at=clock.now(),
         )
+    assert refused.value.code == "identifier_not_of_kind"
+    assert refused.value.status == 422
+    # Some resident identity numbers are also valid credit codes (of an organ of state:
+    # "11" then digits, with a check character that happens to fit both): one registered
+    # as either kind of subject is a conflict when registered as the other.
+    both = [
+        n
+        for n in range(3, 200)
+        if guess_kind(person_id(n), today=date_in_china(clock.now())) is SubjectKind.PERSON
+        and _is_credit_code(person_id(n), SubjectKind.GOVERNMENT)
+    ]
+    assert len(both) >= 2
+    first, second = (person_id(n) for n in both[:2])
+    for identifier, kinds in (
+        (first, (SubjectKind.PERSON, SubjectKind.GOVERNMENT)),
+        (second, (SubjectKind.GOVERNMENT, SubjectKind.PERSON)),
+    ):
+        registered, other = kinds
+        with sessions.begin() as session:
+            _, created = ledger.register_subject(
+                session,
+                source=session.merge(world.sources[AUTHORITY[registered]]),
+                data=SubjectIn(kind=registered, identifier=identifier, name="Either"),
+                at=clock.now(),
+            )
+        assert created
+        with sessions.begin() as session, pytest.raises(Conflict) as conflict:
+            ledger.register_subject(
+                session,
+                source=session.merge(world.sources[AUTHORITY[other]]),
+                data=SubjectIn(kind=other, identifier=identifier, name="Either"),
+                at=clock.now(),
+            )
+        assert conflict.value.code == "subject_kind_conflict"
+        assert registered.value in conflict.value.message
+        assert identifier not in conflict.value.message
+    with sessions() as session:
+        kinds_stored = session.scalars(
+            select(Subject.kind).where(Subject.identifier.in_([first, second]))
+        ).all()
+    assert sorted(kinds_stored) == ["government", "person"]
+
+
+#: The source that registers each kind of subject in the test world.
+AUTHORITY = {
+    SubjectKind.PERSON: "civil_registry",
+    SubjectKind.COMPANY: "business_registry",
+    SubjectKind.GOVERNMENT: "business_registry",
+}
+
+
+def _is_credit_code(value: str, kind: SubjectKind) -> bool:
+    try:
+        validate_credit_code(value, kind=kind)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("now", "born_on_the_day"),
+    [
+        # 20:00 UTC on 31 December is already 1 January in China.
+        (datetime(1999, 12, 31, 20, tzinfo=UTC), date(2000, 1, 1)),
+        (datetime(2099, 12, 31, 20, tzinfo=UTC), date(2100, 1, 1)),
+    ],
+)
+def test_a_birth_date_is_checked_against_the_clocks_today(
+    sessions: sessionmaker[Session], world: World, now: datetime, born_on_the_day: date
+) -> None:
+    # The clock stands decades from the machine's date: its date in China decides
+    # whether a birth date is in the future, not the machine's.
+    clock = FixedClock(now)
+    registry = world.sources["civil_registry"]
+
+    def register(born: date, sequence: int) -> Subject:
+        identifier = make_resident_id("110105", born, sequence)
+        with sessions.begin() as session:
+            subject, created = ledger.register_subject(
+                session,
+                source=session.merge(registry),
+                data=SubjectIn(kind=SubjectKind.PERSON, identifier=identifier, name="Newborn"),
+                at=clock.now(),
+            )
+            assert created
+            session.expunge(subject)
+        return subject
+
+    register(born_on_the_day, 1)
+    register(born_on_the_day - timedelta(days=1), 2)
+    with pytest.raises(InvalidIdentifier, match="in the future"):
+        register(born_on_the_day + timedelta(days=1), 3)
+    clock.advance(timedelta(days=1))
+    register(born_on_the_day + timedelta(days=1), 3)
 
 
 def test_large_batches_round_trip_exactly(

@@ -5,6 +5,7 @@ Plain functions, not fixtures, so any test module can build exactly what it need
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -43,16 +44,41 @@ class World:
     edition: store.Edition
 
 
+#: Birth dates of :func:`person_id` lie in the 40 years from 1980 (before any clock a
+#: test uses, :data:`tests.conftest.T0` six years back included).
+FIRST_BIRTH = date(1980, 1, 1)
+BIRTH_DAYS = 40 * 365
+
+
 def person_id(n: int) -> str:
-    return make_resident_id("110105", date(1980, 1, 1) + timedelta(days=97 * n), n)
+    """A valid resident identity number, a different one for each ``n`` below 73,000.
+
+    Born 97 n days after :data:`FIRST_BIRTH`, wrapped within :data:`BIRTH_DAYS` (for
+    n <= 150 the numbers tests were written with); 97 and the span are coprime, so n
+    below :data:`BIRTH_DAYS` have a birth date each, and with the sequence part (n mod
+    1000) the number repeats only every 73,000 (their least common multiple)."""
+    return make_resident_id("110105", FIRST_BIRTH + timedelta(days=(97 * n) % BIRTH_DAYS), n)
 
 
 def company_id(n: int) -> str:
     return make_credit_code("9", "1", "371082", f"{n:09d}")
 
 
-def build_world(sessions: sessionmaker[Session], clock: Clock, *, people: int = 3) -> World:
-    """Publish the default rulebook a year back, register the sources and subjects."""
+def build_world(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    *,
+    people: int = 3,
+    names: Sequence[str] | None = None,
+    company_name: str = "Acme",
+) -> World:
+    """Publish the default rulebook six years back, register the sources and subjects:
+    ``people`` persons (``person_id(i)``, named ``names[i]`` or ``P<i>``) and a company
+    (``company_id(1)``, named ``company_name``)."""
+    if names is None:
+        names = [f"P{i}" for i in range(people)]
+    if len(names) != people:
+        raise ValueError(f"{people} people need {people} names, not {len(names)}")
     with sessions.begin() as session:
         published = clock.now() - timedelta(days=365 * 6)
         edition = store.publish(session, text=default_text(), at=published)
@@ -73,7 +99,7 @@ def build_world(sessions: sessionmaker[Session], clock: Clock, *, people: int = 
             ledger.register_subject(
                 session,
                 source=sources["civil_registry"],
-                data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(i), name=f"P{i}"),
+                data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(i), name=names[i]),
                 at=published,
             )[0]
             for i in range(people)
@@ -81,7 +107,7 @@ def build_world(sessions: sessionmaker[Session], clock: Clock, *, people: int = 
         company = ledger.register_subject(
             session,
             source=sources["business_registry"],
-            data=SubjectIn(kind=SubjectKind.COMPANY, identifier=company_id(1), name="Acme"),
+            data=SubjectIn(kind=SubjectKind.COMPANY, identifier=company_id(1), name=company_name),
             at=published,
         )[0]
         session.expunge_all()

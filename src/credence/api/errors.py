@@ -179,10 +179,6 @@ class RequestGuard:
         await response(scope, receive, send)
 
 
-#: What app.py installs (its name from when the body limit was all it checked).
-BodyLimit = RequestGuard
-
-
 def _is_json(content_type: bytes | None) -> bool:
     """Whether the routers parse a body of this Content-Type as JSON (as FastAPI does)."""
     if content_type is None:

@@ -42,7 +42,7 @@ from credence.errors import (
     InvalidInput,
     NotFound,
 )
-from credence.identifiers import SubjectKind, validate_any, validate_identifier
+from credence.identifiers import SubjectKind, date_in_china, validate_any, validate_identifier
 from credence.ids import new_id, new_ordered_ids
 from credence.ledger import endings, journal
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
@@ -159,7 +159,9 @@ def register_subject(
             f"{'persons' if needed == PERSON_AUTHORITY else 'organisations'}",
             code="not_identity_authority",
         )
-    identifier = validate_identifier(data.kind, data.identifier)
+    # A birth date after the day the clock says (in China) is refused, whatever the date
+    # of the machine.
+    identifier = validate_identifier(data.kind, data.identifier, today=date_in_china(at))
     existing = _registered(session, identifier, data.kind)
     if existing is not None:
         return existing, False

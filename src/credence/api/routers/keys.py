@@ -14,6 +14,7 @@ from credence.access.tables import RelyingParty
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.audit.service import log_operator_action
+from credence.clock import Instant
 from credence.errors import NotFound
 from credence.ledger import service as ledger
 
@@ -27,12 +28,12 @@ class KeyIn(BaseModel):
     source: str | None = Field(default=None, description="Source code (role source).")
     party: str | None = Field(default=None, description="Relying party code.")
     subject_id: str | None = Field(default=None, description="Subject id (role subject).")
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     overlap_hours: float = Field(default=0, ge=0, le=24 * 30)
 
 

@@ -26,7 +26,7 @@ from credence.api.schemas import (
     score_out,
 )
 from credence.audit import service as audit
-from credence.clock import ensure_utc
+from credence.clock import Instant
 from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
@@ -50,7 +50,7 @@ Purpose = Annotated[
     ),
 ]
 AsOf = Annotated[
-    datetime | None,
+    Instant | None,
     Query(description="Score as of this instant (ISO 8601); default now. Past scores are exact."),
 ]
 
@@ -109,14 +109,14 @@ def me(caller: CallerDep, session: SessionDep) -> SubjectRef:
 
 
 def _as_of(ctx_now: datetime, as_of: datetime | None) -> datetime:
+    """The instant a score is asked for (``as_of`` is in UTC already: an :data:`Instant`)."""
     if as_of is None:
         return ctx_now
-    at = ensure_utc(as_of)
-    if at > ctx_now:
+    if as_of > ctx_now:
         raise InvalidInput(
             "as_of is in the future; scores exist only up to now", code="as_of_future"
         )
-    return at
+    return as_of
 
 
 @router.get(

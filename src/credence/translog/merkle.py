@@ -10,7 +10,12 @@ Definitions (RFC 9162 §2.1):
 Proofs are lists of 32-byte hashes ordered from the leaf (or the old tree) up to the
 root, exactly as RFC 9162 §2.1.3.1 (``PATH``) and §2.1.4.1 (``PROOF``) define them, so
 any RFC 9162 / RFC 6962 verifier accepts them; :func:`verify_inclusion` and
-:func:`verify_consistency` are the verification algorithms of §2.1.3.2 and §2.1.4.2.
+:func:`verify_consistency` are the verification algorithms of §2.1.3.2 and §2.1.4.2,
+step by step, and refuse what those algorithms leave undefined (see their docstrings):
+a hash that is not 32 bytes, an inclusion proof in the empty tree, and a consistency
+proof from or to the empty tree. There is no consistency proof from size 0 at all: the
+empty tree's root is ``SHA-256("")`` whatever follows it, so a caller that holds an
+empty checkpoint compares that root itself instead of asking for a proof.
 
 :class:`MerkleTree` is the fast implementation: it keeps the hash of every complete
 ("perfect", power-of-two sized and aligned) subtree, level by level, in one
@@ -175,12 +180,19 @@ class MerkleTree:
 
     def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
         """RFC 9162 ``PROOF(first, D[0:second])``: that the tree of ``first`` leaves is a
-        prefix of the tree of ``second``. Empty when ``first`` is 0 or equals ``second``."""
+        prefix of the tree of ``second``.
+
+        §2.1.4.1 defines it for ``0 < first < second``; ``first == second`` gives the empty
+        proof (``SUBPROOF(m, D[m], true)`` is empty), which :func:`verify_consistency`
+        accepts with equal roots. Size 0 has no proof and raises :class:`ValueError`.
+        """
         second = len(self) if second is None else second
         self._check_size(second)
-        if not 0 <= first <= second:
+        if first == 0:
+            raise ValueError("no consistency proof from size 0 (RFC 9162 §2.1.4.1: 0 < m)")
+        if not 0 < first <= second:
             raise ValueError(f"no consistency proof from size {first} to size {second}")
-        if first in (0, second):
+        if first == second:
             return []
         proof: list[bytes] = []
         start, end, m = 0, second, first
@@ -260,28 +272,45 @@ def _equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+def _hashes(*hashes: bytes) -> bool:
+    """Whether every argument is a SHA-256 hash, i.e. exactly 32 bytes long."""
+    return all(len(h) == HASH_SIZE for h in hashes)
+
+
 def verify_inclusion(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes
 ) -> bool:
     """Whether ``proof`` shows the leaf with hash ``leaf`` at ``index`` in the tree of
-    ``size`` leaves whose root is ``root_hash`` (RFC 9162 §2.1.3.2)."""
+    ``size`` leaves whose root is ``root_hash``: RFC 9162 §2.1.3.2, step by step.
+
+    Refused before the algorithm runs: a leaf hash, root or proof element that is not 32
+    bytes (the algorithm only hashes and compares, so with an empty path it would take
+    any two equal strings, empty ones included, for a one-leaf tree), and an ``index``
+    outside ``0 ≤ index < size`` (step 1), which leaves no proof in the empty tree. A
+    proof longer or shorter than the path to the root fails steps 4a and 5.
+    """
+    if not _hashes(leaf, root_hash, *proof):
+        return False
+    # 1. leaf_index ≥ tree_size fails (and a negative index is no uint64).
     if not 0 <= index < size:
         return False
+    # 2.–3.
     fn, sn = index, size - 1
     r = leaf
+    # 4.
     for p in proof:
-        if sn == 0 or len(p) != HASH_SIZE:
+        if sn == 0:  # a. the path goes on past the root
             return False
-        if fn & 1 or fn == sn:
+        if fn & 1 or fn == sn:  # b. p is a left sibling, or the node is the right edge
             r = node_hash(p, r)
-            # Skip the levels where this node has no right sibling (right edge).
             while not fn & 1 and fn != 0:
                 fn >>= 1
                 sn >>= 1
         else:
             r = node_hash(r, p)
-        fn >>= 1
+        fn >>= 1  # c.
         sn >>= 1
+    # 5. the path must end at the root, with the root's hash.
     return sn == 0 and _equal(r, root_hash)
 
 
@@ -289,32 +318,46 @@ def verify_consistency(
     first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
 ) -> bool:
     """Whether ``proof`` shows the tree of ``first`` leaves (root ``first_root``) is a
-    prefix of the tree of ``second`` leaves (root ``second_root``), RFC 9162 §2.1.4.2.
+    prefix of the tree of ``second`` leaves (root ``second_root``): RFC 9162 §2.1.4.2.
 
-    Sizes the RFC leaves to the caller: equal sizes need an empty proof and equal roots;
-    the empty tree (root ``SHA-256("")``) is a prefix of every tree, with an empty proof.
+    The RFC gives its algorithm for two tree heads with ``0 < first < second``; outside
+    that it defines nothing, and this function decides so:
+
+    * ``first`` of 0 (or ``second`` of 0) is refused, whatever the roots and the proof:
+      the RFC defines no consistency proof from the empty tree (§2.1.4.1 asks
+      ``0 < m < n``), and accepting one let junk roots pass as "consistent";
+    * ``first > second`` is refused;
+    * ``first == second`` holds exactly when the proof is empty and the two roots are
+      the same hash: a tree is a prefix of itself, and ``SUBPROOF(m, D[m], true)`` is
+      empty. A non-empty proof or different roots are refused;
+    * a root or proof element that is not 32 bytes is refused.
+
+    Otherwise the RFC's steps run as written: an empty proof fails (step 1), and a proof
+    too long or too short fails steps 6a and 7.
     """
-    if not 0 <= first <= second:
+    if not _hashes(first_root, second_root, *proof):
+        return False
+    if not 0 < first <= second:
         return False
     if first == second:
         return not proof and _equal(first_root, second_root)
-    if first == 0:
-        return not proof and _equal(first_root, EMPTY_ROOT)
-    if not proof or any(len(c) != HASH_SIZE for c in proof):
+    # 1.
+    if not proof:
         return False
-    path = list(proof)
-    if _is_power_of_two(first):
-        # The old tree is a perfect subtree: its root is the proof's starting point.
-        path.insert(0, first_root)
+    # 2. a perfect old tree is a node of the new one: its root starts the path.
+    path = [first_root, *proof] if _is_power_of_two(first) else list(proof)
+    # 3.–4.
     fn, sn = first - 1, second - 1
     while fn & 1:
         fn >>= 1
         sn >>= 1
+    # 5.
     fr = sr = path[0]
+    # 6.
     for c in path[1:]:
-        if sn == 0:
+        if sn == 0:  # a. the proof goes on past the new root
             return False
-        if fn & 1 or fn == sn:
+        if fn & 1 or fn == sn:  # b.
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
             while not fn & 1 and fn != 0:
@@ -322,8 +365,9 @@ def verify_consistency(
                 sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
+        fn >>= 1  # c.
         sn >>= 1
+    # 7.
     return sn == 0 and _equal(fr, first_root) and _equal(sr, second_root)
 
 

@@ -46,13 +46,11 @@ def path(m: int, d: Sequence[bytes]) -> list[bytes]:
 def proof(m: int, d: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]), the consistency proof from the tree of ``m`` leaves (§2.1.4.1).
 
-    The RFC defines it for 0 < m < n; like common implementations, m = 0 and m = n give
-    the empty proof.
+    The RFC defines it for 0 < m < n as SUBPROOF(m, D[n], true); the same formula gives
+    the empty proof for m = n (SUBPROOF(m, D[m], true) is empty). There is none for m = 0.
     """
-    if not 0 <= m <= len(d):
-        raise ValueError("m must be a size between 0 and len(D)")
-    if m in (0, len(d)):
-        return []
+    if not 0 < m <= len(d):
+        raise ValueError("PROOF(m, D[n]) needs 0 < m ≤ n")
     return _subproof(m, d, True)
 
 

@@ -539,6 +539,12 @@ class GrowingStoredLog(RuleBasedStateMachine):
     @rule(a=checkpoints, b=checkpoints)
     def prove_consistency(self, a: log.Checkpoint, b: log.Checkpoint) -> None:
         first, second = sorted([a, b], key=lambda c: c.tree_size)
+        if first.tree_size == 0:
+            # No consistency proof starts at the empty tree (RFC 9162 §2.1.4).
+            assert first.root_hash == merkle.EMPTY_ROOT
+            with self.sessions() as session, pytest.raises(InvalidInput, match="0 < first"):
+                log.prove_consistency(session, 0, second.tree_size)
+            return
         with self.sessions() as session:
             proof = log.prove_consistency(session, first.tree_size, second.tree_size)
         assert merkle.verify_consistency(
@@ -704,6 +710,10 @@ def test_api_inclusion_proofs_verify_against_the_checkpoint(api: Api) -> None:
     assert outside.json()["error"]["code"] == "entry_not_in_tree"
     backwards = api.get("/v1/log/proof/consistency", params={"first": 5, "second": 3})
     assert backwards.status_code == 422
+    # RFC 9162 has no consistency proof from the empty tree: a 422 naming the field.
+    from_empty = api.get("/v1/log/proof/consistency", params={"first": 0, "second": 3})
+    assert from_empty.status_code == 422
+    assert "first" in from_empty.json()["error"]["message"]
     assert api.get("/v1/log/proof/inclusion").status_code == 422  # seq is required
 
 

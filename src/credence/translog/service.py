@@ -432,9 +432,10 @@ def prove_inclusion(session: Session, seq: int, size: int | None = None) -> Incl
 
 def prove_consistency(session: Session, first: int, second: int) -> ConsistencyProof:
     """The proof that the tree of ``first`` leaves is a prefix of the tree of ``second``."""
-    if not 0 <= first <= second:
+    if not 0 < first <= second:
         raise InvalidInput(
-            f"a consistency proof needs 0 ≤ first ≤ second (got {first} and {second})",
+            f"a consistency proof needs 0 < first ≤ second (got {first} and {second}): "
+            "RFC 9162 has none from the empty tree",
             code="bad_tree_sizes",
         )
     view = tree_at(session, second)
@@ -542,9 +543,14 @@ def checkpoint(session: Session, *, signer: LogSigner, at: datetime) -> Checkpoi
     view = _load(session, None, settled_seq=None)
     size, root_hash = view.size, view.root
     if latest is not None:
-        consistent = size >= old_size and merkle.verify_consistency(
-            old_size, size, latest.root_hash, root_hash, view.consistency_proof(old_size)
-        )
+        if old_size == 0:
+            # RFC 9162 has no consistency proof from the empty tree: every tree extends
+            # it, and its root is fixed, so that root is what is checked.
+            consistent = latest.root_hash == merkle.EMPTY_ROOT
+        else:
+            consistent = size >= old_size and merkle.verify_consistency(
+                old_size, size, latest.root_hash, root_hash, view.consistency_proof(old_size)
+            )
         if not consistent:
             raise LogInconsistent(
                 f"the journal no longer extends checkpoint {latest.id} (size {old_size}): "

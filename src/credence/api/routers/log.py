@@ -240,7 +240,9 @@ def consistency(
     ctx: ContextDep,
     session: SessionDep,
     signer: SignerDep,
-    first: Annotated[int, Query(ge=0, le=MAX_INT, description="The earlier tree size.")],
+    first: Annotated[
+        int, Query(ge=1, le=MAX_INT, description="The earlier tree size (at least 1).")
+    ],
     second: Annotated[
         int | None,
         Query(ge=0, le=MAX_INT, description="The later tree size; default the latest."),

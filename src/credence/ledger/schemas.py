@@ -22,6 +22,9 @@ from pydantic import (
 from credence.clock import Instant
 from credence.identifiers import SubjectKind
 
+#: A pattern that any text without a NUL character matches.
+NO_NUL = r"^[^\x00]*$"
+
 Reference = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e][\x20-\x7e]*$")
 ]
@@ -37,9 +40,12 @@ class RecordIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     source_ref: Reference = Field(description="The source's own reference; resends are idempotent.")
-    subject_id: str | None = Field(default=None, max_length=40)
-    identifier: str | None = Field(default=None, max_length=40)
-    record_type: str = Field(min_length=1, max_length=64)
+    # No NUL in text (PostgreSQL refuses it; the API's request guard refuses it too, but
+    # a file import has none): a pattern, checked in pydantic's core, costs a fraction of
+    # a validator in Python. source_ref and decision_ref are printable ASCII by theirs.
+    subject_id: str | None = Field(default=None, max_length=40, pattern=NO_NUL)
+    identifier: str | None = Field(default=None, max_length=40, pattern=NO_NUL)
+    record_type: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
     occurred_at: Instant = Field(
         description="When the fact happened (ISO 8601; UTC if no zone; from 1900 to 9000)."
     )
@@ -68,11 +74,6 @@ class RecordIn(BaseModel):
     def _one_subject(self) -> RecordIn:
         if (self.subject_id is None) == (self.identifier is None):
             raise ValueError("name the subject by exactly one of subject_id or identifier")
-        # The API refuses NUL in any request (credence.api.errors.RequestGuard); a file
-        # import has no such guard, and PostgreSQL refuses NUL in text. (source_ref and
-        # decision_ref are printable ASCII by their pattern.)
-        if "\x00" in f"{self.subject_id}{self.identifier}{self.record_type}":
-            raise ValueError("a record's text must not contain NUL characters")
         return self
 
 

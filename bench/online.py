@@ -50,6 +50,7 @@ import numpy.typing as npt
 import orjson
 from sqlalchemy import Engine, make_url, text
 
+from credence import journal
 from credence.access.keys import create_principal, create_relying_party, issue_key
 from credence.access.policy import Role
 from credence.clock import EPOCH, FixedClock, from_micros
@@ -58,7 +59,6 @@ from credence.errors import InvalidIdentifier
 from credence.identifiers import make_resident_id, validate_resident_id
 from credence.lab.city import DECISION_PREFIXES, DELAY_MEAN_DAYS, PERSON_PLACES, STREAMS
 from credence.lab.sources import register_demo_sources
-from credence.ledger import journal
 from credence.migrate import upgrade
 from credence.rulebook import store as rulebook_store
 from credence.rulebook.loader import default_text
@@ -378,7 +378,9 @@ def build(
              PERSON_PLACES[p].region, registry, start_us)
         )  # fmt: skip
         data = {"subject": public_ids[i], "kind": "person", "registered_by": "civil_registry"}
-        entry_rows.append(("subject_registered", i + 1, start_us, journal.canonical(data)))
+        entry_rows.append(
+            (journal.EventKind.SUBJECT_REGISTERED.value, i + 1, start_us, journal.canonical(data))
+        )
         if len(subject_rows) == CHUNK:
             _flush_subjects(loader, subject_rows, entry_rows)
     _flush_subjects(loader, subject_rows, entry_rows)
@@ -431,7 +433,13 @@ def build(
                 quantity=quantity,
                 decision_ref=ref,
             )
-            events.append((received, i, ("record", sid, received, journal.canonical(data))))
+            events.append(
+                (
+                    received,
+                    i,
+                    (journal.EventKind.RECORD.value, sid, received, journal.canonical(data)),
+                )
+            )
         horizon = int(plan.received[hi]) if hi < n else now_us + 1
         ret_rows: list[tuple[Any, ...]] = []
         while r_next < len(retractions) and retractions[r_next][0] < horizon:
@@ -443,7 +451,9 @@ def build(
             ret_rows.append((ret_id, i + 1, source_ids[src], reason, at))
             data = {"record": record_ids[i], "source": src, "reason": reason, "at": at}
             sid = int(plan.subject[i]) + 1
-            events.append((at, n + i, ("retraction", sid, at, journal.canonical(data))))
+            events.append(
+                (at, n + i, (journal.EventKind.RETRACTION.value, sid, at, journal.canonical(data)))
+            )
         events.sort(key=lambda e: (e[0], e[1]))
         loader.load(
             "records",

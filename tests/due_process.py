@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from credence.ledger.tables import JournalEntry, Record, Subject
+from credence.journal import JournalEntry
+from credence.ledger.tables import Record, Subject
 from credence.notifications.service import NotificationView, for_subject
 from credence.scoring.online import Contribution, Score, score_subject
 from tests.world import World

@@ -36,7 +36,8 @@ from credence.access.policy import (
 from credence.access.tables import ApiKey, Principal, RelyingParty
 from credence.clock import FixedClock
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from credence.ledger.tables import JournalEntry, Source, Subject
+from credence.journal import JournalEntry
+from credence.ledger.tables import Source, Subject
 
 # --- the policy table --------------------------------------------------------------------
 

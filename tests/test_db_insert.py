@@ -18,7 +18,7 @@ from credence.db import (
     bulk_load_cache,
     insert_rows,
 )
-from credence.ledger.tables import JournalEntry
+from credence.journal import JournalEntry
 
 JOURNAL = JournalEntry.metadata.tables[JournalEntry.__tablename__]
 #: Text that COPY must escape (tab, newline, backslash, the \N of NULL) and non-ASCII.

@@ -18,9 +18,10 @@ from credence.disputes import cli, service
 from credence.disputes.service import Answerer, DisputeView
 from credence.disputes.tables import DisputeLapse
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
+from credence.journal import JournalEntry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
-from credence.ledger.tables import JournalEntry, Subject
+from credence.ledger.tables import Subject
 from credence.notifications.service import FileChannel, deliver_pending, for_subject
 from credence.rulebook.model import Outcome
 from credence.scoring.batch import score_population

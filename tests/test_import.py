@@ -22,6 +22,7 @@ from credence.clock import FixedClock
 from credence.context import Context
 from credence.errors import InvalidInput
 from credence.identifiers import SubjectKind, make_resident_id
+from credence.journal import JournalEntry
 from credence.ledger import service as ledger
 from credence.ledger.import_cli import run_import
 from credence.ledger.importer import (
@@ -33,7 +34,7 @@ from credence.ledger.importer import (
     read_parquet,
 )
 from credence.ledger.schemas import SubjectIn
-from credence.ledger.tables import JournalEntry, Record
+from credence.ledger.tables import Record
 from credence.rulebook import store
 from credence.rulebook.loader import default_text
 from credence.settings import Settings

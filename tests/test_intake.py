@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.errors import CredenceError, Forbidden
+from credence.journal import JournalEntry
 from credence.ledger import intake as intake_module
 from credence.ledger import service as ledger
 from credence.ledger.intake import Intake
 from credence.ledger.schemas import RecordIn, RecordResult
-from credence.ledger.tables import JournalEntry, Record
+from credence.ledger.tables import Record
 from tests.world import World, build_world
 
 

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.identifiers import SubjectKind, validate_identifier
+from credence.journal import JournalEntry
 from credence.lab.city import CityStats, build_city, plan_city
 from credence.lab.sources import DEMO_SOURCES
-from credence.ledger.tables import JournalEntry, Record, Source, SourceRecordType, Subject
+from credence.ledger.tables import Record, Source, SourceRecordType, Subject
 from credence.migrate import reset
 from credence.rulebook.loader import default_rulebook
 from credence.rulebook.model import Category

@@ -18,9 +18,10 @@ from credence.identifiers import (
     make_resident_id,
     validate_credit_code,
 )
+from credence.journal import JournalEntry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import SubjectIn
-from credence.ledger.tables import JournalEntry, Record, Retraction, Subject
+from credence.ledger.tables import Record, Retraction, Subject
 from tests.world import World, build_world, company_id, person_id, rec, submit
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.db import NAMING
-from credence.ledger.tables import JournalEntry, Source
+from credence.journal import JournalEntry
+from credence.ledger.tables import Source
 from credence.migrate import MIGRATIONS_DIR, alembic_config, check_drift, head_revision, reset
 from credence.migrate import upgrade as migrate_upgrade
 from credence.models import metadata

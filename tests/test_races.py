@@ -44,7 +44,8 @@ from credence.clock import FixedClock
 from credence.context import Context
 from credence.disputes.tables import Dispute
 from credence.identifiers import make_resident_id
-from credence.ledger.tables import JournalEntry, Retraction, Subject
+from credence.journal import JournalEntry
+from credence.ledger.tables import Retraction, Subject
 from credence.settings import Settings
 from tests.world import World, build_world
 

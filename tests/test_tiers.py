@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
-from credence.ledger.tables import JournalEntry
+from credence.journal import JournalEntry
 from credence.notifications.tables import Notification
 from credence.rulebook.loader import default_rulebook
 from credence.tiers.hysteresis import next_tier

@@ -28,14 +28,14 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from credence import journal
 from credence.access.keys import create_principal, issue_key
 from credence.access.policy import Role
 from credence.api.app import create_app
 from credence.clock import FixedClock, to_micros
 from credence.context import Context
 from credence.errors import InvalidInput, NotFound
-from credence.ledger import journal
-from credence.ledger.tables import JournalEntry
+from credence.journal import JournalEntry
 from credence.settings import Settings
 from credence.translog import merkle, reference
 from credence.translog import service as log
@@ -90,6 +90,11 @@ def world(sessions: sessionmaker[Session], clock: FixedClock) -> World:
         rec("v1", w.people[0], "blood_donation", clock.now() - 25 * day),
     ) == ["created"]
     return w
+
+
+#: The kind of the entries these tests append only to fill the log: the log hashes
+#: entries of any kind alike.
+FILLER = journal.EventKind.STATEMENT_ADDED
 
 
 def make_checkpoint(
@@ -230,7 +235,7 @@ def test_entries_records_and_trees_of_any_size(
         assert found.leaf_index is not None
         assert found.leaf_hash == log.prove_inclusion(session, seq).leaf_hash
         # An entry after the checkpoint is in the current tree too.
-        journal.append(session, kind="test", at=clock.now(), data={"n": 1})
+        journal.append(session, kind=FILLER, at=clock.now(), data={"n": 1})
     data = [d for _, d in journal_leaves(sessions)]
     with sessions() as session:
         tree = log.tree_at(session)
@@ -244,12 +249,12 @@ def test_the_cache_forgets_a_rolled_back_checkpoint(
     world: World, sessions: sessionmaker[Session], signer: LogSigner, clock: FixedClock
 ) -> None:
     with sessions() as session:
-        journal.append(session, kind="test", at=clock.now(), data={"doomed": True})
+        journal.append(session, kind=FILLER, at=clock.now(), data={"doomed": True})
         session.flush()
         doomed = log.checkpoint(session, signer=signer, at=clock.now())
         session.rollback()
     with sessions.begin() as session:
-        journal.append(session, kind="test", at=clock.now(), data={"kept": True})
+        journal.append(session, kind=FILLER, at=clock.now(), data={"kept": True})
     cp = make_checkpoint(sessions, signer, clock)
     assert cp.tree_size == doomed.tree_size  # same size, other content
     assert cp.root_hash == reference.mth([d for _, d in journal_leaves(sessions)])
@@ -276,7 +281,7 @@ def logged(
     # both stores (append three rows, remove the middle one) before the checkpoint.
     with sessions.begin() as session:
         for n in range(3):
-            journal.append(session, kind="test", at=clock.now(), data={"n": n})
+            journal.append(session, kind=FILLER, at=clock.now(), data={"n": n})
     with sessions() as session:
         last = session.scalar(select(func.max(JournalEntry.seq)))
     assert last is not None
@@ -290,7 +295,7 @@ def test_an_untouched_log_verifies_and_counts_pending_entries(
 ) -> None:
     assert logged.gap not in logged.seqs
     with sessions.begin() as session:
-        journal.append(session, kind="test", at=clock.now(), data={"late": 1})
+        journal.append(session, kind=FILLER, at=clock.now(), data={"late": 1})
     report = verify(sessions, signer)
     assert report.ok, report.problems
     assert (report.entries, report.committed, report.pending) == (
@@ -516,7 +521,7 @@ class GrowingStoredLog(RuleBasedStateMachine):
     def append(self, n: int) -> None:
         with self.sessions.begin() as session:
             for i in range(n):
-                journal.append(session, kind="test", at=self.clock.now(), data={"i": i})
+                journal.append(session, kind=FILLER, at=self.clock.now(), data={"i": i})
 
     @rule(target=checkpoints)
     def checkpoint(self) -> log.Checkpoint:

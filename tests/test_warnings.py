@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.decisions.service import Decision, decide
+from credence.journal import JournalEntry
 from credence.ledger import service as ledger
-from credence.ledger.tables import JournalEntry, Record, Subject
+from credence.ledger.tables import Record, Subject
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Outcome
 from tests.world import World, build_world, rec, submit

@@ -5,6 +5,7 @@ from credence.audit import tables as audit_tables
 from credence.db import Base
 from credence.decisions import tables as decision_tables
 from credence.disputes import tables as dispute_tables
+from credence.journal import tables as journal_tables
 from credence.ledger import tables as ledger_tables
 from credence.notifications import tables as notification_tables
 from credence.rulebook import tables as rulebook_tables
@@ -19,6 +20,7 @@ __all__ = [
     "audit_tables",
     "decision_tables",
     "dispute_tables",
+    "journal_tables",
     "ledger_tables",
     "metadata",
     "notification_tables",

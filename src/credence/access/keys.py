@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.access.policy import Caller, Role
 from credence.access.tables import ApiKey, PartyService, Principal, RelyingParty
 from credence.clock import Clock, ensure_utc, from_micros
 from credence.db import Direct, Prepared
 from credence.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from credence.ledger import journal
 from credence.ledger.tables import Source, Subject
 
 ROLE_ABBREV: dict[Role, str] = {
@@ -157,7 +157,7 @@ def issue_key(
     )
     journal.append(
         session,
-        kind="key_issued",
+        kind=journal.EventKind.KEY_ISSUED,
         at=now,
         data={
             "principal": principal.id,
@@ -399,7 +399,7 @@ def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> No
     assert principal is not None  # foreign key
     journal.append(
         session,
-        kind="key_revoked",
+        kind=journal.EventKind.KEY_REVOKED,
         at=now,
         data={
             "principal": principal.id,

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.decisions.tables import RestrictionWarning
-from credence.ledger import journal
 from credence.ledger.service import SubjectKey
 from credence.notifications.service import notify
 from credence.rulebook.model import Service, ServiceKind
@@ -75,7 +75,7 @@ def caught(
         )
         journal.append(
             session,
-            kind="warning_issued",
+            kind=journal.EventKind.WARNING_ISSUED,
             at=at,
             subject_id=subject.id,
             data={
@@ -94,7 +94,7 @@ def not_caught(session: Session, *, subject: SubjectKey, service: Service, at: d
         row.cleared_at = at
         journal.append(
             session,
-            kind="warning_cleared",
+            kind=journal.EventKind.WARNING_CLEARED,
             at=at,
             subject_id=subject.id,
             data={"subject": subject.public_id, "service": service.code},

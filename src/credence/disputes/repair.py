@@ -29,11 +29,12 @@ import orjson
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.disputes.service import effect_ended, record_on_file, text_digest
 from credence.disputes.tables import Repair, RepairDecision
 from credence.errors import Conflict, InvalidInput, NotFound
 from credence.ids import new_id
-from credence.ledger import endings, journal
+from credence.ledger import endings
 from credence.ledger.tables import Record, Subject
 from credence.notifications.service import notify
 from credence.rulebook.model import RecordType, Rulebook
@@ -231,7 +232,7 @@ def apply_for_repair(
     session.add(repair)
     journal.append(
         session,
-        kind="repair_applied",
+        kind=journal.EventKind.REPAIR_APPLIED,
         at=at,
         subject_id=subject.id,
         data={
@@ -290,7 +291,7 @@ def decide_repair(
     )
     journal.append(
         session,
-        kind="repair_decided",
+        kind=journal.EventKind.REPAIR_DECIDED,
         at=at,
         subject_id=repair.subject_id,
         data={

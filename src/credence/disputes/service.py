@@ -38,10 +38,11 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.disputes.tables import Dispute, DisputeAnswer, DisputeLapse, Statement
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.ids import new_id
-from credence.ledger import endings, journal
+from credence.ledger import endings
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Source, Subject
@@ -319,7 +320,7 @@ def open_dispute(
     dispute = session.get_one(Dispute, inserted)
     journal.append(
         session,
-        kind="dispute_opened",
+        kind=journal.EventKind.DISPUTE_OPENED,
         at=at,
         subject_id=subject.id,
         data={
@@ -503,7 +504,7 @@ def answer_dispute(
     )
     journal.append(
         session,
-        kind="dispute_answered",
+        kind=journal.EventKind.DISPUTE_ANSWERED,
         at=at,
         subject_id=subject.id,
         data={
@@ -519,7 +520,7 @@ def answer_dispute(
     if corrected is not None:
         journal.append(
             session,
-            kind="record_corrected",
+            kind=journal.EventKind.RECORD_CORRECTED,
             at=at,
             subject_id=subject.id,
             data={"record": record.public_id, "corrected_by": corrected, "dispute": dispute_id},
@@ -575,7 +576,7 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
         session.add(DisputeLapse(dispute_id=dispute.id, lapsed_at=dispute.deadline, recorded_at=at))
         journal.append(
             session,
-            kind="dispute_lapsed",
+            kind=journal.EventKind.DISPUTE_LAPSED,
             at=at,
             subject_id=dispute.subject_id,
             data={
@@ -622,7 +623,7 @@ def add_statement(
     session.add(Statement(record_id=record.id, subject_id=subject.id, text=text, at=at))
     journal.append(
         session,
-        kind="statement_added",
+        kind=journal.EventKind.STATEMENT_ADDED,
         at=at,
         subject_id=subject.id,
         data={

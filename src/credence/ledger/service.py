@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.clock import from_micros, to_micros
 from credence.db import Direct, Instant, Prepared, core, insert_rows
 from credence.disputes.tables import Dispute, DisputeAnswer, Statement
@@ -44,10 +45,9 @@ from credence.errors import (
 )
 from credence.identifiers import SubjectKind, date_in_china, validate_any, validate_identifier
 from credence.ids import new_id, new_ordered_ids
-from credence.ledger import endings, journal
+from credence.ledger import endings
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import (
-    JournalEntry,
     Record,
     Retraction,
     Source,
@@ -102,7 +102,7 @@ def register_source(
     session.add_all(SourceRecordType(source_id=source.id, record_type=t) for t in types)
     journal.append(
         session,
-        kind="source_registered",
+        kind=journal.EventKind.SOURCE_REGISTERED,
         at=at,
         data={
             "source": code,
@@ -190,7 +190,7 @@ def register_subject(
     # The national identifier stays out of the journal: its entries are shown in proofs.
     journal.append(
         session,
-        kind="subject_registered",
+        kind=journal.EventKind.SUBJECT_REGISTERED,
         at=at,
         subject_id=subject.id,
         data={"subject": subject.public_id, "kind": subject.kind, "registered_by": source.code},
@@ -345,7 +345,7 @@ RECORD_COLUMNS = (
     "content_hash",
 )
 #: The columns of a planned journal entry, in the order of :attr:`_Planned.entry`.
-JOURNAL_COLUMNS = ("kind", "subject_id", "at", "data")
+JOURNAL_COLUMNS = journal.COLUMNS
 
 
 @dataclass(slots=True)
@@ -749,14 +749,14 @@ def _plan_one(
         quantity=rec.quantity,
         decision_ref=rec.decision_ref,
     )
-    entry = ("record", subject.id, batch.at_micros, journal.canonical(data))
+    entry = (journal.EventKind.RECORD.value, subject.id, batch.at_micros, journal.canonical(data))
     result = RecordResult(
         index=index, source_ref=rec.source_ref, status="created", record_id=public_id
     )
     if reinstates is None:
         return _Planned(result, row, entry)
     reinsertion = {
-        "kind": "record_reinserted",
+        "kind": journal.EventKind.RECORD_REINSERTED,
         "at": at,
         "subject_id": subject.id,
         "data": journal.canonical(
@@ -792,7 +792,7 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
 
 
 _RECORDS = Record.metadata.tables[Record.__tablename__]
-_JOURNAL = JournalEntry.metadata.tables[JournalEntry.__tablename__]
+_JOURNAL = journal.JournalEntry.metadata.tables[journal.JournalEntry.__tablename__]
 
 
 def submit_records(
@@ -838,7 +838,7 @@ def retract_record(
         return existing, False
     journal.append(
         session,
-        kind="retraction",
+        kind=journal.EventKind.RETRACTION,
         at=at,
         subject_id=record.subject_id,
         data={"record": record.public_id, "source": source.code, "reason": reason, "at": at},

@@ -1,9 +1,9 @@
-"""Ledger tables: sources, subjects, records, retractions and the journal.
+"""Ledger tables: sources and their record types, subjects, records, retractions.
 
 Nothing here is updated or deleted in place. A retraction is a new row; every append
 (subject registration, record, retraction, rulebook publication, key issue) also writes
-one row to ``journal``, in the same transaction, in the order it happened: the journal
-is what the transparency log hashes.
+one row to the journal (:mod:`credence.journal`), in the same transaction, in the order
+it happened: the journal is what the transparency log hashes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
     Float,
     ForeignKey,
     Index,
@@ -97,16 +96,3 @@ class Retraction(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Instant)
-
-
-class JournalEntry(Base):
-    """One append to the ledger, in order; the leaf data of the transparency log."""
-
-    __tablename__ = "journal"
-
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"), nullable=True)
-    at: Mapped[datetime] = mapped_column(Instant)
-    #: Canonical JSON (sorted keys, no whitespace) of what was appended.
-    data: Mapped[str] = mapped_column(Text)

@@ -17,10 +17,10 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from credence import journal
 from credence.clock import to_micros
 from credence.db import Direct, Prepared, core
 from credence.errors import Conflict, NotFound
-from credence.ledger import journal
 from credence.rulebook.loader import content_hash, load_text
 from credence.rulebook.model import Rulebook
 from credence.rulebook.tables import PublishedRulebook
@@ -87,7 +87,7 @@ def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebo
     session.add(row)
     journal.append(
         session,
-        kind="rulebook_published",
+        kind=journal.EventKind.RULEBOOK_PUBLISHED,
         at=at,
         data={"version": book.version, "content_hash": digest, "published_at": at},
     )

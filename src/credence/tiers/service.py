@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credence.ledger import journal
+from credence import journal
 from credence.ledger.tables import Subject
 from credence.notifications.service import notify
 from credence.rulebook.model import Rulebook
@@ -74,7 +74,7 @@ def update_tiers(
         )
         journal.append(
             session,
-            kind="tier_changed",
+            kind=journal.EventKind.TIER_CHANGED,
             at=at,
             subject_id=subject_id,
             data={

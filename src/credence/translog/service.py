@@ -81,7 +81,8 @@ from sqlalchemy.orm import Session
 
 from credence.clock import from_micros
 from credence.errors import Conflict, InvalidInput, NotFound
-from credence.ledger.tables import JournalEntry, Record
+from credence.journal import EventKind, JournalEntry
+from credence.ledger.tables import Record
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
 from credence.translog.tables import LogLeaf, StoredCheckpoint
@@ -621,7 +622,7 @@ def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
     linking each record of the file to its inclusion proof). One indexed query."""
     rows = session.execute(
         select(JournalEntry.seq, JournalEntry.data).where(
-            JournalEntry.subject_id == subject_id, JournalEntry.kind == "record"
+            JournalEntry.subject_id == subject_id, JournalEntry.kind == EventKind.RECORD.value
         )
     )
     found: dict[str, int] = {}

@@ -6,7 +6,7 @@
   verification can name the first journal row that no longer matches (see
   :mod:`credence.translog.service` for the threat model).
 
-Also an index on ``journal.subject_id`` (the journal is the ledger's table): a
+Also an index on ``journal.subject_id`` (the journal is :mod:`credence.journal`'s): a
 subject's file links each record to its log entry, which means finding the record's
 journal row by subject.
 """
@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credence.db import Base, Instant
-from credence.ledger.tables import JournalEntry
+from credence.journal.tables import JournalEntry
 
 
 class StoredCheckpoint(Base):

@@ -1,0 +1,104 @@
+"""What a journal entry records: one :class:`EventKind` per kind of step in the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class EventKind(StrEnum):
+    """The kind of a journal entry, stored as its value in ``journal.kind``.
+
+    Every kind a feature appends is a member; :func:`credence.journal.append` refuses
+    anything else. What each records is in :data:`DESCRIPTIONS`.
+    """
+
+    SOURCE_REGISTERED = "source_registered"
+    SUBJECT_REGISTERED = "subject_registered"
+    RECORD = "record"
+    RECORD_REINSERTED = "record_reinserted"
+    RETRACTION = "retraction"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_ANSWERED = "dispute_answered"
+    RECORD_CORRECTED = "record_corrected"
+    DISPUTE_LAPSED = "dispute_lapsed"
+    STATEMENT_ADDED = "statement_added"
+    REPAIR_APPLIED = "repair_applied"
+    REPAIR_DECIDED = "repair_decided"
+    KEY_ISSUED = "key_issued"
+    KEY_REVOKED = "key_revoked"
+    RULEBOOK_PUBLISHED = "rulebook_published"
+    TIER_CHANGED = "tier_changed"
+    WARNING_ISSUED = "warning_issued"
+    WARNING_CLEARED = "warning_cleared"
+
+    @property
+    def description(self) -> str:
+        """What an entry of this kind records (:data:`DESCRIPTIONS`)."""
+        return DESCRIPTIONS[self]
+
+
+DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
+    {
+        EventKind.SOURCE_REGISTERED: (
+            "A source registered: its code, name, kind, record types and the identity "
+            "authority it holds, if any."
+        ),
+        EventKind.SUBJECT_REGISTERED: (
+            "A subject registered by an identity authority: public id and kind (never "
+            "the national identifier or the name)."
+        ),
+        EventKind.RECORD: (
+            "A record a source submitted (through the API, an import or the lab): every "
+            "field that defines it."
+        ),
+        EventKind.RECORD_REINSERTED: (
+            "A record that repeats one deleted after a dispute, reinserted because its "
+            "source certified it complete and accurate."
+        ),
+        EventKind.RETRACTION: "A source withdrew one of its records, with its reason.",
+        EventKind.DISPUTE_OPENED: (
+            "A subject disputed a record: the source that must answer, the deadline, and "
+            "digests of the reason and of any new information."
+        ),
+        EventKind.DISPUTE_ANSWERED: (
+            "A source or reviewer answered a dispute (verified, corrected or deleted), "
+            "with a digest of the explanation."
+        ),
+        EventKind.RECORD_CORRECTED: (
+            "A record replaced by the correction its source sent in answer to a dispute."
+        ),
+        EventKind.DISPUTE_LAPSED: (
+            "A dispute left unanswered at its deadline: the record stopped counting then."
+        ),
+        EventKind.STATEMENT_ADDED: (
+            "A subject attached a statement to a record on their file (its digest)."
+        ),
+        EventKind.REPAIR_APPLIED: (
+            "A subject applied for early credit repair of a negative record, with the "
+            "records that evidence the correction."
+        ),
+        EventKind.REPAIR_DECIDED: (
+            "A reviewer approved or refused a repair application (approval ends the "
+            "record's effect), with a digest of the reasons."
+        ),
+        EventKind.KEY_ISSUED: (
+            "An API key issued to a principal: its prefix, role, expiry and the key a "
+            "rotation replaces (never the key)."
+        ),
+        EventKind.KEY_REVOKED: "An API key revoked, and from when it is refused.",
+        EventKind.RULEBOOK_PUBLISHED: (
+            "A rulebook edition published: its version, SHA-256 and publication instant."
+        ),
+        EventKind.TIER_CHANGED: (
+            "A subject's shown tier moved: from, to, the total behind it and the rulebook."
+        ),
+        EventKind.WARNING_ISSUED: (
+            "A subject warned that a restriction will apply from a date (warn before punishing)."
+        ),
+        EventKind.WARNING_CLEARED: (
+            "A restriction warning cleared: the subject is no longer caught by it."
+        ),
+    }
+)

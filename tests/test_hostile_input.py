@@ -50,14 +50,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.api.app import create_app
 from credence.clock import FixedClock
 from credence.context import Context
-from credence.disputes import repair
-from credence.disputes import service as disputes
 from credence.identifiers import guess_kind
 from credence.settings import Settings
 from credence.translog.keys import signer_from_settings
-from credence.translog.service import record_entry_seqs
 from tests.conftest import T0
-from tests.due_process import record_id
 from tests.logscan import PersonalDataGuard, personal_data_guard
 from tests.test_races import new_person
 from tests.test_security_matrix import (
@@ -67,8 +63,8 @@ from tests.test_security_matrix import (
     Call,
     Endpoint,
     Ids,
-    _principals,
     api_endpoints,
+    populate,
 )
 from tests.world import build_world, rec, submit
 
@@ -143,59 +139,7 @@ def prepare(
     world = build_world(sessions, clock, names=people, company_name=f"{company} Trading Co")
     guard.protect(*people, *(name.split()[-1] for name in people), company)
     guard.protect(*(subject.identifier for subject in [*world.people, world.company]))
-    me, other = world.people[0], world.people[1]
-    keys = _principals(sessions, clock, {c: s.id for c, s in world.sources.items()}, me.id)
-    occurred = T0 - timedelta(days=100)
-    loans = [("OWN-FREE", me), ("OWN-D", me), ("OWN-R", me)]
-    loans += [("OTHER-FREE", other), ("OTHER-R", other)]
-    for ref, subject in loans:
-        record = rec(ref, subject, "loan_default", occurred, decision_ref=f"REG-{ref}")
-        assert submit(sessions, world, "bank", occurred, record) == ["created"]
-    judgment = rec("OTHER-C", other, "judgment_default", occurred, decision_ref="(2026)Zhi-1")
-    assert submit(sessions, world, "court", occurred, judgment) == ["created"]
-    rulebook = world.edition.rulebook
-    with sessions.begin() as session:
-        opened = {
-            who: disputes.open_dispute(
-                session,
-                subject=session.merge(subject),
-                record_id=record_id(sessions, ref),
-                reason="not my loan",
-                new_information=None,
-                rulebook=rulebook,
-                at=T0,
-            ).dispute_id
-            for who, subject, ref in (("own", me, "OWN-D"), ("other", other, "OTHER-C"))
-        }
-        applied = {
-            who: repair.apply_for_repair(
-                session,
-                subject=session.merge(subject),
-                record_id=record_id(sessions, ref),
-                commitment="Repaid in full.",
-                rulebook=rulebook,
-                at=T0,
-            ).repair_id
-            for who, subject, ref in (("own", me, "OWN-R"), ("other", other, "OTHER-R"))
-        }
-    free_own = record_id(sessions, "OWN-FREE")
-    with sessions() as session:
-        seq = record_entry_seqs(session, me.id)[free_own]
-    ids = Ids(
-        version=world.edition.version,
-        me=me.public_id,
-        other=other.public_id,
-        free_own=free_own,
-        free_other=record_id(sessions, "OTHER-FREE"),
-        court_other=record_id(sessions, "OTHER-C"),
-        dispute_own=opened["own"],
-        dispute_other=opened["other"],
-        repair_own=applied["own"],
-        repair_other=applied["other"],
-        spare_key=keys.pop("spare")[:12],
-        seq=seq,
-    )
-    return keys, ids
+    return populate(sessions, clock, world)
 
 
 @dataclass

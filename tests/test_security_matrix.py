@@ -45,7 +45,7 @@ from credence.translog.keys import signer_from_settings
 from credence.translog.service import record_entry_seqs
 from tests.conftest import T0
 from tests.due_process import record_id
-from tests.world import build_world, person_id, rec, submit
+from tests.world import World, build_world, person_id, rec, submit
 
 CALLERS = (
     "none",  # no Authorization header
@@ -223,84 +223,79 @@ def _principals(
 
 
 def build_template(directory: Path) -> Template:
-    """The world: the default rulebook, sources, subjects, a key per caller, records on
-    two files, an open dispute and a pending repair on each."""
+    """The world (:func:`populate`) in an SQLite file, with the log's signing key."""
     db = directory / "template.db"
     engine = make_engine(f"sqlite:///{db}")
     try:
         upgrade(engine)
         sessions = session_factory(engine)
         clock = FixedClock(T0)
-        world = build_world(sessions, clock)
-        me, other = world.people[0], world.people[1]
-        keys = _principals(sessions, clock, {c: s.id for c, s in world.sources.items()}, me.id)
-        occurred = T0 - timedelta(days=100)
-        loans = [("OWN-FREE", me), ("OWN-D", me), ("OWN-R", me)]
-        loans += [("OTHER-FREE", other), ("OTHER-R", other)]
-        for ref, subject in loans:
-            [status] = submit(
-                sessions,
-                world,
-                "bank",
-                occurred,
-                rec(ref, subject, "loan_default", occurred, decision_ref=f"REG-{ref}"),
-            )
-            assert status == "created", (ref, status)
-        [status] = submit(
-            sessions,
-            world,
-            "court",
-            occurred,
-            rec("OTHER-C", other, "judgment_default", occurred, decision_ref="(2026)Zhi-1"),
-        )
-        assert status == "created", status
-        rulebook = world.edition.rulebook
-        with sessions.begin() as session:
-            opened = {
-                who: disputes.open_dispute(
-                    session,
-                    subject=session.merge(subject),
-                    record_id=record_id(sessions, ref),
-                    reason="not my loan",
-                    new_information=None,
-                    rulebook=rulebook,
-                    at=T0,
-                ).dispute_id
-                for who, subject, ref in (("own", me, "OWN-D"), ("other", other, "OTHER-C"))
-            }
-            applied = {
-                who: repair.apply_for_repair(
-                    session,
-                    subject=session.merge(subject),
-                    record_id=record_id(sessions, ref),
-                    commitment="Repaid in full.",
-                    rulebook=rulebook,
-                    at=T0,
-                ).repair_id
-                for who, subject, ref in (("own", me, "OWN-R"), ("other", other, "OTHER-R"))
-            }
-        free_own = record_id(sessions, "OWN-FREE")
-        with sessions() as session:
-            seq = record_entry_seqs(session, me.id)[free_own]
-        ids = Ids(
-            version=world.edition.version,
-            me=me.public_id,
-            other=other.public_id,
-            free_own=free_own,
-            free_other=record_id(sessions, "OTHER-FREE"),
-            court_other=record_id(sessions, "OTHER-C"),
-            dispute_own=opened["own"],
-            dispute_other=opened["other"],
-            repair_own=applied["own"],
-            repair_other=applied["other"],
-            spare_key=keys.pop("spare")[:12],
-            seq=seq,
-        )
+        keys, ids = populate(sessions, clock, build_world(sessions, clock))
         log_key = directory / "log.key"
         signer_from_settings(Settings(db_url=str(engine.url), log_key_path=str(log_key)))
     finally:
         engine.dispose()
     return Template(db=db, log_key=log_key, keys=keys, ids=ids)
+
+
+def populate(
+    sessions: sessionmaker[Session], clock: FixedClock, world: World
+) -> tuple[dict[str, str], Ids]:
+    """What every call runs in, on ``world``: a key per caller, records on two files, an
+    open dispute and a pending repair on each; the keys and the public ids."""
+    me, other = world.people[0], world.people[1]
+    keys = _principals(sessions, clock, {c: s.id for c, s in world.sources.items()}, me.id)
+    occurred = T0 - timedelta(days=100)
+    loans = [("OWN-FREE", me), ("OWN-D", me), ("OWN-R", me)]
+    loans += [("OTHER-FREE", other), ("OTHER-R", other)]
+    for ref, subject in loans:
+        record = rec(ref, subject, "loan_default", occurred, decision_ref=f"REG-{ref}")
+        assert submit(sessions, world, "bank", occurred, record) == ["created"], ref
+    judgment = rec("OTHER-C", other, "judgment_default", occurred, decision_ref="(2026)Zhi-1")
+    assert submit(sessions, world, "court", occurred, judgment) == ["created"]
+    rulebook = world.edition.rulebook
+    with sessions.begin() as session:
+        opened = {
+            who: disputes.open_dispute(
+                session,
+                subject=session.merge(subject),
+                record_id=record_id(sessions, ref),
+                reason="not my loan",
+                new_information=None,
+                rulebook=rulebook,
+                at=T0,
+            ).dispute_id
+            for who, subject, ref in (("own", me, "OWN-D"), ("other", other, "OTHER-C"))
+        }
+        applied = {
+            who: repair.apply_for_repair(
+                session,
+                subject=session.merge(subject),
+                record_id=record_id(sessions, ref),
+                commitment="Repaid in full.",
+                rulebook=rulebook,
+                at=T0,
+            ).repair_id
+            for who, subject, ref in (("own", me, "OWN-R"), ("other", other, "OTHER-R"))
+        }
+    free_own = record_id(sessions, "OWN-FREE")
+    with sessions() as session:
+        seq = record_entry_seqs(session, me.id)[free_own]
+    ids = Ids(
+        version=world.edition.version,
+        me=me.public_id,
+        other=other.public_id,
+        free_own=free_own,
+        free_other=record_id(sessions, "OTHER-FREE"),
+        court_other=record_id(sessions, "OTHER-C"),
+        dispute_own=opened["own"],
+        dispute_other=opened["other"],
+        repair_own=applied["own"],
+        repair_other=applied["other"],
+        spare_key=keys.pop("spare")[:12],
+        seq=seq,
+    )
+    return keys, ids
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,7 @@ addresses, the server trusts 127.0.0.1 as a proxy and the test names the client 
 from __future__ import annotations
 
 import math
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -33,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.access.keys import create_principal, create_relying_party, issue_key
 from credence.access.policy import Role
 from credence.clock import FixedClock
+from tests.server import Server as RealServer
 from tests.world import build_world, person_id
 
 LIMIT = 5
@@ -75,13 +71,6 @@ class Server:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(
     engine: Engine, sessions: sessionmaker[Session], tmp_path: Path, **settings: str
@@ -99,53 +88,17 @@ def serving(
                 session, role=Role.RELYING_PARTY, name=name, party_id=airline.id, clock=clock
             )
             keys[name] = issue_key(session, principal=principal, clock=clock)
-    port = _free_port()
     env = {
-        **os.environ,
-        "CREDENCE_DB_URL": engine.url.render_as_string(hide_password=False),
-        "CREDENCE_LOG_LEVEL": "warning",
-        "CREDENCE_LOG_KEY_PATH": str(tmp_path / "log.key"),
         "CREDENCE_RATE_LIMIT_WINDOW_SECONDS": str(WINDOW),
         **{f"CREDENCE_{name.upper()}": value for name, value in settings.items()},
     }
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            [
-                sys.executable,
-                "-c",
-                "from credence.cli import main; main()",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    server = RealServer(engine.url.render_as_string(hide_password=False), tmp_path, env)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        with httpx.Client(base_url=url, timeout=30) as http:
-            yield Server(url, keys, world.people[0].public_id, http)
+        server.start(timeout=60)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            yield Server(server.url, keys, world.people[0].public_id, http)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 def wrong_key() -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -58,3 +59,27 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
     #: The key this one replaced by a rotation (:func:`credence.access.keys.rotate_key`).
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+
+
+# --- what the log covers (see credence.journal.coverage) ---------------------------------
+
+_parties = RelyingParty.__table__
+journal.cover(_parties, journal.encoder(_parties, "id", "code", "name", "created_at"))
+_services = PartyService.__table__
+journal.cover(_services, journal.encoder(_services, "party_id", "service"))
+_principals = Principal.__table__
+journal.cover(
+    _principals,
+    journal.encoder(
+        _principals, "id", "role", "name", "source_id", "party_id", "subject_id", "created_at"
+    ),
+)
+_keys = ApiKey.__table__
+journal.cover(
+    _keys,
+    journal.encoder(
+        _keys, "id", "principal_id", "prefix", "key_hash", "created_at", "expires_at", "replaces_id"
+    ),
+    # Set when the key is revoked (or a rotation schedules its end), after it was issued.
+    later={"revoked_at": journal.EventKind.KEY_REVOKED},
+)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -33,3 +34,11 @@ class AccessEntry(Base):
     #: The purpose the caller declared (required of everyone but the subject themselves).
     purpose: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(Instant)
+
+
+journal.exempt(
+    AccessEntry.__table__,
+    "the trail of who read a file, score or explanation and of operator actions, shown to "
+    "the subject: no score, decision or authorisation reads it (a decision's own row, its "
+    "inquiry, is covered)",
+)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -65,3 +66,41 @@ class RestrictionWarning(Base):
     warned_at: Mapped[datetime] = mapped_column(Instant)
     effective_at: Mapped[datetime] = mapped_column(Instant)
     cleared_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
+
+
+# --- what the log covers (see credence.journal.coverage) ---------------------------------
+
+_inquiries = Inquiry.__table__
+journal.cover(
+    _inquiries,
+    journal.encoder(
+        _inquiries,
+        "id",
+        "public_id",
+        "subject_id",
+        "party_id",
+        "principal_id",
+        "service",
+        "purpose",
+        "outcome",
+        "terms",
+        "score",
+        "rulebook_version",
+        "reasons",
+        "at",
+    ),
+)
+_lookups = LookupInquiry.__table__
+journal.cover(
+    _lookups,
+    journal.encoder(
+        _lookups, "id", "public_id", "subject_id", "principal_id", "party_id", "source_id", "at"
+    ),
+)
+_warnings = RestrictionWarning.__table__
+journal.cover(
+    _warnings,
+    journal.encoder(_warnings, "id", "subject_id", "service", "warned_at", "effective_at"),
+    # Set when the subject is no longer caught by the restriction.
+    later={"cleared_at": journal.EventKind.WARNING_CLEARED},
+)

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -143,3 +144,67 @@ class RepairDecision(Base):
     #: An approved repair ends the record's effect at this instant.
     decided_at: Mapped[datetime] = mapped_column(Instant)
     principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), nullable=True)
+
+
+# --- what the log covers (see credence.journal.coverage) ---------------------------------
+
+_disputes = Dispute.__table__
+journal.cover(
+    _disputes,
+    journal.encoder(
+        _disputes,
+        "id",
+        "public_id",
+        "record_id",
+        "subject_id",
+        "source_id",
+        "reason",
+        "new_information",
+        "opened_at",
+        "deadline",
+        "rulebook_version",
+        "prior_disputes",
+    ),
+)
+_answers = DisputeAnswer.__table__
+journal.cover(
+    _answers,
+    journal.encoder(
+        _answers,
+        "id",
+        "dispute_id",
+        "outcome",
+        "explanation",
+        "answered_at",
+        "answered_by",
+        "principal_id",
+        "corrected_record_id",
+    ),
+)
+_lapses = DisputeLapse.__table__
+journal.cover(_lapses, journal.encoder(_lapses, "id", "dispute_id", "lapsed_at", "recorded_at"))
+_statements = Statement.__table__
+journal.cover(
+    _statements, journal.encoder(_statements, "id", "record_id", "subject_id", "text", "at")
+)
+_repairs = Repair.__table__
+journal.cover(
+    _repairs,
+    journal.encoder(
+        _repairs,
+        "id",
+        "public_id",
+        "record_id",
+        "subject_id",
+        "commitment",
+        "evidence",
+        "applied_at",
+    ),
+)
+_decisions = RepairDecision.__table__
+journal.cover(
+    _decisions,
+    journal.encoder(
+        _decisions, "id", "repair_id", "approved", "reasons", "decided_at", "principal_id"
+    ),
+)

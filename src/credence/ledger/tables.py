@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -96,3 +97,52 @@ class Retraction(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Instant)
+
+
+# --- what the log covers (see credence.journal.coverage) ---------------------------------
+
+_sources = Source.__table__
+journal.cover(
+    _sources,
+    journal.encoder(_sources, "id", "code", "name", "kind", "identity_authority_for", "created_at"),
+)
+_types = SourceRecordType.__table__
+journal.cover(_types, journal.encoder(_types, "source_id", "record_type"))
+_subjects = Subject.__table__
+journal.cover(
+    _subjects,
+    journal.encoder(
+        _subjects,
+        "id",
+        "public_id",
+        "kind",
+        "identifier",
+        "name",
+        "region",
+        "registered_by",
+        "registered_at",
+    ),
+)
+_records = Record.__table__
+journal.cover(
+    _records,
+    journal.encoder(
+        _records,
+        "id",
+        "public_id",
+        "source_id",
+        "source_ref",
+        "subject_id",
+        "record_type",
+        "occurred_at",
+        "received_at",
+        "quantity",
+        "decision_ref",
+        "content_hash",
+    ),
+)
+_retractions = Retraction.__table__
+journal.cover(
+    _retractions,
+    journal.encoder(_retractions, "id", "record_id", "source_id", "reason", "received_at"),
+)

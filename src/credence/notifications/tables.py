@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -38,3 +39,11 @@ class Notification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
     #: The channel that delivered it (``file``, ...); None while undelivered.
     channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+journal.exempt(
+    Notification.__table__,
+    "an outbox of messages about steps that are journal entries of their own; "
+    "delivered_at and channel change on delivery, and no score, decision or "
+    "authorisation reads it",
+)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -19,3 +20,11 @@ class PublishedRulebook(Base):
     #: The file exactly as published (TOML).
     text: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(Instant)
+
+
+# The text as published and its SHA-256: what scoring and decisions apply.
+_rulebooks = PublishedRulebook.__table__
+journal.cover(
+    _rulebooks,
+    journal.encoder(_rulebooks, "id", "version", "content_hash", "text", "published_at"),
+)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from credence import journal
 from credence.db import Base, Instant
 
 
@@ -26,3 +27,10 @@ class ScoreSnapshot(Base):
     social: Mapped[float] = mapped_column(Float)
     judicial: Mapped[float] = mapped_column(Float)
     tier: Mapped[str] = mapped_column(String(8))
+
+
+journal.exempt(
+    ScoreSnapshot.__table__,
+    "a snapshot `credence score` rebuilds from covered rows for population statistics; "
+    "online scores and decisions never read it",
+)

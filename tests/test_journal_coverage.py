@@ -1,0 +1,618 @@
+"""Coverage is enforced: every mapped table has an encoder or a reasoned exemption.
+
+And each encoder is deterministic, depends on every column that defines a row and on
+nothing else, and gives the same bytes for a row however it is read back (through the
+ORM or raw) and from whichever store (SQLite or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence import journal
+from credence.db import NAMING, Instant
+from credence.journal import Covered, EventKind, Exempt, Registry
+from credence.models import metadata
+
+#: Tables the log must cover (never exempt): every row a score, a decision or an
+#: authorisation reads.
+MUST_COVER = {
+    "api_keys",
+    "dispute_answers",
+    "dispute_lapses",
+    "disputes",
+    "inquiries",
+    "lookup_inquiries",
+    "party_services",
+    "principals",
+    "records",
+    "relying_parties",
+    "repair_decisions",
+    "repairs",
+    "restriction_warnings",
+    "retractions",
+    "rulebooks",
+    "source_record_types",
+    "sources",
+    "statements",
+    "subject_tiers",
+    "subjects",
+}
+
+
+def _copy_metadata() -> MetaData:
+    copy = MetaData(naming_convention=NAMING)
+    for table in metadata.sorted_tables:
+        table.to_metadata(copy)
+    return copy
+
+
+def covered(name: str) -> Covered:
+    entry = journal.registration(name)
+    assert isinstance(entry, Covered), name
+    return entry
+
+
+# --- the coverage check ---------------------------------------------------------------
+
+
+def test_every_mapped_table_is_covered_or_exempt_with_a_reason() -> None:
+    assert journal.uncovered(metadata) == []
+    for name in metadata.tables:
+        entry = journal.registration(name)
+        assert entry is not None, name
+        if isinstance(entry, Exempt):
+            assert entry.reason.strip(), name
+
+
+def test_what_decides_is_covered_not_exempt() -> None:
+    assert {n for n in metadata.tables if isinstance(journal.registration(n), Covered)} >= (
+        MUST_COVER
+    )
+
+
+def test_a_table_added_without_an_encoder_is_reported() -> None:
+    extended = _copy_metadata()
+    throwaway = Table(
+        "throwaway", extended, Column("id", Integer, primary_key=True), Column("note", String(20))
+    )
+    assert journal.uncovered(extended) == ["table throwaway: neither an encoder nor an exemption"]
+    # An exemption needs a reason; with one, or with an encoder, the table is accounted for.
+    registry = journal.REGISTRY.copy()
+    with pytest.raises(ValueError, match="needs a reason"):
+        registry.exempt(throwaway, "  ")
+    registry.exempt(throwaway, "a test's scratch table")
+    assert journal.uncovered(extended, registry) == []
+    registry = journal.REGISTRY.copy()
+    registry.cover(throwaway, journal.encoder(throwaway, "id", "note"))
+    assert journal.uncovered(extended, registry) == []
+    # ... and the registry everyone uses was not touched.
+    assert journal.registration("throwaway") is None
+    # An exemption stored without a reason (not through exempt()) is reported too.
+    registry = journal.REGISTRY.copy()
+    registry.tables["throwaway"] = Exempt("")
+    assert journal.uncovered(extended, registry) == ["table throwaway: exempt without a reason"]
+
+
+def test_a_column_added_to_a_covered_table_is_reported() -> None:
+    extended = _copy_metadata()
+    extended.tables["records"].append_column(Column("severity", Integer, nullable=True))
+    assert journal.uncovered(extended) == [
+        "column records.severity: neither encoded nor set by a later entry"
+    ]
+    registry = journal.REGISTRY.copy()
+    records = covered("records").encoder
+    wider = journal.encoder(extended.tables["records"], *records.columns, "severity")
+    registry.tables["records"] = Covered(wider)
+    assert journal.uncovered(extended, registry) == []
+    # A column an encoder names that the table lost is reported as well.
+    assert journal.uncovered(metadata, registry) == [
+        "column records.severity: encoded or set later, but not in the table"
+    ]
+
+
+def test_a_column_set_later_is_accounted_for_only_with_its_kind() -> None:
+    assert covered("api_keys").later == {"revoked_at": EventKind.KEY_REVOKED}
+    assert covered("restriction_warnings").later == {"cleared_at": EventKind.WARNING_CLEARED}
+    tiers = covered("subject_tiers").later
+    assert set(tiers.values()) == {EventKind.TIER_CHANGED}
+    keys = metadata.tables["api_keys"]
+    defining = [c.name for c in keys.columns if c.name != "revoked_at"]
+    registry = Registry()
+    with pytest.raises(ValueError, match="set by no event kind"):
+        registry.cover(
+            keys,
+            journal.encoder(keys, *defining),
+            later={"revoked_at": "key_revoked"},  # type: ignore[dict-item]
+        )
+    with pytest.raises(ValueError, match="both encoded and set by a later entry"):
+        registry.cover(
+            keys,
+            journal.encoder(keys, *defining, "revoked_at"),
+            later={"revoked_at": EventKind.KEY_REVOKED},
+        )
+    with pytest.raises(ValueError, match="cannot cover"):
+        registry.cover(metadata.tables["records"], journal.encoder(keys, *defining))
+    registry.cover(keys, journal.encoder(keys, *defining))
+    copy = MetaData()
+    keys.to_metadata(copy)
+    assert registry.uncovered(copy) == [
+        "column api_keys.revoked_at: neither encoded nor set by a later entry"
+    ]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.exempt(keys, "changed my mind")
+
+
+def test_an_encoder_names_real_columns_of_types_it_can_write() -> None:
+    keys = metadata.tables["api_keys"]
+    with pytest.raises(ValueError, match="no column"):
+        journal.encoder(keys, "id", "colour")
+    with pytest.raises(ValueError, match="named twice"):
+        journal.encoder(keys, "id", "id")
+    leaves = metadata.tables["log_leaves"]
+    assert isinstance(leaves.c.leaf_hash.type, LargeBinary)
+    with pytest.raises(TypeError, match="no canonical form"):
+        journal.encoder(leaves, "leaf_hash")
+
+
+# --- the encoders -----------------------------------------------------------------------
+
+T = datetime(2026, 6, 1, 8, 30, 15, 123456, tzinfo=UTC)
+DAY = timedelta(days=1)
+HASH_A, HASH_B, HASH_C = "ab" * 32, "cd" * 32, "ef" * 32
+
+#: One or more rows for every covered table, in an order that respects foreign keys,
+#: with every column given (most nullable ones NULL in one row and set in another),
+#: text in Chinese and English, instants with microseconds, floats that are not round.
+SAMPLE: dict[str, list[dict[str, Any]]] = {
+    "rulebooks": [
+        {
+            "id": 1,
+            "version": "2026.1",
+            "content_hash": HASH_C,
+            "text": 'version = "2026.1"\n# 规则\n',
+            "published_at": T - 400 * DAY,
+        }
+    ],
+    "sources": [
+        {
+            "id": 1,
+            "code": "civil_registry",
+            "name": "市民政局 Civil Registry",
+            "kind": "identity_authority",
+            "identity_authority_for": "person",
+            "created_at": T - 300 * DAY,
+        },
+        {
+            "id": 2,
+            "code": "city_bank",
+            "name": "City Bank",
+            "kind": "bank",
+            "identity_authority_for": None,
+            "created_at": T - 300 * DAY,
+        },
+    ],
+    "source_record_types": [{"source_id": 2, "record_type": "loan_default"}],
+    "subjects": [
+        {
+            "id": 1,
+            "public_id": "sub_0001",
+            "kind": "person",
+            "identifier": "110105198001010019",
+            "name": "张三",
+            "region": "110105",
+            "registered_by": 1,
+            "registered_at": T - 200 * DAY,
+        },
+        {
+            "id": 2,
+            "public_id": "sub_0002",
+            "kind": "person",
+            "identifier": "110105198001020015",
+            "name": "Li Si",
+            "region": None,
+            "registered_by": 1,
+            "registered_at": T - 200 * DAY,
+        },
+    ],
+    "records": [
+        {
+            "id": 1,
+            "public_id": "rec_0001",
+            "source_id": 2,
+            "source_ref": "L-1",
+            "subject_id": 1,
+            "record_type": "loan_default",
+            "occurred_at": T - 120 * DAY,
+            "received_at": T - 100 * DAY,
+            "quantity": 1234.5678,
+            "decision_ref": "REG-1",
+            "content_hash": HASH_A,
+        },
+        {
+            "id": 2,
+            "public_id": "rec_0002",
+            "source_id": 2,
+            "source_ref": "L-2",
+            "subject_id": 1,
+            "record_type": "loan_repaid",
+            "occurred_at": T - 90 * DAY,
+            "received_at": T - 80 * DAY,
+            "quantity": None,
+            "decision_ref": None,
+            "content_hash": HASH_B,
+        },
+    ],
+    "retractions": [
+        {
+            "id": 1,
+            "record_id": 2,
+            "source_id": 2,
+            "reason": "entered twice",
+            "received_at": T - 70 * DAY,
+        }
+    ],
+    "relying_parties": [
+        {"id": 1, "code": "sky_airlines", "name": "Sky Airlines", "created_at": T - 250 * DAY}
+    ],
+    "party_services": [{"party_id": 1, "service": "air_travel"}],
+    "principals": [
+        {
+            "id": 1,
+            "role": "relying_party",
+            "name": "Sky Airlines",
+            "source_id": None,
+            "party_id": 1,
+            "subject_id": None,
+            "created_at": T - 250 * DAY,
+        },
+        {
+            "id": 2,
+            "role": "subject",
+            "name": "张三",
+            "source_id": None,
+            "party_id": None,
+            "subject_id": 1,
+            "created_at": T - 150 * DAY,
+        },
+    ],
+    "api_keys": [
+        {
+            "id": 1,
+            "principal_id": 1,
+            "prefix": "cr_rp_abcdef",
+            "key_hash": HASH_A,
+            "created_at": T - 250 * DAY,
+            "expires_at": None,
+            "revoked_at": T - 10 * DAY,
+            "replaces_id": None,
+        },
+        {
+            "id": 2,
+            "principal_id": 1,
+            "prefix": "cr_rp_ghijkl",
+            "key_hash": HASH_B,
+            "created_at": T - 11 * DAY,
+            "expires_at": T + 365 * DAY,
+            "revoked_at": None,
+            "replaces_id": 1,
+        },
+    ],
+    "inquiries": [
+        {
+            "id": 1,
+            "public_id": "inq_0001",
+            "subject_id": 1,
+            "party_id": 1,
+            "principal_id": 1,
+            "service": "air_travel",
+            "purpose": "ticket purchase",
+            "outcome": "deny",
+            "terms": None,
+            "score": 871.3333333333334,
+            "rulebook_version": "2026.1",
+            "reasons": '["judgment_default (REG-1)"]',
+            "at": T - 5 * DAY,
+        },
+        {
+            "id": 2,
+            "public_id": "inq_0002",
+            "subject_id": 2,
+            "party_id": None,
+            "principal_id": None,
+            "service": "loan_rate_discount",
+            "purpose": "mortgage",
+            "outcome": "allow",
+            "terms": "rate -0.25%",
+            "score": 1050.0,
+            "rulebook_version": "2026.1",
+            "reasons": "[]",
+            "at": T - 4 * DAY,
+        },
+    ],
+    "lookup_inquiries": [
+        {
+            "id": 1,
+            "public_id": "lku_0001",
+            "subject_id": 1,
+            "principal_id": 1,
+            "party_id": 1,
+            "source_id": None,
+            "at": T - 5 * DAY,
+        },
+        {
+            "id": 2,
+            "public_id": "lku_0002",
+            "subject_id": 2,
+            "principal_id": None,
+            "party_id": None,
+            "source_id": 2,
+            "at": T - 3 * DAY,
+        },
+    ],
+    "restriction_warnings": [
+        {
+            "id": 1,
+            "subject_id": 1,
+            "service": "public_procurement_bid",
+            "warned_at": T - 20 * DAY,
+            "effective_at": T - 13 * DAY,
+            "cleared_at": T - 2 * DAY,
+        }
+    ],
+    "disputes": [
+        {
+            "id": 1,
+            "public_id": "dsp_0001",
+            "record_id": 1,
+            "subject_id": 1,
+            "source_id": 2,
+            "reason": "我已还款 I repaid it",
+            "new_information": None,
+            "opened_at": T - 60 * DAY,
+            "deadline": T - 30 * DAY,
+            "rulebook_version": "2026.1",
+            "prior_disputes": 0,
+        },
+        {
+            "id": 2,
+            "public_id": "dsp_0002",
+            "record_id": 1,
+            "subject_id": 1,
+            "source_id": 2,
+            "reason": "still wrong",
+            "new_information": "a receipt",
+            "opened_at": T - 20 * DAY,
+            "deadline": T + 25 * DAY,
+            "rulebook_version": "2026.1",
+            "prior_disputes": 1,
+        },
+    ],
+    "dispute_answers": [
+        {
+            "id": 1,
+            "dispute_id": 1,
+            "outcome": "corrected",
+            "explanation": "Checked against our ledger.",
+            "answered_at": T - 40 * DAY,
+            "answered_by": "source",
+            "principal_id": None,
+            "corrected_record_id": 2,
+        }
+    ],
+    "dispute_lapses": [
+        {"id": 1, "dispute_id": 2, "lapsed_at": T + 25 * DAY, "recorded_at": T + 26 * DAY}
+    ],
+    "statements": [
+        {"id": 1, "record_id": 1, "subject_id": 1, "text": "I disagree. 我不同意。", "at": T}
+    ],
+    "repairs": [
+        {
+            "id": 1,
+            "public_id": "rep_0001",
+            "record_id": 1,
+            "subject_id": 1,
+            "commitment": "Repaid in full; automatic payments since.",
+            "evidence": '["rec_0002"]',
+            "applied_at": T - 9 * DAY,
+        },
+        {
+            "id": 2,
+            "public_id": "rep_0002",
+            "record_id": 1,
+            "subject_id": 1,
+            "commitment": "Again.",
+            "evidence": "[]",
+            "applied_at": T - 8 * DAY,
+        },
+    ],
+    "repair_decisions": [
+        {
+            "id": 1,
+            "repair_id": 1,
+            "approved": True,
+            "reasons": "Repayment confirmed.",
+            "decided_at": T - 7 * DAY,
+            "principal_id": None,
+        },
+        {
+            "id": 2,
+            "repair_id": 2,
+            "approved": False,
+            "reasons": "No proof.",
+            "decided_at": T - 6 * DAY,
+            "principal_id": 2,
+        },
+    ],
+    "subject_tiers": [{"subject_id": 1, "tier": "B", "total": 871.3333333333334, "since": T}],
+}
+
+#: SHA-256 of the canonical bytes of each table's sample rows, one after another: the
+#: bytes are pinned, since every leaf will commit to them (a change of encoding is a
+#: change of log format, never an accident).
+PINNED = {
+    "api_keys": "788a1529838867d3ff7d420f7b67855840332b648c3f593c6a1e563bdcd0dbec",
+    "dispute_answers": "efacdfb3677909e6f3a3d0a6d5bd494a06891b26388e4b60bf413f4f6baaf010",
+    "dispute_lapses": "9f26bfbf175c39226fced3a9db9175cd6d8dd34c6acc7041e7ec38be7418fcdc",
+    "disputes": "9554589ee7f49863b66b1c032d0b0efc41dd18cd6b2a9ec188e21f9fb7d48ad4",
+    "inquiries": "e644e64d21067cc5449627532d22fbc92c06a4f8083db8e78ad156c49ba6e5f3",
+    "lookup_inquiries": "84240a2cbfcca64641721e6a1f04aa2f1fe866b8e859291f9f99e268d503ffea",
+    "party_services": "d6d84907e8e023969fa50279756787846022240e60b2c650d757afb6a8c9ddd6",
+    "principals": "6f8fee8cf0722d002f45c2af439977f6784d2fe63ad5e25f60be4da2700dc23e",
+    "records": "dbebaf211e9818434b481fcfb145d51a2e6ecb02634ed77b06e044b525744acc",
+    "relying_parties": "cf6d6e7a694af116c640277f2f3592c9f219a504cd2a7e7e3bce7f2e70bb2851",
+    "repair_decisions": "d844d3eca904a0e268f245a9a435aaf1885f6102a51110915cafc9078cbf9b69",
+    "repairs": "c7ea353b2df4f3098ae4df64dd9f9262b1043d3177ee4c2cf315580ebf6babde",
+    "restriction_warnings": "248b0d80266db3fa8a6950d093b8cc38ae02b9de7cc2d65a0d986c4c292cfc3f",
+    "retractions": "f0f09f6311e401900468aa9b372aed084d4fb8f5c3ee41cf8bada5fa0eee9f2a",
+    "rulebooks": "753a3e90d16bce652f3efbb2990e6a155f47597cac076a40be74178adbc523e9",
+    "source_record_types": "2c9d1e2c452ec7272340f78801f84371daf7daa9b65e7844397b339438ee6dfb",
+    "sources": "4e93a05daa0ba1d17777772db71274c15122cd4686564d0a7f72151c361f34ea",
+    "statements": "85c41abfc984f6e38793543172e1df3d662f398524dd74652c1a5b4dd7f667ae",
+    "subject_tiers": "4ddff21835a6d2184f359290f7ca13f21e20ddaf815ae0ceba0f32b640b7bfb5",
+    "subjects": "50800892c4ffbf01b2373171fbaf9dae8aa1ce4536d7fbed9872153599b23880",
+}
+
+#: The canonical bytes of the first record, written out.
+RECORD_BYTES = (
+    b'{"row":{"content_hash":"' + HASH_A.encode() + b'","decision_ref":"REG-1","id":1,'
+    b'"occurred_at":1769934615123456,"public_id":"rec_0001","quantity":1234.5678,'
+    b'"received_at":1771662615123456,"record_type":"loan_default","source_id":2,'
+    b'"source_ref":"L-1","subject_id":1},"table":"records"}'
+)
+
+
+def covered_tables() -> list[str]:
+    return sorted(n for n in metadata.tables if isinstance(journal.registration(n), Covered))
+
+
+def digest(name: str, rows: Sequence[Mapping[Any, Any]]) -> str:
+    encode = covered(name).encoder
+    return hashlib.sha256(b"".join(encode(row) for row in rows)).hexdigest()
+
+
+def test_every_covered_table_has_sample_rows_with_every_column() -> None:
+    assert sorted(SAMPLE) == covered_tables()
+    assert sorted(PINNED) == covered_tables()
+    for name, rows in SAMPLE.items():
+        columns = {c.name for c in metadata.tables[name].columns}
+        for row in rows:
+            assert set(row) == columns, name
+
+
+def test_the_bytes_are_pinned() -> None:
+    assert covered("records").encoder(SAMPLE["records"][0]) == RECORD_BYTES
+    assert {name: digest(name, SAMPLE[name]) for name in covered_tables()} == PINNED
+
+
+def test_encoding_is_deterministic_whatever_the_mapping_holds() -> None:
+    for name in covered_tables():
+        entry = covered(name)
+        for row in SAMPLE[name]:
+            once = entry.encoder(row)
+            assert entry.encoder(row) == once
+            assert entry.encoder(dict(reversed(list(row.items())))) == once
+            # Columns set by later entries, and anything else the mapping holds, are
+            # not part of the row's bytes.
+            assert entry.encoder({**row, "unrelated": 1}) == once
+            for column in entry.later:
+                assert entry.encoder({**row, column: _other(row[column], name, column)}) == once
+
+
+def test_encoding_changes_with_every_defining_column() -> None:
+    for name in covered_tables():
+        entry = covered(name)
+        table = metadata.tables[name]
+        accounted = set(entry.encoder.columns) | set(entry.later)
+        assert accounted == {c.name for c in table.columns}, name
+        for row in SAMPLE[name]:
+            once = entry.encoder(row)
+            for column in entry.encoder.columns:
+                changed = {**row, column: _other(row[column], name, column)}
+                assert entry.encoder(changed) != once, (name, column)
+                if table.c[column].nullable and row[column] is not None:
+                    assert entry.encoder({**row, column: None}) != once, (name, column)
+
+
+def test_rows_read_back_encode_alike_on_every_store(sessions: sessionmaker[Session]) -> None:
+    """The sample rows, stored and read back through the ORM's types and raw, encode
+    to the sample's bytes: the same on SQLite and on PostgreSQL (the pinned digest)."""
+    with sessions.begin() as session:
+        for table in metadata.sorted_tables:
+            if table.name in SAMPLE:
+                session.execute(insert(table), SAMPLE[table.name])
+    with sessions() as session:
+        for name in covered_tables():
+            table = metadata.tables[name]
+            order = [c.name for c in table.primary_key.columns]
+            typed = session.execute(select(table).order_by(*table.primary_key.columns))
+            raw = session.execute(text(f"SELECT * FROM {name} ORDER BY {', '.join(order)}"))
+            typed_rows = list(typed.mappings())
+            raw_rows = list(raw.mappings())
+            assert len(typed_rows) == len(raw_rows) == len(SAMPLE[name])
+            encode = covered(name).encoder
+            for sample, typed_row, raw_row in zip(SAMPLE[name], typed_rows, raw_rows, strict=True):
+                assert encode(typed_row) == encode(sample), name
+                assert encode(raw_row) == encode(sample), name
+            assert digest(name, raw_rows) == PINNED[name]
+
+
+def test_values_the_bytes_cannot_hold_faithfully_are_refused() -> None:
+    records = covered("records").encoder
+    row = SAMPLE["records"][0]
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match=r"records\.quantity"):
+            records({**row, "quantity": bad})
+    with pytest.raises(TypeError, match=r"records\.subject_id"):
+        records({**row, "subject_id": "1"})
+    with pytest.raises(TypeError, match=r"records\.subject_id"):
+        records({**row, "subject_id": True})
+    with pytest.raises(TypeError, match=r"records\.source_ref"):
+        records({**row, "source_ref": 7})
+    with pytest.raises(TypeError, match=r"records\.occurred_at"):
+        records({**row, "occurred_at": "2026-01-01"})
+    # An integer is a float's value, and an instant may come as microseconds.
+    assert records({**row, "quantity": 3}) == records({**row, "quantity": 3.0})
+    micros = records({**row, "occurred_at": 1769934615123456})
+    assert micros == records(row)
+    decisions = covered("repair_decisions").encoder
+    yes = SAMPLE["repair_decisions"][0]
+    assert decisions({**yes, "approved": 1}) == decisions(yes)
+    with pytest.raises(TypeError, match="approved"):
+        decisions({**yes, "approved": 2})
+
+
+def _other(value: Any, table: str, column: str) -> Any:
+    """A value of the column's type that differs from ``value`` (by as little as it can)."""
+    type_ = metadata.tables[table].c[column].type
+    if isinstance(type_, Instant):
+        return T if value is None else value + timedelta(microseconds=1)
+    if isinstance(type_, Boolean):
+        return True if value is None else not value
+    if isinstance(type_, Integer):
+        return 7 if value is None else value + 1
+    if isinstance(type_, Float):
+        return 0.5 if value is None else math.nextafter(value, math.inf)
+    if isinstance(type_, String):
+        return "x" if value is None else value[:-1] + chr(ord(value[-1]) ^ 1)
+    raise AssertionError(f"no other value for {table}.{column}")

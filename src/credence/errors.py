@@ -58,3 +58,12 @@ class RulebookInvalid(CredenceError):
 
     status = 422
     code = "rulebook_invalid"
+
+
+class RulebookTampered(CredenceError):
+    """A stored rulebook edition whose text no longer hashes to its recorded SHA-256:
+    it is never applied (nothing is scored or decided with it) until an operator
+    restores the published text."""
+
+    status = 503
+    code = "rulebook_tampered"

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
             "name of its signing key (no spaces or '+')."
         ),
     )
+    checkpoint_every_seconds: float = Field(
+        default=60.0,
+        description=(
+            "While the journal grows, the API server signs a checkpoint of the "
+            "transparency log at least this often (in seconds), so that new entries are "
+            "soon provable; nothing is signed while no entry arrives. 0 turns it off "
+            "(checkpoints are then signed only on request)."
+        ),
+        ge=0,
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -24,6 +24,8 @@ from credence.api.routers import (
 from credence.api.schemas import ErrorEnvelope
 from credence.context import Context
 from credence.ledger.intake import Intake
+from credence.translog.keys import signer_from_settings
+from credence.translog.service import CheckpointTimer
 
 DESCRIPTION = """
 Credence answers relying parties with purpose-bound decisions, explains every score to
@@ -66,9 +68,23 @@ class CredenceAPI(FastAPI):
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    intake: Intake = app.state.intake
-    intake.close()
+    # While the server runs, new journal entries are signed into a checkpoint at least
+    # every ``checkpoint_every_seconds`` (off at 0).
+    ctx: Context = app.state.ctx
+    timer = CheckpointTimer(
+        engine=ctx.engine,
+        sessions=ctx.sessions,
+        clock=ctx.clock,
+        signer=lambda: signer_from_settings(ctx.settings),
+        every=ctx.settings.checkpoint_every_seconds,
+    )
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.stop()
+        intake: Intake = app.state.intake
+        intake.close()
 
 
 def create_app(ctx: Context) -> FastAPI:

@@ -5,6 +5,10 @@ A published edition is immutable and stays readable forever. The edition in forc
 first edition applies (there was nothing else to apply). Parsed rulebooks are cached by
 content hash and the list of editions by store, so reading the edition in force costs one
 small indexed query (of the newest edition's row, to see that the list is current).
+
+An edition is parsed only from text that hashes to its recorded SHA-256: a stored text
+edited afterwards raises :class:`~credence.errors.RulebookTampered` (503) wherever it is
+read, instead of being applied under the hash it no longer has.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy.orm import Session
 from credence import journal
 from credence.clock import to_micros
 from credence.db import Direct, Prepared, core
-from credence.errors import Conflict, NotFound
+from credence.errors import Conflict, NotFound, RulebookTampered
 from credence.rulebook.loader import content_hash, load_text
 from credence.rulebook.model import Rulebook
 from credence.rulebook.tables import PublishedRulebook
@@ -43,10 +47,31 @@ _cache: dict[str, tuple[Rulebook, TypeTable, str]] = {}
 _cache_lock = threading.Lock()
 
 
-def _parsed(text: str, digest: str) -> tuple[Rulebook, TypeTable, str]:
+def clear_cache() -> None:
+    """Forget every parsed edition and list of editions (the next read loads them)."""
+    with _cache_lock:
+        _cache.clear()
+        _published_cache.clear()
+
+
+def tampered(version: str) -> RulebookTampered:
+    """The error of an edition whose stored text does not hash to its recorded hash."""
+    return RulebookTampered(
+        f"the rulebook in force failed its integrity check: the stored text of edition "
+        f"{version} does not hash to its recorded SHA-256, so it is not applied; an "
+        "operator restores the published text (`credence log verify` names the edition)",
+        code="rulebook_tampered",
+    )
+
+
+def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, TypeTable, str]:
+    """The parsed edition of ``text``, refused unless ``text`` hashes to ``digest``; only
+    checked text is cached (by its hash)."""
     with _cache_lock:
         hit = _cache.get(digest)
     if hit is None:
+        if content_hash(text) != digest:
+            raise tampered(version)
         book = load_text(text, origin=f"rulebook {digest[:12]}")
         hit = (book, TypeTable(book), text)
         with _cache_lock:
@@ -55,8 +80,11 @@ def _parsed(text: str, digest: str) -> tuple[Rulebook, TypeTable, str]:
 
 
 def _edition(row: PublishedRulebook) -> Edition:
-    book, types, _ = _parsed(row.text, row.content_hash)
-    return Edition(row.version, row.content_hash, row.published_at, row.text, book, types)
+    # The row's text is at hand: check it even when its parse is cached.
+    if content_hash(row.text) != row.content_hash:
+        raise tampered(row.version)
+    book, types, text = _parsed(row.text, row.content_hash, row.version)
+    return Edition(row.version, row.content_hash, row.published_at, text, book, types)
 
 
 def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebook>") -> Edition:
@@ -170,7 +198,7 @@ def _listed(
         text = connection.execute(
             select(PublishedRulebook.text).where(PublishedRulebook.id == row_id)
         ).scalar_one()
-        hit = _parsed(text, digest)
+        hit = _parsed(text, digest, version)
     return Edition(version, digest, published_at, hit[2], hit[0], hit[1])
 
 

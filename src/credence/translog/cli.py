@@ -109,7 +109,9 @@ def verify_cmd(
         ),
     ] = None,
 ) -> None:
-    """Recompute the whole log from the database; exit 1 naming the first bad entry."""
+    """Recompute the whole log from the database, entries after the last checkpoint
+    included, and check every rulebook edition's text against its hash; exit 1 naming
+    the first bad entry (entries not yet signed alone do not fail it)."""
     ctx = open_context(db)
     try:
         key = _verifier(ctx, public_key)
@@ -136,18 +138,31 @@ def verify_cmd(
         signed = "signatures checked" if report.signatures_checked else "signatures NOT checked"
         console.print(
             f"[green]log verified[/green]: {report.entries:,} entries, {report.committed:,} "
-            f"committed in {report.checkpoints} checkpoints ({signed}); "
-            f"{report.pending:,} entries await the next checkpoint"
+            f"committed in {report.checkpoints} checkpoints ({signed})"
         )
+        if report.pending:
+            console.print(_unsigned(report))
         return
+    if report.pending:
+        err.print(_unsigned(report))
     first = report.first_bad_seq
-    where = f"first bad entry: {first}" if first is not None else "checkpoints do not hold"
+    where = f"first bad entry: {first}" if first is not None else "see below"
     err.print(f"[red]log verification FAILED[/red] ({where}); {len(report.problems)} problems:")
     for problem in report.problems[:20]:
         err.print(f"  - {problem.kind}: {problem.message}", markup=False, highlight=False)
     if len(report.problems) > 20:
         err.print(f"  … and {len(report.problems) - 20} more")
     raise typer.Exit(1)
+
+
+def _unsigned(report: service.VerifyReport) -> str:
+    """The entries no checkpoint signs yet: checked against the rows they wrote, but
+    not yet provable to anyone holding a checkpoint."""
+    if report.latest_checkpoint is None:
+        return f"{report.pending:,} entries are not yet signed (no checkpoint yet)"
+    return (
+        f"{report.pending:,} entries after checkpoint {report.latest_checkpoint} are not yet signed"
+    )
 
 
 @app.command("prove")

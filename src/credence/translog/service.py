@@ -67,6 +67,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import logging
 import threading
 from array import array
 from collections import OrderedDict
@@ -76,13 +77,16 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import BigInteger, Executable, Table, func, select, text, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Engine, Executable, Table, func, select, text, type_coerce
+from sqlalchemy.orm import Session, sessionmaker
 
-from credence.clock import from_micros
+from credence.clock import Clock, from_micros
+from credence.db import write_lock
 from credence.errors import Conflict, InvalidInput, NotFound
-from credence.journal import EventKind, JournalEntry
-from credence.ledger.tables import Record
+from credence.journal import EventKind, JournalEntry, canonical, record_data
+from credence.ledger.tables import Record, Source, Subject
+from credence.rulebook.loader import content_hash
+from credence.rulebook.tables import PublishedRulebook
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
 from credence.translog.tables import LogLeaf, StoredCheckpoint
@@ -222,6 +226,8 @@ class VerifyReport:
     checkpoints: int
     signatures_checked: bool
     problems: tuple[Problem, ...] = field(default=())
+    latest_checkpoint: int | None = None
+    """The id of the newest checkpoint, if any: entries after it are not yet signed."""
 
     @property
     def ok(self) -> bool:
@@ -229,7 +235,7 @@ class VerifyReport:
 
     @property
     def pending(self) -> int:
-        """Entries appended after the latest checkpoint (not yet committed)."""
+        """Entries appended after the latest checkpoint (checked, but not yet signed)."""
         return max(self.entries - self.committed, 0)
 
     @property
@@ -594,6 +600,72 @@ def current_checkpoint(session: Session, *, signer: LogSigner, at: datetime) -> 
     return checkpoint(session, signer=signer, at=at)
 
 
+class CheckpointTimer:
+    """Signs a checkpoint every ``every`` seconds while the journal grows: a thread of
+    its own, with its own sessions, taking this process's SQLite write lock like every
+    writer, so requests never wait on it beyond the few milliseconds of the signing.
+    A round that fails is logged (its error class and code only: no entry's content) and
+    retried at the next tick; nothing is signed while no entry arrives."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        signer: Callable[[], LogSigner],
+        every: float,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.clock = clock
+        self.signer = signer
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.every > 0 and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="credence-checkpoints", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tick()
+            except Exception as exc:
+                code = getattr(exc, "code", "")
+                _log.warning(
+                    "signing a checkpoint failed (%s%s); retrying in %s s",
+                    type(exc).__name__,
+                    f": {code}" if code else "",
+                    self.every,
+                )
+
+    def tick(self) -> Checkpoint | None:
+        """Sign a checkpoint if entries arrived since the latest one; the new
+        checkpoint, or None when there was nothing to sign."""
+        with self.sessions() as session:
+            head = session.scalar(select(func.max(JournalEntry.seq)))
+            _, last_committed = _committed(session)
+        if head is None or head == last_committed:
+            return None
+        signer = self.signer()
+        with write_lock(self.engine), self.sessions.begin() as session:
+            return checkpoint(session, signer=signer, at=self.clock.now())
+
+
+_log = logging.getLogger("credence.translog")
+
+
 # --- entries ---------------------------------------------------------------------------
 
 
@@ -687,6 +759,10 @@ def verify_log(
 
     total = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
     committed = len(leaf_seqs)
+    unsigned = _Unsigned(
+        dense=session.get_bind().dialect.name == "sqlite",
+        after=leaf_seqs[-1] if leaf_seqs else 0,
+    )
     read = 0
     p = 0
     for row in _rows(session, select(*_ROW_COLUMNS).order_by(JournalEntry.seq)):
@@ -713,6 +789,8 @@ def verify_log(
                     seq,
                 )
             )
+        else:
+            unsigned.check(row)
         read += 1
         if progress is not None and (read % _BATCH == 0 or read == total):
             progress(read, total)
@@ -722,6 +800,10 @@ def verify_log(
 
     stored = checkpoints(session)
     problems += _check_checkpoints(stored, leaf_seqs, leaf_hashes, key)
+    signed_ok = not problems
+    problems += unsigned.problems
+    problems += _check_unsigned_records(session, unsigned, orphans=signed_ok)
+    problems += _check_rulebooks(session)
     problems.sort(key=lambda pr: (pr.seq is None, pr.seq if pr.seq is not None else 0))
     return VerifyReport(
         entries=read,
@@ -729,7 +811,219 @@ def verify_log(
         checkpoints=len(stored),
         signatures_checked=key is not None,
         problems=tuple(problems),
+        latest_checkpoint=stored[-1].id if stored else None,
     )
+
+
+class _Unsigned:
+    """Checks of the entries after the last checkpoint, which no leaf commits to yet.
+
+    Each must be a known kind with canonical JSON data; on SQLite (``seq`` dense) none
+    may be missing between two; and each record entry must agree with the row it
+    appended (:func:`_check_unsigned_records`), so that an entry edited or removed
+    before it was signed does not pass unnoticed. Memory grows with the unsigned
+    entries only (a checkpoint is signed at least every minute while entries arrive).
+    """
+
+    def __init__(self, *, dense: bool, after: int) -> None:
+        self.dense = dense
+        self.after = after
+        self.last = after
+        self.problems: list[Problem] = []
+        #: (seq, payload) of every unsigned record entry, by record public id.
+        self.records: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def check(self, row: Any) -> None:
+        seq, kind, _, _, data = row
+        if self.dense and seq != self.last + 1:
+            missing = (
+                f"entry {self.last + 1} (not yet signed) is"
+                if seq == self.last + 2
+                else f"entries {self.last + 1} to {seq - 1} (not yet signed) are"
+            )
+            self.problems.append(Problem("removed", f"{missing} gone", self.last + 1))
+        self.last = seq
+        if kind not in _KINDS:
+            self.problems.append(Problem("changed", f"entry {seq} has an unknown kind", seq))
+            return
+        try:
+            payload = orjson.loads(data)
+            well_formed = isinstance(payload, dict) and canonical(payload) == data
+        except orjson.JSONDecodeError:
+            well_formed = False
+        if not well_formed:
+            self.problems.append(
+                Problem("changed", f"entry {seq} (not yet signed) is not canonical JSON", seq)
+            )
+            return
+        if kind == EventKind.RECORD.value and isinstance(payload.get("record"), str):
+            self.records[payload["record"]] = (seq, payload)
+
+
+_KINDS = frozenset(kind.value for kind in EventKind)
+_INSTANTS = ("occurred_at", "received_at")
+
+
+def _same_record(payload: dict[str, Any], stored: dict[str, Any]) -> bool:
+    def norm(d: dict[str, Any]) -> dict[str, Any]:
+        out = dict(d)
+        for name in _INSTANTS:
+            if isinstance(out.get(name), str):
+                out[name] = datetime.fromisoformat(out[name])
+        return out
+
+    try:
+        return norm(payload) == norm(stored)
+    except ValueError:
+        return False
+
+
+def _record_rows(session: Session, where: Any) -> Iterable[Any]:
+    return session.execute(
+        select(
+            Record.id,
+            Record.public_id,
+            Source.code,
+            Record.source_ref,
+            Subject.public_id,
+            Record.subject_id,
+            Record.record_type,
+            Record.occurred_at,
+            Record.received_at,
+            Record.quantity,
+            Record.decision_ref,
+        )
+        .join(Source, Source.id == Record.source_id)
+        .join(Subject, Subject.id == Record.subject_id)
+        .where(where)
+        .order_by(Record.id)
+    )
+
+
+def _check_unsigned_records(
+    session: Session, unsigned: _Unsigned, *, orphans: bool
+) -> list[Problem]:
+    """Each unsigned record entry against its row in ``records``, and (with
+    ``orphans``) each row appended since the last signed record entry against an entry:
+    an entry edited or deleted before a checkpoint signed it fails here. ``orphans`` is
+    off when signed entries were already found changed or removed: which rows came after
+    the checkpoint is then unknown, and the first bad entry is named already. Messages
+    name the record's opaque id, never its content."""
+    problems: list[Problem] = []
+    found: set[str] = set()
+    ids = list(unsigned.records)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in _record_rows(session, Record.public_id.in_(chunk)):
+            found.add(row[1])
+            seq, payload = unsigned.records[row[1]]
+            stored = orjson.loads(
+                canonical(
+                    record_data(
+                        record_id=row[1],
+                        source=row[2],
+                        source_ref=row[3],
+                        subject_id=row[4],
+                        record_type=row[6],
+                        occurred_at=row[7],
+                        received_at=row[8],
+                        quantity=row[9],
+                        decision_ref=row[10],
+                    )
+                )
+            )
+            if not _same_record(payload, stored):
+                problems.append(
+                    Problem(
+                        "changed",
+                        f"entry {seq} (not yet signed) differs from the row it appended: "
+                        f"table records, record {row[1]}",
+                        seq,
+                    )
+                )
+    for public_id in ids:
+        if public_id not in found:
+            seq = unsigned.records[public_id][0]
+            problems.append(
+                Problem(
+                    "changed",
+                    f"entry {seq} (not yet signed) names a record that is not in table "
+                    f"records ({public_id})",
+                    seq,
+                )
+            )
+    if not orphans:
+        return problems
+    # Rows appended after the last record entry a checkpoint signed must each have an
+    # unsigned entry (ids and entries are written in the same transaction, in order).
+    last_signed = session.scalar(
+        select(JournalEntry.data)
+        .where(JournalEntry.kind == EventKind.RECORD.value, JournalEntry.seq <= unsigned.after)
+        .order_by(JournalEntry.seq.desc())
+        .limit(1)
+    )
+    floor: int | None = 0
+    if last_signed is not None:
+        named = orjson.loads(last_signed).get("record")
+        floor = session.scalar(select(Record.id).where(Record.public_id == named)) or 0
+    for row in _record_rows(session, Record.id > (floor or 0)):
+        if row[1] in unsigned.records:
+            continue
+        # Rare (concurrent appends interleave ids and entries, or a signed entry was
+        # tampered with, which the leaves report): is the record named by any entry?
+        named = b'"record":' + orjson.dumps(row[1])
+        if (
+            session.scalar(
+                select(JournalEntry.seq).where(JournalEntry.data.contains(named.decode())).limit(1)
+            )
+            is None
+        ):
+            problems.append(
+                Problem(
+                    "removed",
+                    f"table records, record {row[1]}: no log entry appended it (its entry "
+                    "was removed before a checkpoint signed it, or the row was inserted)",
+                )
+            )
+    return problems
+
+
+def _check_rulebooks(session: Session) -> list[Problem]:
+    """Every stored edition's text against its recorded SHA-256, and that hash against
+    the ``rulebook_published`` entry that published it."""
+    published: dict[str, tuple[int | None, Any]] = {}
+    entries = select(JournalEntry.seq, JournalEntry.data).where(
+        JournalEntry.kind == EventKind.RULEBOOK_PUBLISHED.value
+    )
+    for entry_seq, data in session.execute(entries):
+        payload = orjson.loads(data)
+        if isinstance(payload, dict) and isinstance(payload.get("version"), str):
+            published.setdefault(payload["version"], (entry_seq, payload.get("content_hash")))
+    problems: list[Problem] = []
+    rows = select(
+        PublishedRulebook.id,
+        PublishedRulebook.version,
+        PublishedRulebook.content_hash,
+        PublishedRulebook.text,
+    ).order_by(PublishedRulebook.id)
+    for row_id, version, digest, body in session.execute(rows):
+        seq, logged = published.get(version, (None, None))
+        by = f"published by entry {seq}" if seq is not None else "no log entry published it"
+        where = f"table rulebooks, row {row_id}: rulebook {version} ({by})"
+        if content_hash(body) != digest:
+            problems.append(
+                Problem(
+                    "rulebook",
+                    f"{where}: its text does not hash to its recorded SHA-256 (edited after "
+                    "publication); it does not load",
+                    seq,
+                )
+            )
+        elif seq is not None and logged != digest:
+            problems.append(
+                Problem("rulebook", f"{where}: its hash differs from the one the entry logged", seq)
+            )
+    return problems
 
 
 def _removed(seq: int, index: int) -> Problem:
@@ -801,6 +1095,7 @@ def _check_note(cp: Checkpoint, label: str, key: LogKey | None) -> list[Problem]
 
 __all__ = [
     "Checkpoint",
+    "CheckpointTimer",
     "ConsistencyProof",
     "InclusionProof",
     "LogEntry",

@@ -189,28 +189,33 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
     commits. Waiting on a lock in the process instead hands over at once. Other stores
     take concurrent writers: no lock.
     """
-    if not is_sqlite(engine):
-        return nullcontext()
-    with _write_locks_guard:
-        lock = _write_locks.get(engine)
-        if lock is None:
-            lock = _write_locks[engine] = threading.Lock()
-    return lock
+    lock = _sqlite_write_lock(engine)
+    return nullcontext() if lock is None else lock
 
 
 def try_write_lock(engine: Engine) -> bool:
     """Take this process's write lock of an SQLite ``engine`` (see :func:`write_lock`)
     if it is free, without waiting: True if taken (release it with
     :func:`release_write_lock`). Always True for other stores, which have none."""
-    lock = write_lock(engine)
-    return not isinstance(lock, type(_write_locks_guard)) or lock.acquire(blocking=False)
+    lock = _sqlite_write_lock(engine)
+    return lock is None or lock.acquire(blocking=False)
 
 
 def release_write_lock(engine: Engine) -> None:
     """Release the lock :func:`try_write_lock` took."""
-    lock = write_lock(engine)
-    if isinstance(lock, type(_write_locks_guard)):
+    lock = _sqlite_write_lock(engine)
+    if lock is not None:
         lock.release()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock | None:
+    if not is_sqlite(engine):
+        return None
+    with _write_locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.Lock()
+    return lock
 
 
 def is_busy(error: BaseException) -> bool:

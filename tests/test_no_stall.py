@@ -15,6 +15,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock, SystemClock
+from credence.decisions.tables import Inquiry
 from credence.ledger.tables import Record, Subject
 from tests.server import Keys, Server, keyed_world
 from tests.world import person_id, rec, submit
@@ -169,3 +171,44 @@ def test_decisions_beside_writes_never_stall(
         assert load.counts.get(kind, 0) > 0, (kind, load.counts)
     assert max(load.slowest.values()) < 5.0, load.slowest
     assert load.slowest["health"] < 1.0, load.slowest
+
+
+def test_a_decision_waiting_for_the_write_lock_does_not_hold_the_server(
+    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    """Another connection holds the store's write lock (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: an exclusive lock on the inquiries table). A decision must wait for it
+    to store its inquiry, but the server goes on answering meanwhile; once the lock is
+    released the decision is answered, and its inquiry is stored."""
+    k = keyed_world(sessions, clock)
+    server = Server(_url(engine), tmp_path).start()
+    holder = engine.raw_connection()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            body = {"subject_id": k.world.people[1].public_id, "service": "air_travel"}
+            assert c.post("/v1/decisions", json=body, headers=k.auth("party")).status_code == 200
+            cursor = holder.cursor()
+            if engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            else:
+                cursor.execute("LOCK TABLE inquiries IN EXCLUSIVE MODE")
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(c.post, "/v1/decisions", json=body, headers=k.auth("party"))
+                time.sleep(0.5)
+                started = time.monotonic()
+                with httpx.Client(base_url=server.url, timeout=10) as other:
+                    assert other.get("/v1/health").status_code == 200
+                    assert other.get("/v1/rulebook").status_code == 200
+                assert time.monotonic() - started < 1.0
+                assert not waiting.done(), "answered before its inquiry could be stored"
+                holder.rollback()
+                answer = waiting.result(10)
+            assert answer.status_code == 200, answer.text
+        with sessions() as session:
+            stored = session.scalar(
+                select(Inquiry.id).where(Inquiry.public_id == answer.json()["decision_id"])
+            )
+        assert stored is not None
+    finally:
+        holder.close()
+        server.stop()

@@ -329,46 +329,12 @@ def run_copy(stores: Stores, label: str) -> Iterator[str]:
 
 @contextmanager
 def serving(version: Version, url: str, log: Path) -> Iterator[online.Server]:
-    """``credence serve`` of ``version`` (one uvicorn worker) on a free loopback port."""
-    port = online.free_port()
-    env = {
-        **version.env(),
-        "CREDENCE_DB_URL": url,
-        # No access log line per request: the benchmark measures the API, not the terminal.
-        "CREDENCE_LOG_LEVEL": "warning",
-        "CREDENCE_LOG_KEY_PATH": str(OUT / "ab-log.key"),
-    }
-    command = [sys.executable, "-c", "from credence.cli import main; main()"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=version.root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"the {version.label} server stopped at start; see {log}")
-                try:
-                    status, _ = online.request(port, "GET", "/v1/health", None, None)
-                    if status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the {version.label} server did not answer; see {log}")
-                time.sleep(0.2)
-            yield online.Server(port, proc.pid)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """``credence serve`` of ``version`` (one uvicorn worker) on a free loopback port:
+    :func:`bench.online.serving` run from that version's tree, with its ``PYTHONPATH``."""
+    with online.serving(
+        url, log, env=version.env(), cwd=version.root, what=f"the {version.label} server"
+    ) as server:
+        yield server
 
 
 # --- one round -----------------------------------------------------------------------

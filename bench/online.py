@@ -583,17 +583,21 @@ class Server:
 
 
 @contextmanager
-def serving(url: str, log: Path) -> Iterator[Server]:
-    """``credence serve`` (one uvicorn worker) on a free loopback port; stopped after."""
+def serving(
+    url: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    what: str = "the server",
+) -> Iterator[Server]:
+    """``credence serve`` (one uvicorn worker) on a free loopback port; stopped after.
+    ``env`` replaces the environment it starts from (default: this process's), and
+    ``cwd`` its working directory: :mod:`bench.ab` runs another version's code so."""
     port = free_port()
-    script = Path(sys.executable).with_name("credence")
-    command = (
-        [str(script)]
-        if script.exists()
-        else [sys.executable, "-c", "from credence.cli import main; main()"]
-    )
+    command = [sys.executable, "-c", "from credence.cli import main; main()"]
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "CREDENCE_DB_URL": url,
         # No access log line per request: the benchmark measures the API, not the terminal.
         "CREDENCE_LOG_LEVEL": "warning",
@@ -602,6 +606,7 @@ def serving(url: str, log: Path) -> Iterator[Server]:
     with log.open("w") as out:
         proc = subprocess.Popen(
             [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -610,7 +615,7 @@ def serving(url: str, log: Path) -> Iterator[Server]:
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None:
-                    raise SystemExit(f"the server stopped at start; see {log}")
+                    raise SystemExit(f"{what} stopped at start; see {log}")
                 try:
                     status, _ = request(port, "GET", "/v1/health", None, None)
                     if status == 200:
@@ -618,7 +623,7 @@ def serving(url: str, log: Path) -> Iterator[Server]:
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not answer within 60 s; see {log}")
+                    raise SystemExit(f"{what} did not answer within 60 s; see {log}")
                 time.sleep(0.2)
             yield Server(port, proc.pid)
         finally:

@@ -11,16 +11,19 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.access.keys import create_principal, create_relying_party, issue_key
 from credence.access.policy import Role
 from credence.clock import Clock
-from tests.world import World, build_world
+from credence.ledger.tables import Record
+from tests.world import World, build_world, rec, submit
 
 #: The services the test relying party may ask about.
 SERVICES = ("air_travel", "loan_rate_discount", "community_perks")
@@ -132,3 +135,24 @@ def keyed_world(sessions: sessionmaker[Session], clock: Clock, *, people: int = 
             principal = create_principal(session, role=role, name=name, clock=clock, **link)
             keys[name] = issue_key(session, principal=principal, clock=clock)
     return Keys(world, keys)
+
+
+def own_records(sessions: sessionmaker[Session], k: Keys, now: datetime) -> dict[str, Any]:
+    """Records on the subject key's own file, as of the server's ``now``: a recent one
+    to dispute and comment on, an older negative one to apply for repair of."""
+    me = k.world.people[0]
+    submit(
+        sessions,
+        k.world,
+        "bank",
+        now - timedelta(days=1),
+        rec("own-1", me, "loan_default", now - timedelta(days=30), decision_ref="HCB-7"),
+        rec("old-1", me, "credit_card_default", now - timedelta(days=200), decision_ref="HCB-8"),
+    )
+    with sessions() as session:
+        ids = dict(
+            session.execute(
+                select(Record.source_ref, Record.public_id).where(Record.subject_id == me.id)
+            ).all()
+        )
+    return {"own": ids["own-1"], "old": ids["old-1"]}

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,8 @@ from credence.decisions.tables import Inquiry
 from credence.disputes.tables import Dispute, DisputeAnswer, Repair, Statement
 from credence.ledger.tables import Record, Retraction, Subject
 from credence.settings import Settings
-from tests.server import Keys, Server, free_port, keyed_world
-from tests.world import person_id, rec, submit
+from tests.server import Keys, Server, free_port, keyed_world, own_records
+from tests.world import person_id
 
 
 @dataclass
@@ -182,27 +181,6 @@ def writes(k: Keys) -> list[Write]:
         return c.post(f"/v1/keys/{st['rotated']}/revocation", headers=k.auth("operator"))
 
     return out
-
-
-def own_records(sessions: sessionmaker[Session], k: Keys, now: datetime) -> dict[str, Any]:
-    """Records on the subject key's own file, as of the server's ``now``: a recent one
-    to dispute and comment on, an older negative one to apply for repair of."""
-    me = k.world.people[0]
-    submit(
-        sessions,
-        k.world,
-        "bank",
-        now - timedelta(days=1),
-        rec("own-1", me, "loan_default", now - timedelta(days=30), decision_ref="HCB-7"),
-        rec("old-1", me, "credit_card_default", now - timedelta(days=200), decision_ref="HCB-8"),
-    )
-    with sessions() as session:
-        ids = dict(
-            session.execute(
-                select(Record.source_ref, Record.public_id).where(Record.subject_id == me.id)
-            ).all()
-        )
-    return {"own": ids["own-1"], "old": ids["old-1"]}
 
 
 def _url(engine: Engine) -> str:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock, SystemClock
 from credence.decisions.tables import Inquiry
-from credence.ledger.tables import Record, Subject
-from tests.server import Keys, Server, keyed_world
-from tests.world import person_id, rec, submit
+from credence.ledger.tables import Subject
+from tests.server import Keys, Server, keyed_world, own_records
+from tests.world import person_id
 
 SECONDS = 10.0
 
@@ -134,18 +133,7 @@ def test_decisions_beside_writes_never_stall(
     engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
 ) -> None:
     k = keyed_world(sessions, clock, people=6)
-    now = SystemClock().now()
-    me = k.world.people[0]
-    submit(
-        sessions,
-        k.world,
-        "bank",
-        now - timedelta(days=1),
-        rec("own", me, "loan_default", now - timedelta(days=9), decision_ref="HCB-1"),
-    )
-    with sessions() as session:
-        own = session.scalar(select(Record.public_id).where(Record.source_ref == "own"))
-    assert own is not None
+    own = own_records(sessions, k, SystemClock().now())["own"]
     server = Server(_url(engine), tmp_path).start()
     try:
         load = Load(server.url, k, own)

@@ -48,6 +48,7 @@ from credence.ids import new_id, new_ordered_ids
 from credence.ledger import endings
 from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import (
+    STORED_RECORD_COLUMNS,
     Record,
     Retraction,
     Source,
@@ -332,18 +333,7 @@ def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
 
 
 #: The columns of a planned record's row, in the order of :attr:`_Planned.row`.
-RECORD_COLUMNS = (
-    "public_id",
-    "source_id",
-    "source_ref",
-    "subject_id",
-    "record_type",
-    "occurred_at",
-    "received_at",
-    "quantity",
-    "decision_ref",
-    "content_hash",
-)
+RECORD_COLUMNS = STORED_RECORD_COLUMNS
 #: The columns of a planned journal entry, in the order of :attr:`_Planned.entry`.
 JOURNAL_COLUMNS = journal.COLUMNS
 

@@ -123,24 +123,22 @@ journal.cover(
         "registered_at",
     ),
 )
-_records = Record.__table__
-journal.cover(
-    _records,
-    journal.encoder(
-        _records,
-        "id",
-        "public_id",
-        "source_id",
-        "source_ref",
-        "subject_id",
-        "record_type",
-        "occurred_at",
-        "received_at",
-        "quantity",
-        "decision_ref",
-        "content_hash",
-    ),
+#: What a record's row holds besides its key: what ingestion writes, and what the
+#: journal's encoder of the table covers.
+STORED_RECORD_COLUMNS = (
+    "public_id",
+    "source_id",
+    "source_ref",
+    "subject_id",
+    "record_type",
+    "occurred_at",
+    "received_at",
+    "quantity",
+    "decision_ref",
+    "content_hash",
 )
+_records = Record.__table__
+journal.cover(_records, journal.encoder(_records, "id", *STORED_RECORD_COLUMNS))
 _retractions = Retraction.__table__
 journal.cover(
     _retractions,

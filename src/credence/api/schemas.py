@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from credence.decisions.service import Decision
-from credence.ledger.schemas import RecordResult
+from credence.ledger.schemas import NO_NUL, RecordResult
 from credence.scoring.online import Score
 
 
@@ -181,21 +181,19 @@ class FileOut(BaseModel):
 
 
 class DecisionIn(BaseModel):
+    # The direct decision path validates its bodies with this model before the request
+    # guard (credence.api.errors.RequestGuard) sees them: a NUL is refused here (by a
+    # pattern, as in RecordIn), and the request goes on to the guard, which answers 422
+    # as for any other endpoint.
     model_config = ConfigDict(extra="forbid")
-    service: str = Field(min_length=1, max_length=64)
-    subject_id: str | None = Field(default=None, max_length=40)
+    service: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    subject_id: str | None = Field(default=None, max_length=40, pattern=NO_NUL)
     identifier: str | None = Field(
-        default=None, max_length=40, description="National identifier, instead of subject_id."
+        default=None,
+        max_length=40,
+        pattern=NO_NUL,
+        description="National identifier, instead of subject_id.",
     )
-
-    @model_validator(mode="after")
-    def _no_nul(self) -> DecisionIn:
-        # The direct decision path validates its bodies with this model before the
-        # request guard (credence.api.errors.RequestGuard) sees them: refused here, the
-        # request goes on to the guard, which answers 422 as for any other endpoint.
-        if "\x00" in f"{self.service}{self.subject_id}{self.identifier}":
-            raise ValueError("a decision request must not contain NUL characters")
-        return self
 
 
 class DecisionOut(BaseModel):

@@ -20,6 +20,7 @@ from credence.errors import RulebookTampered
 from credence.journal import EventKind, JournalEntry
 from credence.rulebook import store
 from credence.translog import service as log
+from credence.translog import verify
 from credence.translog.cli import app as log_cli
 from credence.translog.keys import LogSigner, generate_signer
 from tests.server import Server, keyed_world
@@ -190,7 +191,7 @@ def test_an_edited_entry_after_the_checkpoint_fails(
         s=target,
     )
     with sessions() as session:
-        report = log.verify_log(session, key=signer.public)
+        report = verify.verify_log(session, key=signer.public)
     assert not report.ok
     assert report.first_bad_seq == target
     result = verify_cli(engine, tmp_path, monkeypatch)

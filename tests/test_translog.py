@@ -37,8 +37,9 @@ from credence.context import Context
 from credence.errors import InvalidInput, NotFound
 from credence.journal import JournalEntry
 from credence.settings import Settings
-from credence.translog import merkle, reference
+from credence.translog import merkle, reference, verify
 from credence.translog import service as log
+
 from credence.translog.cli import app as log_cli
 from credence.translog.keys import (
     LogKeyError,
@@ -123,9 +124,9 @@ def journal_leaves(sessions: sessionmaker[Session]) -> list[tuple[int, bytes]]:
         ]
 
 
-def verify(sessions: sessionmaker[Session], signer: LogSigner) -> log.VerifyReport:
+def verify_all(sessions: sessionmaker[Session], signer: LogSigner) -> verify.VerifyReport:
     with sessions() as session:
-        return log.verify_log(session, key=signer.public)
+        return verify.verify_log(session, key=signer.public)
 
 
 def execute(sessions: sessionmaker[Session], sql: str, **params: Any) -> None:
@@ -159,7 +160,7 @@ def test_checkpoint_signs_the_root_of_every_journal_row(
             select(LogLeaf.leaf_index, LogLeaf.seq).order_by(LogLeaf.leaf_index)
         ).all()
     assert committed == [(i, seq) for i, (seq, _) in enumerate(leaves)]
-    assert verify(sessions, signer).ok
+    assert verify_all(sessions, signer).ok
 
     # A new key re-signs the same tree; verified with the old key alone, that one is
     # reported (rotating the key means verifying with each key in turn).
@@ -169,7 +170,7 @@ def test_checkpoint_signs_the_root_of_every_journal_row(
     assert (again.tree_size, again.root_hash) == (cp.tree_size, cp.root_hash)
     assert again.key_id == rotated.public.key_id.hex()
     log.verify_checkpoint(again.signed_note, rotated.public)
-    assert [p.kind for p in verify(sessions, signer).problems] == ["checkpoint"]
+    assert [p.kind for p in verify_all(sessions, signer).problems] == ["checkpoint"]
 
 
 def test_proofs_from_every_checkpoint_stay_valid(
@@ -258,7 +259,7 @@ def test_the_cache_forgets_a_rolled_back_checkpoint(
     cp = make_checkpoint(sessions, signer, clock)
     assert cp.tree_size == doomed.tree_size  # same size, other content
     assert cp.root_hash == reference.mth([d for _, d in journal_leaves(sessions)])
-    assert verify(sessions, signer).ok
+    assert verify_all(sessions, signer).ok
 
 
 # --- tampering ---------------------------------------------------------------------------
@@ -296,7 +297,7 @@ def test_an_untouched_log_verifies_and_counts_pending_entries(
     assert logged.gap not in logged.seqs
     with sessions.begin() as session:
         journal.append(session, kind=FILLER, at=clock.now(), data={"late": 1})
-    report = verify(sessions, signer)
+    report = verify_all(sessions, signer)
     assert report.ok, report.problems
     assert (report.entries, report.committed, report.pending) == (
         len(logged.seqs) + 1,
@@ -483,7 +484,7 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
         with sessions.begin() as session:
             for sql, params in case.sql:
                 session.execute(text(sql), params)
-        report = verify(sessions, signer)
+        report = verify_all(sessions, signer)
         assert [(p.kind, p.seq) for p in report.problems] == case.expected, case.name
         named = [seq for _, seq in case.expected if seq is not None]
         assert report.first_bad_seq == (min(named) if named else None), case.name
@@ -497,7 +498,7 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
             for sql, params in case.undo:
                 session.execute(text(sql), params)
         log.clear_cache()
-        assert verify(sessions, signer).ok, f"{case.name}: not undone"
+        assert verify_all(sessions, signer).ok, f"{case.name}: not undone"
 
 
 # --- a growing log, in the database ------------------------------------------------------
@@ -572,7 +573,7 @@ def test_a_growing_stored_log_keeps_every_proof_valid(
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
-    assert verify(sessions, signer).ok
+    assert verify_all(sessions, signer).ok
 
 
 # --- keys and notes ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from credence.context import Context, open_context
 from credence.disputes.cli import app as disputes_app
 from credence.errors import CredenceError
 from credence.ledger import service as ledger
+from credence.ledger.erasure import SweepReport, sweep_retention
 from credence.rulebook import store
 from credence.rulebook.cli import app as rulebook_app
 from credence.scoring.batch import BatchSummary, rescore_everyone
@@ -65,6 +66,11 @@ lab_app = typer.Typer(help="Synthetic populations at scale.", no_args_is_help=Tr
 app.add_typer(lab_app, name="lab")
 app.add_typer(log_app, name="log", help="The transparency log: checkpoints, proofs, verify.")
 app.add_typer(disputes_app, name="disputes", help="Disputes: sweep lapsed ones, list, answer.")
+retention_app = typer.Typer(
+    help="Erase what the law says must go: records whose retention ended.",
+    no_args_is_help=True,
+)
+app.add_typer(retention_app, name="retention")
 
 DbOption = Annotated[
     str | None,
@@ -370,7 +376,30 @@ def score(
         )
     ctx = _context(db)
     with _errors():
-        _print_summary(_rescore(ctx, at or ctx.clock.now()))
+        when = at or ctx.clock.now()
+        _print_summary(_rescore(ctx, when))
+        # The nightly rescore also erases what expired (scores as of now do not change:
+        # an expired record counts zero).
+        _print_sweep(_sweep(ctx, when))
+
+
+def _sweep(ctx: Context, at: datetime) -> SweepReport:
+    with ctx.sessions() as session:
+        rulebook = store.in_force(session, at).rulebook
+    return sweep_retention(ctx.engine, ctx.sessions, rulebook, at)
+
+
+def _print_sweep(report: SweepReport) -> None:
+    console.print(f"{report.erased:,} records erased (retention ended) in {report.batches} batches")
+
+
+@retention_app.command("sweep")
+def retention_sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
+    """Erase the content of every record whose retention period ended (in batches, each
+    a log entry per record); the subject's file shows each erasure and its date."""
+    ctx = _context(db)
+    with _errors():
+        _print_sweep(_sweep(ctx, ensure_utc(as_of) if as_of else ctx.clock.now()))
 
 
 @lab_app.command("generate")

@@ -124,6 +124,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Freed bytes (an erased record's content) are zeroed, not left on disk.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             # Read the file through a memory map and keep more pages per connection:
             # on a large store a request touches a few dozen index pages, and reading

@@ -65,6 +65,10 @@ def upgrade(engine: Engine) -> None:
             )
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        # After migration 0008: the rows written before it, into the new log.
+        from credence.translog.continuation import carry_over
+
+        carry_over(conn)
 
 
 def check_drift(engine: Engine, *, metadata: MetaData | None = None) -> list[str]:

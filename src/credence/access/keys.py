@@ -115,8 +115,14 @@ def create_principal(
         subject_id=subject_id,
         created_at=clock.now(),
     )
-    session.add(principal)
-    session.flush()
+    journal.append(
+        session,
+        kind=journal.EventKind.PRINCIPAL_CREATED,
+        at=principal.created_at,
+        subject_id=subject_id,
+        data={"role": role.value},
+        rows=[principal],
+    )
     return principal
 
 
@@ -145,19 +151,18 @@ def issue_key(
         raise ValueError("save the principal first (create_principal does)")
     role = Role(principal.role)
     key, prefix = _new_key(session, role)
-    session.add(
-        ApiKey(
-            principal_id=principal.id,
-            prefix=prefix,
-            key_hash=hash_key(key),
-            created_at=now,
-            expires_at=expires_at,
-            replaces_id=None if replaces is None else replaces.id,
-        )
+    issued = ApiKey(
+        principal_id=principal.id,
+        prefix=prefix,
+        key_hash=hash_key(key),
+        created_at=now,
+        expires_at=expires_at,
+        replaces_id=None if replaces is None else replaces.id,
     )
     journal.append(
         session,
         kind=journal.EventKind.KEY_ISSUED,
+        rows=[issued],
         at=now,
         data={
             "principal": principal.id,
@@ -361,9 +366,19 @@ def create_relying_party(
     party = RelyingParty(code=code, name=name.strip() or code, created_at=clock.now())
     session.add(party)
     session.flush()
-    for service in dict.fromkeys(s.strip() for s in services if s.strip()):
-        session.add(PartyService(party_id=party.id, service=service))
-    session.flush()
+    journal.append(
+        session,
+        kind=journal.EventKind.PARTY_REGISTERED,
+        at=party.created_at,
+        data={"party": code},
+        rows=[
+            party,
+            *(
+                PartyService(party_id=party.id, service=service)
+                for service in dict.fromkeys(s.strip() for s in services if s.strip())
+            ),
+        ],
+    )
     return party
 
 
@@ -400,6 +415,7 @@ def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> No
     journal.append(
         session,
         kind=journal.EventKind.KEY_REVOKED,
+        rows=[row],
         at=now,
         data={
             "principal": principal.id,

@@ -11,7 +11,7 @@ from credence import journal
 from credence.db import Base, Instant
 
 
-class RelyingParty(Base):
+class RelyingParty(journal.Journalled, Base):
     """A lender, airline, railway, hotel chain, procurement office, ..."""
 
     __tablename__ = "relying_parties"
@@ -22,7 +22,7 @@ class RelyingParty(Base):
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class PartyService(Base):
+class PartyService(journal.Journalled, Base):
     """A service a relying party is registered to ask decisions for."""
 
     __tablename__ = "party_services"
@@ -31,7 +31,7 @@ class PartyService(Base):
     service: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
-class Principal(Base):
+class Principal(journal.Journalled, Base):
     """Someone who calls the API, in exactly one role."""
 
     __tablename__ = "principals"
@@ -45,7 +45,7 @@ class Principal(Base):
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class ApiKey(Base):
+class ApiKey(journal.Journalled, Base):
     """A bearer key. Only its SHA-256 is stored; ``prefix`` identifies it to people."""
 
     __tablename__ = "api_keys"
@@ -78,8 +78,14 @@ _keys = ApiKey.__table__
 journal.cover(
     _keys,
     journal.encoder(
-        _keys, "id", "principal_id", "prefix", "key_hash", "created_at", "expires_at", "replaces_id"
+        _keys,
+        "id",
+        "principal_id",
+        "prefix",
+        "key_hash",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "replaces_id",
     ),
-    # Set when the key is revoked (or a rotation schedules its end), after it was issued.
-    later={"revoked_at": journal.EventKind.KEY_REVOKED},
 )

@@ -154,6 +154,15 @@ class AccessOut(BaseModel):
     at: datetime
 
 
+class ErasureOut(BaseModel):
+    """A record erased from the file: only its id, why and when remain."""
+
+    record_id: str
+    reason: str = Field(description="retention_ended or dispute_deleted")
+    erased_at: datetime
+    log_entry: int | None = Field(default=None, description="The erasure's log entry (seq).")
+
+
 class FileOut(BaseModel):
     subject_id: str
     kind: str
@@ -161,6 +170,11 @@ class FileOut(BaseModel):
     registered_at: datetime
     score: ScoreOut
     inquiries: list[InquiryOut]
+    erasures: list[ErasureOut] = Field(
+        default_factory=list,
+        description="Records whose content was erased (retention ended, or deleted after a "
+        "dispute), newest first: their content is gone from every table and answer.",
+    )
     shown_tier: str | None = Field(
         default=None,
         description="The tier shown with hysteresis (updated by the nightly rescore); "

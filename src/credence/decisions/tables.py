@@ -50,7 +50,7 @@ class LookupInquiry(Base):
     at: Mapped[datetime] = mapped_column(Instant)
 
 
-class RestrictionWarning(Base):
+class RestrictionWarning(journal.Journalled, Base):
     """A subject warned that a restriction will apply (warn before punishing).
 
     The restriction applies only from ``effective_at``; a warning is cleared when the
@@ -70,37 +70,20 @@ class RestrictionWarning(Base):
 
 # --- what the log covers (see credence.journal.coverage) ---------------------------------
 
-_inquiries = Inquiry.__table__
-journal.cover(
-    _inquiries,
-    journal.encoder(
-        _inquiries,
-        "id",
-        "public_id",
-        "subject_id",
-        "party_id",
-        "principal_id",
-        "service",
-        "purpose",
-        "outcome",
-        "terms",
-        "score",
-        "rulebook_version",
-        "reasons",
-        "at",
-    ),
+journal.exempt(
+    Inquiry.__table__,
+    "what a decision answered, kept to show the subject who asked about them: written by "
+    "the decision itself, and no score, decision or authorisation reads it",
 )
-_lookups = LookupInquiry.__table__
-journal.cover(
-    _lookups,
-    journal.encoder(
-        _lookups, "id", "public_id", "subject_id", "principal_id", "party_id", "source_id", "at"
-    ),
+journal.exempt(
+    LookupInquiry.__table__,
+    "who looked a subject up by identifier, kept to show the subject: no score, decision "
+    "or authorisation reads it",
 )
 _warnings = RestrictionWarning.__table__
 journal.cover(
     _warnings,
-    journal.encoder(_warnings, "id", "subject_id", "service", "warned_at", "effective_at"),
-    # Set when the subject is no longer caught by the restriction.
-    later={"cleared_at": journal.EventKind.WARNING_CLEARED},
+    journal.encoder(
+        _warnings, "id", "subject_id", "service", "warned_at", "effective_at", "cleared_at"
+    ),
 )

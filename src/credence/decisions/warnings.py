@@ -76,6 +76,7 @@ def caught(
         journal.append(
             session,
             kind=journal.EventKind.WARNING_ISSUED,
+            rows=[row],
             at=at,
             subject_id=subject.id,
             data={
@@ -95,6 +96,7 @@ def not_caught(session: Session, *, subject: SubjectKey, service: Service, at: d
         journal.append(
             session,
             kind=journal.EventKind.WARNING_CLEARED,
+            rows=[row],
             at=at,
             subject_id=subject.id,
             data={"subject": subject.public_id, "service": service.code},

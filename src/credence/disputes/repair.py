@@ -229,10 +229,10 @@ def apply_for_repair(
         evidence=orjson.dumps(evidence).decode(),
         applied_at=at,
     )
-    session.add(repair)
     journal.append(
         session,
         kind=journal.EventKind.REPAIR_APPLIED,
+        rows=[repair],
         at=at,
         subject_id=subject.id,
         data={
@@ -280,18 +280,17 @@ def decide_repair(
         raise Conflict(f"repair application {repair_id} is already decided", code="repair_decided")
     record = session.get(Record, repair.record_id)
     assert record is not None  # a foreign key
-    session.add(
-        RepairDecision(
-            repair_id=repair.id,
-            approved=approve,
-            reasons=reasons,
-            decided_at=at,
-            principal_id=principal_id,
-        )
+    decision = RepairDecision(
+        repair_id=repair.id,
+        approved=approve,
+        reasons=reasons,
+        decided_at=at,
+        principal_id=principal_id,
     )
     journal.append(
         session,
         kind=journal.EventKind.REPAIR_DECIDED,
+        rows=[decision],
         at=at,
         subject_id=repair.subject_id,
         data={

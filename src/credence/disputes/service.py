@@ -321,6 +321,7 @@ def open_dispute(
     journal.append(
         session,
         kind=journal.EventKind.DISPUTE_OPENED,
+        rows=[dispute],
         at=at,
         subject_id=subject.id,
         data={
@@ -491,20 +492,19 @@ def answer_dispute(
             f"only an answer 'corrected' carries a correction, not {outcome!r}",
             code="correction_not_expected",
         )
-    session.add(
-        DisputeAnswer(
-            dispute_id=dispute.id,
-            outcome=outcome,
-            explanation=explanation,
-            answered_at=at,
-            answered_by=by.kind,
-            principal_id=by.principal_id,
-            corrected_record_id=corrected_pk,
-        )
+    answer = DisputeAnswer(
+        dispute_id=dispute.id,
+        outcome=outcome,
+        explanation=explanation,
+        answered_at=at,
+        answered_by=by.kind,
+        principal_id=by.principal_id,
+        corrected_record_id=corrected_pk,
     )
     journal.append(
         session,
         kind=journal.EventKind.DISPUTE_ANSWERED,
+        rows=[answer],
         at=at,
         subject_id=subject.id,
         data={
@@ -573,10 +573,11 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
         source = session.get(Source, dispute.source_id)
         assert record is not None  # foreign keys, both
         assert source is not None
-        session.add(DisputeLapse(dispute_id=dispute.id, lapsed_at=dispute.deadline, recorded_at=at))
+        lapse = DisputeLapse(dispute_id=dispute.id, lapsed_at=dispute.deadline, recorded_at=at)
         journal.append(
             session,
             kind=journal.EventKind.DISPUTE_LAPSED,
+            rows=[lapse],
             at=at,
             subject_id=dispute.subject_id,
             data={
@@ -620,10 +621,11 @@ def add_statement(
             code="statement_too_long",
         )
     record = record_on_file(session, subject, record_id)
-    session.add(Statement(record_id=record.id, subject_id=subject.id, text=text, at=at))
+    statement = Statement(record_id=record.id, subject_id=subject.id, text=text, at=at)
     journal.append(
         session,
         kind=journal.EventKind.STATEMENT_ADDED,
+        rows=[statement],
         at=at,
         subject_id=subject.id,
         data={

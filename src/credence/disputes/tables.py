@@ -23,7 +23,7 @@ from credence import journal
 from credence.db import Base, Instant
 
 
-class Dispute(Base):
+class Dispute(journal.Journalled, Base):
     """A subject contesting a record on their file, with the deadline for the answer."""
 
     __tablename__ = "disputes"
@@ -60,7 +60,7 @@ class Dispute(Base):
     prior_disputes: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
-class DisputeAnswer(Base):
+class DisputeAnswer(journal.Journalled, Base):
     """The answer to a dispute: ``verified``, ``corrected`` or ``deleted`` (at most one)."""
 
     __tablename__ = "dispute_answers"
@@ -79,7 +79,7 @@ class DisputeAnswer(Base):
     corrected_record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id"), nullable=True)
 
 
-class DisputeLapse(Base):
+class DisputeLapse(journal.Journalled, Base):
     """The explicit ledger entry for a dispute left unanswered at its deadline.
 
     The record's effect ends at the deadline whether or not this row exists (scores are
@@ -97,7 +97,7 @@ class DisputeLapse(Base):
     recorded_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class Statement(Base):
+class Statement(journal.Journalled, Base):
     """A short statement a subject attached to a record on their file; the latest shows."""
 
     __tablename__ = "statements"
@@ -110,7 +110,7 @@ class Statement(Base):
     at: Mapped[datetime] = mapped_column(Instant)
 
 
-class Repair(Base):
+class Repair(journal.Journalled, Base):
     """A subject's application for early credit repair of a negative record."""
 
     __tablename__ = "repairs"
@@ -131,7 +131,7 @@ class Repair(Base):
     applied_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class RepairDecision(Base):
+class RepairDecision(journal.Journalled, Base):
     """A reviewer's decision on a repair application (at most one per application)."""
 
     __tablename__ = "repair_decisions"

@@ -14,35 +14,18 @@ a feature: features come to it.
   (:func:`exempt`); :func:`uncovered` names every mapped table or column left out, so
   coverage is enforced by a test instead of remembered.
 
-Today a log leaf is a journal row's canonical JSON, a second copy of what the rows
-say, and ``credence log verify`` checks the journal alone. The next steps make the
-covered rows themselves what the log proves:
-
-1. **Row sequence numbers.** Each covered table gets a ``seq`` column naming the entry
-   that wrote the row; the steps written today without an entry (a relying party or
-   principal created, an inquiry, a look-up, a tier first assigned or its total
-   updated) get kinds of their own, and what is updated in place (a key's
-   ``revoked_at``, a warning's ``cleared_at``, a subject's tier) becomes an entry, the
-   columns declared ``later`` when covered.
-2. **Verify over covered rows.** ``credence log verify`` streams every covered table,
-   recomputes each row's bytes with its registered encoder and checks them against
-   the leaf of its entry, and each ``later`` column against the entries that set it;
-   it names the table, the row and the entry of any edit, deletion or insertion,
-   reports entries after the last checkpoint as not yet signed, and refuses a
-   rulebook whose text does not hash to its recorded SHA-256.
-3. **Salted leaves and erasure.** A leaf commits to SHA-256 of a per-row random salt
-   and the row's canonical bytes (which may hold personal data, so they never leave
-   the store in clear); erasing a record drops its content and salt, keeps its id,
-   subject, sequence number and leaf hash, and is an entry of its own.
-4. **A new log origin.** The new leaf format starts a new log whose first entry is the
-   old log's last checkpoint; the old journal keeps only its leaf hashes, so earlier
-   checkpoints stay verifiable and no JSON copy of a record's content remains.
+Covered rows (:mod:`credence.journal.rows`): every row of a covered table carries the
+``seq`` of the entry that wrote it and a random ``salt``; the entry lists each row it
+wrote with its digest (SHA-256 of the salt and the row's canonical bytes), and its log
+leaf commits to that list. So ``credence log verify`` checks the rows themselves, and
+an erased row (content and salt gone) keeps its place in the log.
 """
 
 from __future__ import annotations
 
 from credence.journal.canonical import ColumnEncoder, Encoder, canonical, encoder
 from credence.journal.coverage import (
+    JOURNAL_COLUMNS,
     REGISTRY,
     Covered,
     Exempt,
@@ -52,14 +35,25 @@ from credence.journal.coverage import (
     registration,
     uncovered,
 )
-from credence.journal.entries import COLUMNS, append, append_many, checked
+from credence.journal.entries import COLUMNS, append, append_many, checked, covered
 from credence.journal.kinds import DESCRIPTIONS, EventKind
 from credence.journal.payloads import record_content_hash, record_data
+from credence.journal.rows import (
+    Journalled,
+    allocate,
+    allocate_ids,
+    digest,
+    listing,
+    new_salt,
+    parse_listing,
+    row_key,
+)
 from credence.journal.tables import JournalEntry
 
 __all__ = [
     "COLUMNS",
     "DESCRIPTIONS",
+    "JOURNAL_COLUMNS",
     "REGISTRY",
     "ColumnEncoder",
     "Covered",
@@ -67,16 +61,25 @@ __all__ = [
     "EventKind",
     "Exempt",
     "JournalEntry",
+    "Journalled",
     "Registry",
+    "allocate",
+    "allocate_ids",
     "append",
     "append_many",
     "canonical",
     "checked",
     "cover",
+    "covered",
+    "digest",
     "encoder",
     "exempt",
+    "listing",
+    "new_salt",
+    "parse_listing",
     "record_content_hash",
     "record_data",
     "registration",
+    "row_key",
     "uncovered",
 ]

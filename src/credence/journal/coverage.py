@@ -2,35 +2,36 @@
 
 Each feature registers its own tables when they are defined (in its ``tables`` module):
 :func:`cover` with the :class:`~credence.journal.canonical.Encoder` of the columns that
-define a row (and the columns later entries set, each with the kind of entry that sets
-it), or :func:`exempt` with the reason the table needs no proof. The journal package
-knows no feature: features come to it. :func:`uncovered` names every mapped table with
-neither, and every column of a covered table that is neither encoded nor set by a
-later entry, so a table or column added without a decision fails the coverage test.
+define a row (every column but the journal's own ``seq`` and ``salt``, see
+:mod:`credence.journal.rows`), or :func:`exempt` with the reason the table needs no
+proof. The journal package knows no feature: features come to it. :func:`uncovered`
+names every mapped table with neither, every column of a covered table its encoder
+leaves out, and every covered table without the journal's columns, so a table or
+column added without a decision fails the coverage test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.sql.expression import FromClause
 
 from credence.journal.canonical import Encoder, as_table, normaliser
-from credence.journal.kinds import EventKind
+
+#: The journal's own columns on a covered table (see :mod:`credence.journal.rows`).
+JOURNAL_COLUMNS = ("seq", "salt")
 
 
 @dataclass(frozen=True)
 class Covered:
-    """A covered table: its encoder, and the columns later entries set."""
+    """A covered table: its encoder, and the columns an erasure removes, if any."""
 
     encoder: Encoder
-    #: Column -> the kind of entry that sets it after the row is written (a key's
-    #: ``revoked_at`` by ``key_revoked``): not in the row's bytes, recomputed from the
-    #: entries.
-    later: Mapping[str, EventKind] = field(default_factory=dict)
+    #: The columns of a row's content that an erasure sets to NULL (with the salt);
+    #: empty for a table whose rows are never erased.
+    erasable: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,18 @@ class Registry:
         table: FromClause | Table,
         encoder: Encoder,
         *,
-        later: Mapping[str, EventKind] | None = None,
+        erasable: Sequence[str] = (),
     ) -> None:
         table = as_table(table)
-        later = dict(later or {})
         if encoder.table != table.name:
             raise ValueError(f"an encoder of {encoder.table} cannot cover {table.name}")
-        unknown = [c for c in later if c not in table.c]
+        unknown = [c for c in erasable if c not in encoder.columns]
         if unknown:
-            raise ValueError(f"table {table.name} has no column {', '.join(unknown)}")
-        twice = sorted(set(later) & set(encoder.columns))
-        if twice:
-            raise ValueError(
-                f"column {table.name}.{twice[0]} is both encoded and set by a later entry"
-            )
-        for column, kind in later.items():
-            if not isinstance(kind, EventKind):
-                raise ValueError(f"column {table.name}.{column} is set by no event kind")
-        self._register(table.name, Covered(encoder, MappingProxyType(later)))
+            raise ValueError(f"erasable columns of {table.name} not encoded: {', '.join(unknown)}")
+        mine = sorted(set(JOURNAL_COLUMNS) & set(encoder.columns))
+        if mine:
+            raise ValueError(f"column {table.name}.{mine[0]} is the journal's, never encoded")
+        self._register(table.name, Covered(encoder, tuple(erasable)))
 
     def exempt(self, table: FromClause | Table | str, reason: str) -> None:
         name = table if isinstance(table, str) else as_table(table).name
@@ -84,9 +79,9 @@ class Registry:
 
     def uncovered(self, metadata: MetaData) -> list[str]:
         """Every table of ``metadata`` with neither an encoder nor a reasoned
-        exemption, and every column of a covered table that is neither encoded nor
-        set by a later entry (or encoded but absent): one line each, empty when all
-        is covered."""
+        exemption, every column of a covered table that is not encoded (or encoded
+        but absent), and every covered table without the journal's columns: one line
+        each, empty when all is covered."""
         problems = []
         for table in sorted(metadata.tables.values(), key=lambda t: t.name):
             entry = self.tables.get(table.name)
@@ -104,11 +99,16 @@ class Registry:
 
 
 def _column_problems(table: Table, covered: Covered) -> list[str]:
-    accounted = set(covered.encoder.columns) | set(covered.later)
+    accounted = set(covered.encoder.columns) | set(JOURNAL_COLUMNS)
     problems = [
-        f"column {table.name}.{column.name}: neither encoded nor set by a later entry"
+        f"column {table.name}.{column.name}: not encoded"
         for column in table.columns
         if column.name not in accounted
+    ]
+    problems += [
+        f"table {table.name}: covered without the journal's column {name}"
+        for name in JOURNAL_COLUMNS
+        if name not in table.c
     ]
     for name in covered.encoder.columns:
         if name in table.c:
@@ -117,7 +117,7 @@ def _column_problems(table: Table, covered: Covered) -> list[str]:
             except TypeError:
                 problems.append(f"column {table.name}.{name}: no canonical form for its type")
     problems += [
-        f"column {table.name}.{name}: encoded or set later, but not in the table"
+        f"column {table.name}.{name}: encoded, but not in the table"
         for name in sorted(accounted - {c.name for c in table.columns})
     ]
     return problems
@@ -127,12 +127,10 @@ def _column_problems(table: Table, covered: Covered) -> list[str]:
 REGISTRY = Registry()
 
 
-def cover(
-    table: FromClause | Table, encoder: Encoder, *, later: Mapping[str, EventKind] | None = None
-) -> None:
-    """Register ``encoder`` for ``table``'s rows; ``later`` names the columns set by
-    later entries (each with its event kind) instead of being encoded."""
-    REGISTRY.cover(table, encoder, later=later)
+def cover(table: FromClause | Table, encoder: Encoder, *, erasable: Sequence[str] = ()) -> None:
+    """Register ``encoder`` for ``table``'s rows; ``erasable`` names the content
+    columns an erasure sets to NULL."""
+    REGISTRY.cover(table, encoder, erasable=erasable)
 
 
 def exempt(table: FromClause | Table | str, reason: str) -> None:

@@ -32,6 +32,11 @@ class EventKind(StrEnum):
     TIER_CHANGED = "tier_changed"
     WARNING_ISSUED = "warning_issued"
     WARNING_CLEARED = "warning_cleared"
+    PARTY_REGISTERED = "party_registered"
+    PRINCIPAL_CREATED = "principal_created"
+    RECORD_ERASED = "record_erased"
+    LOG_CONTINUED = "log_continued"
+    CARRIED_OVER = "carried_over"
 
     @property
     def description(self) -> str:
@@ -99,6 +104,25 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         ),
         EventKind.WARNING_CLEARED: (
             "A restriction warning cleared: the subject is no longer caught by it."
+        ),
+        EventKind.PARTY_REGISTERED: (
+            "A relying party registered, with the services it may ask decisions for."
+        ),
+        EventKind.PRINCIPAL_CREATED: (
+            "A principal (who holds API keys) created: its role and what it acts for."
+        ),
+        EventKind.RECORD_ERASED: (
+            "A record's content erased (retention ended, a dispute deleted it, or a "
+            "repair): the row keeps its id, subject and place in the log; why and when "
+            "are in the erasure row the entry lists."
+        ),
+        EventKind.LOG_CONTINUED: (
+            "The first entry of a log that continues an earlier one: the earlier log's "
+            "origin, its last signed checkpoint and the tree head of all its entries."
+        ),
+        EventKind.CARRIED_OVER: (
+            "A row written before the log continued, carried over into the new log "
+            "unchanged (its digest is the new log's commitment to it)."
         ),
     }
 )

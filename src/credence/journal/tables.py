@@ -14,19 +14,27 @@ from credence.journal.coverage import exempt
 class JournalEntry(Base):
     """One append to the ledger, in order; the leaf data of the transparency log.
 
-    ``kind`` is an :class:`~credence.journal.kinds.EventKind` value; ``subject_id``
+    ``seq`` is given by the writer (:func:`credence.journal.rows.allocate`), so that the
+    rows a step writes can carry it. ``kind`` is an
+    :class:`~credence.journal.kinds.EventKind` value; ``subject_id``
     names the subject whose file the step is on, if any (the foreign key names the
     ledger's table by name only: this package imports no feature).
     """
 
     __tablename__ = "journal"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"), nullable=True)
     at: Mapped[datetime] = mapped_column(Instant)
-    #: Canonical JSON (sorted keys, no whitespace) of what was appended.
+    #: Canonical JSON (sorted keys, no whitespace) of what the step was, without the
+    #: content of the rows it wrote (those are listed in ``rows``).
     data: Mapped[str] = mapped_column(Text)
+    #: The covered rows the step wrote: JSON ``[[table, key, digest], ...]`` (see
+    #: :mod:`credence.journal.rows`).
+    rows: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 exempt(

@@ -50,6 +50,7 @@ from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import (
     STORED_RECORD_COLUMNS,
     Record,
+    RecordErasure,
     Retraction,
     Source,
     SourceRecordType,
@@ -100,18 +101,12 @@ def register_source(
     )
     session.add(source)
     session.flush()
-    session.add_all(SourceRecordType(source_id=source.id, record_type=t) for t in types)
     journal.append(
         session,
         kind=journal.EventKind.SOURCE_REGISTERED,
         at=at,
-        data={
-            "source": code,
-            "name": name,
-            "kind": kind,
-            "record_types": types,
-            "identity_authority_for": identity_authority_for,
-        },
+        data={"source": code},
+        rows=[source, *(SourceRecordType(source_id=source.id, record_type=t) for t in types)],
     )
     return source
 
@@ -194,7 +189,8 @@ def register_subject(
         kind=journal.EventKind.SUBJECT_REGISTERED,
         at=at,
         subject_id=subject.id,
-        data={"subject": subject.public_id, "kind": subject.kind, "registered_by": source.code},
+        data={"subject": subject.public_id},
+        rows=[subject],
     )
     return subject, True
 
@@ -335,14 +331,15 @@ def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
 #: The columns of a planned record's row, in the order of :attr:`_Planned.row`.
 RECORD_COLUMNS = STORED_RECORD_COLUMNS
 #: The columns of a planned journal entry, in the order of :attr:`_Planned.entry`.
-JOURNAL_COLUMNS = journal.COLUMNS
+PLANNED_ENTRY_COLUMNS = ("kind", "subject_id", "at", "data")
 
 
 @dataclass(slots=True)
 class _Planned:
     result: RecordResult
     #: The record's row and its journal entry, as the driver takes them (instants as
-    #: microseconds; see RECORD_COLUMNS and JOURNAL_COLUMNS).
+    #: microseconds; see RECORD_COLUMNS and PLANNED_ENTRY_COLUMNS); the record's id,
+    #: its entry's number and its salt are drawn when it is stored.
     row: tuple[Any, ...] | None = None
     entry: tuple[Any, ...] | None = None
     #: For a certified reinsertion: the journal entry and the notice to the subject.
@@ -728,18 +725,13 @@ def _plan_one(
         rec.decision_ref,
         digest,
     )
-    data = journal.record_data(
-        record_id=public_id,
-        source=batch.source_code,
-        source_ref=rec.source_ref,
-        subject_id=subject.public_id,
-        record_type=rt.code,
-        occurred_at=rec.occurred_at,
-        received_at=at,
-        quantity=rec.quantity,
-        decision_ref=rec.decision_ref,
+    # The entry names the record; its content is the row's, which the entry lists.
+    entry = (
+        journal.EventKind.RECORD.value,
+        subject.id,
+        batch.at_micros,
+        journal.canonical({"record": public_id}),
     )
-    entry = (journal.EventKind.RECORD.value, subject.id, batch.at_micros, journal.canonical(data))
     result = RecordResult(
         index=index, source_ref=rec.source_ref, status="created", record_id=public_id
     )
@@ -763,14 +755,36 @@ def _plan_one(
 
 
 def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
-    """Insert the rows of every created item, with their journal entries, in order."""
-    rows = [p.row for p in planned if p.row is not None]
-    if rows:
-        insert_rows(session, _RECORDS, RECORD_COLUMNS, rows)
-        insert_rows(session, _JOURNAL, JOURNAL_COLUMNS, [p.entry for p in planned if p.entry])
+    """Insert the rows of every created item, with their journal entries, in order:
+    each record row carries its entry's number and a fresh salt, and each entry lists
+    its row's digest."""
+    created = [p for p in planned if p.row is not None and p.entry is not None]
+    if created:
+        ids = journal.allocate_ids(session, _RECORDS, len(created))
+        seqs = journal.allocate(session, len(created))
+        rows, entries = [], []
+        for p, record_id, seq in zip(created, ids, seqs, strict=True):
+            assert p.row is not None
+            assert p.entry is not None
+            salt = journal.new_salt()
+            row = (record_id, *p.row, seq, salt)
+            rows.append(row)
+            listed = journal.listing(
+                [("records", record_id, journal.digest(salt, _record_bytes(row)))]
+            )
+            entries.append((seq, *p.entry, listed))
+        insert_rows(session, _RECORDS, STORED_ROW_COLUMNS, rows)
+        insert_rows(session, _JOURNAL, journal.COLUMNS, entries)
     # A certified reinsertion is a step of its own, after the record it reinserts.
     reinserted = [(p.reinsertion, p.notice) for p in planned if p.reinsertion and p.notice]
-    journal.append_many(session, [entry for entry, _ in reinserted])
+    numbers = journal.allocate(session, len(reinserted))
+    journal.append_many(
+        session,
+        [
+            {**entry, "seq": seq, "rows": "[]"}
+            for (entry, _), seq in zip(reinserted, numbers, strict=True)
+        ],
+    )
     for entry, notice in reinserted:
         notify(
             session,
@@ -783,6 +797,13 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
 
 _RECORDS = Record.metadata.tables[Record.__tablename__]
 _JOURNAL = journal.JournalEntry.metadata.tables[journal.JournalEntry.__tablename__]
+#: A stored record row's columns, in the order :func:`store_planned` writes them.
+STORED_ROW_COLUMNS = ("id", *RECORD_COLUMNS, *journal.JOURNAL_COLUMNS)
+_RECORD_ENCODER = journal.covered("records").encoder
+
+
+def _record_bytes(row: Sequence[Any]) -> bytes:
+    return _RECORD_ENCODER(dict(zip(STORED_ROW_COLUMNS, row, strict=True)))
 
 
 def submit_records(
@@ -826,15 +847,16 @@ def retract_record(
         existing = _retraction_of(session, record)
         assert existing is not None  # the row that took the record is committed
         return existing, False
+    retraction = session.get_one(Retraction, retraction_id)
     journal.append(
         session,
         kind=journal.EventKind.RETRACTION,
         at=at,
         subject_id=record.subject_id,
-        data={"record": record.public_id, "source": source.code, "reason": reason, "at": at},
+        data={"record": record.public_id},
+        rows=[retraction],
     )
-    session.flush()
-    return session.get_one(Retraction, retraction_id), True
+    return retraction, True
 
 
 def _retraction_of(session: Session, record: Record) -> Retraction | None:
@@ -1015,11 +1037,33 @@ def file_query(
         )
         .join(Source, Source.id == Record.source_id)
         .outerjoin(ends, ends.c.record_id == Record.id)
-        .where(Record.subject_id == subject_id)
+        # An erased record is no longer on the file (its erasure is, see erasures()).
+        .where(Record.subject_id == subject_id, Record.record_type.is_not(None))
     )
     if some_types:
         query = query.where(Record.record_type.in_(bindparam("record_types", expanding=True)))
     return query
+
+
+@dataclass(frozen=True)
+class ErasureView:
+    """A record erased from a subject's file: which, why, when, and its log entry."""
+
+    record_id: str
+    reason: str
+    erased_at: datetime
+    seq: int | None
+
+
+def erasures(session: Session, subject_id: int) -> list[ErasureView]:
+    """The erasures on a subject's file, newest first."""
+    rows = session.execute(
+        select(Record.public_id, RecordErasure.reason, RecordErasure.erased_at, RecordErasure.seq)
+        .join(Record, Record.id == RecordErasure.record_id)
+        .where(RecordErasure.subject_id == subject_id)
+        .order_by(RecordErasure.erased_at.desc(), RecordErasure.id.desc())
+    )
+    return [ErasureView(*row) for row in rows]
 
 
 def _ending_key(view: RecordView) -> tuple[bool, datetime | None, int]:

@@ -25,7 +25,7 @@ from credence import journal
 from credence.db import Base, Instant
 
 
-class Source(Base):
+class Source(journal.Journalled, Base):
     """An organisation registered to submit records (bank, court, tax office, ...)."""
 
     __tablename__ = "sources"
@@ -39,7 +39,7 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class SourceRecordType(Base):
+class SourceRecordType(journal.Journalled, Base):
     """A record type a source is registered to submit."""
 
     __tablename__ = "source_record_types"
@@ -48,7 +48,7 @@ class SourceRecordType(Base):
     record_type: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
-class Subject(Base):
+class Subject(journal.Journalled, Base):
     """A person or organisation with a file. ``id`` is dense (batch scoring indexes
     arrays by it); ``public_id`` is the opaque handle used in URLs."""
 
@@ -64,7 +64,7 @@ class Subject(Base):
     registered_at: Mapped[datetime] = mapped_column(Instant)
 
 
-class Record(Base):
+class Record(journal.Journalled, Base):
     """A fact about a subject, with its provenance. Append-only."""
 
     __tablename__ = "records"
@@ -76,18 +76,21 @@ class Record(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    source_ref: Mapped[str] = mapped_column(String(128))
+    # The content columns (source_ref, record_type, occurred_at, quantity, decision_ref,
+    # content_hash) are NULL once the record is erased (see RecordErasure); every read
+    # of records for a score, a decision or a file leaves erased rows out.
+    source_ref: Mapped[str] = mapped_column(String(128), nullable=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
-    record_type: Mapped[str] = mapped_column(String(64))
-    occurred_at: Mapped[datetime] = mapped_column(Instant)
+    record_type: Mapped[str] = mapped_column(String(64), nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(Instant, nullable=True)
     received_at: Mapped[datetime] = mapped_column(Instant)
     quantity: Mapped[float | None] = mapped_column(Float, nullable=True)
     decision_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: SHA-256 of the record's canonical content: a resend with other content conflicts.
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=True)
 
 
-class Retraction(Base):
+class Retraction(journal.Journalled, Base):
     """A source withdrawing one of its records: the record's effect ends at ``received_at``."""
 
     __tablename__ = "retractions"
@@ -97,6 +100,20 @@ class Retraction(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class RecordErasure(journal.Journalled, Base):
+    """A record's content erased: when and why (``retention_ended``,
+    ``dispute_deleted``, ``repaired``). The record keeps its id, subject, source,
+    received instant and place in the log; its content and salt are gone."""
+
+    __tablename__ = "record_erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), unique=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    erased_at: Mapped[datetime] = mapped_column(Instant)
 
 
 # --- what the log covers (see credence.journal.coverage) ---------------------------------
@@ -138,7 +155,25 @@ STORED_RECORD_COLUMNS = (
     "content_hash",
 )
 _records = Record.__table__
-journal.cover(_records, journal.encoder(_records, "id", *STORED_RECORD_COLUMNS))
+#: What an erasure removes from a record's row (with its salt).
+ERASED_RECORD_COLUMNS = (
+    "source_ref",
+    "record_type",
+    "occurred_at",
+    "quantity",
+    "decision_ref",
+    "content_hash",
+)
+journal.cover(
+    _records,
+    journal.encoder(_records, "id", *STORED_RECORD_COLUMNS),
+    erasable=ERASED_RECORD_COLUMNS,
+)
+_erasures = RecordErasure.__table__
+journal.cover(
+    _erasures,
+    journal.encoder(_erasures, "id", "record_id", "subject_id", "reason", "erased_at"),
+)
 _retractions = Retraction.__table__
 journal.cover(
     _retractions,

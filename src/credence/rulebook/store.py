@@ -112,10 +112,10 @@ def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebo
     if latest is not None and at < latest:
         raise Conflict("a rulebook cannot be published before the latest edition")
     row = PublishedRulebook(version=book.version, content_hash=digest, text=text, published_at=at)
-    session.add(row)
     journal.append(
         session,
         kind=journal.EventKind.RULEBOOK_PUBLISHED,
+        rows=[row],
         at=at,
         data={"version": book.version, "content_hash": digest, "published_at": at},
     )

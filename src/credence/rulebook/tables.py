@@ -11,7 +11,7 @@ from credence import journal
 from credence.db import Base, Instant
 
 
-class PublishedRulebook(Base):
+class PublishedRulebook(journal.Journalled, Base):
     __tablename__ = "rulebooks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -3,8 +3,9 @@
 The raw tier of a score (``Score.tier``) is a pure function of the ledger and the
 instant. The *shown* tier adds hysteresis (:mod:`credence.tiers.hysteresis`), so it needs
 the previous one: it is kept in ``subject_tiers`` and updated by the batch rescore and
-whenever a subject's score is computed for them. Every change is a notification and a
-journal entry.
+whenever a subject's score is computed for them. A first tier and every change are a
+journal entry that writes the row (its ``total`` is the score that set the tier, not
+refreshed in between); a change is also a notification.
 """
 
 from __future__ import annotations
@@ -43,24 +44,35 @@ def update_tiers(
     for chunk in _chunks(ids):
         query = select(SubjectTier).where(SubjectTier.subject_id.in_(chunk))
         current.update((found.subject_id, found) for found in session.scalars(query))
-    changes: list[tuple[int, str, str, float]] = []
+    first: list[SubjectTier] = []
+    changes: list[tuple[SubjectTier, str]] = []
     for subject_id in ids:
         total = pairs[subject_id]
         row = current.get(subject_id)
         if row is None:
             tier = next_tier(book, None, total)
-            session.add(SubjectTier(subject_id=subject_id, tier=tier, total=total, since=at))
+            first.append(SubjectTier(subject_id=subject_id, tier=tier, total=total, since=at))
             continue
         tier = next_tier(book, row.tier, total)
-        row.total = total
         if tier != row.tier:
-            changes.append((subject_id, row.tier, tier, total))
-            row.tier, row.since = tier, at
+            changes.append((row, row.tier))
+            row.tier, row.total, row.since = tier, total, at
+    for row in first:
+        # A first tier is shown without a notice (nothing moved), but it is an entry.
+        journal.append(
+            session,
+            kind=journal.EventKind.TIER_CHANGED,
+            at=at,
+            subject_id=row.subject_id,
+            data={"from": None, "to": row.tier, "rulebook": book.version},
+            rows=[row],
+        )
     public: dict[int, str] = {}
-    for chunk in _chunks([c[0] for c in changes]):
+    for chunk in _chunks([row.subject_id for row, _ in changes]):
         rows = session.execute(select(Subject.id, Subject.public_id).where(Subject.id.in_(chunk)))
         public.update((subject_id, public_id) for subject_id, public_id in rows)
-    for subject_id, previous, tier, total in changes:
+    for row, previous in changes:
+        subject_id, tier, total = row.subject_id, row.tier, row.total
         direction = "up" if rank(book, tier) < rank(book, previous) else "down"
         notify(
             session,
@@ -81,9 +93,9 @@ def update_tiers(
                 "subject": public[subject_id],
                 "from": previous,
                 "to": tier,
-                "total": round(total, 6),
                 "rulebook": book.version,
             },
+            rows=[row],
         )
     session.flush()
     return len(changes)

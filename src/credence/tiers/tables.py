@@ -11,7 +11,7 @@ from credence import journal
 from credence.db import Base, Instant
 
 
-class SubjectTier(Base):
+class SubjectTier(journal.Journalled, Base):
     __tablename__ = "subject_tiers"
 
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), primary_key=True)
@@ -20,16 +20,7 @@ class SubjectTier(Base):
     since: Mapped[datetime] = mapped_column(Instant)
 
 
-# The row is which subject has a shown tier; its tier, total and since are to be what
-# the subject's tier entries say. Today a first tier is stored without an entry and the
-# total is updated by every rescore: the next step makes each of those an entry.
+# Written by a ``tier_changed`` entry when a subject is first shown a tier and each
+# time it moves; ``total`` is the score that moved it (not refreshed in between).
 _tiers = SubjectTier.__table__
-journal.cover(
-    _tiers,
-    journal.encoder(_tiers, "subject_id"),
-    later={
-        "tier": journal.EventKind.TIER_CHANGED,
-        "total": journal.EventKind.TIER_CHANGED,
-        "since": journal.EventKind.TIER_CHANGED,
-    },
-)
+journal.cover(_tiers, journal.encoder(_tiers, "subject_id", "tier", "total", "since"))

@@ -22,7 +22,7 @@ from rich.progress import (
 
 from credence.context import Context, open_context
 from credence.errors import CredenceError
-from credence.translog import service
+from credence.translog import service, verify
 from credence.translog.keys import LogKey, LogSigner, load_signer, parse_verifier_key
 
 # soft_wrap: a message naming an entry stays on one line (greppable, never split).
@@ -110,8 +110,9 @@ def verify_cmd(
     ] = None,
 ) -> None:
     """Recompute the whole log from the database, entries after the last checkpoint
-    included, and check every rulebook edition's text against its hash; exit 1 naming
-    the first bad entry (entries not yet signed alone do not fail it)."""
+    included, check every covered row against the entry that wrote it and every
+    rulebook edition's text against its hash; exit 1 naming each table, row and entry
+    at fault (entries not yet signed alone do not fail it)."""
     ctx = open_context(db)
     try:
         key = _verifier(ctx, public_key)
@@ -131,15 +132,21 @@ def verify_cmd(
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = service.verify_log(session, key=key, progress=tick)
+            report = verify.verify_log(session, key=key, progress=tick)
     except CredenceError as exc:
         raise _fail(exc) from None
     if report.ok:
         signed = "signatures checked" if report.signatures_checked else "signatures NOT checked"
         console.print(
             f"[green]log verified[/green]: {report.entries:,} entries, {report.committed:,} "
-            f"committed in {report.checkpoints} checkpoints ({signed})"
+            f"committed in {report.checkpoints} checkpoints ({signed}); {report.rows:,} rows "
+            f"match the entries that wrote them ({report.erased:,} erased)"
         )
+        if report.legacy_entries is not None:
+            console.print(
+                f"continues an earlier log of {report.legacy_entries:,} entries, whose "
+                "checkpoints its leaf hashes still give"
+            )
         if report.pending:
             console.print(_unsigned(report))
         return
@@ -155,7 +162,7 @@ def verify_cmd(
     raise typer.Exit(1)
 
 
-def _unsigned(report: service.VerifyReport) -> str:
+def _unsigned(report: verify.VerifyReport) -> str:
     """The entries no checkpoint signs yet: checked against the rows they wrote, but
     not yet provable to anyone holding a checkpoint."""
     if report.latest_checkpoint is None:

@@ -65,27 +65,45 @@ def _is_power_of_two(n: int) -> bool:
 
 
 def root(leaf_hashes: Iterable[bytes]) -> bytes:
-    """``MTH`` of a sequence of leaf hashes, streaming in ``O(log n)`` memory.
-
-    A stack holds the roots of the perfect subtrees seen so far (sizes strictly
-    decreasing); the tree's root is their fold from the right, which is what the
-    recursive definition computes.
-    """
-    stack: list[tuple[int, bytes]] = []
+    """``MTH`` of a sequence of leaf hashes, streaming in ``O(log n)`` memory."""
+    frontier = Frontier()
     for h in leaf_hashes:
-        size, acc = 1, h
+        frontier.append(h)
+    return frontier.root()
+
+
+class Frontier:
+    """The roots of the perfect subtrees of a growing tree (sizes strictly decreasing):
+    its root at any size reached, in ``O(log n)`` memory. The root is the fold of the
+    stack from the right, which is what the recursive definition computes."""
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Add one leaf (its hash)."""
+        if len(leaf_hash) != HASH_SIZE:
+            raise ValueError(f"a leaf hash has {HASH_SIZE} bytes, not {len(leaf_hash)}")
+        size, acc = 1, leaf_hash
+        stack = self._stack
         while stack and stack[-1][0] == size:
             _, left = stack.pop()
             acc = node_hash(left, acc)
             size *= 2
         stack.append((size, acc))
-    if not stack:
-        return EMPTY_ROOT
-    _, acc = stack.pop()
-    while stack:
-        _, left = stack.pop()
-        acc = node_hash(left, acc)
-    return acc
+        self.size += 1
+
+    def root(self) -> bytes:
+        """``MTH`` of the leaves appended so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        acc = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            acc = node_hash(left, acc)
+        return acc
 
 
 class MerkleTree:

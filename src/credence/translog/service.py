@@ -83,10 +83,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import Clock, from_micros
 from credence.db import write_lock
 from credence.errors import Conflict, InvalidInput, NotFound
-from credence.journal import EventKind, JournalEntry, canonical, record_data
-from credence.ledger.tables import Record, Source, Subject
-from credence.rulebook.loader import content_hash
-from credence.rulebook.tables import PublishedRulebook
+from credence.journal import JournalEntry
+from credence.ledger.tables import Record
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
 from credence.translog.tables import LogLeaf, StoredCheckpoint
@@ -104,33 +102,40 @@ class LogInconsistent(Conflict):
 # --- leaves ------------------------------------------------------------------------------
 
 
-def leaf_data(*, seq: int, kind: str, subject_id: int | None, at_micros: int, data: str) -> bytes:
+def leaf_data(
+    *, seq: int, kind: str, subject_id: int | None, at_micros: int, data: str, rows: str
+) -> bytes:
     """The leaf bytes of one journal row: canonical JSON (sorted keys, no spaces) of its
-    columns, with ``data`` (canonical JSON itself) embedded byte for byte."""
+    columns, with ``data`` and ``rows`` (JSON themselves) embedded byte for byte."""
     subject = b"null" if subject_id is None else b"%d" % subject_id
-    return b'{"at":%d,"data":%s,"kind":%s,"seq":%d,"subject_id":%s}' % (
+    return b'{"at":%d,"data":%s,"kind":%s,"rows":%s,"seq":%d,"subject_id":%s}' % (
         at_micros,
         data.encode(),
         orjson.dumps(kind),
+        rows.encode(),
         seq,
         subject,
     )
 
 
 # The columns a leaf is made of; ``at`` read as stored (microseconds), not as a datetime.
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     JournalEntry.seq,
     JournalEntry.kind,
     JournalEntry.subject_id,
     type_coerce(JournalEntry.at, BigInteger).label("at"),
     JournalEntry.data,
+    JournalEntry.rows,
 )
 
 
-def _leaf_hash_of(row: Any) -> bytes:
-    seq, kind, subject_id, at, data = row
+def leaf_hash_of(row: Any) -> bytes:
+    """The leaf hash of a journal row read as :data:`ROW_COLUMNS`."""
+    seq, kind, subject_id, at, data, rows = row
     return merkle.leaf_hash(
-        leaf_data(seq=seq, kind=kind, subject_id=subject_id, at_micros=int(at), data=data)
+        leaf_data(
+            seq=seq, kind=kind, subject_id=subject_id, at_micros=int(at), data=data, rows=rows
+        )
     )
 
 
@@ -199,50 +204,12 @@ class LogEntry:
     subject_id: int | None
     at: datetime
     data: str
+    rows: str
+    """The covered rows the entry wrote, as it lists them: ``[[table, key, digest]]``."""
     leaf_data: bytes
     leaf_hash: bytes
     leaf_index: int | None
     """Its index in the log, once a checkpoint covers it; ``None`` before."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing :func:`verify_log` found wrong; ``seq`` is the entry it concerns."""
-
-    kind: str
-    """``changed``, ``removed``, ``inserted``, ``log_tampered`` or ``checkpoint``."""
-    message: str
-    seq: int | None = None
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :func:`verify_log` checked and found."""
-
-    entries: int
-    """Journal rows read."""
-    committed: int
-    """Leaves the log committed to (covered by a checkpoint)."""
-    checkpoints: int
-    signatures_checked: bool
-    problems: tuple[Problem, ...] = field(default=())
-    latest_checkpoint: int | None = None
-    """The id of the newest checkpoint, if any: entries after it are not yet signed."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def pending(self) -> int:
-        """Entries appended after the latest checkpoint (checked, but not yet signed)."""
-        return max(self.entries - self.committed, 0)
-
-    @property
-    def first_bad_seq(self) -> int | None:
-        """The lowest journal ``seq`` a problem names, if any does."""
-        seqs = [p.seq for p in self.problems if p.seq is not None]
-        return min(seqs) if seqs else None
 
 
 # --- the in-memory tree cache ---------------------------------------------------------
@@ -287,13 +254,13 @@ def _extend(
     *,
     through_seq: int | None,
 ) -> None:
-    stmt = select(*_ROW_COLUMNS).order_by(JournalEntry.seq)
+    stmt = select(*ROW_COLUMNS).order_by(JournalEntry.seq)
     if seqs:
         stmt = stmt.where(JournalEntry.seq > seqs[-1])
     if through_seq is not None:
         stmt = stmt.where(JournalEntry.seq <= through_seq)
     for partition in session.execute(stmt.execution_options(yield_per=_BATCH)).partitions():
-        tree.extend(_leaf_hash_of(row) for row in partition)
+        tree.extend(leaf_hash_of(row) for row in partition)
         seqs.extend(row[0] for row in partition)
 
 
@@ -301,9 +268,9 @@ def _still_valid(session: Session, entry: _Leaves) -> bool:
     if not entry.seqs:
         return True
     last = session.execute(
-        select(*_ROW_COLUMNS).where(JournalEntry.seq == entry.seqs[-1])
+        select(*ROW_COLUMNS).where(JournalEntry.seq == entry.seqs[-1])
     ).one_or_none()
-    return last is not None and _leaf_hash_of(last) == entry.tree.leaf(len(entry.seqs) - 1)
+    return last is not None and leaf_hash_of(last) == entry.tree.leaf(len(entry.seqs) - 1)
 
 
 def _committed(session: Session) -> tuple[int, int | None]:
@@ -671,11 +638,13 @@ _log = logging.getLogger("credence.translog")
 
 def entry(session: Session, seq: int) -> LogEntry:
     """Journal row ``seq`` as a log leaf; :class:`NotFound` if there is none."""
-    row = session.execute(select(*_ROW_COLUMNS).where(JournalEntry.seq == seq)).one_or_none()
+    row = session.execute(select(*ROW_COLUMNS).where(JournalEntry.seq == seq)).one_or_none()
     if row is None:
         raise NotFound(f"the log has no entry {seq}", code="unknown_entry")
-    _, kind, subject_id, at, data = row
-    bytes_ = leaf_data(seq=seq, kind=kind, subject_id=subject_id, at_micros=int(at), data=data)
+    _, kind, subject_id, at, data, rows = row
+    bytes_ = leaf_data(
+        seq=seq, kind=kind, subject_id=subject_id, at_micros=int(at), data=data, rows=rows
+    )
     index = session.scalar(select(LogLeaf.leaf_index).where(LogLeaf.seq == seq))
     return LogEntry(
         seq=seq,
@@ -683,6 +652,7 @@ def entry(session: Session, seq: int) -> LogEntry:
         subject_id=subject_id,
         at=from_micros(int(at)),
         data=data,
+        rows=rows,
         leaf_data=bytes_,
         leaf_hash=merkle.leaf_hash(bytes_),
         leaf_index=index,
@@ -690,407 +660,26 @@ def entry(session: Session, seq: int) -> LogEntry:
 
 
 def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
-    """The journal ``seq`` of every record on a subject's file, by record public id (for
-    linking each record of the file to its inclusion proof). One indexed query."""
+    """The journal ``seq`` of the entry that wrote each record on a subject's file, by
+    record public id (for linking each record of the file to its inclusion proof)."""
     rows = session.execute(
-        select(JournalEntry.seq, JournalEntry.data).where(
-            JournalEntry.subject_id == subject_id, JournalEntry.kind == EventKind.RECORD.value
-        )
+        select(Record.public_id, Record.seq).where(Record.subject_id == subject_id)
     )
-    found: dict[str, int] = {}
-    for seq, data in rows:
-        record = orjson.loads(data).get("record")
-        if isinstance(record, str):
-            found.setdefault(record, seq)
-    return found
+    return {public_id: seq for public_id, seq in rows if seq is not None}
 
 
 def record_entry_seq(session: Session, record_public_id: str) -> int:
-    """The journal ``seq`` of the entry that appended record ``record_public_id``."""
-    subject_id = session.scalar(
-        select(Record.subject_id).where(Record.public_id == record_public_id)
-    )
-    if subject_id is None:
+    """The journal ``seq`` of the entry that wrote record ``record_public_id``."""
+    found = session.execute(
+        select(Record.id, Record.seq).where(Record.public_id == record_public_id)
+    ).one_or_none()
+    if found is None:
         raise NotFound(f"no record {record_public_id!r}", code="unknown_record")
-    seq = record_entry_seqs(session, subject_id).get(record_public_id)
-    if seq is None:
+    if found.seq is None:
         raise NotFound(
             f"record {record_public_id!r} has no journal entry", code="record_not_in_log"
         )
-    return seq
-
-
-# --- verification ----------------------------------------------------------------------
-
-
-def verify_log(
-    session: Session,
-    *,
-    key: LogKey | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> VerifyReport:
-    """Recompute the log from storage and check it against itself and its checkpoints.
-
-    Reads every journal row (never the cache) and every ``log_leaves`` row, and reports
-    each journal row whose leaf differs from the one committed (``changed``), committed
-    rows that are gone (``removed``), rows that are not in the log but sit before
-    committed ones (``inserted``; a reorder shows as ``changed``), ``log_leaves`` rows that
-    do not reproduce a checkpoint's root (``log_tampered``), and checkpoints whose text or
-    signature (with ``key``) does not hold (``checkpoint``). ``progress(done, total)`` is
-    called as journal rows are read.
-    """
-    problems: list[Problem] = []
-    leaf_seqs: array[int] = array("q")
-    leaf_hashes: list[bytes] = []
-    leaves = select(LogLeaf.leaf_index, LogLeaf.seq, LogLeaf.leaf_hash).order_by(LogLeaf.leaf_index)
-    for expected, (index, seq, digest) in enumerate(_rows(session, leaves)):
-        in_order = index == expected and (not leaf_seqs or seq > leaf_seqs[-1])
-        if not in_order and not any(pr.kind == "log_tampered" for pr in problems):
-            # One report is enough: after a gap every later leaf is out of place too.
-            problems.append(
-                Problem(
-                    "log_tampered",
-                    f"the log's leaf table is out of order at leaf {index} (entry {seq})",
-                    seq,
-                )
-            )
-        leaf_seqs.append(seq)
-        leaf_hashes.append(bytes(digest))
-
-    total = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
-    committed = len(leaf_seqs)
-    unsigned = _Unsigned(
-        dense=session.get_bind().dialect.name == "sqlite",
-        after=leaf_seqs[-1] if leaf_seqs else 0,
-    )
-    read = 0
-    p = 0
-    for row in _rows(session, select(*_ROW_COLUMNS).order_by(JournalEntry.seq)):
-        seq = row[0]
-        while p < committed and leaf_seqs[p] < seq:
-            problems.append(_removed(leaf_seqs[p], p))
-            p += 1
-        if p < committed and leaf_seqs[p] == seq:
-            if _leaf_hash_of(row) != leaf_hashes[p]:
-                problems.append(
-                    Problem(
-                        "changed",
-                        f"entry {seq} (leaf {p}) differs from what the log committed to",
-                        seq,
-                    )
-                )
-            p += 1
-        elif p < committed:
-            problems.append(
-                Problem(
-                    "inserted",
-                    f"entry {seq} is not in the log but comes before committed entry "
-                    f"{leaf_seqs[p]}",
-                    seq,
-                )
-            )
-        else:
-            unsigned.check(row)
-        read += 1
-        if progress is not None and (read % _BATCH == 0 or read == total):
-            progress(read, total)
-    while p < committed:
-        problems.append(_removed(leaf_seqs[p], p))
-        p += 1
-
-    stored = checkpoints(session)
-    problems += _check_checkpoints(stored, leaf_seqs, leaf_hashes, key)
-    signed_ok = not problems
-    problems += unsigned.problems
-    problems += _check_unsigned_records(session, unsigned, orphans=signed_ok)
-    problems += _check_rulebooks(session)
-    problems.sort(key=lambda pr: (pr.seq is None, pr.seq if pr.seq is not None else 0))
-    return VerifyReport(
-        entries=read,
-        committed=committed,
-        checkpoints=len(stored),
-        signatures_checked=key is not None,
-        problems=tuple(problems),
-        latest_checkpoint=stored[-1].id if stored else None,
-    )
-
-
-class _Unsigned:
-    """Checks of the entries after the last checkpoint, which no leaf commits to yet.
-
-    Each must be a known kind with canonical JSON data; on SQLite (``seq`` dense) none
-    may be missing between two; and each record entry must agree with the row it
-    appended (:func:`_check_unsigned_records`), so that an entry edited or removed
-    before it was signed does not pass unnoticed. Memory grows with the unsigned
-    entries only (a checkpoint is signed at least every minute while entries arrive).
-    """
-
-    def __init__(self, *, dense: bool, after: int) -> None:
-        self.dense = dense
-        self.after = after
-        self.last = after
-        self.problems: list[Problem] = []
-        #: (seq, payload) of every unsigned record entry, by record public id.
-        self.records: dict[str, tuple[int, dict[str, Any]]] = {}
-
-    def check(self, row: Any) -> None:
-        seq, kind, _, _, data = row
-        if self.dense and seq != self.last + 1:
-            missing = (
-                f"entry {self.last + 1} (not yet signed) is"
-                if seq == self.last + 2
-                else f"entries {self.last + 1} to {seq - 1} (not yet signed) are"
-            )
-            self.problems.append(Problem("removed", f"{missing} gone", self.last + 1))
-        self.last = seq
-        if kind not in _KINDS:
-            self.problems.append(Problem("changed", f"entry {seq} has an unknown kind", seq))
-            return
-        try:
-            payload = orjson.loads(data)
-            well_formed = isinstance(payload, dict) and canonical(payload) == data
-        except orjson.JSONDecodeError:
-            well_formed = False
-        if not well_formed:
-            self.problems.append(
-                Problem("changed", f"entry {seq} (not yet signed) is not canonical JSON", seq)
-            )
-            return
-        if kind == EventKind.RECORD.value and isinstance(payload.get("record"), str):
-            self.records[payload["record"]] = (seq, payload)
-
-
-_KINDS = frozenset(kind.value for kind in EventKind)
-_INSTANTS = ("occurred_at", "received_at")
-
-
-def _same_record(payload: dict[str, Any], stored: dict[str, Any]) -> bool:
-    def norm(d: dict[str, Any]) -> dict[str, Any]:
-        out = dict(d)
-        for name in _INSTANTS:
-            if isinstance(out.get(name), str):
-                out[name] = datetime.fromisoformat(out[name])
-        return out
-
-    try:
-        return norm(payload) == norm(stored)
-    except ValueError:
-        return False
-
-
-def _record_rows(session: Session, where: Any) -> Iterable[Any]:
-    return session.execute(
-        select(
-            Record.id,
-            Record.public_id,
-            Source.code,
-            Record.source_ref,
-            Subject.public_id,
-            Record.subject_id,
-            Record.record_type,
-            Record.occurred_at,
-            Record.received_at,
-            Record.quantity,
-            Record.decision_ref,
-        )
-        .join(Source, Source.id == Record.source_id)
-        .join(Subject, Subject.id == Record.subject_id)
-        .where(where)
-        .order_by(Record.id)
-    )
-
-
-def _check_unsigned_records(
-    session: Session, unsigned: _Unsigned, *, orphans: bool
-) -> list[Problem]:
-    """Each unsigned record entry against its row in ``records``, and (with
-    ``orphans``) each row appended since the last signed record entry against an entry:
-    an entry edited or deleted before a checkpoint signed it fails here. ``orphans`` is
-    off when signed entries were already found changed or removed: which rows came after
-    the checkpoint is then unknown, and the first bad entry is named already. Messages
-    name the record's opaque id, never its content."""
-    problems: list[Problem] = []
-    found: set[str] = set()
-    ids = list(unsigned.records)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for row in _record_rows(session, Record.public_id.in_(chunk)):
-            found.add(row[1])
-            seq, payload = unsigned.records[row[1]]
-            stored = orjson.loads(
-                canonical(
-                    record_data(
-                        record_id=row[1],
-                        source=row[2],
-                        source_ref=row[3],
-                        subject_id=row[4],
-                        record_type=row[6],
-                        occurred_at=row[7],
-                        received_at=row[8],
-                        quantity=row[9],
-                        decision_ref=row[10],
-                    )
-                )
-            )
-            if not _same_record(payload, stored):
-                problems.append(
-                    Problem(
-                        "changed",
-                        f"entry {seq} (not yet signed) differs from the row it appended: "
-                        f"table records, record {row[1]}",
-                        seq,
-                    )
-                )
-    for public_id in ids:
-        if public_id not in found:
-            seq = unsigned.records[public_id][0]
-            problems.append(
-                Problem(
-                    "changed",
-                    f"entry {seq} (not yet signed) names a record that is not in table "
-                    f"records ({public_id})",
-                    seq,
-                )
-            )
-    if not orphans:
-        return problems
-    # Rows appended after the last record entry a checkpoint signed must each have an
-    # unsigned entry (ids and entries are written in the same transaction, in order).
-    last_signed = session.scalar(
-        select(JournalEntry.data)
-        .where(JournalEntry.kind == EventKind.RECORD.value, JournalEntry.seq <= unsigned.after)
-        .order_by(JournalEntry.seq.desc())
-        .limit(1)
-    )
-    floor: int | None = 0
-    if last_signed is not None:
-        named = orjson.loads(last_signed).get("record")
-        floor = session.scalar(select(Record.id).where(Record.public_id == named)) or 0
-    for row in _record_rows(session, Record.id > (floor or 0)):
-        if row[1] in unsigned.records:
-            continue
-        # Rare (concurrent appends interleave ids and entries, or a signed entry was
-        # tampered with, which the leaves report): is the record named by any entry?
-        named = b'"record":' + orjson.dumps(row[1])
-        if (
-            session.scalar(
-                select(JournalEntry.seq).where(JournalEntry.data.contains(named.decode())).limit(1)
-            )
-            is None
-        ):
-            problems.append(
-                Problem(
-                    "removed",
-                    f"table records, record {row[1]}: no log entry appended it (its entry "
-                    "was removed before a checkpoint signed it, or the row was inserted)",
-                )
-            )
-    return problems
-
-
-def _check_rulebooks(session: Session) -> list[Problem]:
-    """Every stored edition's text against its recorded SHA-256, and that hash against
-    the ``rulebook_published`` entry that published it."""
-    published: dict[str, tuple[int | None, Any]] = {}
-    entries = select(JournalEntry.seq, JournalEntry.data).where(
-        JournalEntry.kind == EventKind.RULEBOOK_PUBLISHED.value
-    )
-    for entry_seq, data in session.execute(entries):
-        payload = orjson.loads(data)
-        if isinstance(payload, dict) and isinstance(payload.get("version"), str):
-            published.setdefault(payload["version"], (entry_seq, payload.get("content_hash")))
-    problems: list[Problem] = []
-    rows = select(
-        PublishedRulebook.id,
-        PublishedRulebook.version,
-        PublishedRulebook.content_hash,
-        PublishedRulebook.text,
-    ).order_by(PublishedRulebook.id)
-    for row_id, version, digest, body in session.execute(rows):
-        seq, logged = published.get(version, (None, None))
-        by = f"published by entry {seq}" if seq is not None else "no log entry published it"
-        where = f"table rulebooks, row {row_id}: rulebook {version} ({by})"
-        if content_hash(body) != digest:
-            problems.append(
-                Problem(
-                    "rulebook",
-                    f"{where}: its text does not hash to its recorded SHA-256 (edited after "
-                    "publication); it does not load",
-                    seq,
-                )
-            )
-        elif seq is not None and logged != digest:
-            problems.append(
-                Problem("rulebook", f"{where}: its hash differs from the one the entry logged", seq)
-            )
-    return problems
-
-
-def _removed(seq: int, index: int) -> Problem:
-    return Problem("removed", f"entry {seq} (leaf {index}) was committed but is gone", seq)
-
-
-def _check_checkpoints(
-    stored: Sequence[Checkpoint],
-    leaf_seqs: Sequence[int],
-    leaf_hashes: Sequence[bytes],
-    key: LogKey | None,
-) -> list[Problem]:
-    problems: list[Problem] = []
-    tree = merkle.MerkleTree(leaf_hashes)
-    committed = len(leaf_hashes)
-    good = 0  # leaves known good: the largest size whose checkpoint root matched
-    previous = 0
-    for cp in stored:
-        label = f"checkpoint {cp.id} (size {cp.tree_size})"
-        problems += _check_note(cp, label, key)
-        if cp.tree_size < previous:
-            problems.append(
-                Problem("checkpoint", f"{label} is smaller than the one before ({previous})")
-            )
-        previous = max(previous, cp.tree_size)
-        if cp.tree_size > committed:
-            after = leaf_seqs[-1] if leaf_seqs else 0
-            problems.append(
-                Problem(
-                    "log_tampered",
-                    f"{label} covers more leaves than the log holds ({committed}): "
-                    f"committed entries after {after} were removed",
-                    after + 1,
-                )
-            )
-            continue
-        if tree.root(cp.tree_size) == cp.root_hash:
-            good = max(good, cp.tree_size)
-            continue
-        if cp.tree_size == 0:
-            problems.append(Problem("checkpoint", f"{label}: not the root of the empty tree"))
-            continue
-        start = min(good, cp.tree_size - 1)
-        problems.append(
-            Problem(
-                "log_tampered",
-                f"the log's leaf hashes no longer give the root of {label}: a committed "
-                f"entry between {leaf_seqs[start]} and {leaf_seqs[cp.tree_size - 1]} was "
-                "altered in the journal and in the log alike",
-                leaf_seqs[start],
-            )
-        )
-    return problems
-
-
-def _check_note(cp: Checkpoint, label: str, key: LogKey | None) -> list[Problem]:
-    try:
-        if key is not None:
-            origin, size, root_hash = verify_checkpoint(cp.signed_note, key)
-        else:
-            body, _, _ = cp.signed_note.rpartition("\n\n")
-            origin, size, root_hash = parse_checkpoint_text(body + "\n")
-    except NoteError as exc:
-        return [Problem("checkpoint", f"{label}: {exc.message}")]
-    if (origin, size, root_hash) != (cp.origin, cp.tree_size, cp.root_hash):
-        return [Problem("checkpoint", f"{label}: its stored fields differ from its signed text")]
-    return []
+    return int(found.seq)
 
 
 __all__ = [
@@ -1101,8 +690,6 @@ __all__ = [
     "LogEntry",
     "LogInconsistent",
     "LogTree",
-    "Problem",
-    "VerifyReport",
     "checkpoint",
     "checkpoint_text",
     "checkpoints",
@@ -1111,6 +698,7 @@ __all__ = [
     "entry",
     "latest_checkpoint",
     "leaf_data",
+    "leaf_hash_of",
     "parse_checkpoint_text",
     "prove_consistency",
     "prove_inclusion",
@@ -1118,5 +706,4 @@ __all__ = [
     "record_entry_seqs",
     "tree_at",
     "verify_checkpoint",
-    "verify_log",
 ]

@@ -65,6 +65,34 @@ class LogLeaf(Base):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class LegacyLeaf(Base):
+    """A leaf of the log this one continues (the format before row digests): kept as
+    its hash only, so the earlier log's checkpoints stay verifiable while the content
+    its entries held is gone. Written once, by migration 0008."""
+
+    __tablename__ = "legacy_leaves"
+
+    leaf_index: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LegacyCheckpoint(Base):
+    """A checkpoint the continued log signed (columns as :class:`StoredCheckpoint`)."""
+
+    __tablename__ = "legacy_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    signed_note: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
 journal_subject_index = Index("ix_journal_subject_id", JournalEntry.subject_id)
 """Finds a subject's journal rows (the log entries of their records) without a scan."""
 
@@ -78,4 +106,20 @@ journal.exempt(
     "the checkpoints",
 )
 
-__all__ = ["LogLeaf", "StoredCheckpoint", "journal_subject_index"]
+journal.exempt(
+    LegacyLeaf.__table__,
+    "the leaf hashes of the log this one continues, checked against its checkpoints and "
+    "against the tree head the new log's first entry records",
+)
+journal.exempt(
+    LegacyCheckpoint.__table__,
+    "the signed tree heads of the log this one continues: each carries its signature",
+)
+
+__all__ = [
+    "LegacyCheckpoint",
+    "LegacyLeaf",
+    "LogLeaf",
+    "StoredCheckpoint",
+    "journal_subject_index",
+]

@@ -16,6 +16,7 @@ from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import (
     AccessOut,
+    ErasureOut,
     FileOut,
     InquiryOut,
     LookupIn,
@@ -200,6 +201,12 @@ def file(
         registered_at=subject.registered_at,
         score=score_out(subject.public_id, score_subject(session, subject, edition, at)),
         inquiries=inquiries,
+        erasures=[
+            ErasureOut(
+                record_id=e.record_id, reason=e.reason, erased_at=e.erased_at, log_entry=e.seq
+            )
+            for e in ledger.erasures(session, subject.id)
+        ],
         shown_tier=shown_tier(session, subject.id),
         log_entries=record_entry_seqs(session, subject.id),
         accessed_by=[

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence import journal
 from credence.db import NAMING, Instant
-from credence.journal import Covered, EventKind, Exempt, Registry
+from credence.journal import Covered, Exempt, Registry
 from credence.models import metadata
 
 #: Tables the log must cover (never exempt): every row a score, a decision or an
@@ -41,10 +41,9 @@ MUST_COVER = {
     "dispute_answers",
     "dispute_lapses",
     "disputes",
-    "inquiries",
-    "lookup_inquiries",
     "party_services",
     "principals",
+    "record_erasures",
     "records",
     "relying_parties",
     "repair_decisions",
@@ -94,7 +93,12 @@ def test_what_decides_is_covered_not_exempt() -> None:
 def test_a_table_added_without_an_encoder_is_reported() -> None:
     extended = _copy_metadata()
     throwaway = Table(
-        "throwaway", extended, Column("id", Integer, primary_key=True), Column("note", String(20))
+        "throwaway",
+        extended,
+        Column("id", Integer, primary_key=True),
+        Column("note", String(20)),
+        Column("seq", Integer),
+        Column("salt", String(32)),
     )
     assert journal.uncovered(extended) == ["table throwaway: neither an encoder nor an exemption"]
     # An exemption needs a reason; with one, or with an encoder, the table is accounted for.
@@ -117,9 +121,7 @@ def test_a_table_added_without_an_encoder_is_reported() -> None:
 def test_a_column_added_to_a_covered_table_is_reported() -> None:
     extended = _copy_metadata()
     extended.tables["records"].append_column(Column("severity", Integer, nullable=True))
-    assert journal.uncovered(extended) == [
-        "column records.severity: neither encoded nor set by a later entry"
-    ]
+    assert journal.uncovered(extended) == ["column records.severity: not encoded"]
     registry = journal.REGISTRY.copy()
     records = covered("records").encoder
     wider = journal.encoder(extended.tables["records"], *records.columns, "severity")
@@ -127,40 +129,53 @@ def test_a_column_added_to_a_covered_table_is_reported() -> None:
     assert journal.uncovered(extended, registry) == []
     # A column an encoder names that the table lost is reported as well.
     assert journal.uncovered(metadata, registry) == [
-        "column records.severity: encoded or set later, but not in the table"
+        "column records.severity: encoded, but not in the table"
     ]
 
 
-def test_a_column_set_later_is_accounted_for_only_with_its_kind() -> None:
-    assert covered("api_keys").later == {"revoked_at": EventKind.KEY_REVOKED}
-    assert covered("restriction_warnings").later == {"cleared_at": EventKind.WARNING_CLEARED}
-    tiers = covered("subject_tiers").later
-    assert set(tiers.values()) == {EventKind.TIER_CHANGED}
+def test_a_covered_table_carries_the_journal_columns_which_are_never_encoded() -> None:
     keys = metadata.tables["api_keys"]
-    defining = [c.name for c in keys.columns if c.name != "revoked_at"]
+    defining = [c.name for c in keys.columns if c.name not in journal.JOURNAL_COLUMNS]
+    # A key's revocation is a column like any other: the entry that revokes it rewrites
+    # the row, so it is encoded (no column is left to be "set later").
+    assert "revoked_at" in covered("api_keys").encoder.columns
+    assert "cleared_at" in covered("restriction_warnings").encoder.columns
+    assert {"tier", "total", "since"} <= set(covered("subject_tiers").encoder.columns)
     registry = Registry()
-    with pytest.raises(ValueError, match="set by no event kind"):
-        registry.cover(
-            keys,
-            journal.encoder(keys, *defining),
-            later={"revoked_at": "key_revoked"},  # type: ignore[dict-item]
-        )
-    with pytest.raises(ValueError, match="both encoded and set by a later entry"):
-        registry.cover(
-            keys,
-            journal.encoder(keys, *defining, "revoked_at"),
-            later={"revoked_at": EventKind.KEY_REVOKED},
-        )
+    with pytest.raises(ValueError, match="the journal's, never encoded"):
+        registry.cover(keys, journal.encoder(keys, *defining, "seq"))
+    with pytest.raises(ValueError, match="erasable columns of api_keys not encoded"):
+        registry.cover(keys, journal.encoder(keys, "id"), erasable=("prefix",))
     with pytest.raises(ValueError, match="cannot cover"):
         registry.cover(metadata.tables["records"], journal.encoder(keys, *defining))
     registry.cover(keys, journal.encoder(keys, *defining))
-    copy = MetaData()
-    keys.to_metadata(copy)
-    assert registry.uncovered(copy) == [
-        "column api_keys.revoked_at: neither encoded nor set by a later entry"
+    # Without its journal columns a covered table is reported.
+    bare = MetaData()
+    Table("api_keys", bare, *(Column(name, keys.c[name].type) for name in defining))
+    assert registry.uncovered(bare) == [
+        "table api_keys: covered without the journal's column seq",
+        "table api_keys: covered without the journal's column salt",
     ]
     with pytest.raises(ValueError, match="already registered"):
         registry.exempt(keys, "changed my mind")
+
+
+def test_only_records_can_be_erased_and_only_their_content() -> None:
+    erasable = {
+        name: entry.erasable
+        for name, entry in journal.REGISTRY.tables.items()
+        if isinstance(entry, Covered) and entry.erasable
+    }
+    assert erasable == {
+        "records": (
+            "source_ref",
+            "record_type",
+            "occurred_at",
+            "quantity",
+            "decision_ref",
+            "content_hash",
+        )
+    }
 
 
 def test_an_encoder_names_real_columns_of_types_it_can_write() -> None:
@@ -318,58 +333,6 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "replaces_id": 1,
         },
     ],
-    "inquiries": [
-        {
-            "id": 1,
-            "public_id": "inq_0001",
-            "subject_id": 1,
-            "party_id": 1,
-            "principal_id": 1,
-            "service": "air_travel",
-            "purpose": "ticket purchase",
-            "outcome": "deny",
-            "terms": None,
-            "score": 871.3333333333334,
-            "rulebook_version": "2026.1",
-            "reasons": '["judgment_default (REG-1)"]',
-            "at": T - 5 * DAY,
-        },
-        {
-            "id": 2,
-            "public_id": "inq_0002",
-            "subject_id": 2,
-            "party_id": None,
-            "principal_id": None,
-            "service": "loan_rate_discount",
-            "purpose": "mortgage",
-            "outcome": "allow",
-            "terms": "rate -0.25%",
-            "score": 1050.0,
-            "rulebook_version": "2026.1",
-            "reasons": "[]",
-            "at": T - 4 * DAY,
-        },
-    ],
-    "lookup_inquiries": [
-        {
-            "id": 1,
-            "public_id": "lku_0001",
-            "subject_id": 1,
-            "principal_id": 1,
-            "party_id": 1,
-            "source_id": None,
-            "at": T - 5 * DAY,
-        },
-        {
-            "id": 2,
-            "public_id": "lku_0002",
-            "subject_id": 2,
-            "principal_id": None,
-            "party_id": None,
-            "source_id": 2,
-            "at": T - 3 * DAY,
-        },
-    ],
     "restriction_warnings": [
         {
             "id": 1,
@@ -465,31 +428,33 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "subject_tiers": [{"subject_id": 1, "tier": "B", "total": 871.3333333333334, "since": T}],
+    "record_erasures": [
+        {"id": 1, "record_id": 1, "subject_id": 1, "reason": "retention_ended", "erased_at": T}
+    ],
 }
 
 #: SHA-256 of the canonical bytes of each table's sample rows, one after another: the
 #: bytes are pinned, since every leaf will commit to them (a change of encoding is a
 #: change of log format, never an accident).
 PINNED = {
-    "api_keys": "788a1529838867d3ff7d420f7b67855840332b648c3f593c6a1e563bdcd0dbec",
+    "api_keys": "9edf3308e920eb1388be615a99ab24b51ddff3e79f331e4ccfbe5fa9c3426b7f",
     "dispute_answers": "efacdfb3677909e6f3a3d0a6d5bd494a06891b26388e4b60bf413f4f6baaf010",
     "dispute_lapses": "9f26bfbf175c39226fced3a9db9175cd6d8dd34c6acc7041e7ec38be7418fcdc",
     "disputes": "9554589ee7f49863b66b1c032d0b0efc41dd18cd6b2a9ec188e21f9fb7d48ad4",
-    "inquiries": "e644e64d21067cc5449627532d22fbc92c06a4f8083db8e78ad156c49ba6e5f3",
-    "lookup_inquiries": "84240a2cbfcca64641721e6a1f04aa2f1fe866b8e859291f9f99e268d503ffea",
     "party_services": "d6d84907e8e023969fa50279756787846022240e60b2c650d757afb6a8c9ddd6",
     "principals": "6f8fee8cf0722d002f45c2af439977f6784d2fe63ad5e25f60be4da2700dc23e",
+    "record_erasures": "b545cc49bcd0686ab3f45090fec7ad8c21528f048fd13db0d34016406720be5d",
     "records": "dbebaf211e9818434b481fcfb145d51a2e6ecb02634ed77b06e044b525744acc",
     "relying_parties": "cf6d6e7a694af116c640277f2f3592c9f219a504cd2a7e7e3bce7f2e70bb2851",
     "repair_decisions": "d844d3eca904a0e268f245a9a435aaf1885f6102a51110915cafc9078cbf9b69",
     "repairs": "c7ea353b2df4f3098ae4df64dd9f9262b1043d3177ee4c2cf315580ebf6babde",
-    "restriction_warnings": "248b0d80266db3fa8a6950d093b8cc38ae02b9de7cc2d65a0d986c4c292cfc3f",
+    "restriction_warnings": "db03dad49a7175c2597ea4fa2fc9f94d7b7cc7cfa4fa2910037d9f8c413f14dd",
     "retractions": "f0f09f6311e401900468aa9b372aed084d4fb8f5c3ee41cf8bada5fa0eee9f2a",
     "rulebooks": "753a3e90d16bce652f3efbb2990e6a155f47597cac076a40be74178adbc523e9",
     "source_record_types": "2c9d1e2c452ec7272340f78801f84371daf7daa9b65e7844397b339438ee6dfb",
     "sources": "4e93a05daa0ba1d17777772db71274c15122cd4686564d0a7f72151c361f34ea",
     "statements": "85c41abfc984f6e38793543172e1df3d662f398524dd74652c1a5b4dd7f667ae",
-    "subject_tiers": "4ddff21835a6d2184f359290f7ca13f21e20ddaf815ae0ceba0f32b640b7bfb5",
+    "subject_tiers": "421fb3c421777b2708a46a1743b50a3cebd2a1d3a7d1b4294a72305fa5fee359",
     "subjects": "50800892c4ffbf01b2373171fbaf9dae8aa1ce4536d7fbed9872153599b23880",
 }
 
@@ -515,7 +480,8 @@ def test_every_covered_table_has_sample_rows_with_every_column() -> None:
     assert sorted(SAMPLE) == covered_tables()
     assert sorted(PINNED) == covered_tables()
     for name, rows in SAMPLE.items():
-        columns = {c.name for c in metadata.tables[name].columns}
+        table = metadata.tables[name]
+        columns = {c.name for c in table.columns} - set(journal.JOURNAL_COLUMNS)
         for row in rows:
             assert set(row) == columns, name
 
@@ -532,18 +498,17 @@ def test_encoding_is_deterministic_whatever_the_mapping_holds() -> None:
             once = entry.encoder(row)
             assert entry.encoder(row) == once
             assert entry.encoder(dict(reversed(list(row.items())))) == once
-            # Columns set by later entries, and anything else the mapping holds, are
-            # not part of the row's bytes.
+            # The journal's columns, and anything else the mapping holds, are not part
+            # of the row's bytes.
             assert entry.encoder({**row, "unrelated": 1}) == once
-            for column in entry.later:
-                assert entry.encoder({**row, column: _other(row[column], name, column)}) == once
+            assert entry.encoder({**row, "seq": 7, "salt": "00" * 16}) == once
 
 
 def test_encoding_changes_with_every_defining_column() -> None:
     for name in covered_tables():
         entry = covered(name)
         table = metadata.tables[name]
-        accounted = set(entry.encoder.columns) | set(entry.later)
+        accounted = set(entry.encoder.columns) | set(journal.JOURNAL_COLUMNS)
         assert accounted == {c.name for c in table.columns}, name
         for row in SAMPLE[name]:
             once = entry.encoder(row)

@@ -185,11 +185,14 @@ def test_an_edited_entry_after_the_checkpoint_fails(
         cp = log.checkpoint(session, signer=signer, at=clock.now())
     _more_records(sessions, world, clock)
     target = _seqs_after(sessions, cp.tree_size)[0]
-    execute(
-        sessions,
-        "UPDATE journal SET data = REPLACE(data, 'loan_repaid', 'loan_default') WHERE seq = :s",
-        s=target,
-    )
+    # The entry's commitment to the row it wrote is edited (its digest's last digit): the
+    # record's row no longer matches what its entry says it wrote.
+    with sessions() as session:
+        listed = session.scalar(text("SELECT rows FROM journal WHERE seq = :s"), {"s": target})
+    assert listed is not None
+    assert '"records"' in listed
+    edited = listed[:-3] + ("0" if listed[-3] != "0" else "1") + listed[-2:]
+    execute(sessions, "UPDATE journal SET rows = :r WHERE seq = :s", r=edited, s=target)
     with sessions() as session:
         report = verify.verify_log(session, key=signer.public)
     assert not report.ok
@@ -197,6 +200,7 @@ def test_an_edited_entry_after_the_checkpoint_fails(
     result = verify_cli(engine, tmp_path, monkeypatch)
     assert result.exit_code == 1, result.output
     assert f"first bad entry: {target}" in result.output
+    assert "table records, row" in result.output
 
 
 def test_a_deleted_entry_after_the_checkpoint_fails(

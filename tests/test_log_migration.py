@@ -57,35 +57,6 @@ def _fresh_caches() -> Iterator[None]:
     log.clear_cache()
 
 
-#: Known bugs on SQLite, each marking the runs it fails (strict: once fixed, the runs
-#: fail until the mark is removed).
-SQLITE_FOREIGN_KEYS = pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason=(
-        "migration 0008 recreates `records` on SQLite (batch alter_column ... nullable=True) "
-        "and DROP TABLE records fails under PRAGMA foreign_keys=ON (credence.db.make_engine) "
-        "when rows of other tables reference records: FOREIGN KEY constraint failed"
-    ),
-)
-SQLITE_NOT_ATOMIC = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "on SQLite an upgrade is not one transaction: pysqlite (legacy transaction control) "
-        "runs DDL before the first INSERT/UPDATE/DELETE in autocommit, so a failed upgrade "
-        "leaves seq/salt columns added (revision still 0007) and a retry fails with "
-        "'duplicate column name: seq'"
-    ),
-)
-
-
-def on_sqlite(request: pytest.FixtureRequest, backend: str, bug: pytest.MarkDecorator) -> None:
-    """Mark this run with a known SQLite bug."""
-    if backend == "sqlite":
-        request.applymarker(bug)
-
-
 def log_private_key() -> Ed25519PrivateKey:
     """The throwaway key the old log's checkpoints were signed with."""
     pem = (DATA / FACTS["key_file"]).read_bytes()
@@ -200,7 +171,6 @@ def test_the_committed_store_is_an_old_one() -> None:
 def test_the_old_log_is_carried_into_the_new_one(
     old_store: Engine, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    on_sqlite(request, backend, SQLITE_FOREIGN_KEYS)
     before = covered_counts(old_store)
     rows_before = sum(before.values())
     assert before["records"] > 200
@@ -297,7 +267,6 @@ def test_the_old_checkpoints_signatures_are_checked(
 ) -> None:
     """With another key, the earlier log's checkpoints fail (the new log has none yet,
     so nothing else does); with the old key under its old name, they pass too."""
-    on_sqlite(request, backend, SQLITE_FOREIGN_KEYS)
     upgrade(old_store)
     with session_factory(old_store)() as session:
         stranger = verify_log(session, key=generate_signer(NEW_ORIGIN).public)
@@ -312,7 +281,6 @@ def test_the_old_checkpoints_signatures_are_checked(
 def test_the_log_goes_on_after_the_upgrade(
     old_store: Engine, backend: str, request: pytest.FixtureRequest, clock: FixedClock
 ) -> None:
-    on_sqlite(request, backend, SQLITE_FOREIGN_KEYS)
     upgrade(old_store)
     sessions = session_factory(old_store)
     signer = new_signer()
@@ -374,7 +342,6 @@ def test_the_log_goes_on_after_the_upgrade(
 def test_a_changed_legacy_leaf_fails_verify(
     old_store: Engine, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    on_sqlite(request, backend, SQLITE_FOREIGN_KEYS)
     upgrade(old_store)
     sessions = session_factory(old_store)
     with sessions.begin() as session:
@@ -397,7 +364,6 @@ def test_a_failed_upgrade_leaves_the_old_store_as_it_was(
 ) -> None:
     """The upgrade fails at its last step (carrying the rows over): nothing of it stays,
     so it can be run again once the cause is fixed."""
-    on_sqlite(request, backend, SQLITE_NOT_ATOMIC)
     before = schema_of(old_store)
 
     def fail(connection: object) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -39,7 +40,6 @@ from credence.journal import JournalEntry
 from credence.settings import Settings
 from credence.translog import merkle, reference, verify
 from credence.translog import service as log
-
 from credence.translog.cli import app as log_cli
 from credence.translog.keys import (
     LogKeyError,
@@ -118,6 +118,7 @@ def journal_leaves(sessions: sessionmaker[Session]) -> list[tuple[int, bytes]]:
                     subject_id=r.subject_id,
                     at_micros=to_micros(r.at),
                     data=r.data,
+                    rows=r.rows,
                 ),
             )
             for r in rows
@@ -323,14 +324,16 @@ class Tamper:
 
 
 UPDATE_DATA = "UPDATE journal SET data = :d WHERE seq = :s"
-INSERT_ROW = "INSERT INTO journal (seq, kind, subject_id, at, data) VALUES (:s, :k, :sub, :at, :d)"
+INSERT_ROW = (
+    "INSERT INTO journal (seq, kind, subject_id, at, data, rows) VALUES (:s, :k, :sub, :at, :d, :r)"
+)
 DELETE_ROW = "DELETE FROM journal WHERE seq = :s"
 
 
 def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper]:
     seqs, gap = logged.seqs, logged.gap
     with sessions() as session:
-        raw = session.execute(text("SELECT seq, kind, subject_id, at, data FROM journal"))
+        raw = session.execute(text("SELECT seq, kind, subject_id, at, data, rows FROM journal"))
         rows = {r.seq: r for r in raw}
         hashes = {seq: h for seq, h in session.execute(select(LogLeaf.seq, LogLeaf.leaf_hash))}
         note = session.scalar(select(StoredCheckpoint.signed_note))
@@ -339,7 +342,10 @@ def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper
 
     def restore(seq: int) -> tuple[str, dict[str, Any]]:
         r = rows[seq]
-        return (INSERT_ROW, {"s": seq, "k": r.kind, "sub": r.subject_id, "at": r.at, "d": r.data})
+        return (
+            INSERT_ROW,
+            {"s": seq, "k": r.kind, "sub": r.subject_id, "at": r.at, "d": r.data, "r": r.rows},
+        )
 
     def data_of(seq: int) -> tuple[str, dict[str, Any]]:
         return (UPDATE_DATA, {"d": rows[seq].data, "s": seq})
@@ -352,6 +358,7 @@ def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper
             subject_id=rec_row.subject_id,
             at_micros=rec_row.at,
             data=forged_data,
+            rows=rec_row.rows,
         )
     )
     set_leaf = "UPDATE log_leaves SET leaf_hash = :h WHERE seq = :s"
@@ -413,13 +420,23 @@ def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper
         ),
         Tamper(
             "forged before the first",
-            [(INSERT_ROW, {"s": 0, "k": "record", "sub": None, "at": 0, "d": '{"forged":1}'})],
+            [
+                (
+                    INSERT_ROW,
+                    {"s": 0, "k": "record", "sub": None, "at": 0, "d": '{"forged":1}', "r": "[]"},
+                )
+            ],
             [(DELETE_ROW, {"s": 0})],
             [("inserted", 0)],
         ),
         Tamper(
             "forged into a gap",
-            [(INSERT_ROW, {"s": gap, "k": "test", "sub": None, "at": 0, "d": '{"n":99}'})],
+            [
+                (
+                    INSERT_ROW,
+                    {"s": gap, "k": "test", "sub": None, "at": 0, "d": '{"n":99}', "r": "[]"},
+                )
+            ],
             [(DELETE_ROW, {"s": gap})],
             [("inserted", gap)],
         ),
@@ -485,8 +502,13 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
             for sql, params in case.sql:
                 session.execute(text(sql), params)
         report = verify_all(sessions, signer)
-        assert [(p.kind, p.seq) for p in report.problems] == case.expected, case.name
+        # The log's own problems, in order; the rows an edited or removed entry wrote are
+        # named too (see tests/test_log_tamper.py), each at that entry.
+        of_log = [p for p in report.problems if not p.message.startswith("table ")]
+        assert [(p.kind, p.seq) for p in of_log] == case.expected, case.name
         named = [seq for _, seq in case.expected if seq is not None]
+        of_rows = {p.seq for p in report.problems if p.message.startswith("table ")}
+        assert of_rows <= set(named), case.name
         assert report.first_bad_seq == (min(named) if named else None), case.name
         assert case.message in report.problems[0].message, case.name
         if case.refuses_checkpoint:
@@ -741,7 +763,14 @@ def test_api_entry_data_is_for_its_subject_and_operators(
         body = api.get(f"/v1/log/entries/{seq}", role).json()
         entry = body["entry"]
         assert entry["kind"] == "record"
-        assert entry["data"]["subject"] == api.world.people[0].public_id
+        assert entry["data"]["record"].startswith("rec_")
+        assert entry["rows"][0][0] == "records"
+        # The subject can check the row itself: its salt and bytes give the listed digest.
+        (opened,) = entry["opened"]
+        digest = hashlib.sha256(bytes.fromhex(opened["salt"]) + opened["canonical"].encode())
+        assert [opened["table"], opened["key"], digest.hexdigest()] == entry["rows"][0]
+        assert opened["canonical"].endswith('"table":"records"}')
+        assert opened["canonical"] not in entry["leaf_data"]  # the leaf holds its digest only
         assert merkle.leaf_hash(entry["leaf_data"].encode()).hex() == body["leaf_hash"]
     public = api.get(f"/v1/log/entries/{public_seq}").json()
     assert public["entry"] is not None

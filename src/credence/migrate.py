@@ -20,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Index, MetaData, Table, text
+from sqlalchemy import Column, Connection, Engine, Index, MetaData, Table, text
 from sqlalchemy.schema import Constraint
 
 from credence.db import Instant, normalise_url
@@ -53,22 +53,63 @@ def head_revision() -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database of ``engine`` to the newest revision, in one transaction."""
+    """Bring the database of ``engine`` to the newest revision, in one transaction, then
+    carry the rows written before the log's continuation into it (see
+    :mod:`credence.translog.continuation`)."""
     config = alembic_config(engine)
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, config)
+        return
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Two processes starting at once (API workers, CLI) must not both migrate;
-            # the lock is per schema so isolated test schemas do not wait for each other.
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:tag || current_schema()))"),
-                {"tag": "credence.migrate:"},
-            )
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-        # After migration 0008: the rows written before it, into the new log.
-        from credence.translog.continuation import carry_over
+        # Two processes starting at once (API workers, CLI) must not both migrate;
+        # the lock is per schema so isolated test schemas do not wait for each other.
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:tag || current_schema()))"),
+            {"tag": "credence.migrate:"},
+        )
+        _migrate(conn, config)
 
-        carry_over(conn)
+
+def _migrate(conn: Connection, config: Config) -> None:
+    from credence.translog.continuation import carry_over  # imports every feature
+
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+    carry_over(conn)
+
+
+def _upgrade_sqlite(engine: Engine, config: Config) -> None:
+    """SQLite: one transaction for real, with foreign keys checked at the end.
+
+    Python's sqlite3 module (before 3.12) commits before a schema change, so the
+    migration runs with the driver's own transaction handling off and an explicit
+    ``BEGIN IMMEDIATE``. Altering a column rebuilds its table (copy, drop, rename),
+    which a foreign key pointing at it forbids while enforcement is on; enforcement is
+    off for the migration (it can only be switched outside a transaction) and
+    ``PRAGMA foreign_key_check`` must find nothing before the commit.
+    """
+    with engine.connect() as conn:
+        raw: Any = conn.connection.dbapi_connection
+        previous = raw.isolation_level
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        raw.isolation_level = None
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                _migrate(conn, config)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    tables = sorted({row[0] for row in broken})
+                    raise RuntimeError(
+                        f"the migration left foreign keys broken in {', '.join(tables)}"
+                    )
+                raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+        finally:
+            raw.isolation_level = previous
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def check_drift(engine: Engine, *, metadata: MetaData | None = None) -> list[str]:

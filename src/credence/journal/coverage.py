@@ -118,7 +118,7 @@ def _column_problems(table: Table, covered: Covered) -> list[str]:
                 problems.append(f"column {table.name}.{name}: no canonical form for its type")
     problems += [
         f"column {table.name}.{name}: encoded, but not in the table"
-        for name in sorted(accounted - {c.name for c in table.columns})
+        for name in sorted(set(covered.encoder.columns) - {c.name for c in table.columns})
     ]
     return problems
 

@@ -5,14 +5,16 @@ Every row of a covered table carries two columns of the journal's (:class:`Journ
 * ``seq``: the journal entry that wrote the row as it is now. A row rewritten later (a
   key revoked, a warning cleared, a shown tier moved) is written again by an entry of
   its own, and its ``seq`` moves to that entry;
-* ``salt``: 16 random bytes (hex), drawn each time the row is written.
+* ``salt``: 16 random bytes (hex), drawn each time the row is written (an erasure
+  writes the row again, content removed, under a new salt).
 
 The entry lists, for each row it wrote, the table, the row's key and the row's
 *digest*: SHA-256 of the salt and the row's canonical bytes
 (:mod:`credence.journal.canonical`). The entry's leaf commits to that list, so the log
 proves every column of every covered row while the leaf reveals nothing of it: without
 the salt, a digest cannot be tested against guessed content. Erasing a row's content
-drops its salt with it; its digest stays in the entry, and the log's proofs still hold.
+drops the salt it was hashed with; its digest stays in the entry, and the log's proofs
+still hold.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ SALT_BYTES = 16
 class Journalled:
     """Mixin of a covered table's model: the entry that wrote the row, and its salt.
 
-    ``seq`` is NULL only for a row no entry wrote (which ``credence log verify``
-    reports); ``salt`` is NULL only once the row's content was erased.
+    Both are NULL only for a row no entry wrote (which ``credence log verify``
+    reports).
     """
 
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)

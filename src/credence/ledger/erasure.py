@@ -2,12 +2,14 @@
 
 A record is kept only as long as its purpose lasts: to the end of its type's retention
 period (the rulebook's ``retention_days`` after it occurred). Erasure then removes its
-content (source reference, type, date, quantity, decision reference, content hash) and
-its salt in place; the row keeps its id, public id, subject, source, received instant
-and ``seq``, and its entry keeps the row's digest, so the log's leaves and every proof
-still hold while the content is gone for good (without the salt, the digest cannot be
-tested against guessed content). An erasure is an entry of its own, writing a row of
-``record_erasures`` (what, when, why), which the subject's file shows.
+content (source reference, type, date, quantity, decision reference, content hash) in
+place, and its salt with it: the row keeps its id, public id, subject, source and
+received instant. The entry that wrote the record keeps the digest of what it held, so
+the log's leaves and every proof still hold while the content is gone for good (without
+that salt, the digest cannot be tested against guessed content). An erasure is an entry
+of its own: it writes a row of ``record_erasures`` (what, when, why), which the
+subject's file shows, and rewrites the record's row as it is now under a new salt, so
+what the row keeps stays proven and the erasure cannot be undone unnoticed.
 
 Notices sent to the subject that name the record lose their text with it.
 
@@ -61,19 +63,20 @@ def erase(session: Session, record: Record, *, reason: str, at: datetime) -> Rec
         return existing
     for column in ERASED_RECORD_COLUMNS:
         setattr(record, column, None)
-    record.salt = None
     erasure = RecordErasure(
         record_id=record.id, subject_id=record.subject_id, reason=reason, erased_at=at
     )
+    # The erasure rewrites the record's row as it is now (what it keeps, its content
+    # NULL) under a new salt: what it keeps stays proven, and the salt of its content,
+    # the only way to test the old digest against guessed content, is gone.
     journal.append(
         session,
         kind=journal.EventKind.RECORD_ERASED,
         at=at,
         subject_id=record.subject_id,
         data={"record": record.public_id, "reason": reason},
-        rows=[erasure],
+        rows=[record, erasure],
     )
-    # The record's row keeps the seq of the entry that wrote it: its digest is there.
     session.execute(
         update(Notification)
         .where(
@@ -96,7 +99,6 @@ def expired(session: Session, rulebook: Rulebook, at: datetime, *, limit: int) -
             .where(
                 Record.record_type == rt.code,
                 Record.occurred_at <= cutoff,
-                Record.salt.is_not(None),
             )
             .order_by(Record.id)
             .limit(limit - len(found))

@@ -83,7 +83,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import Clock, from_micros
 from credence.db import write_lock
 from credence.errors import Conflict, InvalidInput, NotFound
-from credence.journal import JournalEntry
+from credence.journal import Covered, JournalEntry, parse_listing, registration
 from credence.ledger.tables import Record
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
@@ -659,6 +659,52 @@ def entry(session: Session, seq: int) -> LogEntry:
     )
 
 
+@dataclass(frozen=True)
+class OpenedRow:
+    """A row an entry wrote, opened: its canonical bytes and salt, from which anyone can
+    recompute the digest the entry lists (shown only to whom may read the entry)."""
+
+    table: str
+    key: Any
+    digest: str
+    salt: str
+    canonical: str
+
+
+def opened_rows(session: Session, entry: LogEntry) -> list[OpenedRow]:
+    """The rows ``entry`` lists that still hold what it wrote (not rewritten by a later
+    entry, not erased), opened."""
+    opened = []
+    for table_name, key, digest in parse_listing(entry.rows):
+        registered = registration(table_name)
+        if not isinstance(registered, Covered):
+            continue
+        table = JournalEntry.metadata.tables[table_name]
+        columns = list(table.primary_key.columns)
+        keys = key if isinstance(key, tuple) else (key,)
+        if len(keys) != len(columns):
+            continue
+        row = (
+            session.execute(
+                select(table).where(*(c == k for c, k in zip(columns, keys, strict=True)))
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is None or row["seq"] != entry.seq or row["salt"] is None:
+            continue
+        opened.append(
+            OpenedRow(
+                table=table_name,
+                key=key,
+                digest=digest,
+                salt=row["salt"],
+                canonical=registered.encoder(row).decode(),
+            )
+        )
+    return opened
+
+
 def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
     """The journal ``seq`` of the entry that wrote each record on a subject's file, by
     record public id (for linking each record of the file to its inclusion proof)."""
@@ -690,6 +736,7 @@ __all__ = [
     "LogEntry",
     "LogInconsistent",
     "LogTree",
+    "OpenedRow",
     "checkpoint",
     "checkpoint_text",
     "checkpoints",
@@ -699,6 +746,7 @@ __all__ = [
     "latest_checkpoint",
     "leaf_data",
     "leaf_hash_of",
+    "opened_rows",
     "parse_checkpoint_text",
     "prove_consistency",
     "prove_inclusion",

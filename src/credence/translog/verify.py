@@ -18,8 +18,8 @@ not of entries or rows):
    with its table's encoder, salted and hashed, and compared with the digest the entry
    named by its ``seq`` lists for it; a row no entry wrote, or that its entry does not
    list, is reported ``inserted``, a row whose digest differs ``changed``, each naming
-   the table, the row's key and the entry. An erased record (no salt, no content) must
-   have an erasure row, itself covered.
+   the table, the row's key and the entry. An erased record is one its erasure entry
+   wrote again, content NULL: checked like any other row.
 5. **Rulebooks.** Each edition's text must hash to its recorded SHA-256 (an edited one
    does not load either).
 6. **The continued log.** When this log continues an earlier one (see
@@ -521,29 +521,15 @@ def _check_table(
             )
             continue
         if values["salt"] is None:
-            erased = erasures is not None and values["_erasure"] is not None
-            content = [name for name in covered.erasable if values[name] is not None]
-            if not erased:
-                problems.append(
-                    Problem(
-                        "changed",
-                        f"{where} (written by entry {seq}): its salt is gone, and no erasure "
-                        "entry erased it",
-                        seq,
-                    )
-                )
-            elif content:
-                problems.append(
-                    Problem(
-                        "changed",
-                        f"{where} (written by entry {seq}): erased, yet it still holds "
-                        f"{', '.join(content)}",
-                        seq,
-                    )
-                )
-            else:
-                n_erased += 1
+            problems.append(
+                Problem("changed", f"{where} (written by entry {seq}): its salt is gone", seq)
+            )
             continue
+        if erasures is not None and values["_erasure"] is not None:
+            # An erased row is written again by its erasure entry: checked like any row
+            # (its content NULL), so an erasure undone shows as an edit or as a row
+            # older than the erasure entry.
+            n_erased += 1
         try:
             actual = journal.digest(values["salt"], covered.encoder(values))
         except (TypeError, ValueError):

@@ -73,11 +73,29 @@ class PublicKeyOut(BaseModel):
     verifier_key: str = Field(description="Signed-note verifier key: name+id+key.")
 
 
+class OpenedRowOut(BaseModel):
+    table: str
+    key: Any
+    digest: str
+    salt: str
+    canonical: str = Field(description="The row's canonical bytes (UTF-8 JSON).")
+
+
 class EntryDataOut(BaseModel):
     kind: str
     at: datetime
     data: Any = Field(description="The entry's data, parsed; null if it is not JSON.")
+    rows: Any = Field(
+        default=None,
+        description="The rows the entry wrote: [[table, key, digest]], each digest SHA-256 of "
+        "the row's salt and canonical bytes.",
+    )
     leaf_data: str = Field(description="The leaf's exact bytes (UTF-8): hash them to check.")
+    opened: list[OpenedRowOut] = Field(
+        default_factory=list,
+        description="Each row the entry wrote that still holds what it wrote, opened: "
+        "SHA-256(bytes.fromhex(salt) + canonical) is the digest the entry lists.",
+    )
 
 
 class EntryOut(BaseModel):
@@ -169,7 +187,14 @@ def entry(
             kind=found.kind,
             at=found.at,
             data=_parsed(found.data),
+            rows=_parsed(found.rows),
             leaf_data=found.leaf_data.decode(),
+            opened=[
+                OpenedRowOut(
+                    table=r.table, key=r.key, digest=r.digest, salt=r.salt, canonical=r.canonical
+                )
+                for r in translog.opened_rows(session, found)
+            ],
         )
         if visible
         else None,

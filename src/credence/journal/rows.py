@@ -87,8 +87,8 @@ def parse_listing(stored: str) -> list[tuple[str, Any, str]]:
 def allocate(session: Session, n: int) -> list[int]:
     """``n`` journal sequence numbers for entries this transaction is about to append,
     in order. On PostgreSQL from the journal's sequence; on SQLite the next numbers
-    after the highest stored (a concurrent writer cannot take them: SQLite refuses a
-    write from a transaction whose snapshot is stale)."""
+    after the highest stored, read once this transaction holds the write lock (so no
+    other writer can take them)."""
     if n <= 0:
         return []
     if session.get_bind().dialect.name == "postgresql":
@@ -104,8 +104,18 @@ def allocate(session: Session, n: int) -> list[int]:
             {"n": n},
         )
         return sorted(numbers)
+    _write_transaction(session)
     top = session.scalar(select(func.coalesce(func.max(JournalEntry.seq), 0))) or 0
     return list(range(top + 1, top + 1 + n))
+
+
+def _write_transaction(session: Session) -> None:
+    """SQLite: make sure this transaction holds the database's write lock before the
+    highest number is read. Python's sqlite3 begins a transaction only at the first
+    write, so a read before it would see a state another writer can change before this
+    one writes; a write that changes nothing, as the first statement that writes, takes
+    the lock (waiting for another writer, as any write does)."""
+    session.execute(text("DELETE FROM journal WHERE 0 = 1"))
 
 
 def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
@@ -122,6 +132,7 @@ def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
             {"table": table.name, "n": n},
         )
         return sorted(numbers)
+    _write_transaction(session)
     top = session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0
     return list(range(top + 1, top + 1 + n))
 

@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): every benchmark, one after the other, with its
 defaults; ``python -m bench online`` or ``python -m bench batch`` runs one. Each is also
 a module of its own with its options: ``python -m bench.batch --help``,
-``python -m bench.online --help``, ``python -m bench.ingest --help``. Results are
+``python -m bench.online --help``, ``python -m bench.ingest --help``,
+``python -m bench.verify --help``. Results are
 described in bench/README.md.
 
 ``python -m bench.ab --base REV`` (not run from here: it needs a revision) runs the online
@@ -11,9 +12,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import batch, ingest, online
+from bench import batch, ingest, online, verify
 
-BENCHMARKS = {"batch": batch.main, "online": online.main, "ingest": ingest.main}
+BENCHMARKS = {
+    "batch": batch.main,
+    "online": online.main,
+    "ingest": ingest.main,
+    "verify": verify.main,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import re
@@ -64,8 +65,16 @@ from credence.rulebook import store as rulebook_store
 from credence.rulebook.loader import default_text
 
 OUT = Path(__file__).resolve().parent / "out"
-FORMAT = "credence-online-bench/1"
+FORMAT = "credence-online-bench/2"
 SEED = 7
+#: The columns the builder writes, in order (a covered row ends with its seq and salt).
+SUBJECT_COLUMNS = ("id", "public_id", "kind", "identifier", "name", "region",
+                   "registered_by", "registered_at", "seq", "salt")  # fmt: skip
+RECORD_COLUMNS = ("id", "public_id", "source_id", "source_ref", "subject_id", "record_type",
+                  "occurred_at", "received_at", "quantity", "decision_ref", "content_hash",
+                  "seq", "salt")  # fmt: skip
+RETRACTION_COLUMNS = ("id", "record_id", "source_id", "reason", "received_at", "seq", "salt")
+JOURNAL_COLUMNS = ("seq", "kind", "subject_id", "at", "data", "rows")
 US = 1_000_000
 DAY_US = 86_400 * US
 
@@ -343,6 +352,14 @@ def build(
             keys[name] = issue_key(session, principal=principal, clock=clock)
         source_ids = {code: s.id for code, s in sources.items()}
     loader = _Loader(engine)
+    # Entries written by the services above hold the first numbers; the bulk rows' entries
+    # follow, numbered here, each listing its row's salted digest (as the services do).
+    with engine.connect() as conn:
+        seq = conn.execute(text("SELECT max(seq) FROM journal")).scalar_one()
+    numbers = itertools.count(int(seq) + 1)
+    encode = {
+        name: journal.covered(name).encoder for name in ("subjects", "records", "retractions")
+    }
     now_us = int((now - EPOCH).total_seconds()) * US
     start_us = int((start - EPOCH).total_seconds()) * US
 
@@ -373,14 +390,18 @@ def build(
         born = first_day + timedelta(days=int(births[i]))
         p = int(places[i])
         ident = make_resident_id(codes[p, born.year], born, int(seqs[i]))
-        subject_rows.append(
-            (i + 1, public_ids[i], "person", ident, f"Person {i + 1:07d}",
-             PERSON_PLACES[p].region, registry, start_us)
-        )  # fmt: skip
-        data = {"subject": public_ids[i], "kind": "person", "registered_by": "civil_registry"}
-        entry_rows.append(
-            (journal.EventKind.SUBJECT_REGISTERED.value, i + 1, start_us, journal.canonical(data))
+        number, salt = next(numbers), journal.new_salt()
+        row = (i + 1, public_ids[i], "person", ident, f"Person {i + 1:07d}",
+               PERSON_PLACES[p].region, registry, start_us, number, salt)  # fmt: skip
+        subject_rows.append(row)
+        digest = journal.digest(
+            salt, encode["subjects"](dict(zip(SUBJECT_COLUMNS, row, strict=True)))
         )
+        entry_rows.append(
+            (number, journal.EventKind.SUBJECT_REGISTERED.value, i + 1, start_us,
+             journal.canonical({"subject": public_ids[i]}),
+             journal.listing([("subjects", i + 1, digest)]))
+        )  # fmt: skip
         if len(subject_rows) == CHUNK:
             _flush_subjects(loader, subject_rows, entry_rows)
     _flush_subjects(loader, subject_rows, entry_rows)
@@ -400,7 +421,7 @@ def build(
     ret_id = 0
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        rows: list[tuple[Any, ...]] = []
+        rows: list[list[Any]] = []
         events: list[tuple[int, int, tuple[Any, ...]]] = []  # (at, order, journal row)
         for i in range(lo, hi):
             code, src = streams[int(plan.stream[i])]
@@ -419,52 +440,40 @@ def build(
                 decision_ref=ref,
             )
             rows.append(
-                (i + 1, record_ids[i], source_ids[src], source_ref, sid, code, occurred,
-                 received, quantity, ref, digest)
+                [i + 1, record_ids[i], source_ids[src], source_ref, sid, code, occurred,
+                 received, quantity, ref, digest, None, None]
             )  # fmt: skip
-            data = journal.record_data(
-                record_id=record_ids[i],
-                source=src,
-                source_ref=source_ref,
-                subject_id=public_ids[sid - 1],
-                record_type=code,
-                occurred_at=occurred,  # type: ignore[arg-type]
-                received_at=received,  # type: ignore[arg-type]
-                quantity=quantity,
-                decision_ref=ref,
-            )
+            data = journal.canonical({"record": record_ids[i]})
             events.append(
-                (
-                    received,
-                    i,
-                    (journal.EventKind.RECORD.value, sid, received, journal.canonical(data)),
-                )
+                (received, i, (journal.EventKind.RECORD.value, sid, received, data), rows[-1])
             )
         horizon = int(plan.received[hi]) if hi < n else now_us + 1
-        ret_rows: list[tuple[Any, ...]] = []
+        ret_rows: list[list[Any]] = []
         while r_next < len(retractions) and retractions[r_next][0] < horizon:
             at, i = retractions[r_next]
             r_next += 1
             src = streams[int(plan.stream[i])][1]
             reason = "withdrawn by the source (benchmark)"
             ret_id += 1
-            ret_rows.append((ret_id, i + 1, source_ids[src], reason, at))
-            data = {"record": record_ids[i], "source": src, "reason": reason, "at": at}
+            ret_rows.append([ret_id, i + 1, source_ids[src], reason, at, None, None])
+            data = journal.canonical({"record": record_ids[i]})
             sid = int(plan.subject[i]) + 1
             events.append(
-                (at, n + i, (journal.EventKind.RETRACTION.value, sid, at, journal.canonical(data)))
+                (at, n + i, (journal.EventKind.RETRACTION.value, sid, at, data), ret_rows[-1])
             )
         events.sort(key=lambda e: (e[0], e[1]))
-        loader.load(
-            "records",
-            ("id", "public_id", "source_id", "source_ref", "subject_id", "record_type",
-             "occurred_at", "received_at", "quantity", "decision_ref", "content_hash"),
-            rows,
-        )  # fmt: skip
-        loader.load(
-            "retractions", ("id", "record_id", "source_id", "reason", "received_at"), ret_rows
-        )
-        loader.load("journal", ("kind", "subject_id", "at", "data"), [e[2] for e in events])
+        entries: list[tuple[Any, ...]] = []
+        for _, order, entry, row in events:
+            # Numbered in the journal's order; the row carries its entry's number and salt.
+            table, columns = (
+                ("records", RECORD_COLUMNS) if order < n else ("retractions", RETRACTION_COLUMNS)
+            )
+            row[-2], row[-1] = next(numbers), journal.new_salt()
+            digest = journal.digest(row[-1], encode[table](dict(zip(columns, row, strict=True))))
+            entries.append((row[-2], *entry, journal.listing([(table, row[0], digest)])))
+        loader.load("records", RECORD_COLUMNS, [tuple(r) for r in rows])
+        loader.load("retractions", RETRACTION_COLUMNS, [tuple(r) for r in ret_rows])
+        loader.load("journal", JOURNAL_COLUMNS, entries)
         loader.commit()
         print(f"  {hi:,} / {n:,}", flush=True)
     loader.close()
@@ -487,13 +496,8 @@ def build(
 def _flush_subjects(
     loader: _Loader, subject_rows: list[tuple[Any, ...]], entry_rows: list[tuple[Any, ...]]
 ) -> None:
-    loader.load(
-        "subjects",
-        ("id", "public_id", "kind", "identifier", "name", "region", "registered_by",
-         "registered_at"),
-        subject_rows,
-    )  # fmt: skip
-    loader.load("journal", ("kind", "subject_id", "at", "data"), entry_rows)
+    loader.load("subjects", SUBJECT_COLUMNS, subject_rows)
+    loader.load("journal", JOURNAL_COLUMNS, entry_rows)
     subject_rows.clear()
     entry_rows.clear()
 

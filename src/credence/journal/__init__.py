@@ -45,6 +45,7 @@ from credence.journal.rows import (
     digest,
     listing,
     new_salt,
+    new_salts,
     parse_listing,
     row_key,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "exempt",
     "listing",
     "new_salt",
+    "new_salts",
     "parse_listing",
     "record_content_hash",
     "record_data",

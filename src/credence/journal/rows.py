@@ -42,13 +42,22 @@ class Journalled:
     reports).
     """
 
-    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    # No index: verify joins a row to its entry by the journal's key, and finds a listed
+    # row by its own key; an index on seq would cost every insert and serve no query.
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     salt: Mapped[str | None] = mapped_column(String(2 * SALT_BYTES), nullable=True)
 
 
 def new_salt() -> str:
     """A fresh salt, as stored (hex)."""
     return secrets.token_hex(SALT_BYTES)
+
+
+def new_salts(n: int) -> list[str]:
+    """``n`` fresh salts (one read of the system's random source)."""
+    drawn = secrets.token_hex(SALT_BYTES * n)
+    width = 2 * SALT_BYTES
+    return [drawn[i : i + width] for i in range(0, len(drawn), width)]
 
 
 def digest(salt: str, canonical_bytes: bytes) -> str:

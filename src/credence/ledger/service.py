@@ -763,10 +763,10 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
         ids = journal.allocate_ids(session, _RECORDS, len(created))
         seqs = journal.allocate(session, len(created))
         rows, entries = [], []
-        for p, record_id, seq in zip(created, ids, seqs, strict=True):
+        salts = journal.new_salts(len(created))
+        for p, record_id, seq, salt in zip(created, ids, seqs, salts, strict=True):
             assert p.row is not None
             assert p.entry is not None
-            salt = journal.new_salt()
             row = (record_id, *p.row, seq, salt)
             rows.append(row)
             listed = journal.listing(

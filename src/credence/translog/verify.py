@@ -488,7 +488,7 @@ def _check_table(
         stmt = stmt.add_columns(erasure_table.c.id.label("_erasure")).outerjoin(
             erasure_table, erasure_table.c[erased_column] == table.c[key_names[0]]
         )
-    stmt = stmt.order_by(table.c.seq, *table.primary_key.columns)
+    stmt = stmt.order_by(*table.primary_key.columns)
     problems: list[Problem] = []
     n = n_erased = 0
     listing_of: tuple[int | None, dict[Any, str]] = (None, {})

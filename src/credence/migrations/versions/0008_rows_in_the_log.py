@@ -1,7 +1,7 @@
 """The log proves the rows themselves: row sequence numbers and salts, erasure, a new
 log that continues the old one.
 
-* every covered table gets ``seq`` (the journal entry that wrote the row, indexed) and
+* every covered table gets ``seq`` (the journal entry that wrote the row) and
   ``salt``; the journal gets ``rows`` (the digests of the rows each entry wrote);
 * a record's content columns become nullable (an erased record keeps only its id,
   subject, source, received instant and place in the log); ``record_erasures`` says
@@ -75,7 +75,6 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
             batch.add_column(sa.Column("salt", sa.String(length=32), nullable=True))
-            batch.create_index(op.f(f"ix_{table}_seq"), ["seq"], unique=False)
     with op.batch_alter_table("records") as batch:
         batch.alter_column("source_ref", existing_type=sa.String(length=128), nullable=True)
         batch.alter_column("record_type", existing_type=sa.String(length=64), nullable=True)
@@ -101,7 +100,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_record_erasures")),
         sa.UniqueConstraint("record_id", name=op.f("uq_record_erasures_record_id")),
     )
-    op.create_index(op.f("ix_record_erasures_seq"), "record_erasures", ["seq"], unique=False)
     op.create_index(
         op.f("ix_record_erasures_subject_id"), "record_erasures", ["subject_id"], unique=False
     )
@@ -193,12 +191,10 @@ def downgrade() -> None:
     op.drop_table("legacy_checkpoints")
     op.drop_table("legacy_leaves")
     op.drop_index(op.f("ix_record_erasures_subject_id"), table_name="record_erasures")
-    op.drop_index(op.f("ix_record_erasures_seq"), table_name="record_erasures")
     op.drop_table("record_erasures")
     with op.batch_alter_table("journal") as batch:
         batch.drop_column("rows")
     for table in COVERED:
         with op.batch_alter_table(table) as batch:
-            batch.drop_index(op.f(f"ix_{table}_seq"))
             batch.drop_column("salt")
             batch.drop_column("seq")

@@ -29,15 +29,15 @@ and later are unchanged).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence import journal
-from credence.db import is_sqlite, write_lock
+from credence.db import bulk_insert, is_sqlite, write_lock
 from credence.ledger.tables import ERASED_RECORD_COLUMNS, Record, RecordErasure
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Rulebook
@@ -55,37 +55,108 @@ ERASED_NOTICE = "This notice was about a record since erased; its content is gon
 
 
 def erase(session: Session, record: Record, *, reason: str, at: datetime) -> RecordErasure:
-    """Erase ``record``'s content in the caller's transaction; its erasure row."""
+    """Erase ``record``'s content in the caller's transaction; its erasure row (the
+    existing one if it was erased already)."""
+    erase_all(session, [record], reason=reason, at=at)
+    return session.scalars(select(RecordErasure).where(RecordErasure.record_id == record.id)).one()
+
+
+def erase_all(session: Session, records: Sequence[Record], *, reason: str, at: datetime) -> int:
+    """Erase the content of ``records`` (those not erased yet) in the caller's
+    transaction, an entry each; how many were erased.
+
+    Each entry writes the record's erasure row and rewrites the record's row as it is
+    now (what it keeps, its content NULL) under a new salt: what the row keeps stays
+    proven, and the salt of its content, the only way to test the old digest against
+    guessed content, is gone. Written in bulk (a sweep erases thousands), as ingestion
+    writes records.
+    """
     if reason not in REASONS:
         raise ValueError(f"an erasure's reason is one of {', '.join(REASONS)}")
-    existing = session.scalar(select(RecordErasure).where(RecordErasure.record_id == record.id))
-    if existing is not None:
-        return existing
-    for column in ERASED_RECORD_COLUMNS:
-        setattr(record, column, None)
-    erasure = RecordErasure(
-        record_id=record.id, subject_id=record.subject_id, reason=reason, erased_at=at
+    ids = [r.id for r in records]
+    done = set(
+        session.scalars(select(RecordErasure.record_id).where(RecordErasure.record_id.in_(ids)))
     )
-    # The erasure rewrites the record's row as it is now (what it keeps, its content
-    # NULL) under a new salt: what it keeps stays proven, and the salt of its content,
-    # the only way to test the old digest against guessed content, is gone.
-    journal.append(
-        session,
-        kind=journal.EventKind.RECORD_ERASED,
-        at=at,
-        subject_id=record.subject_id,
-        data={"record": record.public_id, "reason": reason},
-        rows=[record, erasure],
-    )
-    session.execute(
-        update(Notification)
-        .where(
-            Notification.subject_id == record.subject_id,
-            Notification.text.contains(record.public_id),
+    todo = [r for r in records if r.id not in done]
+    if not todo:
+        return 0
+    session.flush()
+    n = len(todo)
+    seqs = journal.allocate(session, n)
+    erasure_ids = journal.allocate_ids(session, _ERASURES, n)
+    salts = journal.new_salts(2 * n)
+    record_updates, erasure_rows, entries = [], [], []
+    for i, (record, seq, erasure_id) in enumerate(zip(todo, seqs, erasure_ids, strict=True)):
+        record_salt, erasure_salt = salts[2 * i], salts[2 * i + 1]
+        kept = {c.name: getattr(record, c.key) for c in _RECORD_TABLE.columns}
+        kept.update(dict.fromkeys(ERASED_RECORD_COLUMNS), seq=seq, salt=record_salt)
+        erasure = {
+            "id": erasure_id,
+            "record_id": record.id,
+            "subject_id": record.subject_id,
+            "reason": reason,
+            "erased_at": at,
+            "seq": seq,
+            "salt": erasure_salt,
+        }
+        record_updates.append({"b_id": record.id, "b_seq": seq, "b_salt": record_salt})
+        erasure_rows.append(erasure)
+        entries.append(
+            {
+                "seq": seq,
+                "kind": journal.EventKind.RECORD_ERASED,
+                "at": at,
+                "subject_id": record.subject_id,
+                "data": journal.canonical({"record": record.public_id, "reason": reason}),
+                "rows": journal.listing(
+                    [
+                        ("records", record.id, journal.digest(record_salt, _RECORD_BYTES(kept))),
+                        (
+                            "record_erasures",
+                            erasure_id,
+                            journal.digest(erasure_salt, _ERASURE_BYTES(erasure)),
+                        ),
+                    ]
+                ),
+            }
         )
-        .values(text=ERASED_NOTICE)
+    session.execute(_ERASE_RECORD, record_updates)
+    bulk_insert(session, _ERASURES, erasure_rows)
+    journal.append_many(session, entries)
+    session.execute(
+        _ERASE_NOTICES, [{"b_subject": r.subject_id, "b_named": r.public_id} for r in todo]
     )
-    return erasure
+    for record in todo:  # the instances now hold what the rows hold
+        session.expire(record)
+    return n
+
+
+_RECORD_TABLE: Table = Record.__table__  # type: ignore[assignment]
+_ERASURES: Table = RecordErasure.__table__  # type: ignore[assignment]
+_RECORD_BYTES = journal.covered("records").encoder
+_ERASURE_BYTES = journal.covered("record_erasures").encoder
+#: A record's row erased: its content NULL, its new entry and salt.
+_ERASE_RECORD = (
+    update(_RECORD_TABLE)
+    .where(_RECORD_TABLE.c.id == bindparam("b_id"))
+    .values(
+        {
+            **dict.fromkeys(ERASED_RECORD_COLUMNS),
+            "seq": bindparam("b_seq"),
+            "salt": bindparam("b_salt"),
+        }
+    )
+)
+#: The notices that name a record lose their text with it.
+_NOTICES: Table = Notification.__table__  # type: ignore[assignment]
+_ERASE_NOTICES = (
+    update(_NOTICES)
+    .where(
+        _NOTICES.c.subject_id == bindparam("b_subject"),
+        _NOTICES.c.text.contains(bindparam("b_named")),
+    )
+    .values(text=ERASED_NOTICE)
+)
 
 
 def expired(session: Session, rulebook: Rulebook, at: datetime, *, limit: int) -> list[Record]:
@@ -129,8 +200,7 @@ def sweep_retention(
     while True:
         with write_lock(engine), sessions.begin() as session:
             due = expired(session, rulebook, at, limit=batch)
-            for record in due:
-                erase(session, record, reason=RETENTION_ENDED, at=at)
+            erase_all(session, due, reason=RETENTION_ENDED, at=at)
         if not due:
             break
         erased += len(due)

@@ -6,9 +6,8 @@ a feature: features come to it.
 
 * :class:`EventKind`: every kind of entry, each described (:data:`DESCRIPTIONS`);
   :func:`append` and :func:`append_many` refuse any other.
-* :func:`canonical`: canonical JSON of an entry's payload; :func:`record_data` and
-  :func:`record_content_hash`: a record's payload and the digest of what its source
-  asserts.
+* :func:`canonical`: canonical JSON of an entry's payload;
+  :func:`record_content_hash`: the digest of what a record's source asserts.
 * Coverage: each feature registers, with its tables, an :func:`encoder` of the
   columns that define a row (:func:`cover`) or the reason a table needs no proof
   (:func:`exempt`); :func:`uncovered` names every mapped table or column left out, so
@@ -37,7 +36,7 @@ from credence.journal.coverage import (
 )
 from credence.journal.entries import COLUMNS, append, append_many, checked, covered
 from credence.journal.kinds import DESCRIPTIONS, EventKind
-from credence.journal.payloads import record_content_hash, record_data
+from credence.journal.payloads import record_content_hash
 from credence.journal.rows import (
     Journalled,
     allocate,
@@ -80,7 +79,6 @@ __all__ = [
     "new_salts",
     "parse_listing",
     "record_content_hash",
-    "record_data",
     "registration",
     "row_key",
     "uncovered",

@@ -1,4 +1,4 @@
-"""What a record's journal entry holds, and the digest of what its source asserts."""
+"""The digest of what a source asserts in a record."""
 
 from __future__ import annotations
 
@@ -7,32 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from credence.journal.canonical import canonical
-
-
-def record_data(
-    *,
-    record_id: str,
-    source: str,
-    source_ref: str,
-    subject_id: str,
-    record_type: str,
-    occurred_at: datetime,
-    received_at: datetime,
-    quantity: float | None,
-    decision_ref: str | None,
-) -> dict[str, Any]:
-    """The journal payload (and content) of a record: every field that defines it."""
-    return {
-        "record": record_id,
-        "source": source,
-        "source_ref": source_ref,
-        "subject": subject_id,
-        "type": record_type,
-        "occurred_at": occurred_at,
-        "received_at": received_at,
-        "quantity": quantity,
-        "decision_ref": decision_ref,
-    }
 
 
 def record_content_hash(

@@ -1,11 +1,14 @@
 """The transparency log over the ledger's journal: checkpoints, proofs, verification.
 
-**Leaves.** Every journal row (one per ledger append, written in the append's
-transaction) is a leaf of an RFC 9162 Merkle tree. The leaf bytes are the canonical JSON
-of the whole row, ``{"at":…,"data":…,"kind":…,"seq":…,"subject_id":…}`` with ``data``
-(already canonical JSON) embedded byte for byte (:func:`leaf_data`): binding ``seq``,
-``kind``, ``at`` and ``subject_id`` as well as ``data`` means a row cannot be moved,
-re-dated or attributed to another subject without changing its leaf.
+**Leaves.** Every journal row (one per ledger step, written in the step's transaction)
+is a leaf of an RFC 9162 Merkle tree. The leaf bytes are the canonical JSON of the whole
+row, ``{"at":…,"data":…,"kind":…,"rows":…,"seq":…,"subject_id":…}`` with ``data`` and
+``rows`` (JSON already) embedded byte for byte (:func:`leaf_data`). ``rows`` lists the
+salted digest of every covered row the step wrote (see :mod:`credence.journal.rows`),
+so the leaf commits to the rows themselves; binding ``seq``, ``kind``, ``at`` and
+``subject_id`` too means an entry cannot be moved, re-dated or attributed to another
+subject without changing its leaf. :mod:`credence.translog.verify` checks the log and
+every covered row against it.
 
 **Leaf index.** The tree of size ``n`` is the first ``n`` journal rows in ``seq`` order:
 a row's leaf index is its rank. On SQLite ``seq`` is dense from 1 (index = seq − 1); a
@@ -31,17 +34,18 @@ same guarantee.
 
 **Threat model.** The log protects against anyone with write access to the database (an
 operator, a database administrator, an intruder) changing, removing, inserting or
-reordering ledger entries *after a checkpoint covered them*:
+reordering ledger entries, or the rows they wrote, *after a checkpoint covered them*:
 
 * whoever kept a checkpoint (a subject, a relying party, an auditor, a witness) can ask
   for an inclusion proof of an entry and a consistency proof to any later checkpoint; a
   rewritten history fails one or the other;
-* :func:`verify_log` is the log's own audit: it recomputes every leaf from the journal
-  and compares it with ``log_leaves`` (naming the first ``seq`` changed, removed,
-  inserted or moved), recomputes every checkpoint's root from ``log_leaves`` (so
-  doctoring ``log_leaves`` to match a doctored journal is caught too, to the range
-  between two checkpoints), and checks every checkpoint's signature and text (so
-  rewriting checkpoint rows is caught unless the signing key was stolen as well).
+* :func:`credence.translog.verify.verify_log` is the log's own audit: it recomputes
+  every leaf from the journal and compares it with ``log_leaves`` (naming the entries
+  changed, removed, inserted or moved), recomputes every checkpoint's root from
+  ``log_leaves`` (so doctoring ``log_leaves`` to match a doctored journal is caught too,
+  to the range between two checkpoints), checks every checkpoint's signature and text
+  (so rewriting checkpoint rows is caught unless the signing key was stolen as well),
+  and checks every covered row against the digest its entry lists.
 
 It does not protect against: an attacker holding both the database and the signing
 key (who can rewrite everything consistently; only parties holding older checkpoints
@@ -50,7 +54,8 @@ off the database host); forged appends after the latest checkpoint (the log make
 append permanent and visible, it cannot tell a legitimate append from a forged one:
 that is the access policy's job); showing different checkpoints to different people
 (detecting a split view needs witnesses gossiping checkpoints). Leaf hashes are public;
-leaf data is personal and shown only to its subject and to operators.
+leaf data (digests only) and the opened rows (:func:`opened_rows`: salt and canonical
+bytes) are shown only to the entry's subject and to operators.
 
 **Cache.** Hashing a city's journal takes a second, so each process keeps the leaf
 hashes and the tree of every database it serves in memory (keyed by the engine URL) and
@@ -59,7 +64,7 @@ PostgreSQL those a checkpoint covers, and all rows while :func:`checkpoint` hold
 lock), and re-hashes its last row on every use, starting over when that row changed or
 vanished (a reset database, a rolled-back checkpoint). It trusts that rows it hashed do
 not change afterwards: proofs served after a tampering then still reflect what was
-committed, which the tampered data fails to match. :func:`verify_log` never uses it.
+committed, which the tampered data fails to match. Verification never uses it.
 """
 
 from __future__ import annotations

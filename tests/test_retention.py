@@ -18,6 +18,9 @@ from typer.testing import CliRunner
 from credence.cli import app as cli
 from credence.clock import FixedClock
 from credence.context import Context
+from credence.disputes import service as disputes
+from credence.disputes.schemas import DisputeOut
+from credence.errors import NotFound
 from credence.journal import EventKind, JournalEntry
 from credence.lab.demo import build_demo
 from credence.ledger import erasure
@@ -30,6 +33,8 @@ from credence.settings import Settings
 from credence.translog import service as log
 from credence.translog import verify
 from credence.translog.keys import generate_signer
+from tests.test_disputes import default, open_
+from tests.world import build_world
 
 
 def _city(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp: Path) -> None:
@@ -158,3 +163,50 @@ def test_erasing_is_idempotent_and_refuses_unknown_reasons(
         assert again.id == first.id
     with sessions() as session:
         assert verify.verify_log(session).ok
+
+
+def test_an_erased_record_is_gone_from_disputes_statements_and_retractions(
+    sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """A record erased while a dispute of it was open: the dispute still reads (without
+    the record's type), and nothing more can be done with the record; seen failing
+    (a dispute's view required a type: a 500) before erased records were refused and
+    views took a missing type."""
+    world = build_world(sessions, clock)
+    record = default(sessions, world, clock, "L-erased")
+    dispute = open_(sessions, world, clock, record)
+    with sessions.begin() as session:
+        row = session.scalars(select(Record).where(Record.public_id == record)).one()
+        erasure.erase(session, row, reason=erasure.RETENTION_ENDED, at=clock.now())
+    with sessions() as session:
+        view = disputes.get_dispute(session, dispute.dispute_id, clock.now())
+        out = DisputeOut.of(view)
+    assert out.record_id == record
+    assert out.record_type is None
+    subject = world.people[0]
+    with sessions() as session:
+        for attempt in (
+            lambda: disputes.add_statement(
+                session, subject=subject, record_id=record, text="mine", at=clock.now()
+            ),
+            lambda: disputes.open_dispute(
+                session,
+                subject=subject,
+                record_id=record,
+                reason="again",
+                new_information="new",
+                rulebook=world.edition.rulebook,
+                at=clock.now(),
+            ),
+            lambda: ledger.retract_record(
+                session,
+                source=world.sources["bank"],
+                record_id=record,
+                reason="withdrawn",
+                at=clock.now(),
+            ),
+        ):
+            with pytest.raises(NotFound) as refused:
+                attempt()
+            assert refused.value.code == "record_erased"
+            session.rollback()

@@ -49,7 +49,8 @@ class RepairView:
 
     repair_id: str
     record_id: str
-    record_type: str
+    #: None once the record is erased (its content is gone).
+    record_type: str | None
     subject_id: str
     commitment: str
     #: Records on the file that show the behaviour was corrected.

@@ -52,7 +52,7 @@ class AnswerIn(_In):
 class DisputeOut(BaseModel):
     dispute_id: str
     record_id: str
-    record_type: str
+    record_type: str | None = Field(description="null once the record is erased")
     subject_id: str
     source: str
     source_name: str
@@ -127,7 +127,7 @@ class RepairDecisionIn(_In):
 class RepairOut(BaseModel):
     repair_id: str
     record_id: str
-    record_type: str
+    record_type: str | None = Field(description="null once the record is erased")
     subject_id: str
     commitment: str
     evidence: list[str] = Field(

@@ -90,7 +90,8 @@ class DisputeView:
 
     dispute_id: str
     record_id: str
-    record_type: str
+    #: None once the record is erased (its content is gone).
+    record_type: str | None
     subject_id: str
     source: str
     source_name: str
@@ -128,6 +129,7 @@ def record_on_file(session: Session, subject: Subject, record_id: str) -> Record
     record = session.scalar(select(Record).where(Record.public_id == record_id))
     if record is None or record.subject_id != subject.id:
         raise NotFound(f"there is no record {record_id!r} on your file", code="unknown_record")
+    ledger.refuse_erased(record)
     return record
 
 

@@ -832,6 +832,7 @@ def retract_record(
     if record is None or record.source_id != source.id:
         # The same answer for "absent" and "another source's": no probing of others' files.
         raise NotFound(f"source {source.code!r} has no record {record_id!r}", code="unknown_record")
+    refuse_erased(record)
     existing = _retraction_of(session, record)
     if existing is not None:
         return existing, False
@@ -857,6 +858,16 @@ def retract_record(
         rows=[retraction],
     )
     return retraction, True
+
+
+def refuse_erased(record: Record) -> None:
+    """:class:`NotFound` (``record_erased``) for a record whose content was erased:
+    nothing of it is left to dispute, retract, repair or comment on."""
+    if record.record_type is None:
+        raise NotFound(
+            f"record {record.public_id} was erased: its content is gone",
+            code="record_erased",
+        )
 
 
 def _retraction_of(session: Session, record: Record) -> Retraction | None:

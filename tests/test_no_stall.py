@@ -121,6 +121,8 @@ class Load:
                     json={"role": "reviewer", "name": f"reviewer {n}"},
                     headers=self.k.auth("operator"),
                 )
+                # Entries arrived: asking for the log's head signs a checkpoint.
+                self.timed("checkpoint", OK, c.get, "/v1/log/checkpoint")
 
     def health(self) -> None:
         with httpx.Client(base_url=self.url, timeout=60) as c:
@@ -155,7 +157,7 @@ def test_decisions_beside_writes_never_stall(
             select(func.count()).select_from(Subject).where(Subject.name == "Load")
         )
     assert registered == load.counts["registration"], (registered, load.counts)
-    for kind in ("decision", "registration", "statement", "key issue", "health"):
+    for kind in ("decision", "registration", "statement", "key issue", "checkpoint", "health"):
         assert load.counts.get(kind, 0) > 0, (kind, load.counts)
     assert max(load.slowest.values()) < 5.0, load.slowest
     assert load.slowest["health"] < 1.0, load.slowest

@@ -572,6 +572,23 @@ def current_checkpoint(session: Session, *, signer: LogSigner, at: datetime) -> 
     return checkpoint(session, signer=signer, at=at)
 
 
+def signed_now(
+    engine: Engine, sessions: sessionmaker[Session], *, signer: LogSigner, at: datetime
+) -> Checkpoint:
+    """The latest checkpoint if ``signer`` signed it and it covers every entry; else a
+    new one, signed in a transaction of its own under this process's write lock (as
+    every writer takes it), so that a reader asking for the log's head never holds the
+    store's write lock outside it, nor until its own request ends."""
+    with sessions() as session:
+        latest = latest_checkpoint(session)
+        head = session.scalar(select(func.max(JournalEntry.seq)))
+        _, last_committed = _committed(session)
+    if latest is not None and _signed_by(latest, signer) and head == last_committed:
+        return latest
+    with write_lock(engine), sessions.begin() as session:
+        return checkpoint(session, signer=signer, at=at)
+
+
 class CheckpointTimer:
     """Signs a checkpoint every ``every`` seconds while the journal grows: a thread of
     its own, with its own sessions, taking this process's SQLite write lock like every
@@ -757,6 +774,7 @@ __all__ = [
     "prove_inclusion",
     "record_entry_seq",
     "record_entry_seqs",
+    "signed_now",
     "tree_at",
     "verify_checkpoint",
 ]

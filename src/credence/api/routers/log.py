@@ -145,7 +145,7 @@ def checkpoint(
     caller: ReaderDep, ctx: ContextDep, session: SessionDep, signer: SignerDep
 ) -> CheckpointOut:
     authorize(caller, Action.LOG_READ)
-    cp = translog.current_checkpoint(session, signer=signer, at=ctx.clock.now())
+    cp = translog.signed_now(ctx.engine, ctx.sessions, signer=signer, at=ctx.clock.now())
     return _checkpoint_out(cp)
 
 
@@ -208,9 +208,11 @@ def _parsed(data: str) -> Any:
         return None
 
 
-def _covered(session: SessionDep, ctx: ContextDep, signer: LogSigner) -> int:
+def _covered(ctx: ContextDep, signer: LogSigner) -> int:
     """The size of the latest checkpoint, signing one first if entries were added."""
-    return translog.current_checkpoint(session, signer=signer, at=ctx.clock.now()).tree_size
+    return translog.signed_now(
+        ctx.engine, ctx.sessions, signer=signer, at=ctx.clock.now()
+    ).tree_size
 
 
 def _within(size: int, covered: int, name: str) -> None:
@@ -241,7 +243,7 @@ def inclusion(
     ] = None,
 ) -> InclusionOut:
     authorize(caller, Action.LOG_READ)
-    covered = _covered(session, ctx, signer)
+    covered = _covered(ctx, signer)
     size = covered if tree_size is None else tree_size
     _within(size, covered, "tree_size")
     proof = translog.prove_inclusion(session, seq, size)
@@ -274,7 +276,7 @@ def consistency(
     ] = None,
 ) -> ConsistencyOut:
     authorize(caller, Action.LOG_READ)
-    covered = _covered(session, ctx, signer)
+    covered = _covered(ctx, signer)
     size = covered if second is None else second
     _within(size, covered, "second")
     proof = translog.prove_consistency(session, first, size)

@@ -33,8 +33,8 @@ from credence.settings import Settings
 from credence.translog import service as log
 from credence.translog import verify
 from credence.translog.keys import generate_signer
-from tests.test_disputes import default, open_
-from tests.world import build_world
+from tests.test_disputes import answer, default, open_
+from tests.world import build_world, rec, submit
 
 
 def _city(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp: Path) -> None:
@@ -89,7 +89,7 @@ def test_the_sweep_erases_expired_records_everywhere_and_the_log_still_verifies(
         cli, ["retention", "sweep", "--db", url, "--as-of", clock.now().isoformat()]
     )
     assert result.exit_code == 0, result.output
-    assert f"{len(due):,} records erased" in result.output
+    assert f"retention ended: {len(due):,}" in result.output
     for _, _, source_ref in due:  # the command names no content either
         assert source_ref not in result.output
 
@@ -210,3 +210,51 @@ def test_an_erased_record_is_gone_from_disputes_statements_and_retractions(
                 attempt()
             assert refused.value.code == "record_erased"
             session.rollback()
+
+
+def test_a_record_a_dispute_deleted_is_erased_but_for_what_reinsertion_needs(
+    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Deleted after a dispute: the sweep erases its content but the source reference
+    and content hash, so a resend is still a duplicate and the same content under
+    another reference still needs certification; once the reinsertion window closes,
+    those go too, and the same content is a new record."""
+    world = build_world(sessions, clock)
+    person = world.people[0]
+    record = default(sessions, world, clock, "L-del")
+    dispute = open_(sessions, world, clock, record)
+    clock.advance(timedelta(days=2))
+    answer(sessions, world, clock, dispute.dispute_id, "deleted")
+    clock.advance(timedelta(days=1))
+    report = erasure.sweep_retention(engine, sessions, world.edition.rulebook, clock.now())
+    assert report.erased == {erasure.DISPUTE_DELETED: 1}
+    with sessions() as session:
+        row = session.scalars(select(Record).where(Record.public_id == record)).one()
+        kept = {c: getattr(row, c) for c in ERASED_RECORD_COLUMNS}
+        assert kept["source_ref"] == "L-del"
+        assert kept["content_hash"] is not None
+        assert all(
+            kept[c] is None for c in ERASED_RECORD_COLUMNS if c not in erasure.REINSERTION_MINIMUM
+        )
+        reason = session.scalar(
+            select(RecordErasure.reason).where(RecordErasure.record_id == row.id)
+        )
+        assert reason == erasure.DISPUTE_DELETED
+        assert verify.verify_log(session).ok
+    day = clock.now() - timedelta(days=13)
+    same = rec("L-del-again", person, "loan_default", day, decision_ref="L-del")
+    resent = rec("L-del", person, "loan_default", day, decision_ref="L-del")
+    assert submit(sessions, world, "bank", clock.now(), resent) == ["duplicate"]
+    assert submit(sessions, world, "bank", clock.now(), same) == [
+        "reinsertion_requires_certification"
+    ]
+    # The window closes: what was kept goes, and the same content is a record of its own.
+    clock.advance(erasure.REINSERTION_WINDOW + timedelta(days=1))
+    report = erasure.sweep_retention(engine, sessions, world.edition.rulebook, clock.now())
+    assert report.finished == 1
+    with sessions() as session:
+        row = session.scalars(select(Record).where(Record.public_id == record)).one()
+        assert all(getattr(row, c) is None for c in ERASED_RECORD_COLUMNS)
+        assert verify.verify_log(session).ok
+    later = rec("L-del-later", person, "loan_default", day, decision_ref="L-del")
+    assert submit(sessions, world, "bank", clock.now(), later) == ["created"]

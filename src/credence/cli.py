@@ -390,13 +390,18 @@ def _sweep(ctx: Context, at: datetime) -> SweepReport:
 
 
 def _print_sweep(report: SweepReport) -> None:
-    console.print(f"{report.erased:,} records erased (retention ended) in {report.batches} batches")
+    why = ", ".join(f"{reason.replace('_', ' ')}: {n:,}" for reason, n in report.erased.items())
+    console.print(
+        f"{report.total:,} records erased ({why or 'none due'}); {report.finished:,} kept "
+        f"minimums erased (reinsertion window closed); {report.batches} batches"
+    )
 
 
 @retention_app.command("sweep")
 def retention_sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
-    """Erase the content of every record whose retention period ended (in batches, each
-    a log entry per record); the subject's file shows each erasure and its date."""
+    """Erase the content of every record whose retention period ended, or whose effect a
+    dispute or an approved repair ended (in batches, a log entry per record); the
+    subject's file shows each erasure and its date."""
     ctx = _context(db)
     with _errors():
         _print_sweep(_sweep(ctx, ensure_utc(as_of) if as_of else ctx.clock.now()))

@@ -1,30 +1,35 @@
 """Erasing a record's content when the law says it must go.
 
 A record is kept only as long as its purpose lasts: to the end of its type's retention
-period (the rulebook's ``retention_days`` after it occurred). Erasure then removes its
-content (source reference, type, date, quantity, decision reference, content hash) in
-place, and its salt with it: the row keeps its id, public id, subject, source and
-received instant. The entry that wrote the record keeps the digest of what it held, so
-the log's leaves and every proof still hold while the content is gone for good (without
-that salt, the digest cannot be tested against guessed content). An erasure is an entry
-of its own: it writes a row of ``record_erasures`` (what, when, why), which the
-subject's file shows, and rewrites the record's row as it is now under a new salt, so
-what the row keeps stays proven and the erasure cannot be undone unnoticed.
+period (the rulebook's ``retention_days`` after it occurred), or until a dispute or an
+approved repair ends its effect. Erasure then removes its content (source reference,
+type, date, quantity, decision reference, content hash) in place, and the salt it was
+hashed with: the row keeps its id, public id, subject, source and received instant. The
+entry that wrote the record keeps the digest of what it held, so the log's leaves and
+every proof still hold while the content is gone for good (without that salt, the
+digest cannot be tested against guessed content). An erasure is an entry of its own: it
+writes a row of ``record_erasures`` (what, when, why), which the subject's file shows,
+and rewrites the record's row as it is now under a new salt, so what the row keeps
+stays proven and the erasure cannot be undone unnoticed. Notices sent to the subject
+that name the record lose their text with it.
 
-Notices sent to the subject that name the record lose their text with it.
+A record a dispute ended keeps its source reference and content hash
+(:data:`REINSERTION_MINIMUM`) for :data:`REINSERTION_WINDOW`, so that a resend is still
+a duplicate and a reinsertion of the same content still needs its source's
+certification (:func:`credence.ledger.service.plan_records`); then those go too.
 
-:func:`sweep_retention` erases every record whose retention ended, in batches of its own
-transactions (each holds this process's SQLite write lock for one batch only, so
-requests are not stalled); on SQLite, ``secure_delete`` (always on, see
-:func:`credence.db.make_engine`) zeroes the freed bytes in the database file, and a
-truncating WAL checkpoint afterwards removes the old pages from the write-ahead log.
-On PostgreSQL the old row versions stay in the table's files until routine vacuum
-reclaims them (autovacuum, or ``VACUUM records``).
+:func:`sweep_retention` erases all of these, in batches of its own transactions (each
+holds this process's SQLite write lock for one batch only, so requests are not
+stalled); on SQLite, ``secure_delete`` (always on, see :func:`credence.db.make_engine`)
+zeroes the freed bytes in the database file, and a truncating WAL checkpoint afterwards
+removes the old pages from the write-ahead log. On PostgreSQL the old row versions stay
+in the table's files until routine vacuum reclaims them (autovacuum, or ``VACUUM
+records``).
 
 A past score is reproducible exactly only while the records behind it are retained:
 once a record is erased, a score "as of" an instant when it still counted can no longer
-be recomputed (the record counted zero after its retention anyway, so scores as of now
-and later are unchanged).
+be recomputed (scores as of now and later are unchanged: an expired record counts zero,
+and one a dispute or repair ended counted zero from then on).
 """
 
 from __future__ import annotations
@@ -32,20 +37,35 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy import Engine, Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence import journal
 from credence.db import bulk_insert, is_sqlite, write_lock
+from credence.ledger import endings
 from credence.ledger.tables import ERASED_RECORD_COLUMNS, Record, RecordErasure
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Rulebook
 
-#: Why a record was erased.
+#: Why a record was erased: its retention ended, a dispute ended its effect (deleted,
+#: corrected or left unanswered), or an approved repair did.
 RETENTION_ENDED = "retention_ended"
-DISPUTE_DELETED = "dispute_deleted"
-REASONS = (RETENTION_ENDED, DISPUTE_DELETED)
+DISPUTE_DELETED = endings.DISPUTE_DELETED
+DISPUTE_CORRECTED = endings.DISPUTE_CORRECTED
+DISPUTE_LAPSED = endings.DISPUTE_LAPSED
+REPAIRED = "repaired"
+REASONS = (RETENTION_ENDED, DISPUTE_DELETED, DISPUTE_CORRECTED, DISPUTE_LAPSED, REPAIRED)
+#: What an erasure entry says when it removes the minimum kept for reinsertion checks.
+WINDOW_CLOSED = "reinsertion_window_closed"
+
+#: What a record a dispute ended keeps once erased, until the reinsertion window
+#: closes: enough to tell a resend of it (a duplicate) and a reinsertion of the same
+#: content under another reference (which needs its source's certification).
+REINSERTION_MINIMUM = ("source_ref", "content_hash")
+#: How long after a dispute ended a record that minimum is kept.
+REINSERTION_WINDOW = timedelta(days=365)
 
 #: Records erased per transaction by the sweep.
 SWEEP_BATCH = 500
@@ -61,7 +81,14 @@ def erase(session: Session, record: Record, *, reason: str, at: datetime) -> Rec
     return session.scalars(select(RecordErasure).where(RecordErasure.record_id == record.id)).one()
 
 
-def erase_all(session: Session, records: Sequence[Record], *, reason: str, at: datetime) -> int:
+def erase_all(
+    session: Session,
+    records: Sequence[Record],
+    *,
+    reason: str,
+    at: datetime,
+    keep: Sequence[str] = (),
+) -> int:
     """Erase the content of ``records`` (those not erased yet) in the caller's
     transaction, an entry each; how many were erased.
 
@@ -73,6 +100,8 @@ def erase_all(session: Session, records: Sequence[Record], *, reason: str, at: d
     """
     if reason not in REASONS:
         raise ValueError(f"an erasure's reason is one of {', '.join(REASONS)}")
+    if not set(keep) <= set(REINSERTION_MINIMUM):
+        raise ValueError("an erasure keeps at most the source reference and content hash")
     ids = [r.id for r in records]
     done = set(
         session.scalars(select(RecordErasure.record_id).where(RecordErasure.record_id.in_(ids)))
@@ -80,44 +109,84 @@ def erase_all(session: Session, records: Sequence[Record], *, reason: str, at: d
     todo = [r for r in records if r.id not in done]
     if not todo:
         return 0
+    nulled = tuple(c for c in ERASED_RECORD_COLUMNS if c not in keep)
+    _rewrite(
+        session,
+        todo,
+        nulled=nulled,
+        at=at,
+        data=lambda r: {"record": r.public_id, "reason": reason},
+        erasures=lambda r, erasure_id: {
+            "id": erasure_id,
+            "record_id": r.id,
+            "subject_id": r.subject_id,
+            "reason": reason,
+            "erased_at": at,
+        },
+    )
+    return len(todo)
+
+
+def finish(session: Session, records: Sequence[Record], *, at: datetime) -> int:
+    """Erase what ``records``, erased already, kept for reinsertion checks (their
+    reinsertion window closed); how many were finished."""
+    todo = [r for r in records if any(getattr(r, c) is not None for c in REINSERTION_MINIMUM)]
+    if todo:
+        _rewrite(
+            session,
+            todo,
+            nulled=REINSERTION_MINIMUM,
+            at=at,
+            data=lambda r: {"record": r.public_id, "reason": WINDOW_CLOSED},
+            erasures=None,
+        )
+    return len(todo)
+
+
+def _rewrite(
+    session: Session,
+    todo: Sequence[Record],
+    *,
+    nulled: Sequence[str],
+    at: datetime,
+    data: Callable[[Record], dict[str, Any]],
+    erasures: Callable[[Record, int], dict[str, Any]] | None,
+) -> None:
+    """Set ``nulled`` of each record to NULL and write its row again, an entry each
+    (listing the erasure row ``erasures`` makes, if given), in bulk."""
     session.flush()
     n = len(todo)
     seqs = journal.allocate(session, n)
-    erasure_ids = journal.allocate_ids(session, _ERASURES, n)
+    erasure_ids = journal.allocate_ids(session, _ERASURES, n) if erasures else [0] * n
     salts = journal.new_salts(2 * n)
     record_updates, erasure_rows, entries = [], [], []
     for i, (record, seq, erasure_id) in enumerate(zip(todo, seqs, erasure_ids, strict=True)):
         record_salt, erasure_salt = salts[2 * i], salts[2 * i + 1]
         kept = {c.name: getattr(record, c.key) for c in _RECORD_TABLE.columns}
-        kept.update(dict.fromkeys(ERASED_RECORD_COLUMNS), seq=seq, salt=record_salt)
-        erasure = {
-            "id": erasure_id,
-            "record_id": record.id,
-            "subject_id": record.subject_id,
-            "reason": reason,
-            "erased_at": at,
-            "seq": seq,
-            "salt": erasure_salt,
-        }
-        record_updates.append({"b_id": record.id, "b_seq": seq, "b_salt": record_salt})
-        erasure_rows.append(erasure)
+        kept.update(dict.fromkeys(nulled), seq=seq, salt=record_salt)
+        listed = [("records", record.id, journal.digest(record_salt, _RECORD_BYTES(kept)))]
+        if erasures is not None:
+            erasure = {**erasures(record, erasure_id), "seq": seq, "salt": erasure_salt}
+            erasure_rows.append(erasure)
+            listed.append(
+                (
+                    "record_erasures",
+                    erasure_id,
+                    journal.digest(erasure_salt, _ERASURE_BYTES(erasure)),
+                )
+            )
+        record_updates.append(
+            {"b_id": record.id, "b_seq": seq, "b_salt": record_salt}
+            | {f"b_{c}": kept[c] for c in ERASED_RECORD_COLUMNS}
+        )
         entries.append(
             {
                 "seq": seq,
                 "kind": journal.EventKind.RECORD_ERASED,
                 "at": at,
                 "subject_id": record.subject_id,
-                "data": journal.canonical({"record": record.public_id, "reason": reason}),
-                "rows": journal.listing(
-                    [
-                        ("records", record.id, journal.digest(record_salt, _RECORD_BYTES(kept))),
-                        (
-                            "record_erasures",
-                            erasure_id,
-                            journal.digest(erasure_salt, _ERASURE_BYTES(erasure)),
-                        ),
-                    ]
-                ),
+                "data": journal.canonical(data(record)),
+                "rows": journal.listing(listed),
             }
         )
     session.execute(_ERASE_RECORD, record_updates)
@@ -128,7 +197,6 @@ def erase_all(session: Session, records: Sequence[Record], *, reason: str, at: d
     )
     for record in todo:  # the instances now hold what the rows hold
         session.expire(record)
-    return n
 
 
 _RECORD_TABLE: Table = Record.__table__  # type: ignore[assignment]
@@ -141,7 +209,7 @@ _ERASE_RECORD = (
     .where(_RECORD_TABLE.c.id == bindparam("b_id"))
     .values(
         {
-            **dict.fromkeys(ERASED_RECORD_COLUMNS),
+            **{c: bindparam(f"b_{c}") for c in ERASED_RECORD_COLUMNS},
             "seq": bindparam("b_seq"),
             "salt": bindparam("b_salt"),
         }
@@ -179,10 +247,54 @@ def expired(session: Session, rulebook: Rulebook, at: datetime, *, limit: int) -
     return found
 
 
+def ended(session: Session, at: datetime, *, limit: int) -> list[tuple[Record, str]]:
+    """Up to ``limit`` records not yet erased whose effect a dispute or an approved
+    repair ended at or before ``at``, each with the reason of its erasure (the
+    earliest ending's), oldest first."""
+    causes = (*sorted(endings.DISPUTE_CAUSES), endings.REPAIR)
+    events = endings.ending_events(causes=causes).subquery()
+    rows = session.execute(
+        select(Record, events.c.cause)
+        .join(events, events.c.record_id == Record.id)
+        .where(events.c.ended_at <= at, Record.record_type.is_not(None))
+        .order_by(Record.id, events.c.ended_at)
+        .limit(limit)
+    ).all()
+    found: dict[int, tuple[Record, str]] = {}
+    for record, cause in rows:
+        found.setdefault(record.id, (record, REPAIRED if cause == endings.REPAIR else cause))
+    return list(found.values())
+
+
+def window_closed(session: Session, at: datetime, *, limit: int) -> list[Record]:
+    """Up to ``limit`` erased records still holding the minimum kept for reinsertion
+    checks, erased at least :data:`REINSERTION_WINDOW` before ``at``."""
+    return list(
+        session.scalars(
+            select(Record)
+            .join(RecordErasure, RecordErasure.record_id == Record.id)
+            .where(
+                RecordErasure.erased_at <= at - REINSERTION_WINDOW,
+                or_(Record.source_ref.is_not(None), Record.content_hash.is_not(None)),
+            )
+            .order_by(Record.id)
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class SweepReport:
-    erased: int
+    """What a sweep erased: records by reason, and the reinsertion minimums whose
+    window closed."""
+
+    erased: dict[str, int]
+    finished: int
     batches: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.erased.values())
 
 
 def sweep_retention(
@@ -192,22 +304,47 @@ def sweep_retention(
     at: datetime,
     *,
     batch: int = SWEEP_BATCH,
-    progress: Callable[[int], None] | None = None,
 ) -> SweepReport:
-    """Erase every record whose retention ended by ``at``, ``batch`` records per
-    transaction; then, on SQLite, checkpoint and truncate the WAL."""
-    erased = batches = 0
-    while True:
-        with write_lock(engine), sessions.begin() as session:
-            due = expired(session, rulebook, at, limit=batch)
-            erase_all(session, due, reason=RETENTION_ENDED, at=at)
-        if not due:
-            break
-        erased += len(due)
-        batches += 1
-        if progress is not None:
-            progress(erased)
+    """Erase, ``batch`` records per transaction (each under this process's write lock,
+    so requests are not stalled): every record whose retention ended by ``at``; every
+    record a dispute or an approved repair ended (a dispute's keeping the minimum for
+    reinsertion checks); and that minimum once its window closed. Then, on SQLite,
+    checkpoint and truncate the WAL."""
+    erased = dict.fromkeys(REASONS, 0)
+    finished = batches = 0
+
+    def rounds(step: Callable[[Session], int]) -> int:
+        nonlocal batches
+        done = 0
+        while True:
+            with write_lock(engine), sessions.begin() as session:
+                n = step(session)
+            if not n:
+                return done
+            done += n
+            batches += 1
+
+    def retention(session: Session) -> int:
+        due = expired(session, rulebook, at, limit=batch)
+        return erase_all(session, due, reason=RETENTION_ENDED, at=at) if due else 0
+
+    def disputed(session: Session) -> int:
+        n = 0
+        for record, reason in ended(session, at, limit=batch):
+            keep = () if reason == REPAIRED else REINSERTION_MINIMUM
+            n += erase_all(session, [record], reason=reason, at=at, keep=keep)
+            erased[reason] += 1
+        return n
+
+    def closing(session: Session) -> int:
+        return finish(session, window_closed(session, at, limit=batch), at=at)
+
+    erased[RETENTION_ENDED] = rounds(retention)
+    rounds(disputed)
+    finished = rounds(closing)
     if is_sqlite(engine):
         with write_lock(engine), engine.connect() as connection:
             connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    return SweepReport(erased=erased, batches=batches)
+    return SweepReport(
+        erased={k: v for k, v in erased.items() if v}, finished=finished, batches=batches
+    )

@@ -451,7 +451,9 @@ def plan_records(
     """
     allowed = source_types(session, source.id)
     subjects = _resolve_subjects(session, records)
-    ended = _ended_by_dispute(session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at)
+    ended, ended_hashes = _ended_by_dispute(
+        session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at
+    )
     refs = sorted({r.source_ref for r in records if isinstance(r, RecordIn)})
     existing: dict[str, tuple[str, str]] = {}
     direct = Direct.within(session)
@@ -467,6 +469,7 @@ def plan_records(
         allowed=allowed,
         existing=existing,
         ended=ended,
+        ended_hashes=ended_hashes,
         rulebook=rulebook,
         at=at,
         at_micros=to_micros(at),
@@ -509,13 +512,18 @@ def _disputed_query(dialect: str) -> Select[int]:
     )
 
 
-def _ended_by_dispute(session: Session, subject_ids: set[int], at: datetime) -> dict[_FactKey, str]:
-    """Records of these subjects whose effect a dispute ended by ``at``, by fact key.
+def _ended_by_dispute(
+    session: Session, subject_ids: set[int], at: datetime
+) -> tuple[dict[_FactKey, str], dict[str, str]]:
+    """Records of these subjects whose effect a dispute ended by ``at``: by fact key,
+    and, for those whose content was erased but for the minimum a reinsertion check
+    needs, by content hash.
 
     FCRA-style: a record deleted (or corrected, or left unverified) after a dispute may
     come back only if its source certifies it, whatever source_ref it comes back under.
     """
     found: dict[_FactKey, str] = {}
+    hashes: dict[str, str] = {}
     ordered = sorted(subject_ids)
     connection = core(session)
     disputed = _disputed_query(connection.dialect.name)
@@ -525,13 +533,17 @@ def _ended_by_dispute(session: Session, subject_ids: set[int], at: datetime) -> 
         if connection.execute(disputed, {"subject_ids": chunk}).first() is None:
             continue
         rows = session.execute(_ended_by_dispute_query(), {"subject_ids": chunk, "at": at})
-        for subject_id, record_type, occurred_at, decision_ref, public_id in rows:
+        for subject_id, record_type, occurred_at, decision_ref, public_id, digest in rows:
+            if record_type is None:  # erased: only its content hash, if it is kept
+                if digest is not None:
+                    hashes[digest] = public_id
+                continue
             found[(subject_id, record_type, to_micros(occurred_at), decision_ref)] = public_id
-    return found
+    return found, hashes
 
 
 @functools.cache
-def _ended_by_dispute_query() -> Select[int, str, datetime, str | None, str]:
+def _ended_by_dispute_query() -> Select[int, str, datetime, str | None, str, str]:
     """The statement :func:`_ended_by_dispute` runs, built once (parameters
     ``subject_ids``, ``at``): every submission runs it."""
     subject_ids: BindParameter[list[int]] = bindparam("subject_ids", expanding=True)
@@ -544,6 +556,7 @@ def _ended_by_dispute_query() -> Select[int, str, datetime, str | None, str]:
             Record.occurred_at,
             Record.decision_ref,
             Record.public_id,
+            Record.content_hash,
         )
         .join(events, events.c.record_id == Record.id)
         .where(events.c.ended_at <= bindparam("at", type_=Instant()))
@@ -609,6 +622,9 @@ class _Batch:
     #: refs, and those planned so far in the batch.
     existing: dict[str, tuple[str, str]]
     ended: dict[_FactKey, str]
+    #: Content hash → record id: records a dispute ended whose content is erased but
+    #: for what a reinsertion check needs (see credence.ledger.erasure).
+    ended_hashes: dict[str, str]
     rulebook: Rulebook
     at: datetime
     at_micros: int
@@ -684,7 +700,9 @@ def _plan_one(
                 code="source_ref_conflict",
                 details={"record_id": public_id},
             )
-        if rec.certified and public_id in batch.ended.values():
+        if rec.certified and (
+            public_id in batch.ended.values() or public_id in batch.ended_hashes.values()
+        ):
             raise Conflict(
                 f"record {public_id} was deleted after a dispute; to reinsert it, send it "
                 "again with certified: true under a new source_ref (a resend under the old "
@@ -697,7 +715,9 @@ def _plan_one(
                 index=index, source_ref=rec.source_ref, status="duplicate", record_id=public_id
             )
         )
-    reinstates = batch.ended.get((subject.id, rt.code, occurred_at, rec.decision_ref))
+    reinstates = batch.ended.get(
+        (subject.id, rt.code, occurred_at, rec.decision_ref)
+    ) or batch.ended_hashes.get(digest)
     if reinstates is not None and not rec.certified:
         raise Conflict(
             f"this record repeats record {reinstates}, whose effect ended after the subject "

@@ -169,9 +169,10 @@ def test_an_erased_record_is_gone_from_disputes_statements_and_retractions(
     sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
     """A record erased while a dispute of it was open: the dispute still reads (without
-    the record's type), and nothing more can be done with the record; seen failing
-    (a dispute's view required a type: a 500) before erased records were refused and
-    views took a missing type."""
+    the record's type), nothing more can be done with the record, and the subject's
+    next record is stored after the dispute lapsed. Seen failing before the fixes: a
+    dispute's view required a type (a 500), and the reinsertion check read the erased
+    record's date (an AttributeError on every record of that subject)."""
     world = build_world(sessions, clock)
     record = default(sessions, world, clock, "L-erased")
     dispute = open_(sessions, world, clock, record)
@@ -210,6 +211,13 @@ def test_an_erased_record_is_gone_from_disputes_statements_and_retractions(
                 attempt()
             assert refused.value.code == "record_erased"
             session.rollback()
+    # Its dispute lapses at the deadline; the subject's next record is checked against
+    # what disputes ended (an erased record among them) and stored.
+    clock.set(dispute.deadline + timedelta(days=1))
+    later = rec(
+        "L-after", subject, "loan_default", clock.now() - timedelta(days=1), decision_ref="D-9"
+    )
+    assert submit(sessions, world, "bank", clock.now(), later) == ["created"]
 
 
 def test_a_record_a_dispute_deleted_is_erased_but_for_what_reinsertion_needs(

@@ -1,7 +1,7 @@
 """Shared fixtures: the clock, and one database per test on every backend.
 
 Storage tests ask for ``engine`` (or ``sessions``) and run twice, once on SQLite and
-once on PostgreSQL, as STYLE.md asks: one suite, every backend.
+once on PostgreSQL: one suite, every backend.
 
 * **SQLite**: a fresh file under the test's ``tmp_path``.
 * **PostgreSQL**: a fresh schema ``t_<random>`` in the database named by

@@ -41,7 +41,7 @@ from credence.ledger.tables import Source, Subject
 
 # --- the policy table --------------------------------------------------------------------
 
-# Written out by hand from SPEC §5, independently of credence.access.policy: changing
+# Written out by hand from docs/roles.md, independently of credence.access.policy: changing
 # POLICY without changing this matrix fails the test. "-" is denied.
 EXPECTED_MATRIX = """
 action            source  relying_party  subject  reviewer  operator  public

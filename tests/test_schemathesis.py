@@ -73,7 +73,7 @@ PUBLIC = {
     ("GET", "/v1/log/proof/inclusion"),
     ("GET", "/v1/log/proof/consistency"),
 }
-"""Endpoints anyone may call without a key (SPEC §5, "Public"); every other needs one."""
+"""Endpoints anyone may call without a key (docs/roles.md, "Public"); every other needs one."""
 
 ROLES = ("authority", "source", "party", "subject", "reviewer", "operator")
 

@@ -2,8 +2,9 @@
 
 Handlers never decide who may do what with ``if`` statements; they call
 :func:`authorize` with the action and, where it matters, whose resource it is. The
-table :data:`POLICY` is the whole policy (SPEC §5). Anything absent from it is denied;
-``tests/test_access.py`` pins every cell against an independently written matrix.
+table :data:`POLICY` is the whole policy (docs/roles.md says it in prose). Anything
+absent from it is denied; ``tests/test_access.py`` pins every cell against an
+independently written matrix.
 
 Ownership (:attr:`Scope.OWN`) means, by role:
 
@@ -85,7 +86,7 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         # Only identity authorities: enforced by the ledger service.
         _A.SUBJECT_REGISTER: _S.ANY,
         _A.SUBJECT_LOOKUP: _S.ANY,
-        # SPEC §5: a source may not read scores (nor, by extension, files).
+        # A source may not read scores (nor, by extension, files).
         _A.SCORE_READ: _S.NONE,
         _A.FILE_READ: _S.NONE,
     },
@@ -93,7 +94,7 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         # Which services it may ask about: enforced by the decisions service.
         _A.DECISION_REQUEST: _S.ANY,
         _A.SUBJECT_LOOKUP: _S.ANY,
-        # SPEC §5: a relying party sees outcomes, never records, files or scores.
+        # A relying party sees outcomes, never records, files or scores.
         _A.FILE_READ: _S.NONE,
         _A.SCORE_READ: _S.NONE,
     },
@@ -105,7 +106,7 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
     _R.REVIEWER: {
         _A.FILE_READ: _S.ANY,
         _A.DISPUTE_REVIEW: _S.ANY,
-        # SPEC §5: a reviewer may not change records directly.
+        # A reviewer may not change records directly.
         _A.RECORD_SUBMIT: _S.NONE,
         _A.RECORD_RETRACT: _S.NONE,
     },
@@ -117,7 +118,7 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         _A.SOURCE_MANAGE: _S.ANY,
         _A.PARTY_MANAGE: _S.ANY,
         _A.RULEBOOK_PUBLISH: _S.ANY,
-        # SPEC §5: an operator may not edit or delete records; sources retract their own.
+        # An operator may not edit or delete records; sources retract their own.
         _A.RECORD_SUBMIT: _S.NONE,
         _A.RECORD_RETRACT: _S.NONE,
     },
@@ -131,7 +132,7 @@ POLICY: Mapping[tuple[Role, Action], Scope] = MappingProxyType(
     }
 )
 """Role × action → scope. Absent pairs are denied, as are pairs mapped to ``NONE``
-(those are listed to document what SPEC §5 forbids explicitly)."""
+(those are listed to document what docs/roles.md forbids explicitly)."""
 
 
 # How each action reads in a sentence: "a relying_party may not <verb>".

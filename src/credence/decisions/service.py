@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from credence.access.tables import ApiKey, PartyService
 from credence.clock import to_micros
 from credence.db import Direct, Prepared, core
-from credence.decisions import warnings
+from credence.decisions import restriction_warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind, validate_any
@@ -286,7 +286,7 @@ def decide_with(
     score = compute(store.records(subject.id, record_types, at), edition, at)
     outcome, terms, reasons, cited = evaluate(service, score, book)
     notices: list[str] = []
-    if warnings.needs_warning(service):
+    if restriction_warnings.needs_warning(service):
         if outcome is Outcome.DENY:
             state = store.caught(subject, service, reasons, at)
             if state.pending(at):
@@ -368,12 +368,12 @@ class DecisionStore(Protocol):
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
-    ) -> warnings.WarningState:
-        """See :func:`credence.decisions.warnings.caught`."""
+    ) -> restriction_warnings.WarningState:
+        """See :func:`credence.decisions.restriction_warnings.caught`."""
         ...
 
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
-        """See :func:`credence.decisions.warnings.not_caught`."""
+        """See :func:`credence.decisions.restriction_warnings.not_caught`."""
         ...
 
     def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
@@ -408,13 +408,13 @@ class SessionStore:
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
-    ) -> warnings.WarningState:
-        return warnings.caught(
+    ) -> restriction_warnings.WarningState:
+        return restriction_warnings.caught(
             self.session, subject=subject, service=service, reasons=reasons, at=at
         )
 
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
-        warnings.not_caught(self.session, subject=subject, service=service, at=at)
+        restriction_warnings.not_caught(self.session, subject=subject, service=service, at=at)
 
     def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
         notify(self.session, subject_id=subject_id, kind=kind, text=text, at=at)
@@ -496,7 +496,7 @@ class DirectStore:
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
-    ) -> warnings.WarningState:
+    ) -> restriction_warnings.WarningState:
         raise NeedsSession(service.code)
 
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:

@@ -1,5 +1,5 @@
 """Credit repair: ending a negative record's effect early, once the subject corrected
-the behaviour (credit repair measures, 2023/2026; SPEC §3).
+the behaviour (on the model of China's credit repair measures of 2023 and 2026).
 
 Each record type's severity class sets two periods:
 

@@ -1,6 +1,7 @@
 """Disputes: a subject contests a record, its source answers within a deadline.
 
-The life of a dispute (SPEC §2 due process, §3 US FCRA)::
+The life of a dispute (due process, on the model of the US Fair Credit Reporting Act's
+reinvestigation: the source must verify, correct or delete within a deadline)::
 
     opened ──► answered verified    the record stands
           ├──► answered corrected   the record's effect ends; the source's corrected

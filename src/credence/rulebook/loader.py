@@ -57,7 +57,7 @@ __all__ = [
     "prohibited_grounds",
 ]
 
-#: The rulebook shipped with Credence (SPEC §3).
+#: The rulebook shipped with Credence (each value's real-world anchor is in its comments).
 DEFAULT_PATH: Path = Path(__file__).with_name("default.toml")
 
 Loc = tuple[str | int, ...]
@@ -80,7 +80,7 @@ def content_hash(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# The lines Credence does not cross (SPEC §2)
+# The lines Credence does not cross (README: "What Credence is not")
 # --------------------------------------------------------------------------------------
 
 #: Terms that mark a record type or service as being about a prohibited ground.
@@ -284,7 +284,7 @@ PROHIBITED_GROUNDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Terms that mark a restriction as reaching someone other than the subject: Credence
-#: sanctions no third party (no restriction of children's schooling, SPEC §3). Checked
+#: sanctions no third party (no restriction of children's schooling, for one). Checked
 #: on restriction services only; a reward may well be a family discount.
 THIRD_PARTY_TERMS: tuple[str, ...] = (
     "family",

@@ -166,7 +166,7 @@ def add_statement(
     record_id: str, body: StatementIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
 ) -> StatementOut:
     record, subject = record_and_subject(session, record_id)
-    # Adding a statement is part of the subject's right to contest (SPEC §5: "open
+    # Adding a statement is part of the subject's right to contest (docs/roles.md: "open
     # disputes; add a statement"), so it shares the dispute_open grant.
     authorize(caller, Action.DISPUTE_OPEN, subject_id=record.subject_id)
     view = service.add_statement(

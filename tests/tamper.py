@@ -28,11 +28,7 @@ DAY_MICROS = 86_400_000_000
 
 def covered_tables() -> list[tuple[Table, journal.Covered]]:
     """Every table the journal covers, by name, with its registration."""
-    return [
-        (metadata.tables[name], entry)
-        for name, entry in sorted(journal.REGISTRY.tables.items())
-        if isinstance(entry, journal.Covered)
-    ]
+    return sorted(journal.covered_tables(metadata), key=lambda pair: pair[0].name)
 
 
 def q(name: str) -> str:

@@ -28,16 +28,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, MetaData, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from credence import journal
 from credence.clock import FixedClock
 from credence.db import make_engine, session_factory
 from credence.journal import EventKind, JournalEntry
 from credence.ledger import service as ledger
 from credence.ledger.tables import Record, Source, Subject
 from credence.migrate import alembic_config, check_drift, upgrade
+from credence.models import metadata
 from credence.rulebook import store
 from credence.translog import continuation
 from credence.translog import service as log
-from credence.translog.continuation import covered_tables
 from credence.translog.keys import LogKey, LogSigner, generate_signer, signer_of
 from credence.translog.tables import LegacyCheckpoint, LegacyLeaf
 from credence.translog.verify import verify_log
@@ -139,7 +140,7 @@ def covered_counts(engine: Engine) -> dict[str, int]:
             table.name: (conn.scalar(select(func.count()).select_from(table)) or 0)
             if table.name in present
             else 0
-            for table, _ in covered_tables()
+            for table, _ in journal.covered_tables(metadata)
         }
 
 
@@ -227,14 +228,14 @@ def test_the_old_log_is_carried_into_the_new_one(
     # Every covered row kept, with a seq and a salt, written by a carried_over entry.
     carried = {e.seq for e in entries[1:]}
     with old_store.connect() as conn:
-        for table, _ in covered_tables():
+        for table, _ in journal.covered_tables(metadata):
             rows = conn.execute(select(table.c.seq, table.c.salt)).all()
             assert len(rows) == before[table.name], table.name
             assert all(seq in carried for seq, _ in rows), table.name
             assert all(salt is not None and len(salt) == 32 for _, salt in rows), table.name
         seqs = [
             seq
-            for table, _ in covered_tables()
+            for table, _ in journal.covered_tables(metadata)
             for (seq,) in conn.execute(select(table.c.seq)).all()
         ]
     assert sorted(seqs) == sorted(carried)  # one row per entry, one entry per row

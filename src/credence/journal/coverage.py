@@ -12,7 +12,7 @@ column added without a decision fails the coverage test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import MetaData, Table
@@ -141,6 +141,15 @@ def exempt(table: FromClause | Table | str, reason: str) -> None:
 def uncovered(metadata: MetaData, registry: Registry | None = None) -> list[str]:
     """:meth:`Registry.uncovered` of ``registry`` (default: :data:`REGISTRY`)."""
     return (REGISTRY if registry is None else registry).uncovered(metadata)
+
+
+def covered_tables(metadata: MetaData) -> Iterator[tuple[Table, Covered]]:
+    """Each covered table of ``metadata`` with its registration, parents before
+    children."""
+    for table in metadata.sorted_tables:
+        entry = REGISTRY.tables.get(table.name)
+        if isinstance(entry, Covered):
+            yield table, entry
 
 
 def registration(table: str) -> Covered | Exempt | None:

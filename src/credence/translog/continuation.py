@@ -12,9 +12,7 @@ a ``seq`` is one no entry wrote, which ``credence log verify`` reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from sqlalchemy import Connection, Table, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from credence import journal
@@ -31,14 +29,6 @@ def needs_carry_over(connection: Connection) -> bool:
     return kinds == [EventKind.LOG_CONTINUED.value]
 
 
-def covered_tables() -> Iterator[tuple[Table, journal.Covered]]:
-    """Each covered table with its registration, parents before children."""
-    for table in metadata.sorted_tables:
-        entry = journal.registration(table.name)
-        if isinstance(entry, journal.Covered):
-            yield table, entry
-
-
 def carry_over(connection: Connection) -> int:
     """Give every covered row without a ``seq`` a ``carried_over`` entry (if the journal
     holds only the migration's first entry); how many rows were carried over."""
@@ -47,7 +37,7 @@ def carry_over(connection: Connection) -> int:
     at = connection.execute(select(JournalEntry.at)).scalar_one()
     session = Session(bind=connection)
     carried = 0
-    for table, covered in covered_tables():
+    for table, covered in journal.covered_tables(metadata):
         key = list(table.primary_key.columns)
         names = [c.name for c in key]
         stamp = (

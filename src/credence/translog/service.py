@@ -92,7 +92,7 @@ from credence.journal import Covered, JournalEntry, parse_listing, registration
 from credence.ledger.tables import Record
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
-from credence.translog.tables import LogLeaf, StoredCheckpoint
+from credence.translog.tables import CheckpointColumns, LogLeaf, StoredCheckpoint
 
 #: Rows fetched per round trip when streaming the journal.
 _BATCH = 10_000
@@ -461,7 +461,8 @@ def verify_checkpoint(note: str, key: LogKey) -> tuple[str, int, bytes]:
     return origin, size, root_hash
 
 
-def _checkpoint_of(row: StoredCheckpoint) -> Checkpoint:
+def checkpoint_of(row: CheckpointColumns) -> Checkpoint:
+    """A stored checkpoint row (of this log or of the one it continues) as published."""
     return Checkpoint(
         id=row.id,
         origin=row.origin,
@@ -476,13 +477,13 @@ def _checkpoint_of(row: StoredCheckpoint) -> Checkpoint:
 def latest_checkpoint(session: Session) -> Checkpoint | None:
     """The checkpoint signed last, if any."""
     row = session.scalar(select(StoredCheckpoint).order_by(StoredCheckpoint.id.desc()).limit(1))
-    return None if row is None else _checkpoint_of(row)
+    return None if row is None else checkpoint_of(row)
 
 
 def checkpoints(session: Session) -> list[Checkpoint]:
     """Every checkpoint, oldest first."""
     rows = session.scalars(select(StoredCheckpoint).order_by(StoredCheckpoint.id)).all()
-    return [_checkpoint_of(row) for row in rows]
+    return [checkpoint_of(row) for row in rows]
 
 
 def _lock_log(session: Session) -> None:
@@ -557,7 +558,7 @@ def checkpoint(session: Session, *, signer: LogSigner, at: datetime) -> Checkpoi
             ],
         )
     session.flush()
-    return _checkpoint_of(row)
+    return checkpoint_of(row)
 
 
 def current_checkpoint(session: Session, *, signer: LogSigner, at: datetime) -> Checkpoint:
@@ -760,6 +761,7 @@ __all__ = [
     "LogTree",
     "OpenedRow",
     "checkpoint",
+    "checkpoint_of",
     "checkpoint_text",
     "checkpoints",
     "clear_cache",

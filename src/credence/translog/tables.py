@@ -23,10 +23,8 @@ from credence.db import Base, Instant
 from credence.journal.tables import JournalEntry
 
 
-class StoredCheckpoint(Base):
-    """A signed tree head: the log's root over its first ``tree_size`` leaves.
-
-    Columns:
+class CheckpointColumns:
+    """The columns of a signed checkpoint, as stored:
 
     * ``origin``: the log's name, first line of the note (``Settings.log_origin``);
     * ``tree_size``: how many leaves (journal rows, in ``seq`` order) it covers;
@@ -36,8 +34,6 @@ class StoredCheckpoint(Base):
     * ``created_at``: when it was signed.
     """
 
-    __tablename__ = "checkpoints"
-
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     origin: Mapped[str] = mapped_column(String(200))
     tree_size: Mapped[int] = mapped_column(BigInteger)
@@ -45,6 +41,12 @@ class StoredCheckpoint(Base):
     signed_note: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class StoredCheckpoint(CheckpointColumns, Base):
+    """A signed tree head of this log: its root over its first ``tree_size`` leaves."""
+
+    __tablename__ = "checkpoints"
 
 
 class LogLeaf(Base):
@@ -79,18 +81,10 @@ class LegacyLeaf(Base):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class LegacyCheckpoint(Base):
-    """A checkpoint the continued log signed (columns as :class:`StoredCheckpoint`)."""
+class LegacyCheckpoint(CheckpointColumns, Base):
+    """A checkpoint the continued log signed."""
 
     __tablename__ = "legacy_checkpoints"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    origin: Mapped[str] = mapped_column(String(200))
-    tree_size: Mapped[int] = mapped_column(BigInteger)
-    root_hash: Mapped[str] = mapped_column(String(64))
-    signed_note: Mapped[str] = mapped_column(Text)
-    key_id: Mapped[str] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(Instant)
 
 
 journal_subject_index = Index("ix_journal_subject_id", JournalEntry.subject_id)
@@ -117,6 +111,7 @@ journal.exempt(
 )
 
 __all__ = [
+    "CheckpointColumns",
     "LegacyCheckpoint",
     "LegacyLeaf",
     "LogLeaf",

@@ -51,6 +51,7 @@ from credence.translog.keys import LogKey, NoteError
 from credence.translog.service import (
     ROW_COLUMNS,
     Checkpoint,
+    checkpoint_of,
     checkpoints,
     leaf_hash_of,
     parse_checkpoint_text,
@@ -129,7 +130,7 @@ def verify_log(
     module docstring); ``progress(done, total)`` is called as entries and rows are read.
     Never uses the process's cached tree."""
     stored = checkpoints(session)
-    tables = list(_covered_tables())
+    tables = list(journal.covered_tables(JournalEntry.metadata))
     entries_total = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
     rows_total = sum(
         session.scalar(select(func.count()).select_from(table)) or 0 for table, _ in tables
@@ -459,13 +460,6 @@ def _key_text(key: Any) -> str:
 # --- 4. rows, from each table's side ---------------------------------------------------------
 
 
-def _covered_tables() -> Iterator[tuple[Table, journal.Covered]]:
-    for table in JournalEntry.metadata.sorted_tables:
-        entry = journal.registration(table.name)
-        if isinstance(entry, journal.Covered):
-            yield table, entry
-
-
 def _check_table(
     session: Session, table: Table, covered: journal.Covered, done: _Progress
 ) -> tuple[list[Problem], int, int]:
@@ -597,15 +591,7 @@ def _check_legacy(session: Session, key: LogKey | None) -> tuple[list[Problem], 
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return [Problem("legacy", f"entry {seq}: not a tree head of the earlier log", seq)], None
     stored = [
-        Checkpoint(
-            id=r.id,
-            origin=r.origin,
-            tree_size=r.tree_size,
-            root_hash=bytes.fromhex(r.root_hash),
-            signed_note=r.signed_note,
-            key_id=r.key_id,
-            created_at=r.created_at,
-        )
+        checkpoint_of(r)
         for r in session.scalars(select(LegacyCheckpoint).order_by(LegacyCheckpoint.id))
     ]
     problems: list[Problem] = []

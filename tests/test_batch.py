@@ -14,9 +14,10 @@ from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
-from credence.scoring.batch import rescore_everyone, score_population
+from credence.scoring.batch import score_population
 from credence.scoring.online import score_subject
 from credence.scoring.tables import ScoreSnapshot
+from credence.tiers.rescore import rescore
 from tests.world import build_world, rec, submit
 
 SOURCE_TYPES: dict[str, list[tuple[str, str | None]]] = {
@@ -59,7 +60,7 @@ def test_batch_and_online_scores_agree(sessions: sessionmaker[Session], clock: F
             )
     at = clock.now() - timedelta(hours=12)  # between the 2nd and 3rd retraction
     with sessions.begin() as session:
-        summary = rescore_everyone(session, world.edition, at)
+        summary = rescore(session, world.edition, at).summary
     assert summary.subjects == len(world.people) + 1
     assert sum(summary.tiers.values()) == summary.subjects
     with sessions() as session:

@@ -67,12 +67,12 @@ def test_changes_are_stored_notified_and_journalled(
     a, b = world.people[0].id, world.people[1].id
     aa = next(t for t in BOOK.tiers if t.code == "AA").min_score
     with sessions.begin() as session:
-        assert update_tiers(session, BOOK, clock.now(), [(a, 1000.0), (b, 1000.0)]) == 0
+        assert update_tiers(session, BOOK, clock.now(), [(a, 1000.0), (b, 1000.0)]).changed == 0
     clock.advance(timedelta(days=1))
     with sessions.begin() as session:
         # a crosses into AA by less than the band: stays A; b clears it: moves up.
         changed = update_tiers(session, BOOK, clock.now(), [(a, aa + BAND / 2), (b, aa + BAND + 1)])
-        assert changed == 1
+        assert (changed.up, changed.down) == (1, 0)
     with sessions() as session:
         assert shown_tier(session, a) == "A"
         assert shown_tier(session, b) == "AA"

@@ -40,8 +40,9 @@ from credence.ledger import service as ledger
 from credence.ledger.erasure import SweepReport, sweep_retention
 from credence.rulebook import store
 from credence.rulebook.cli import app as rulebook_app
-from credence.scoring.batch import BatchSummary, rescore_everyone
+from credence.scoring.batch import BatchSummary
 from credence.scoring.online import score_subject
+from credence.tiers.rescore import rescore
 from credence.translog.cli import app as log_app
 
 console = Console()
@@ -333,7 +334,7 @@ def _rescore(ctx: Context, at: datetime) -> BatchSummary:
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return rescore_everyone(session, store.in_force(session, at), at, progress=tick)
+        return rescore(session, store.in_force(session, at), at, progress=tick).summary
 
 
 @app.command("score")

@@ -30,8 +30,8 @@ from credence.ledger.tables import Record, Source, Subject
 from credence.migrate import reset as reset_schema
 from credence.migrate import upgrade
 from credence.rulebook import store
-from credence.scoring.batch import rescore_everyone
 from credence.scoring.online import score_subject
+from credence.tiers.rescore import rescore
 from credence.translog.keys import signer_from_settings
 from credence.translog.service import current_checkpoint
 
@@ -144,12 +144,12 @@ def build_demo(
         )
         with ctx.sessions.begin() as session:
             task = bar.add_task("scoring everyone", total=None)
-            summary = rescore_everyone(
+            summary = rescore(
                 session,
                 store.in_force(session, now),
                 now,
                 progress=lambda d, t: bar.update(task, completed=d, total=t),
-            )
+            ).summary
 
     with ctx.sessions.begin() as session:
         # Sign the first checkpoint now, so the first GET /v1/log/checkpoint is quick.

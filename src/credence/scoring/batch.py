@@ -25,7 +25,6 @@ from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition
 from credence.scoring import formula
 from credence.scoring.tables import ScoreSnapshot
-from credence.tiers.service import update_tiers
 
 Progress = Callable[[int, int], None]
 
@@ -128,21 +127,15 @@ def write_snapshot(
 
 def rescore_everyone(
     session: Session, edition: Edition, at: datetime, *, progress: Progress | None = None
-) -> BatchSummary:
-    """Score everyone and store the snapshot; the caller commits."""
+) -> tuple[BatchSummary, Population]:
+    """Score everyone and store the snapshot; the caller commits. Shown tiers are not
+    scoring's business: the rescore job (:mod:`credence.tiers.rescore`) moves them."""
     started = time.perf_counter()
     population = score_population(session, edition, at, progress=progress)
     write_snapshot(session, population, edition, at)
-    # The nightly rescore is where shown tiers move (with hysteresis) and subjects hear of it.
-    update_tiers(
-        session,
-        edition.rulebook,
-        at,
-        zip(population.subject_ids.tolist(), population.totals.tolist(), strict=True),
-    )
     tiers = Counter(population.tiers)
     ordered = {t.code: tiers.get(t.code, 0) for t in edition.rulebook.tiers}
-    return BatchSummary(
+    summary = BatchSummary(
         subjects=len(population.subject_ids),
         records=population.records,
         tiers=ordered,
@@ -150,3 +143,4 @@ def rescore_everyone(
         as_of=at,
         rulebook_version=edition.version,
     )
+    return summary, population

@@ -11,6 +11,7 @@ refreshed in between); a change is also a notification.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -33,11 +34,24 @@ def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
+@dataclass(frozen=True)
+class TierMoves:
+    """How many shown tiers an update set for the first time, raised and lowered."""
+
+    first: int = 0
+    up: int = 0
+    down: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.up + self.down
+
+
 def update_tiers(
     session: Session, book: Rulebook, at: datetime, totals: Iterable[tuple[int, float]]
-) -> int:
+) -> TierMoves:
     """Apply hysteresis to each ``(subject_id, total)``; store, notify and journal every
-    change. Returns how many subjects changed tier."""
+    change. Returns how many tiers were set first, moved up and moved down."""
     pairs = dict(totals)
     ids = sorted(pairs)
     current: dict[int, SubjectTier] = {}
@@ -71,9 +85,11 @@ def update_tiers(
     for chunk in _chunks([row.subject_id for row, _ in changes]):
         rows = session.execute(select(Subject.id, Subject.public_id).where(Subject.id.in_(chunk)))
         public.update((subject_id, public_id) for subject_id, public_id in rows)
+    up = 0
     for row, previous in changes:
         subject_id, tier, total = row.subject_id, row.tier, row.total
         direction = "up" if rank(book, tier) < rank(book, previous) else "down"
+        up += direction == "up"
         notify(
             session,
             subject_id=subject_id,
@@ -98,4 +114,4 @@ def update_tiers(
             rows=[row],
         )
     session.flush()
-    return len(changes)
+    return TierMoves(first=len(first), up=up, down=len(changes) - up)

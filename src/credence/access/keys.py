@@ -28,7 +28,6 @@ from credence.access.tables import ApiKey, PartyService, Principal, RelyingParty
 from credence.clock import Clock, ensure_utc, from_micros
 from credence.db import Direct, Prepared
 from credence.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from credence.ledger.tables import Source, Subject
 
 ROLE_ABBREV: dict[Role, str] = {
     Role.SOURCE: "src",
@@ -60,6 +59,15 @@ def hash_key(key: str) -> str:
     equality lookup on ``key_hash``.
     """
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _linked_row_exists(session: Session, column: Any, value: int) -> bool:
+    """Whether the row a principal's link column points to exists: the column's foreign
+    key names the table, so the policy layer holds opaque ids without knowing the
+    ledger's tables."""
+    (key,) = column.property.columns[0].foreign_keys
+    target = key.column
+    return session.execute(select(target).where(target == value)).first() is not None
 
 
 def create_principal(
@@ -100,12 +108,12 @@ def create_principal(
             f"a {role.value} principal cannot be linked by {', '.join(extra)}",
             details={"role": role.value, "unexpected": extra},
         )
-    for table, key, value in (
-        (Source, "source", source_id),
-        (RelyingParty, "relying party", party_id),
-        (Subject, "subject", subject_id),
+    for column, key, value in (
+        (Principal.source_id, "source", source_id),
+        (Principal.party_id, "relying party", party_id),
+        (Principal.subject_id, "subject", subject_id),
     ):
-        if value is not None and session.get(table, value) is None:
+        if value is not None and not _linked_row_exists(session, column, value):
             raise NotFound(f"no {key} with id {value}")
     principal = Principal(
         role=role.value,

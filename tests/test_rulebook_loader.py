@@ -15,22 +15,20 @@ import pytest
 
 from credence.errors import RulebookInvalid
 from credence.identifiers import SubjectKind
+from credence.rulebook.diff import Change, diff
 from credence.rulebook.loader import (
     DEFAULT_PATH,
-    PROHIBITED_GROUNDS,
-    Change,
-    Problem,
     check_text,
     content_hash,
     default_rulebook,
     default_text,
-    diff,
     load_file,
     load_text,
-    prohibited_grounds,
 )
 from credence.rulebook.model import Category, Outcome, ServiceKind
+from credence.rulebook.problems import Problem
 from credence.rulebook.purposes import PURPOSES
+from credence.rulebook.redlines import PROHIBITED_GROUNDS, prohibited_grounds
 
 ORIGIN = "default.toml"
 DEFAULT = default_text()

@@ -16,18 +16,18 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from credence.rulebook.diff import diff
 from credence.rulebook.loader import (
     DEFAULT_PATH,
-    Problem,
     check_text,
     content_hash,
     default_rulebook,
     default_text,
-    diff,
     load_text,
     read_text,
 )
 from credence.rulebook.model import Rulebook
+from credence.rulebook.problems import Problem
 
 if TYPE_CHECKING:
     from credence.rulebook.store import Edition

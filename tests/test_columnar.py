@@ -27,7 +27,7 @@ from credence.identifiers import SubjectKind
 from credence.lab import population
 from credence.lab.population import generate
 from credence.lab.population_cli import run_generate_cli
-from credence.ledger.service import RecordView
+from credence.ledger.subject_file import RecordView
 from credence.rulebook.loader import content_hash, default_rulebook, default_text
 from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition

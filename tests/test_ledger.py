@@ -20,6 +20,7 @@ from credence.identifiers import (
 )
 from credence.journal import JournalEntry
 from credence.ledger import service as ledger
+from credence.ledger import subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Record, Retraction, Subject
 from tests.world import World, build_world, company_id, person_id, rec, submit
@@ -248,7 +249,7 @@ def test_retraction_is_a_new_entry_and_only_by_the_source(
         assert not again
     assert count(sessions, Retraction.id) == 1
     with sessions() as session:
-        views = ledger.subject_records(session, world.people[0].id)
+        views = subject_file.subject_records(session, world.people[0].id)
         assert views[0].ended_at == clock.now()
         kinds = session.scalars(select(JournalEntry.kind).order_by(JournalEntry.seq)).all()
         assert kinds[-2:] == ["record", "retraction"]
@@ -380,7 +381,7 @@ def test_large_batches_round_trip_exactly(
     ]
     assert set(submit(sessions, world, "volunteers", clock.now(), *batch)) == {"created"}
     with sessions() as session:
-        views = ledger.subject_records(session, p.id)
+        views = subject_file.subject_records(session, p.id)
         kinds = session.scalars(select(JournalEntry.kind).where(JournalEntry.kind == "record"))
         assert len(list(kinds)) == 1200
     by_ref = {v.source_ref: v for v in views}

@@ -23,7 +23,7 @@ from credence.disputes.schemas import DisputeOut
 from credence.errors import NotFound
 from credence.journal import EventKind, JournalEntry
 from credence.lab.demo import build_demo
-from credence.ledger import erasure
+from credence.ledger import erasure, subject_file
 from credence.ledger import service as ledger
 from credence.ledger.tables import ERASED_RECORD_COLUMNS, Record, RecordErasure, Subject
 from credence.notifications.tables import Notification
@@ -114,12 +114,12 @@ def test_the_sweep_erases_expired_records_everywhere_and_the_log_still_verifies(
         assert _expired(sessions, clock) == []
         # The subject's file lists each erasure and its date; its records no longer show.
         owner = owners[0]
-        listed = ledger.erasures(session, owner.id)
+        listed = subject_file.erasures(session, owner.id)
         mine = {public for rid, public, _ in due if rid in {e.record_id for e in erasures}}
         assert listed
         assert {e.record_id for e in listed} <= mine
         assert all(e.erased_at == clock.now() and e.seq is not None for e in listed)
-        on_file = {v.record_id for v in ledger.subject_records(session, owner.id)}
+        on_file = {v.record_id for v in subject_file.subject_records(session, owner.id)}
         assert not on_file & {e.record_id for e in listed}
         # Scores as of now do not move: an expired record counted zero already.
         edition = store.in_force(session, clock.now())

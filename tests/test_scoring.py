@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credence.ledger.service import RecordView
+from credence.ledger.subject_file import RecordView
 from credence.rulebook.loader import content_hash, default_rulebook, default_text
 from credence.rulebook.model import Category
 from credence.rulebook.store import Edition

@@ -42,13 +42,15 @@ from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind, validate_any
 from credence.ids import new_id
 from credence.ledger.service import (
-    RecordView,
     SubjectKey,
     SubjectRef,
+    unknown_subject,
+)
+from credence.ledger.subject_file import (
+    RecordView,
     file_query,
     subject_records,
     subject_records_direct,
-    unknown_subject,
     views_direct,
 )
 from credence.ledger.tables import Subject
@@ -586,7 +588,7 @@ _RECORD_AT = len(_SUBJECT_COLUMNS)
 
 def _file_statement(by: str) -> CompoundSelect[Any]:
     """The subject's row (found by ``key``), then one row per record and ending event
-    (:func:`credence.ledger.service.file_query`, the subject's statements left out),
+    (:func:`credence.ledger.subject_file.file_query`, the subject's statements left out),
     each padded with NULLs to the other's columns."""
     records = file_query(as_of=True, some_types=True, by=by, statements=False)
     key = Subject.public_id if by == "public_id" else Subject.identifier

@@ -1,6 +1,7 @@
-"""When a record's effect ends: the one definition, shared by every scoring runner.
+"""When a record's effect ends: the one definition, shared by every scoring runner, and
+the interface through which other features end records.
 
-A record counts from its receipt until the *earliest* of these ending events (every one
+A record counts from its receipt until the *earliest* of its ending events (every one
 of them an append to the ledger, none of them an update):
 
 ===================  ===================================================================
@@ -17,39 +18,42 @@ repair               the approving repair decision's ``decided_at``
 ===================  ===================================================================
 
 Expiry at the end of a record type's retention period is not here: it depends on the
-rulebook, and the formula (:mod:`credence.scoring.formula`) applies it.
+rulebook, and scoring applies it.
+
+The ledger owns retractions. Disputes and repairs are features above the ledger: they
+report their endings through :class:`EndingSource`, which they :func:`provide` when
+their package is imported (``credence.disputes``), so the ledger never reads their
+tables by name. A source may also say, for the subject's file, whether a record is
+under challenge and what the subject said about it (:class:`EndingSource.challenged`,
+:class:`EndingSource.statement`). Every cause of :data:`CAUSE_ORDER` must have a source
+before any ending is read: a process that has not loaded them gets an error, never a
+score that counts a deleted record.
 
 :func:`ending_events` lists the events; :func:`effect_ends` reduces them to the earliest
-per record in SQL, for the batch path (:mod:`credence.scoring.batch`). The online path
-(:func:`credence.ledger.service.subject_records`) reads the same :func:`ending_events` and
-takes the earliest per record as it reads them, which also names the cause for the
-subject's file (one statement instead of two unions: the online path runs on every
-decision). Both rest on this one list of events, so they cannot disagree about which
-records count; ``tests/test_batch.py`` holds them together.
-
-The dispute and repair tables belong to :mod:`credence.disputes`; reading them here
-(tables only, no service) keeps the definition in one place beside the ledger it reads.
+per record in SQL, for the batch path (:mod:`credence.scoring.batch`). The subject's
+file (:mod:`credence.ledger.file`) reads the same :func:`ending_events` and takes the
+earliest per record as it reads them, which also names the cause. Both rest on this one
+list of events, so they cannot disagree about which records count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     String,
     Subquery,
-    case,
     func,
     literal_column,
-    or_,
     select,
     union_all,
 )
 
-from credence.disputes.tables import Dispute, DisputeAnswer, Repair, RepairDecision
 from credence.ledger.tables import Retraction
 
 RETRACTION = "retraction"
@@ -62,91 +66,116 @@ REPAIR = "repair"
 #: source certifies it (a "reinsertion").
 DISPUTE_CAUSES = frozenset({DISPUTE_DELETED, DISPUTE_CORRECTED, DISPUTE_LAPSED})
 
-#: Which cause is named when two events end a record at the same instant.
+#: Which cause is named when two events end a record at the same instant; every cause
+#: the ledger knows.
 CAUSE_ORDER = (RETRACTION, DISPUTE_DELETED, DISPUTE_CORRECTED, DISPUTE_LAPSED, REPAIR)
 
-
-def _cause(name: str) -> ColumnElement[str]:
-    # Inline SQL literals rather than bound parameters: PostgreSQL cannot type an
-    # untyped parameter in a UNION branch.
-    return literal_column(f"'{name}'", String).label("cause")
+#: Narrows events to some records: a select of record ids, or None for every record.
+Records = Select[Any] | None
 
 
-def ending_events(
-    records: Select[Any] | None = None, *, causes: Collection[str] | None = None
-) -> Select[Any]:
+def cause_literal(name: str) -> ColumnElement[str]:
+    """A cause as an inline SQL literal (PostgreSQL cannot type an untyped bound
+    parameter in a UNION branch)."""
+    return literal_column(f"'{name}'", String)
+
+
+def only(column: Any, records: Records) -> list[ColumnElement[bool]]:
+    """The condition that narrows a branch's ``column`` (a record id) to ``records``."""
+    return [column.in_(records)] if records is not None else []
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One select of ending events, ``(record_id, ended_at, cause)``, and the causes it
+    can name."""
+
+    causes: frozenset[str]
+    select: Select[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class EndingSource:
+    """What a feature that ends records' effect gives the ledger.
+
+    ``branches(records)`` selects its ending events for ``records``. ``challenged(record_id,
+    at)`` is a condition true while the subject's challenge of the record is open
+    (``at``: the instant read, or None for now); ``statement(record_id, at)`` the
+    subject's latest statement about it; ``subjects_with_events(among)`` a cheap select,
+    empty when none of the subjects that ``among(subject_id_column)`` names can have an
+    event (the intake's reinsertion check skips the join for almost every batch).
+    """
+
+    name: str
+    causes: frozenset[str]
+    branches: Callable[[Records], Sequence[Branch]]
+    challenged: Callable[[Any, BindParameter[Any] | None], Any] | None = None
+    statement: Callable[[Any, BindParameter[Any] | None], Any] | None = None
+    subjects_with_events: Callable[[Callable[[Any], ColumnElement[bool]]], Select[Any]] | None = (
+        None
+    )
+
+
+def _retractions(records: Records) -> Sequence[Branch]:
+    query = select(
+        Retraction.record_id.label("record_id"),
+        Retraction.received_at.label("ended_at"),
+        cause_literal(RETRACTION).label("cause"),
+    ).where(*only(Retraction.record_id, records))
+    return [Branch(frozenset({RETRACTION}), query)]
+
+
+RETRACTIONS = EndingSource("retractions", frozenset({RETRACTION}), _retractions)
+
+_sources: dict[str, EndingSource] = {RETRACTIONS.name: RETRACTIONS}
+
+
+def provide(source: EndingSource) -> None:
+    """Register a feature's endings (once per name; providing it again replaces it)."""
+    unknown = source.causes - set(CAUSE_ORDER)
+    if unknown:
+        raise ValueError(f"unknown ending causes {sorted(unknown)}; known: {CAUSE_ORDER}")
+    _sources[source.name] = source
+
+
+def sources() -> list[EndingSource]:
+    """Every registered source; fails unless every cause has one."""
+    found = list(_sources.values())
+    covered = set().union(*(s.causes for s in found))
+    missing = [c for c in CAUSE_ORDER if c not in covered]
+    if missing:
+        raise RuntimeError(
+            f"no ending source for {missing}: the features that end records (credence."
+            "disputes) are not loaded in this process"
+        )
+    return found
+
+
+def ending_events(records: Records = None, *, causes: Collection[str] | None = None) -> Select[Any]:
     """Every event that ends a record's effect: ``(record_id, ended_at, cause)``.
 
     ``records``, a select of record ids, narrows the events to those records (a
     subject's, say) so that reading one file does not scan every ending ever written;
     ``causes`` narrows them to some causes (the others' tables are not read at all).
     """
-
-    def only(column: Any) -> list[ColumnElement[bool]]:
-        return [column.in_(records)] if records is not None else []
-
-    retractions = select(
-        Retraction.record_id.label("record_id"),
-        Retraction.received_at.label("ended_at"),
-        _cause(RETRACTION),
-    ).where(*only(Retraction.record_id))
-    answered = (
-        select(
-            Dispute.record_id.label("record_id"),
-            DisputeAnswer.answered_at.label("ended_at"),
-            case(
-                (
-                    DisputeAnswer.outcome == "deleted",
-                    literal_column(f"'{DISPUTE_DELETED}'", String),
-                ),
-                else_=literal_column(f"'{DISPUTE_CORRECTED}'", String),
-            ).label("cause"),
-        )
-        .join(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
-        .where(
-            or_(DisputeAnswer.outcome == "deleted", DisputeAnswer.outcome == "corrected"),
-            DisputeAnswer.answered_at < Dispute.deadline,
-            *only(Dispute.record_id),
-        )
-    )
-    lapsed = (
-        select(
-            Dispute.record_id.label("record_id"),
-            Dispute.deadline.label("ended_at"),
-            _cause(DISPUTE_LAPSED),
-        )
-        .outerjoin(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
-        .where(
-            or_(DisputeAnswer.id.is_(None), DisputeAnswer.answered_at >= Dispute.deadline),
-            *only(Dispute.record_id),
-        )
-    )
-    repaired = (
-        select(
-            Repair.record_id.label("record_id"),
-            RepairDecision.decided_at.label("ended_at"),
-            _cause(REPAIR),
-        )
-        .join(RepairDecision, RepairDecision.repair_id == Repair.id)
-        .where(RepairDecision.approved.is_(True), *only(Repair.record_id))
-    )
-    branches = {
-        RETRACTION: retractions,
-        DISPUTE_DELETED: answered,
-        DISPUTE_LAPSED: lapsed,
-        REPAIR: repaired,
-    }
-    if causes is None:
-        return select(union_all(*branches.values()).subquery())
-    wanted = set(causes)
+    wanted = set(CAUSE_ORDER) if causes is None else set(causes)
     unknown = wanted - set(CAUSE_ORDER)
     if unknown:
         raise ValueError(f"unknown ending causes {sorted(unknown)}; known: {CAUSE_ORDER}")
-    # One branch yields both answered causes; the outer filter keeps the wanted one.
-    keys = {DISPUTE_DELETED if c == DISPUTE_CORRECTED else c for c in wanted}
-    chosen = [branch for cause, branch in branches.items() if cause in keys]
-    events = union_all(*chosen).subquery() if len(chosen) > 1 else chosen[0].subquery()
-    return select(events).where(events.c.cause.in_(sorted(wanted)))
+    chosen = [
+        branch
+        for source in sources()
+        if source.causes & wanted
+        for branch in source.branches(records)
+        if branch.causes & wanted
+    ]
+    events = (
+        union_all(*(b.select for b in chosen)).subquery()
+        if len(chosen) > 1
+        else chosen[0].select.subquery()
+    )
+    narrow = any(not b.causes <= wanted for b in chosen)
+    return select(events).where(events.c.cause.in_(sorted(wanted))) if narrow else select(events)
 
 
 def effect_ends(records: Select[Any] | None = None) -> Subquery:

@@ -24,17 +24,16 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    exists,
     func,
+    literal,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import from_micros, to_micros
+from credence.clock import to_micros
 from credence.db import Direct, Instant, Prepared, core, insert_rows
-from credence.disputes.tables import Dispute, DisputeAnswer, Statement
 from credence.errors import (
     Conflict,
     CredenceError,
@@ -50,7 +49,6 @@ from credence.ledger.schemas import RecordIn, RecordResult, SubjectIn
 from credence.ledger.tables import (
     STORED_RECORD_COLUMNS,
     Record,
-    RecordErasure,
     Retraction,
     Source,
     SourceRecordType,
@@ -503,13 +501,16 @@ def _existing_refs_query(dialect: str) -> Prepared:
 
 
 @functools.cache
-def _disputed_query(dialect: str) -> Select[int]:
-    """Whether any of these subjects (parameter ``subject_ids``) has a dispute."""
-    return (
-        select(Dispute.id)
-        .where(_in(Dispute.__table__.c.subject_id, "subject_ids", dialect))
-        .limit(1)
-    )
+def _disputed_query(dialect: str) -> Select[Any]:
+    """Whether any of these subjects (parameter ``subject_ids``) may have a record a
+    dispute ended: empty when none can (the sources of dispute endings say how)."""
+    probes = [
+        source.subjects_with_events(lambda column: _in(column, "subject_ids", dialect))
+        for source in endings.sources()
+        if source.causes & endings.DISPUTE_CAUSES and source.subjects_with_events
+    ]
+    # One probe answers; without exactly one, the full check always runs.
+    return probes[0] if len(probes) == 1 else select(literal(1))
 
 
 def _ended_by_dispute(
@@ -892,213 +893,3 @@ def refuse_erased(record: Record) -> None:
 
 def _retraction_of(session: Session, record: Record) -> Retraction | None:
     return session.scalar(select(Retraction).where(Retraction.record_id == record.id))
-
-
-# --- reading a subject's records ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordView:
-    """A record as read back for scoring and for the subject's file."""
-
-    record_id: str
-    source_code: str
-    source_name: str
-    source_ref: str
-    record_type: str
-    occurred_at: datetime
-    received_at: datetime
-    quantity: float | None
-    decision_ref: str | None
-    #: When the record's effect ended by a ledger entry, if it has (see
-    #: :mod:`credence.ledger.endings`: retraction, dispute outcome or lapse, repair).
-    ended_at: datetime | None
-    #: What ended it: one of the causes in :data:`credence.ledger.endings.CAUSE_ORDER`.
-    ended_by: str | None = None
-    #: Whether the subject has a dispute of the record open (awaiting the source's answer).
-    disputed: bool = False
-    #: The subject's latest statement about the record, if any.
-    statement: str | None = None
-
-
-def subject_records(
-    session: Session,
-    subject_id: int,
-    *,
-    record_types: Iterable[str] | None = None,
-    at: datetime | None = None,
-) -> list[RecordView]:
-    """Every record on a subject's file (optionally only some types), with when and how
-    each one's effect ended, whether it is disputed, and the subject's statement.
-
-    With ``at``, the file as of that instant: endings, disputes and statements that came
-    later are left out (a dispute's lapse at its deadline is an ending *at* the deadline,
-    so it shows only from then on). Without ``at``, every ledger entry counts, and a
-    dispute is shown open until it is answered.
-    """
-    params: dict[str, Any] = {"subject_id": subject_id, "at": at}
-    if record_types is not None:
-        params["record_types"] = sorted(set(record_types))
-    query = _file_query(as_of=at is not None, some_types=record_types is not None)
-    return _views(core(session).execute(query, params), at)
-
-
-def subject_records_direct(
-    direct: Direct, subject_id: int, *, record_types: Iterable[str], at: datetime
-) -> list[RecordView]:
-    """:func:`subject_records` of some types as of ``at``, on a :class:`Direct` connection
-    (the same statement, without SQLAlchemy's per-statement work): for the decision path,
-    which runs it on every request."""
-    prepared = _prepared_file_query(tuple(sorted(set(record_types))))
-    # The driver's rows hold instants as stored (microseconds): read them as Instant does.
-    return views_direct(prepared.run(direct, {"subject_id": subject_id, "at": at}), at)
-
-
-@functools.lru_cache(maxsize=256)
-def _prepared_file_query(record_types: tuple[str, ...]) -> Prepared:
-    return Prepared(_file_query(as_of=True, some_types=True), record_types=list(record_types))
-
-
-def views_direct(rows: Iterable[Sequence[Any]], at: datetime) -> list[RecordView]:
-    """:func:`_views` of rows of a :func:`file_query` run on a :class:`Direct`
-    connection (instants as stored: microseconds), as of ``at``."""
-    return _views(
-        (
-            (*r[:5], from_micros(r[5]), from_micros(r[6]), r[7], r[8],
-             None if r[9] is None else from_micros(r[9]), r[10], r[11], r[12])
-            for r in rows
-        ),
-        at,
-    )  # fmt: skip
-
-
-def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordView]:
-    """Record views from rows of :func:`_file_query`, one per record."""
-    views: dict[str, RecordView] = {}
-    for row in rows:
-        ended_at, cause = row[9], row[10]
-        if at is not None and ended_at is not None and ended_at > at:
-            ended_at = cause = None  # ends after the instant read (a pending lapse)
-        view = RecordView(
-            record_id=row[0],
-            source_code=row[1],
-            source_name=row[2],
-            source_ref=row[3],
-            record_type=row[4],
-            occurred_at=row[5],
-            received_at=row[6],
-            quantity=row[7],
-            decision_ref=row[8],
-            ended_at=ended_at,
-            ended_by=cause,
-            disputed=bool(row[11]),
-            statement=row[12],
-        )
-        seen = views.get(view.record_id)
-        # A record with several ending events has a row for each: its effect ends at the
-        # earliest (ties name the cause first in endings.CAUSE_ORDER).
-        if seen is None or _ending_key(view) < _ending_key(seen):
-            views[view.record_id] = view
-    return list(views.values())
-
-
-@functools.cache
-def _file_query(*, as_of: bool, some_types: bool) -> Select[Any]:
-    """The statement :func:`subject_records` runs, built once per shape: building it
-    costs far more than running it (bound parameters ``subject_id``, ``at``,
-    ``record_types``)."""
-    return file_query(as_of=as_of, some_types=some_types)
-
-
-def file_query(
-    *, as_of: bool, some_types: bool, by: str = "id", statements: bool = True
-) -> Select[Any]:
-    """The statement that reads a subject's file (see :func:`subject_records`): one row
-    per record and ending event, the columns :func:`_views` reads. Build it once and
-    keep it: building costs far more than running.
-
-    ``by`` names the subject: ``"id"`` (bound parameter ``subject_id``), or its
-    ``"public_id"`` or ``"identifier"`` (the compact national identifier), bound as
-    ``key`` (the subject's id is then looked up in the statement). Without
-    ``statements`` the subject's statements are not read (that column is NULL): the
-    decision path never shows them. Other bound parameters: ``at`` (``as_of``),
-    ``record_types`` (``some_types``).
-    """
-    from sqlalchemy import null
-
-    at = bindparam("at", type_=Instant())
-    subject_id: ColumnElement[Any]
-    if by == "id":
-        subject_id = bindparam("subject_id", type_=Integer)
-    else:
-        key = Subject.public_id if by == "public_id" else Subject.identifier
-        subject_id = select(Subject.id).where(key == bindparam("key")).scalar_subquery()
-    # The ending events themselves rather than their earliest (endings.effect_ends): one
-    # row per event, so the cause comes along; the earliest is picked below, as
-    # effect_ends picks it in SQL for the batch runner. Most records have no event.
-    mine = select(Record.id).where(Record.subject_id == subject_id)
-    ends = endings.ending_events(mine).subquery("ending_events")
-    # Correlated subqueries, one row per record: the online path stays one round trip.
-    open_dispute = select(Dispute.id).where(Dispute.record_id == Record.id).correlate(Record)
-    statement = select(Statement.text).where(Statement.record_id == Record.id).correlate(Record)
-    answer = select(DisputeAnswer.id).where(DisputeAnswer.dispute_id == Dispute.id)
-    if not as_of:
-        open_dispute = open_dispute.where(~answer.correlate(Dispute).exists())
-    else:
-        answered = answer.where(DisputeAnswer.answered_at <= at).correlate(Dispute).exists()
-        open_dispute = open_dispute.where(Dispute.opened_at <= at, Dispute.deadline > at, ~answered)
-        statement = statement.where(Statement.at <= at)
-    query = (
-        select(
-            Record.public_id,
-            Source.code,
-            Source.name,
-            Record.source_ref,
-            Record.record_type,
-            Record.occurred_at,
-            Record.received_at,
-            Record.quantity,
-            Record.decision_ref,
-            ends.c.ended_at,
-            ends.c.cause,
-            exists(open_dispute),
-            statement.order_by(Statement.at.desc(), Statement.id.desc()).limit(1).scalar_subquery()
-            if statements
-            else null(),
-        )
-        .join(Source, Source.id == Record.source_id)
-        .outerjoin(ends, ends.c.record_id == Record.id)
-        # An erased record is no longer on the file (its erasure is, see erasures()).
-        .where(Record.subject_id == subject_id, Record.record_type.is_not(None))
-    )
-    if some_types:
-        query = query.where(Record.record_type.in_(bindparam("record_types", expanding=True)))
-    return query
-
-
-@dataclass(frozen=True)
-class ErasureView:
-    """A record erased from a subject's file: which, why, when, and its log entry."""
-
-    record_id: str
-    reason: str
-    erased_at: datetime
-    seq: int | None
-
-
-def erasures(session: Session, subject_id: int) -> list[ErasureView]:
-    """The erasures on a subject's file, newest first."""
-    rows = session.execute(
-        select(Record.public_id, RecordErasure.reason, RecordErasure.erased_at, RecordErasure.seq)
-        .join(Record, Record.id == RecordErasure.record_id)
-        .where(RecordErasure.subject_id == subject_id)
-        .order_by(RecordErasure.erased_at.desc(), RecordErasure.id.desc())
-    )
-    return [ErasureView(*row) for row in rows]
-
-
-def _ending_key(view: RecordView) -> tuple[bool, datetime | None, int]:
-    """Orders the rows of one record: an ending before none, earlier before later."""
-    if view.ended_at is None or view.ended_by is None:
-        return (True, None, 0)
-    return (False, view.ended_at, endings.CAUSE_ORDER.index(view.ended_by))

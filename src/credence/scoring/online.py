@@ -17,7 +17,8 @@ from functools import cached_property
 import numpy as np
 from sqlalchemy.orm import Session
 
-from credence.ledger.service import RecordView, SubjectKey, subject_records
+from credence.ledger.service import SubjectKey
+from credence.ledger.subject_file import RecordView, subject_records
 from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import formula

@@ -32,6 +32,7 @@ from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
 from credence.ledger import service as ledger
+from credence.ledger import subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
 from credence.notifications.service import for_subject
@@ -205,7 +206,7 @@ def file(
             ErasureOut(
                 record_id=e.record_id, reason=e.reason, erased_at=e.erased_at, log_entry=e.seq
             )
-            for e in ledger.erasures(session, subject.id)
+            for e in subject_file.erasures(session, subject.id)
         ],
         shown_tier=shown_tier(session, subject.id),
         log_entries=record_entry_seqs(session, subject.id),

@@ -44,7 +44,6 @@ EDITION = Edition(
     datetime(2020, 1, 1, tzinfo=UTC),
     default_text(),
     BOOK,
-    TypeTable(BOOK),
 )
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 #: An instant before the population's ``now``: later receipts and endings exist.

@@ -16,7 +16,6 @@ from credence.rulebook.loader import content_hash, default_rulebook, default_tex
 from credence.rulebook.model import Category
 from credence.rulebook.store import Edition
 from credence.scoring import formula
-from credence.scoring.formula import TypeTable
 from credence.scoring.online import compute
 
 BOOK = default_rulebook()
@@ -26,7 +25,6 @@ EDITION = Edition(
     datetime(2020, 1, 1, tzinfo=UTC),
     default_text(),
     BOOK,
-    TypeTable(BOOK),
 )
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

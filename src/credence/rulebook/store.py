@@ -28,7 +28,6 @@ from credence.errors import Conflict, NotFound, RulebookTampered
 from credence.rulebook.loader import content_hash, load_text
 from credence.rulebook.model import Rulebook
 from credence.rulebook.tables import PublishedRulebook
-from credence.scoring.formula import TypeTable
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,9 @@ class Edition:
     published_at: datetime
     text: str
     rulebook: Rulebook
-    types: TypeTable
 
 
-_cache: dict[str, tuple[Rulebook, TypeTable, str]] = {}
+_cache: dict[str, tuple[Rulebook, str]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -64,7 +62,7 @@ def tampered(version: str) -> RulebookTampered:
     )
 
 
-def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, TypeTable, str]:
+def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, str]:
     """The parsed edition of ``text``, refused unless ``text`` hashes to ``digest``; only
     checked text is cached (by its hash)."""
     with _cache_lock:
@@ -73,7 +71,7 @@ def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, TypeTable, 
         if content_hash(text) != digest:
             raise tampered(version)
         book = load_text(text, origin=f"rulebook {digest[:12]}")
-        hit = (book, TypeTable(book), text)
+        hit = (book, text)
         with _cache_lock:
             _cache[digest] = hit
     return hit
@@ -83,8 +81,8 @@ def _edition(row: PublishedRulebook) -> Edition:
     # The row's text is at hand: check it even when its parse is cached.
     if content_hash(row.text) != row.content_hash:
         raise tampered(row.version)
-    book, types, text = _parsed(row.text, row.content_hash, row.version)
-    return Edition(row.version, row.content_hash, row.published_at, text, book, types)
+    book, text = _parsed(row.text, row.content_hash, row.version)
+    return Edition(row.version, row.content_hash, row.published_at, text, book)
 
 
 def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebook>") -> Edition:
@@ -199,7 +197,7 @@ def _listed(
             select(PublishedRulebook.text).where(PublishedRulebook.id == row_id)
         ).scalar_one()
         hit = _parsed(text, digest, version)
-    return Edition(version, digest, published_at, hit[2], hit[0], hit[1])
+    return Edition(version, digest, published_at, hit[1], hit[0])
 
 
 _NEWEST = (

@@ -59,7 +59,7 @@ def score_population(
     progress: Progress | None = None,
 ) -> Population:
     """Score every registered subject as of ``at`` under ``edition``."""
-    types = edition.types
+    types = formula.type_table(edition.rulebook)
     at_us = to_micros(at)
     n_ids = (session.scalar(select(func.max(Subject.id))) or 0) + 1
     total_records = session.scalar(select(func.count(Record.id))) or 0

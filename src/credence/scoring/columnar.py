@@ -579,8 +579,8 @@ class ColumnarSummary:
 
 def _types_of(rulebook: Rulebook | Edition) -> tuple[Rulebook, TypeTable]:
     if isinstance(rulebook, Edition):
-        return rulebook.rulebook, rulebook.types
-    return rulebook, TypeTable(rulebook)
+        return rulebook.rulebook, formula.type_table(rulebook.rulebook)
+    return rulebook, formula.type_table(rulebook)
 
 
 def score_parquet(
@@ -652,3 +652,14 @@ def read_scores(out_dir: Path) -> pa.Table:
         pa.concat_tables([pq.read_table(f) for f in files]) if files else SCORE_SCHEMA.empty_table()
     )
     return table.sort_by("subject_id")
+
+
+def population_instant(input_dir: Path) -> datetime | None:
+    """The instant a generated population describes (``population.json``), if any."""
+    import json
+
+    manifest = input_dir / "population.json"
+    if not manifest.exists():
+        return None
+    now = json.loads(manifest.read_text(encoding="utf-8")).get("now")
+    return ensure_utc(datetime.fromisoformat(now)) if isinstance(now, str) else None

@@ -20,7 +20,8 @@ Every runner calls the array functions below, so there is no second copy of the 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 N_CATEGORIES = len(CATEGORIES)
+
+T = TypeVar("T")
 
 
 def contributions(
@@ -108,6 +111,26 @@ def tier_index(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[np.intp]:
     thresholds = np.array([t.min_score for t in rulebook.tiers[::-1]][1:], dtype=np.float64)
     index: npt.NDArray[np.intp] = np.searchsorted(thresholds, total, side="right")
     return index
+
+
+_derived: dict[tuple[int, str], tuple[Rulebook, Any]] = {}
+
+
+def derived(book: Rulebook, name: str, build: Callable[[Rulebook], T]) -> T:
+    """What scoring derives from a rulebook (its :class:`TypeTable`, say), built once per
+    rulebook: the one cache of scoring, with one rule (an entry lives as long as its
+    rulebook object; a rulebook is immutable, so it never goes stale)."""
+    key = (id(book), name)
+    hit = _derived.get(key)
+    if hit is None or hit[0] is not book:
+        hit = _derived[key] = (book, build(book))
+    value: T = hit[1]
+    return value
+
+
+def type_table(book: Rulebook) -> TypeTable:
+    """The per-type parameters of ``book`` as arrays (built once per rulebook)."""
+    return derived(book, "types", TypeTable)
 
 
 class TypeTable:

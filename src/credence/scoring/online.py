@@ -99,7 +99,7 @@ def _canonical_order(view: RecordView) -> tuple[datetime, str, str, str]:
 def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Score:
     """The score as of ``at`` under ``edition``: a pure function of its arguments."""
     book = edition.rulebook
-    types = edition.types
+    types = formula.type_table(book)
     index = types.index
     ordered = sorted(records, key=_canonical_order) if len(records) > 1 else records
     statuses = [_counts_at(v, at) for v in ordered]
@@ -193,19 +193,18 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
 
 _DAY = timedelta(days=1)
 
-_nothing: dict[int, tuple[Rulebook, list[float], float]] = {}
-
 
 def _nothing_counts(book: Rulebook) -> tuple[list[float], float]:
     """The sub-scores and total of a subject none of whose records count: the formula's
     sums of no contributions and their total, worked out once per rulebook (most
     decisions find no record of the service's categories)."""
-    hit = _nothing.get(id(book))
-    if hit is None or hit[0] is not book:
-        none = np.zeros(0, dtype=np.int64)
-        sums = formula.category_sums(none, none, np.zeros(0, dtype=np.float64), 1)
-        hit = _nothing[id(book)] = (book, sums[0].tolist(), float(formula.totals(sums, book)[0]))
-    return hit[1], hit[2]
+    return formula.derived(book, "nothing", _no_contributions)
+
+
+def _no_contributions(book: Rulebook) -> tuple[list[float], float]:
+    none = np.zeros(0, dtype=np.int64)
+    sums = formula.category_sums(none, none, np.zeros(0, dtype=np.float64), 1)
+    return sums[0].tolist(), float(formula.totals(sums, book)[0])
 
 
 def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASONS) -> list[Reason]:
@@ -253,13 +252,14 @@ def score_subject(
     return compute(records, edition, at)
 
 
-_category_types: dict[tuple[int, frozenset[Category]], tuple[Rulebook, list[str]]] = {}
-
-
 def category_types(book: Rulebook, categories: frozenset[Category]) -> list[str]:
     """The codes of ``book``'s record types in ``categories`` (remembered per rulebook)."""
-    hit = _category_types.get((id(book), categories))
-    if hit is None or hit[0] is not book:
-        codes = [rt.code for rt in book.record_types if rt.category in categories]
-        hit = _category_types[id(book), categories] = (book, codes)
-    return hit[1]
+    by_categories: dict[frozenset[Category], list[str]] = formula.derived(
+        book, "category_types", lambda _: {}
+    )
+    codes = by_categories.get(categories)
+    if codes is None:
+        codes = by_categories[categories] = [
+            rt.code for rt in book.record_types if rt.category in categories
+        ]
+    return codes

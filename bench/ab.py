@@ -12,7 +12,7 @@ Each version's server is ``credence serve`` (one uvicorn worker) run by this ven
 Python with ``PYTHONPATH`` set to that version's ``src`` (both use the same installed
 dependencies); the benchmark checks that each server imports ``credence`` from there.
 
-**The store.** Built once by the base version's own ``bench.online.build`` (its
+**The store.** Built once by the base version's own ``bench.store.build`` (its
 migrations, its bulk load) and cached under ``bench/out/`` by size, seed and base
 commit. The new version runs on a copy of it upgraded by the new code's migrations
 (``credence.migrate.upgrade``), as a deployment upgrades a store; that copy is made
@@ -57,17 +57,22 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url, text
 
-from bench import online
+from bench import server as bench_server
+from bench.decisions import bench_decisions, ensure_wrk
+from bench.http_ingestion import bench_ingestion
+from bench.store import OUT, SEED, SERVICES, Built
 from credence.db import make_engine, normalise_url
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = online.OUT
 
 #: Builds the store with the version's own benchmark code (run in that version's tree).
 BUILD = """
 import json, sys
 from pathlib import Path
-from bench.online import build
+try:
+    from bench.store import build
+except ImportError:  # a revision from before bench.online was split
+    from bench.online import build
 url, subjects, per_subject, seed, ids_file, manifest = sys.argv[1:]
 got = build(url, subjects=int(subjects), per_subject=float(per_subject), seed=int(seed),
             ids_file=Path(ids_file))
@@ -328,10 +333,10 @@ def run_copy(stores: Stores, label: str) -> Iterator[str]:
 
 
 @contextmanager
-def serving(version: Version, url: str, log: Path) -> Iterator[online.Server]:
+def serving(version: Version, url: str, log: Path) -> Iterator[bench_server.Server]:
     """``credence serve`` of ``version`` (one uvicorn worker) on a free loopback port:
-    :func:`bench.online.serving` run from that version's tree, with its ``PYTHONPATH``."""
-    with online.serving(
+    :func:`bench.server.serving` run from that version's tree, with its ``PYTHONPATH``."""
+    with bench_server.serving(
         url, log, env=version.env(), cwd=version.root, what=f"the {version.label} server"
     ) as server:
         yield server
@@ -367,12 +372,12 @@ def measure(
         run_copy(stores, version.label) as url,
         serving(version, url, OUT / f"ab-server-{version.label}.log") as server,
     ):
-        built = online.Built(stores.manifest, url, stores.ids_file)
+        built = Built(stores.manifest, url, stores.ids_file)
         if "decisions" in parts:
-            d = online.bench_decisions(settings, wrk, server, built, ids)
+            d = bench_decisions(settings, wrk, server, built, ids)
             got["decisions"] = {**d["runs"][0], "failed": d["errors"]}
         if "ingestion" in parts:
-            g = online.bench_ingestion(settings, server, built, ids, tag, url)
+            g = bench_ingestion(settings, server, built, ids, tag, url)
             got["ingestion"] = g["runs"][0]
     got["load_after"] = os.getloadavg()[0]
     return got
@@ -484,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--subjects", type=int, default=200_000, help="persons in the store")
     parser.add_argument("--records-per-subject", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=online.SEED)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--db", help="PostgreSQL server URL (default: SQLite under bench/out)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per version")
     parser.add_argument(
@@ -497,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--services", default=",".join(online.SERVICES), help="comma-separated")
+    parser.add_argument("--services", default=",".join(SERVICES), help="comma-separated")
     parser.add_argument("--batch", type=int, default=2_000, help="records per ingestion batch")
     parser.add_argument("--ingest-connections", type=int, default=4)
     parser.add_argument(
@@ -516,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # A terminated run still removes its worktree, store copies and servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    wrk = online.ensure_wrk() if "decisions" in args.only.split(",") else ""
+    wrk = ensure_wrk() if "decisions" in args.only.split(",") else ""
     try:
         sha = git("rev-parse", "--verify", f"{args.base}^{{commit}}")
     except subprocess.CalledProcessError:

@@ -40,7 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.online import BANK_TYPES, OUT, SEED, ensure_store, fresh_copy
+from bench.http_ingestion import BANK_TYPES
+from bench.store import OUT, SEED, ensure_store, fresh_copy
 from credence.clock import SystemClock
 from credence.db import bulk_load_cache, make_engine, session_factory
 from credence.ledger import service as ledger

@@ -32,6 +32,15 @@ def run(*args: str) -> str:
     return result.output
 
 
+def issued(out: str) -> tuple[str, str]:
+    """The key and the prefix ``keys create`` and ``keys rotate`` print."""
+    key = re.search(r"^key\s+(\S+)$", out, re.M)
+    prefix = re.search(r"^prefix\s+(\S+)$", out, re.M)
+    assert key is not None, out
+    assert prefix is not None, out
+    return key.group(1), prefix.group(1)
+
+
 @pytest.fixture
 def city(bare_engine: object, db_url: str, tmp_path: Path) -> dict[str, str]:
     """A demo city of 120 persons; returns the variables of its demo.env."""
@@ -110,13 +119,16 @@ def test_explain_score_and_rulebook_commands(city: dict[str, str]) -> None:
 def test_keys_are_issued_rotated_and_revoked_with_an_audit_trail(
     city: dict[str, str], tmp_path: Path
 ) -> None:
-    key = run("keys", "create", "--role", "operator", "--name", "Ops 2", "--db", city["DB"]).strip()
+    out = run("keys", "create", "--role", "operator", "--name", "Ops 2", "--db", city["DB"])
+    key, prefix = issued(out)
     assert key.startswith("cr_op_")
-    new = run("keys", "rotate", key[:12], "--db", city["DB"]).strip()
+    assert prefix == key[:12]
+    assert re.search(r"^expires\s+never$", out, re.M)
+    new, new_prefix = issued(run("keys", "rotate", prefix, "--db", city["DB"]))
     assert new.startswith("cr_op_")
     assert new != key
-    run("keys", "revoke", new[:12], "--db", city["DB"])
-    result = runner.invoke(app, ["keys", "revoke", new[:12], "--db", city["DB"]], env=WIDE)
+    run("keys", "revoke", new_prefix, "--db", city["DB"])
+    result = runner.invoke(app, ["keys", "revoke", new_prefix, "--db", city["DB"]], env=WIDE)
     assert result.exit_code == 1
     ctx = open_context(city["DB"])
     with ctx.sessions() as session:

@@ -22,18 +22,18 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from credence.cli.lab import run_generate_cli
+from credence.cli.score import run_batch_cli
 from credence.clock import from_micros, to_micros
 from credence.identifiers import SubjectKind
 from credence.lab import population
 from credence.lab.population import generate
-from credence.lab.population_cli import run_generate_cli
 from credence.ledger.subject_file import RecordView
 from credence.rulebook.loader import content_hash, default_rulebook, default_text
 from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition
 from credence.scoring import columnar
 from credence.scoring.columnar import Kernel, read_scores, score_parquet
-from credence.scoring.columnar_cli import run_batch_cli
 from credence.scoring.formula import TypeTable
 from credence.scoring.online import compute
 

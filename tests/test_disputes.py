@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from credence.access.keys import create_relying_party
+from credence.cli import common
+from credence.cli import disputes as cli
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.decisions.service import decide
-from credence.disputes import cli, service
+from credence.disputes import service
 from credence.disputes.service import Answerer, DisputeView
 from credence.disputes.tables import DisputeLapse
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -558,7 +560,7 @@ def test_the_disputes_cli_sweeps_lists_and_answers(
     def context(db: str | None = None) -> Context:
         return Context(settings=Settings(), engine=engine, sessions=sessions, clock=clock)
 
-    monkeypatch.setattr(cli, "open_context", context)
+    monkeypatch.setattr(common, "open_context", context)
     runner = CliRunner(env={"COLUMNS": "200"})  # the ids must not wrap
     lapsing = open_(sessions, world, clock, default(sessions, world, clock, "L-1"))
     answered = open_(sessions, world, clock, default(sessions, world, clock, "L-2"))

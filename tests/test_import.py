@@ -18,13 +18,13 @@ from rich.console import Console
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from credence.cli.imports import run_import
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.errors import InvalidInput
 from credence.identifiers import SubjectKind, make_resident_id
 from credence.journal import JournalEntry
 from credence.ledger import service as ledger
-from credence.ledger.import_cli import run_import
 from credence.ledger.importer import (
     ImportReport,
     detect_format,

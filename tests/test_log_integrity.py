@@ -15,13 +15,13 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from credence.cli.log import app as log_cli
 from credence.clock import FixedClock
 from credence.errors import RulebookTampered
 from credence.journal import EventKind, JournalEntry
 from credence.rulebook import store
 from credence.translog import service as log
 from credence.translog import verify
-from credence.translog.cli import app as log_cli
 from credence.translog.keys import LogSigner, generate_signer
 from tests.server import Server, keyed_world
 from tests.world import World, build_world, rec, submit

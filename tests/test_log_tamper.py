@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from credence import journal
 from credence.access.keys import PREFIX_LEN, create_principal, issue_key, revoke_key
 from credence.access.policy import Role
+from credence.cli.log import app as log_cli
 from credence.clock import FixedClock
 from credence.journal import EventKind, JournalEntry
 from credence.ledger.erasure import RETENTION_ENDED, erase
@@ -38,7 +39,6 @@ from credence.models import metadata
 from credence.rulebook import store as rulebooks
 from credence.settings import Settings
 from credence.translog import service as log
-from credence.translog.cli import app as log_cli
 from credence.translog.keys import LogSigner, generate_signer, signer_from_settings
 from credence.translog.tables import LogLeaf
 from credence.translog.verify import VerifyReport, verify_log

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from credence.rulebook.cli import app
+from credence.cli.rulebook import app
 from credence.rulebook.loader import DEFAULT_PATH, check_text, content_hash, default_text
 
 runner = CliRunner()

@@ -33,6 +33,7 @@ from credence import journal
 from credence.access.keys import create_principal, issue_key
 from credence.access.policy import Role
 from credence.api.app import create_app
+from credence.cli.log import app as log_cli
 from credence.clock import FixedClock, to_micros
 from credence.context import Context
 from credence.errors import InvalidInput, NotFound
@@ -40,7 +41,6 @@ from credence.journal import JournalEntry
 from credence.settings import Settings
 from credence.translog import merkle, reference, verify
 from credence.translog import service as log
-from credence.translog.cli import app as log_cli
 from credence.translog.keys import (
     LogKeyError,
     LogSigner,

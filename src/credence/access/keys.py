@@ -437,3 +437,91 @@ def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> No
 
 def _when(at: datetime) -> str:
     return ensure_utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- listings (read only) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """What may be shown of a key: its prefix, holder and validity; never the key or its
+    hash."""
+
+    prefix: str
+    role: str
+    holder: str
+    #: The relying party's code for a relying party's key; None otherwise.
+    party: str | None
+    #: The opaque ids a source's or a subject's key speaks for (the ledger names them).
+    source_id: int | None
+    subject_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def status(self, at: datetime) -> str:
+        """``active``, ``revoked``, ``expired``, or ``revoking`` (a rotation's overlap:
+        it works until ``revoked_at``)."""
+        if self.revoked_at is not None and ensure_utc(self.revoked_at) <= at:
+            return "revoked"
+        if self.expires_at is not None and ensure_utc(self.expires_at) <= at:
+            return "expired"
+        return "revoking" if self.revoked_at is not None else "active"
+
+
+def list_keys(session: Session, *, role: Role | None = None) -> list[KeyListing]:
+    """Every key issued, oldest first (of one ``role``, if given)."""
+    query = (
+        select(
+            ApiKey.prefix,
+            Principal.role,
+            Principal.name,
+            RelyingParty.code,
+            Principal.source_id,
+            Principal.subject_id,
+            ApiKey.created_at,
+            ApiKey.expires_at,
+            ApiKey.revoked_at,
+        )
+        .join(Principal, Principal.id == ApiKey.principal_id)
+        .outerjoin(RelyingParty, RelyingParty.id == Principal.party_id)
+        .order_by(ApiKey.id)
+    )
+    if role is not None:
+        query = query.where(Principal.role == Role(role).value)
+    return [KeyListing(*row) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class PartyListing:
+    """A relying party and the services it may ask decisions for."""
+
+    code: str
+    name: str
+    services: tuple[str, ...]
+    created_at: datetime
+
+
+def list_parties(session: Session) -> list[PartyListing]:
+    """Every relying party, by code."""
+    services: dict[int, list[str]] = {}
+    for party_id, service in session.execute(
+        select(PartyService.party_id, PartyService.service).order_by(PartyService.service)
+    ):
+        services.setdefault(party_id, []).append(service)
+    return [
+        PartyListing(code, name, tuple(services.get(party_id, ())), created_at)
+        for party_id, code, name, created_at in session.execute(
+            select(
+                RelyingParty.id, RelyingParty.code, RelyingParty.name, RelyingParty.created_at
+            ).order_by(RelyingParty.code)
+        )
+    ]
+
+
+def party_by_code(session: Session, code: str) -> RelyingParty:
+    """The relying party registered as ``code``; :class:`NotFound` if none is."""
+    party = session.scalar(select(RelyingParty).where(RelyingParty.code == code.strip()))
+    if party is None:
+        raise NotFound(f"no relying party {code!r}", code="unknown_party")
+    return party

@@ -11,27 +11,17 @@ reviewer (``--reviewer``); the policy table decides, as it does for the API.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from credence.access.policy import Action, Caller, Role, authorize
-from credence.clock import ensure_utc
-from credence.context import open_context
-from credence.disputes import service
-from credence.errors import CredenceError, InvalidInput
-from credence.ledger import service as ledger
-from credence.ledger.schemas import RecordIn
-from credence.notifications.service import FileChannel, deliver_pending
-from credence.rulebook import store
+from credence.cli import common
+from credence.cli.common import AsOfOption, Column, DbOption, JsonOption
+
+if TYPE_CHECKING:
+    from credence.disputes.service import DisputeView
 
 app = typer.Typer(
     help="Disputes: sweep lapsed ones, list the queue, answer one.", no_args_is_help=True
@@ -51,68 +41,53 @@ class Outcome(StrEnum):
     DELETED = "deleted"
 
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL: sqlite:///file.db (default credence.db) or postgresql://…",
-        envvar="CREDENCE_DB_URL",
-        show_envvar=True,
-    ),
-]
+COLUMNS = (
+    Column("dispute_id", "dispute", is_id=True),
+    Column("record_id", "record", is_id=True),
+    Column("record_type", "type"),
+    Column("source"),
+    Column("subject_id", "subject", shown=False),
+    Column("opened_at", "opened"),
+    Column("deadline"),
+    Column("status"),
+    Column("outcome", shown=False),
+    Column("answered_at", shown=False),
+)
 
 
-def _console() -> Console:
-    # Per command, so output goes to whatever stdout is current (tests capture it).
-    console = Console(soft_wrap=True, highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped output would otherwise be cut to 80 columns and wrap the ids.
-        console.width = max(console.width, 160)
-    return console
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Print a domain error as a message and exit 1, instead of a traceback."""
-    try:
-        yield
-    except CredenceError as exc:
-        Console(stderr=True).print(f"[red]error[/red] ({exc.code}): {exc.message}")
-        raise typer.Exit(1) from None
-
-
-def _table(views: list[service.DisputeView]) -> Table:
-    table = Table("dispute", "record", "type", "source", "opened", "deadline", "status")
-    for v in views:
-        table.add_row(
-            v.dispute_id,
-            v.record_id,
-            v.record_type,
-            v.source,
-            f"{v.opened_at:%Y-%m-%d %H:%M}",
-            f"{v.deadline:%Y-%m-%d %H:%M}",
-            v.status,
-        )
-    return table
+def _rows(views: Sequence[DisputeView]) -> list[dict[str, Any]]:
+    return [
+        {
+            "dispute_id": v.dispute_id,
+            "record_id": v.record_id,
+            "record_type": v.record_type,
+            "source": v.source,
+            "subject_id": v.subject_id,
+            "opened_at": v.opened_at,
+            "deadline": v.deadline,
+            "status": v.status,
+            "outcome": v.outcome,
+            "answered_at": v.answered_at,
+        }
+        for v in views
+    ]
 
 
 @app.command("sweep")
-def sweep(
-    db: DbOption = None,
-    as_of: Annotated[
-        datetime | None, typer.Option("--as-of", help="Instant (ISO 8601, UTC); default now.")
-    ] = None,
-) -> None:
+def sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
     """Record the lapse of every dispute unanswered at its deadline; deliver notifications."""
-    ctx = open_context(db)
-    at = ensure_utc(as_of) if as_of else ctx.clock.now()
-    console = _console()
-    with _errors(), ctx.sessions.begin() as session:
+    from credence.disputes import service
+    from credence.notifications.service import FileChannel, deliver_pending
+
+    ctx = common.open_context(db)
+    at = common.instant(ctx, as_of)
+    with common.errors(), ctx.sessions.begin() as session:
         lapsed = service.sweep(session, at)
         delivered = deliver_pending(session, FileChannel(), at)
+    out = common.console()
     if lapsed:
-        console.print(_table(lapsed))
-    console.print(f"{len(lapsed)} disputes lapsed; {delivered} notifications delivered")
+        common.show(_rows(lapsed), COLUMNS, title="Lapsed disputes", out=out)
+    out.print(f"{len(lapsed)} disputes lapsed; {delivered} notifications delivered")
 
 
 @app.command("list")
@@ -121,11 +96,15 @@ def list_(
     status: Annotated[Status, typer.Option(help="Which disputes.")] = Status.OPEN,
     source: Annotated[str | None, typer.Option(help="Only this source's queue.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only this subject's (sub_…).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List disputes, earliest deadline first."""
-    ctx = open_context(db)
+    from credence.disputes import service
+    from credence.ledger import service as ledger
+
+    ctx = common.open_context(db)
     at = ctx.clock.now()
-    with _errors(), ctx.sessions() as session:
+    with common.errors(), ctx.sessions() as session:
         views = service.list_disputes(
             session,
             at=at,
@@ -133,7 +112,7 @@ def list_(
             source_id=ledger.source_by_code(session, source).id if source else None,
             subject_id=ledger.get_subject(session, subject).id if subject else None,
         )
-    _console().print(_table(views))
+    common.show(_rows(views), COLUMNS, as_json=as_json, title=f"Disputes ({status.value})")
 
 
 @app.command("answer")
@@ -151,11 +130,20 @@ def answer(
     db: DbOption = None,
 ) -> None:
     """Answer a dispute before its deadline, as its record's source or as a reviewer."""
+    from pydantic import ValidationError
+
+    from credence.access.policy import Action, Caller, Role, authorize
+    from credence.disputes import service
+    from credence.errors import InvalidInput
+    from credence.ledger import service as ledger
+    from credence.ledger.schemas import RecordIn
+    from credence.rulebook import store
+
     if (source is None) == (reviewer is None):
         raise typer.BadParameter("answer as exactly one of --source CODE or --reviewer NAME")
-    ctx = open_context(db)
+    ctx = common.open_context(db)
     at = ctx.clock.now()
-    with _errors(), ctx.sessions.begin() as session:
+    with common.errors(), ctx.sessions.begin() as session:
         fixed: RecordIn | None = None
         if correction is not None:
             try:
@@ -185,4 +173,4 @@ def answer(
             at=at,
             correction=fixed,
         )
-    _console().print(f"dispute {answered.dispute_id} answered: {answered.status}")
+    common.console().print(f"dispute {answered.dispute_id} answered: {answered.status}")

@@ -1,13 +1,15 @@
 """``credence import FILE --source CODE``: a bulk import with a progress bar and a report.
 
-The command wiring lives in :mod:`credence.cli`; this module does the work and the
-printing, and returns the exit code: 0 when the file was stored, 1 when it was not.
+:func:`run_import` does the work and the printing and returns the exit code: 0 when the
+file was stored, 1 when it was not.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,9 +23,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from credence.context import Context
+from credence.cli import common
+from credence.cli.common import DbOption
 from credence.errors import CredenceError
-from credence.ledger.importer import ImportReport, detect_format, estimate_lines, import_file
+
+if TYPE_CHECKING:
+    from credence.context import Context
+    from credence.ledger.importer import ImportReport
 
 #: Line errors shown in the table; the rest are counted.
 SHOWN_ERRORS = 50
@@ -41,7 +47,9 @@ class _RateColumn(ProgressColumn):
 def run_import(ctx: Context, path: Path, source: str, *, console: Console | None = None) -> int:
     """Import ``path`` for the source ``source``; print progress, a summary and the bad
     lines. Returns the exit code: 0 if the file was stored, 1 if not."""
-    out = console or Console()
+    from credence.ledger.importer import detect_format, estimate_lines, import_file
+
+    out = console or common.console()
     try:
         fmt = detect_format(path)
         total = estimate_lines(path, fmt) if path.is_file() else None
@@ -87,7 +95,11 @@ def print_report(report: ImportReport, console: Console) -> None:
         "the whole file again; lines that are already in the ledger come back as duplicates.",
         highlight=False,
     )
-    table = Table("line", "source_ref", "code", "message", title="bad lines")
+    table = Table(title="bad lines")
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("source_ref", no_wrap=True)
+    table.add_column("code", overflow="fold")
+    table.add_column("message", overflow="fold")
     for error in report.errors[:SHOWN_ERRORS]:
         table.add_row(
             str(error.line), Text(error.source_ref or ""), Text(error.code), Text(error.message)
@@ -96,3 +108,17 @@ def print_report(report: ImportReport, console: Console) -> None:
     hidden = len(report.errors) - SHOWN_ERRORS
     if hidden > 0:
         console.print(f"… and {hidden:,} more bad lines.")
+
+
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSONL or Parquet")
+    ],
+    source: Annotated[str, typer.Option("--source", help="Code of the submitting source.")],
+    db: DbOption = None,
+) -> None:
+    """Import records from a file: all of it, or (if any line is bad) none of it. The
+    columns are those of a record (README: "The import file")."""
+    with common.errors():
+        code = run_import(common.open_context(db), file, source)
+    raise typer.Exit(code)

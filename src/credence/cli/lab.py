@@ -1,30 +1,35 @@
 """``credence lab generate``: a synthetic population as Parquet files.
 
-The lead wires :func:`run_generate_cli` into the Typer app (``credence lab generate
---subjects N --records M --out DIR``); it does the work and the printing and returns
-the process exit code.
+:func:`run_generate_cli` does the work and the printing and returns the exit code.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from credence.clock import SystemClock, ensure_utc
-from credence.lab.population import generate
-from credence.rulebook.loader import default_rulebook
-from credence.rulebook.model import Rulebook
+from credence.cli import common
+
+if TYPE_CHECKING:
+    from credence.rulebook.model import Rulebook
+
+app = typer.Typer(help="Synthetic populations at scale.", no_args_is_help=True)
+
+
+@app.command("generate")
+def lab_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for subjects/ and records/.")],
+    subjects: Annotated[int, typer.Option(help="Subjects in the population.")] = 100_000,
+    records: Annotated[int, typer.Option(help="Records in the population.")] = 2_000_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 7,
+) -> None:
+    """Write a synthetic population as Parquet, partitioned by subject."""
+    raise typer.Exit(run_generate_cli(out, subjects, records, seed, common.console()))
 
 
 def run_generate_cli(
@@ -43,19 +48,16 @@ def run_generate_cli(
     ``now`` defaults to today at midnight UTC, so the same command on the same day
     writes the same bytes; ``rulebook`` to the default rulebook.
     """
+    from credence.clock import ensure_utc
+    from credence.lab.population import generate
+    from credence.rulebook.loader import default_rulebook
+
     instant = ensure_utc(now) if now is not None else _today()
     book = rulebook if rulebook is not None else default_rulebook()
     if subjects < 1 or records < 0:
         console.print("[red]error[/red]: --subjects must be at least 1 and --records at least 0")
         return 1
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    with common.progress(console) as bar:
         task = bar.add_task("writing records", total=records)
 
         def tick(done: int, total: int) -> None:
@@ -83,4 +85,6 @@ def run_generate_cli(
 
 
 def _today() -> datetime:
+    from credence.clock import SystemClock
+
     return SystemClock().now().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -1,13 +1,13 @@
-"""``credence rulebook``: check, show and compare rulebook files.
+"""``credence rulebook``: check, show and compare rulebook files; publish one, list the
+published editions.
 
-Everything here works on files alone (no database, no network), so a rulebook author
-can check a draft before an operator publishes it. Problems are printed one per line
-as ``file:line path: message`` so editors can jump to them.
+``check``, ``show --file`` and ``diff`` work on files alone (no database, no network),
+so a rulebook author can check a draft before an operator publishes it. Problems are
+printed one per line as ``file:line path: message`` so editors can jump to them.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,24 +16,16 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from credence.rulebook.diff import diff
-from credence.rulebook.loader import (
-    DEFAULT_PATH,
-    check_text,
-    content_hash,
-    default_rulebook,
-    default_text,
-    load_text,
-    read_text,
-)
-from credence.rulebook.model import Rulebook
-from credence.rulebook.problems import Problem
+from credence.cli import common
+from credence.cli.common import Column, DbOption, JsonOption
 
 if TYPE_CHECKING:
+    from credence.rulebook.model import Rulebook
+    from credence.rulebook.problems import Problem
     from credence.rulebook.store import Edition
 
 app = typer.Typer(
-    help="Check, show and compare rulebooks (the published weights, tiers and services).",
+    help="Check, show, compare and publish rulebooks (the weights, tiers and services).",
     no_args_is_help=True,
 )
 
@@ -41,17 +33,6 @@ RulebookFile = Annotated[
     Path,
     typer.Argument(exists=True, dir_okay=False, readable=True, help="A rulebook TOML file."),
 ]
-
-
-def _console() -> Console:
-    # Created per command, so output goes to whatever stdout is current (tests capture
-    # it); soft_wrap keeps each problem on one line for editors and grep.
-    console = Console(soft_wrap=True, highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Piped or redirected output would otherwise be cut to 80 columns, too narrow
-        # for the record-type table.
-        console.width = max(console.width, 160)
-    return console
 
 
 def _print_problems(console: Console, problems: list[Problem]) -> None:
@@ -65,6 +46,8 @@ def _print_problems(console: Console, problems: list[Problem]) -> None:
 
 
 def _load_or_exit(console: Console, path: Path) -> tuple[Rulebook, str]:
+    from credence.rulebook.loader import check_text, content_hash, load_text, read_text
+
     text = read_text(path)
     problems = check_text(text, origin=str(path))
     if problems:
@@ -76,7 +59,7 @@ def _load_or_exit(console: Console, path: Path) -> tuple[Rulebook, str]:
 @app.command()
 def check(file: RulebookFile) -> None:
     """Check a rulebook file and print every problem; exit 1 if there is any."""
-    console = _console()
+    console = common.console()
     book, digest = _load_or_exit(console, file)
     console.print(
         Text(
@@ -89,7 +72,7 @@ def check(file: RulebookFile) -> None:
 
 def render(rulebook: Rulebook, digest: str, console: Console | None = None) -> None:
     """Print a rulebook as Rich tables: scale, tiers, record types and services."""
-    out = console or _console()
+    out = console or common.console()
     out.print(
         Text(f"{rulebook.title} — version {rulebook.version} ({rulebook.region})", style="bold")
     )
@@ -169,15 +152,12 @@ def show(
     version: Annotated[
         str | None, typer.Option("--version", help="A published edition (default: in force).")
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", envvar="CREDENCE_DB_URL", help="Database with the published editions."
-        ),
-    ] = None,
+    db: DbOption = None,
 ) -> None:
     """Show a rulebook: the edition in force (or --version), a file, or the default."""
-    console = _console()
+    from credence.rulebook.loader import DEFAULT_PATH, content_hash, default_rulebook, default_text
+
+    console = common.console()
     if file is not None:
         book, digest = _load_or_exit(console, file)
         render(book, digest, console)
@@ -196,11 +176,10 @@ def _published(db: str | None, version: str | None) -> Edition | None:
     """The edition asked for, or None when the database has no rulebook (or no schema)."""
     from sqlalchemy import inspect
 
-    from credence.context import open_context
     from credence.errors import CredenceError
     from credence.rulebook import store
 
-    ctx = open_context(db)
+    ctx = common.open_context(db)
     database = ctx.engine.url.database
     if ctx.engine.dialect.name == "sqlite" and database and not Path(database).exists():
         return None  # don't create an empty database file just to look into it
@@ -222,7 +201,9 @@ def _published(db: str | None, version: str | None) -> Edition | None:
 @app.command(name="diff")
 def diff_command(old: RulebookFile, new: RulebookFile) -> None:
     """Print what changed from OLD to NEW: items added, removed and changed, field by field."""
-    console = _console()
+    from credence.rulebook.diff import diff
+
+    console = common.console()
     old_book, old_digest = _load_or_exit(console, old)
     new_book, new_digest = _load_or_exit(console, new)
     console.print(
@@ -241,3 +222,46 @@ def diff_command(old: RulebookFile, new: RulebookFile) -> None:
         console.print(Text(f"{change.kind} {change.what} {change.code}", style=styles[change.kind]))
         for field in change.fields:
             console.print(Text(f"    {field.field}: {field.old!r} -> {field.new!r}"))
+
+
+@app.command("publish")
+def publish(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], db: DbOption = None
+) -> None:
+    """Publish a rulebook file: it comes into force now and stays readable forever."""
+    from credence.audit.service import log_operator_action
+    from credence.rulebook import store
+
+    ctx = common.open_context(db)
+    with common.errors(), ctx.sessions.begin() as session:
+        edition = store.publish(
+            session, text=file.read_text(encoding="utf-8"), at=ctx.clock.now(), origin=file.name
+        )
+        log_operator_action(
+            session,
+            action="rulebook_published",
+            what=f"rulebook {edition.version}",
+            at=ctx.clock.now(),
+        )
+    common.console().print(f"published rulebook {edition.version} ({edition.content_hash})")
+
+
+HISTORY = (
+    Column("version", is_id=True),
+    Column("published_at", "published at (UTC)"),
+    Column("content_hash", "content hash", is_id=True),
+)
+
+
+@app.command("history")
+def history(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every published edition, oldest first."""
+    from credence.rulebook import store
+
+    ctx = common.open_context(db)
+    with common.errors(), ctx.sessions() as session:
+        rows = [
+            {"version": version, "published_at": at, "content_hash": digest}
+            for version, digest, at in store.history(session)
+        ]
+    common.show(rows, HISTORY, as_json=as_json, title="Published rulebooks")

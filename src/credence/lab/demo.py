@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from credence.access.keys import create_principal, create_relying_party, issue_k
 from credence.access.policy import Role
 from credence.context import Context
 from credence.decisions.service import active_records
-from credence.errors import Conflict
+from credence.errors import Conflict, InvalidInput
 from credence.lab.city import build_city
 from credence.ledger.tables import Record, Source, Subject
 from credence.migrate import reset as reset_schema
@@ -57,6 +58,30 @@ class DemoKey:
     holder: str
     key: str
     env: str
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`Conflict` (``port_in_use``) unless a server could listen on
+    ``host:port`` now: bound the way uvicorn binds (``SO_REUSEADDR``), so a port left in
+    TIME_WAIT counts as free and one something listens on does not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise InvalidInput(
+            f"cannot listen on {host!r}: {exc.strerror}", code="invalid_host"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise Conflict(
+                f"cannot listen on {host}:{port} ({exc.strerror}): is another server running "
+                "there? Choose another port with --port N (make demo PORT=N)",
+                code="port_in_use",
+            ) from None
 
 
 def _has_data(ctx: Context) -> bool:
@@ -196,8 +221,11 @@ def build_demo(
         f"export CLEAR_IDENTIFIER={clear.identifier}",
     ]
     env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    table = Table("role", "holder", "key", title=f"API keys (also written to {env_file})")
-    table.columns[2].overflow = "fold"
+    table = Table(title=f"API keys (also written to {env_file})")
+    table.add_column("role", overflow="fold")
+    table.add_column("holder", overflow="fold")
+    # A key is copied whole: it never wraps; the other columns fold first.
+    table.add_column("key", no_wrap=True, min_width=max((len(k.key) for k in keys), default=3))
     for k in keys:
         table.add_row(k.role, k.holder, k.key)
     console.print(table)

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from credence.clock import SystemClock
     from credence.rulebook.loader import default_rulebook, load_file
-    from credence.scoring.columnar_cli import population_instant
+    from credence.scoring.columnar import population_instant
 
     parser = argparse.ArgumentParser(
         prog="credence.scoring.spark", description="Score a Parquet population on Spark."

@@ -1,0 +1,77 @@
+"""``credence sources``: register a source, list the registered ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from credence.cli import common
+from credence.cli.common import Column, DbOption, JsonOption
+
+app = typer.Typer(help="Register and list sources.", no_args_is_help=True)
+
+
+@app.command("add")
+def sources_add(
+    code: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    kind: Annotated[str, typer.Option(help="bank, court, tax_office, registry, …")],
+    types: Annotated[str, typer.Option(help="Comma-separated record types it may submit.")] = "",
+    identity_authority: Annotated[
+        str | None, typer.Option(help="'person' (civil registry) or 'organisation'.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Register a source and the record types it may submit."""
+    from credence.audit.service import log_operator_action
+    from credence.ledger import service as ledger
+    from credence.rulebook import store
+
+    ctx = common.open_context(db)
+    now = ctx.clock.now()
+    with common.errors(), ctx.sessions.begin() as session:
+        ledger.register_source(
+            session,
+            code=code,
+            name=name,
+            kind=kind,
+            record_types=[t.strip() for t in types.split(",") if t.strip()],
+            rulebook=store.in_force(session, now).rulebook,
+            at=now,
+            identity_authority_for=identity_authority,
+        )
+        log_operator_action(session, action="source_registered", what=f"source {code}", at=now)
+    common.console().print(f"source {code} registered")
+
+
+COLUMNS = (
+    Column("code", is_id=True),
+    Column("name"),
+    Column("kind"),
+    Column("identity_authority_for", "registers"),
+    Column("record_types", "record types"),
+    Column("created_at", "registered at", shown=False),
+)
+
+
+@app.command("list")
+def sources_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every registered source, by code: its kind, whether it registers persons or
+    organisations, and the record types it may submit."""
+    from credence.ledger.sources import list_sources
+
+    ctx = common.open_context(db)
+    with common.errors(), ctx.sessions() as session:
+        rows = [
+            {
+                "code": s.code,
+                "name": s.name,
+                "kind": s.kind,
+                "identity_authority_for": s.identity_authority_for,
+                "record_types": list(s.record_types),
+                "created_at": s.created_at,
+            }
+            for s in list_sources(session)
+        ]
+    common.show(rows, COLUMNS, as_json=as_json, title="Sources")

@@ -367,7 +367,7 @@ def test_a_failed_upgrade_leaves_the_old_store_as_it_was(
     so it can be run again once the cause is fixed."""
     before = schema_of(old_store)
 
-    def fail(connection: object) -> int:
+    def fail(connection: object, metadata: object) -> int:
         raise RuntimeError("carry_over failed")
 
     monkeypatch.setattr(continuation, "carry_over", fail)

@@ -39,10 +39,10 @@ from credence.context import Context
 from credence.db import make_engine, session_factory
 from credence.disputes import repair
 from credence.disputes import service as disputes
+from credence.ledger.subject_file import record_entry_seqs
 from credence.migrate import upgrade
 from credence.settings import Settings
 from credence.translog.keys import signer_from_settings
-from credence.translog.service import record_entry_seqs
 from tests.conftest import T0
 from tests.due_process import record_id
 from tests.world import World, build_world, person_id, rec, submit

@@ -38,6 +38,7 @@ from credence.clock import FixedClock, to_micros
 from credence.context import Context
 from credence.errors import InvalidInput, NotFound
 from credence.journal import JournalEntry
+from credence.ledger import subject_file
 from credence.settings import Settings
 from credence.translog import merkle, reference, verify
 from credence.translog import service as log
@@ -219,17 +220,17 @@ def test_entries_records_and_trees_of_any_size(
     world: World, sessions: sessionmaker[Session], signer: LogSigner, clock: FixedClock
 ) -> None:
     with sessions() as session:
-        records = log.record_entry_seqs(session, world.people[0].id)
+        records = subject_file.record_entry_seqs(session, world.people[0].id)
         assert len(records) == 2
         for record_id, seq in records.items():
-            assert log.record_entry_seq(session, record_id) == seq
+            assert subject_file.record_entry_seq(session, record_id) == seq
             found = log.entry(session, seq)
             assert found.kind == "record"
             assert f'"record":"{record_id}"' in found.data
             assert found.subject_id == world.people[0].id
             assert found.leaf_index is None  # no checkpoint covers it yet
         with pytest.raises(NotFound):
-            log.record_entry_seq(session, "rec_nope")
+            subject_file.record_entry_seq(session, "rec_nope")
     make_checkpoint(sessions, signer, clock)
     with sessions.begin() as session:
         seq = next(iter(records.values()))
@@ -749,7 +750,7 @@ def test_api_entry_data_is_for_its_subject_and_operators(
     api: Api, sessions: sessionmaker[Session]
 ) -> None:
     with sessions() as session:
-        seq = next(iter(log.record_entry_seqs(session, api.world.people[0].id).values()))
+        seq = next(iter(subject_file.record_entry_seqs(session, api.world.people[0].id).values()))
         public_seq = session.scalar(
             select(func.min(JournalEntry.seq)).where(JournalEntry.subject_id.is_(None))
         )

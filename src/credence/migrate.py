@@ -71,11 +71,11 @@ def upgrade(engine: Engine) -> None:
 
 
 def _migrate(conn: Connection, config: Config) -> None:
-    from credence.translog.continuation import carry_over  # imports every feature
+    from credence.translog.continuation import carry_over
 
     config.attributes["connection"] = conn
     command.upgrade(config, "head")
-    carry_over(conn)
+    carry_over(conn, models_metadata)
 
 
 def _upgrade_sqlite(engine: Engine, config: Config) -> None:

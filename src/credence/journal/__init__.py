@@ -26,6 +26,7 @@ from credence.journal.canonical import ColumnEncoder, Encoder, canonical, encode
 from credence.journal.coverage import (
     JOURNAL_COLUMNS,
     REGISTRY,
+    ContentCheck,
     Covered,
     Exempt,
     Registry,
@@ -57,6 +58,7 @@ __all__ = [
     "JOURNAL_COLUMNS",
     "REGISTRY",
     "ColumnEncoder",
+    "ContentCheck",
     "Covered",
     "Encoder",
     "EventKind",

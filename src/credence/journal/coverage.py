@@ -12,8 +12,9 @@ column added without a decision fails the coverage test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.sql.expression import FromClause
@@ -25,13 +26,26 @@ JOURNAL_COLUMNS = ("seq", "salt")
 
 
 @dataclass(frozen=True)
+class ContentCheck:
+    """A check of a row's content beyond its digest, run by ``credence log verify``:
+    ``test(row)`` says what is wrong with it, or None; ``kind`` names the problem."""
+
+    kind: str
+    test: Callable[[Mapping[str, Any]], str | None]
+
+
+@dataclass(frozen=True)
 class Covered:
-    """A covered table: its encoder, and the columns an erasure removes, if any."""
+    """A covered table: its encoder, the columns an erasure removes, if any, where its
+    erasures are kept, and a check of its content, if any."""
 
     encoder: Encoder
     #: The columns of a row's content that an erasure sets to NULL (with the salt);
     #: empty for a table whose rows are never erased.
     erasable: tuple[str, ...] = field(default=())
+    #: The table of erasures of these rows and its column naming the erased row.
+    erased_in: tuple[str, str] | None = None
+    check: ContentCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,8 @@ class Registry:
         encoder: Encoder,
         *,
         erasable: Sequence[str] = (),
+        erased_in: tuple[str, str] | None = None,
+        check: ContentCheck | None = None,
     ) -> None:
         table = as_table(table)
         if encoder.table != table.name:
@@ -63,7 +79,9 @@ class Registry:
         mine = sorted(set(JOURNAL_COLUMNS) & set(encoder.columns))
         if mine:
             raise ValueError(f"column {table.name}.{mine[0]} is the journal's, never encoded")
-        self._register(table.name, Covered(encoder, tuple(erasable)))
+        if bool(erasable) != (erased_in is not None):
+            raise ValueError(f"erasable rows of {table.name} need the table of their erasures")
+        self._register(table.name, Covered(encoder, tuple(erasable), erased_in, check))
 
     def exempt(self, table: FromClause | Table | str, reason: str) -> None:
         name = table if isinstance(table, str) else as_table(table).name
@@ -127,10 +145,18 @@ def _column_problems(table: Table, covered: Covered) -> list[str]:
 REGISTRY = Registry()
 
 
-def cover(table: FromClause | Table, encoder: Encoder, *, erasable: Sequence[str] = ()) -> None:
+def cover(
+    table: FromClause | Table,
+    encoder: Encoder,
+    *,
+    erasable: Sequence[str] = (),
+    erased_in: tuple[str, str] | None = None,
+    check: ContentCheck | None = None,
+) -> None:
     """Register ``encoder`` for ``table``'s rows; ``erasable`` names the content
-    columns an erasure sets to NULL."""
-    REGISTRY.cover(table, encoder, erasable=erasable)
+    columns an erasure sets to NULL, ``erased_in`` the table of erasures and its column
+    naming the row; ``check`` tests a row's content beyond its digest."""
+    REGISTRY.cover(table, encoder, erasable=erasable, erased_in=erased_in, check=check)
 
 
 def exempt(table: FromClause | Table | str, reason: str) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from credence.clock import from_micros
 from credence.db import Direct, Instant, Prepared, core
+from credence.errors import NotFound
 from credence.ledger import endings
 from credence.ledger.tables import Record, RecordErasure, Source, Subject
 
@@ -227,3 +228,26 @@ def _ending_key(view: RecordView) -> tuple[bool, datetime | None, int]:
     if view.ended_at is None or view.ended_by is None:
         return (True, None, 0)
     return (False, view.ended_at, endings.CAUSE_ORDER.index(view.ended_by))
+
+
+def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
+    """The journal ``seq`` of the entry that wrote each record on a subject's file, by
+    record public id (for linking each record of the file to its inclusion proof)."""
+    rows = session.execute(
+        select(Record.public_id, Record.seq).where(Record.subject_id == subject_id)
+    )
+    return {public_id: seq for public_id, seq in rows if seq is not None}
+
+
+def record_entry_seq(session: Session, record_public_id: str) -> int:
+    """The journal ``seq`` of the entry that wrote record ``record_public_id``."""
+    found = session.execute(
+        select(Record.id, Record.seq).where(Record.public_id == record_public_id)
+    ).one_or_none()
+    if found is None:
+        raise NotFound(f"no record {record_public_id!r}", code="unknown_record")
+    if found.seq is None:
+        raise NotFound(
+            f"record {record_public_id!r} has no journal entry", code="record_not_in_log"
+        )
+    return int(found.seq)

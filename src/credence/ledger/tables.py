@@ -168,6 +168,7 @@ journal.cover(
     _records,
     journal.encoder(_records, "id", *STORED_RECORD_COLUMNS),
     erasable=ERASED_RECORD_COLUMNS,
+    erased_in=("record_erasures", "record_id"),
 )
 _erasures = RecordErasure.__table__
 journal.cover(

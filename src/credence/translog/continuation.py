@@ -12,12 +12,11 @@ a ``seq`` is one no entry wrote, which ``credence log verify`` reports.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, MetaData, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from credence import journal
 from credence.journal import EventKind, JournalEntry
-from credence.models import metadata
 
 #: Rows carried over per round trip.
 _BATCH = 5_000
@@ -29,7 +28,7 @@ def needs_carry_over(connection: Connection) -> bool:
     return kinds == [EventKind.LOG_CONTINUED.value]
 
 
-def carry_over(connection: Connection) -> int:
+def carry_over(connection: Connection, metadata: MetaData) -> int:
     """Give every covered row without a ``seq`` a ``carried_over`` entry (if the journal
     holds only the migration's first entry); how many rows were carried over."""
     if not needs_carry_over(connection):

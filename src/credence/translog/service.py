@@ -89,7 +89,6 @@ from credence.clock import Clock, from_micros
 from credence.db import write_lock
 from credence.errors import Conflict, InvalidInput, NotFound
 from credence.journal import Covered, JournalEntry, parse_listing, registration
-from credence.ledger.tables import Record
 from credence.translog import merkle
 from credence.translog.keys import LogKey, LogSigner, NoteError, open_note, sign_note
 from credence.translog.tables import CheckpointColumns, LogLeaf, StoredCheckpoint
@@ -728,29 +727,6 @@ def opened_rows(session: Session, entry: LogEntry) -> list[OpenedRow]:
     return opened
 
 
-def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
-    """The journal ``seq`` of the entry that wrote each record on a subject's file, by
-    record public id (for linking each record of the file to its inclusion proof)."""
-    rows = session.execute(
-        select(Record.public_id, Record.seq).where(Record.subject_id == subject_id)
-    )
-    return {public_id: seq for public_id, seq in rows if seq is not None}
-
-
-def record_entry_seq(session: Session, record_public_id: str) -> int:
-    """The journal ``seq`` of the entry that wrote record ``record_public_id``."""
-    found = session.execute(
-        select(Record.id, Record.seq).where(Record.public_id == record_public_id)
-    ).one_or_none()
-    if found is None:
-        raise NotFound(f"no record {record_public_id!r}", code="unknown_record")
-    if found.seq is None:
-        raise NotFound(
-            f"record {record_public_id!r} has no journal entry", code="record_not_in_log"
-        )
-    return int(found.seq)
-
-
 __all__ = [
     "Checkpoint",
     "CheckpointTimer",
@@ -774,8 +750,6 @@ __all__ = [
     "parse_checkpoint_text",
     "prove_consistency",
     "prove_inclusion",
-    "record_entry_seq",
-    "record_entry_seqs",
     "signed_now",
     "tree_at",
     "verify_checkpoint",

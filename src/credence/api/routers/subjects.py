@@ -39,7 +39,6 @@ from credence.notifications.service import for_subject
 from credence.rulebook import store
 from credence.scoring.online import score_subject
 from credence.tiers.service import shown_tier
-from credence.translog.service import record_entry_seqs
 
 router = APIRouter(prefix="/v1", tags=["subjects"], route_class=CommittingRoute)
 
@@ -209,7 +208,7 @@ def file(
             for e in subject_file.erasures(session, subject.id)
         ],
         shown_tier=shown_tier(session, subject.id),
-        log_entries=record_entry_seqs(session, subject.id),
+        log_entries=subject_file.record_entry_seqs(session, subject.id),
         accessed_by=[
             AccessOut(
                 role=a.role, actor=a.actor, action=a.action, what=a.what, purpose=a.purpose, at=a.at

@@ -25,7 +25,10 @@ pytest.importorskip("pyspark")
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("no Java runtime for Spark", allow_module_level=True)
 
+from credence.scoring import counting
 from credence.scoring.spark import score_parquet_spark, spark_session
+from tests.scoring.test_one_rule import NOW as ONE_RULE_NOW
+from tests.scoring.test_one_rule import ignores_endings, write_population
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,3 +91,22 @@ def _check_parity(spark: Any, pop: Path, tmp_path: Path, at: datetime) -> None:
         assert x["tier"] == y["tier"]
         for key in ("total", *(f.name for f in SCORE_SCHEMA if f.type == "double")):
             assert math.isclose(x[key], y[key], rel_tol=1e-9, abs_tol=1e-9), (x, y, key)
+
+
+def test_spark_follows_the_one_counting_rule(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel ships the counting rule it was built with to the executors: a stub
+    rule in the driver (ignoring endings) changes Spark's scores as it changes the
+    local scorer's."""
+    pop = write_population(tmp_path / "pop")
+
+    def totals(out: Path) -> list[float]:
+        score_parquet_spark(pop, out, at=ONE_RULE_NOW, rulebook=BOOK, spark=spark)
+        return [row["total"] for row in read_scores(out).to_pylist()]
+
+    real = totals(tmp_path / "real")
+    assert real[0] == BOOK.scale.base
+    assert real[1] < BOOK.scale.base
+    monkeypatch.setattr(counting, "counts", ignores_endings)
+    assert totals(tmp_path / "stub") == [real[1], real[1]]

@@ -18,12 +18,12 @@ import numpy as np
 from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
-from credence.clock import MICROS_PER_DAY, to_micros
+from credence.clock import to_micros
 from credence.ledger.endings import effect_ends
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
 from credence.rulebook.store import Edition
-from credence.scoring import formula
+from credence.scoring import counting, formula
 from credence.scoring.tables import ScoreSnapshot
 
 Progress = Callable[[int, int], None]
@@ -76,22 +76,25 @@ def score_population(
             Record.record_type,
             type_coerce(Record.occurred_at, raw),
             Record.quantity,
+            type_coerce(Record.received_at, raw),
             type_coerce(ends.c.ended_at, raw),
         )
         .outerjoin(ends, ends.c.record_id == Record.id)
-        .where(type_coerce(Record.received_at, raw) <= at_us)
+        # An erased record has no type: nothing of it is left to count.
+        .where(Record.record_type.is_not(None))
     )
     seen = 0
     result = session.execute(query.execution_options(yield_per=chunk))
     for rows in result.partitions(chunk):
-        subject, rtype, occurred, quantity, ended = zip(*rows, strict=True)
+        subject, rtype, occurred, quantity, received, ended = zip(*rows, strict=True)
         type_idx = np.array([code_index.get(t, -1) for t in rtype], dtype=np.int64)
-        ended_us = np.array([np.inf if e is None else e for e in ended], dtype=np.float64)
-        keep = (type_idx >= 0) & (ended_us > at_us)
+        ended_us = np.array([counting.NOT_ENDED if e is None else e for e in ended], dtype=np.int64)
+        keep = counting.counts(at_us, np.asarray(received, dtype=np.int64), ended_us)
+        keep &= type_idx >= 0
         subj = np.asarray(subject, dtype=np.int64)[keep]
         type_idx = type_idx[keep]
         qty = np.array([np.nan if q is None else q for q in quantity], dtype=np.float64)[keep]
-        age = (at_us - np.asarray(occurred, dtype=np.float64)[keep]) / MICROS_PER_DAY
+        age = counting.age_days(at_us, np.asarray(occurred, dtype=np.int64)[keep])
         contrib = types.contributions(type_idx, qty, age)
         sums += formula.category_sums(subj, types.category[type_idx], contrib, n_ids)
         seen += len(rows)

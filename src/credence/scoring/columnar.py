@@ -48,10 +48,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from credence.clock import MICROS_PER_DAY, ensure_utc, to_micros
+from credence.clock import ensure_utc, to_micros
 from credence.rulebook.model import CATEGORIES, Rulebook
 from credence.rulebook.store import Edition
-from credence.scoring import formula
+from credence.scoring import counting, formula
 from credence.scoring.formula import N_CATEGORIES, FloatArray, IntArray, TypeTable
 
 #: ``progress(records_done, records_total)``; called from worker threads.
@@ -170,9 +170,11 @@ class Kernel:
     type numbers. Safe to share between threads.
     """
 
-    def __init__(self, types: TypeTable, at_us: int) -> None:
+    def __init__(self, types: TypeTable, at_us: int, rule: counting.Rule | None = None) -> None:
         self.types = types
         self.at_us = at_us
+        #: The counting rule, taken when the kernel is built (Spark ships it along).
+        self.counts = rule if rule is not None else counting.counts
         self._codes = strings(types.codes)
         self._lock = threading.Lock()
         self._dictionary: pa.Array | None = None
@@ -180,10 +182,10 @@ class Kernel:
 
     def __getstate__(self) -> dict[str, Any]:
         # Shipped to Spark executors: the lock and the cached lookup stay behind.
-        return {"types": self.types, "at_us": self.at_us}
+        return {"types": self.types, "at_us": self.at_us, "counts": self.counts}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["types"], state["at_us"])  # type: ignore[misc]
+        self.__init__(state["types"], state["at_us"], state["counts"])  # type: ignore[misc]
 
     def type_index(self, column: pa.Array | pa.ChunkedArray) -> tuple[IntArray, bool]:
         """Rulebook type number of each record, and whether any may be -1 (a type the
@@ -225,14 +227,18 @@ class Kernel:
         / none has ended.
         """
         names = batch.schema.names
-        found: list[npt.NDArray[np.int64]] = []
+        n = batch.num_rows
         if "received_at" in names:
             received = as_numpy(batch.column(names.index("received_at")))
-            found.append(np.flatnonzero(received > self.at_us))
+        else:
+            received = np.full(n, counting.RECEIVED_BEFORE_ALL, dtype=np.int64)
         if "ended_at" in names:
-            ended = batch.column(names.index("ended_at"))
-            if ended.null_count < batch.num_rows:
-                found.append(_ended_by(ended, self.at_us))
+            ended = _end_instants(batch.column(names.index("ended_at")))
+        else:
+            ended = np.full(n, counting.NOT_ENDED, dtype=np.int64)
+        found: list[npt.NDArray[np.int64]] = [
+            np.flatnonzero(~self.counts(self.at_us, received, ended))
+        ]
         if maybe_unknown:
             unknown = np.flatnonzero(type_idx < 0)
             type_idx[unknown] = 0
@@ -261,13 +267,7 @@ class Kernel:
         dropped = self.dropped(batch, type_idx, maybe_unknown)
 
         types = self.types
-        # Exact: micros below 2^53 convert to float64 exactly, their difference is an
-        # integer below 2^53 (exact too), and the division is correctly rounded: the same
-        # bits as the online path's ``(at_us - occurred_us) / MICROS_PER_DAY``. In place,
-        # one array for the three steps.
-        age_days = occurred.astype(np.float64)
-        np.subtract(float(self.at_us), age_days, out=age_days)
-        np.divide(age_days, MICROS_PER_DAY, out=age_days)
+        age_days = counting.age_days(self.at_us, occurred)
         weights = types.weights(type_idx, quantity)
         counted = n
         if dropped is not None:
@@ -289,24 +289,27 @@ class Kernel:
         return BatchSums(lo, sums, None, n, counted)
 
 
-def _ended_by(ended: pa.Array | pa.ChunkedArray, at_us: int) -> npt.NDArray[np.int64]:
-    """Positions of records whose effect ended at or before ``at_us`` (null: not ended).
+def _end_instants(ended: pa.Array | pa.ChunkedArray) -> IntArray:
+    """Each record's end instant, :data:`~credence.scoring.counting.NOT_ENDED` where
+    null (not ended).
 
     Reads the Arrow buffers directly: the validity bitmap unpacked to bytes and the raw
-    values, compared together. Converting the nullable column to numpy instead would
-    build a float64 copy with NaNs, twice the passes.
+    values. Converting the nullable column to numpy instead would build a float64 copy
+    with NaNs, twice the passes.
     """
     if isinstance(ended, pa.ChunkedArray):
         ended = ended.combine_chunks()
     n, offset = len(ended), ended.offset
+    if ended.null_count == n:
+        return np.full(n, counting.NOT_ENDED, dtype=np.int64)
     bitmap, data = ended.buffers()[:2]
     values = np.frombuffer(data, dtype=np.int64, count=offset + n)[offset:]
     if bitmap is None or ended.null_count == 0:
-        return np.flatnonzero(values <= at_us)
+        return values
     bits = np.frombuffer(bitmap, dtype=np.uint8)
     valid = np.unpackbits(bits, count=offset + n, bitorder="little")[offset:].view(np.bool_)
     # Values under a null slot are unspecified; the validity bits mask them out.
-    return np.flatnonzero(valid & (values <= at_us))
+    return np.where(valid, values, counting.NOT_ENDED)
 
 
 def _index_or_unknown(found: pa.Array | pa.ChunkedArray) -> IntArray:

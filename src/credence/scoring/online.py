@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from credence.clock import to_micros
 from credence.ledger.service import SubjectKey
 from credence.ledger.subject_file import RecordView, subject_records
 from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition
-from credence.scoring import formula
+from credence.scoring import counting, formula
 
 #: How many reason codes an explanation (and an adverse decision) gives at most.
 MAX_REASONS = 4
@@ -82,12 +83,25 @@ ENDED_STATUS = {
 }
 
 
-def _counts_at(view: RecordView, at: datetime) -> str:
+def _statuses(records: Sequence[RecordView], at: datetime) -> list[str]:
+    """Each record's status as of ``at``: counting, as the one counting rule says
+    (:data:`credence.scoring.counting.counts`), or why not."""
+    at_us = to_micros(at)
+    received = np.fromiter((to_micros(v.received_at) for v in records), np.int64, len(records))
+    ended = np.fromiter(
+        (counting.NOT_ENDED if v.ended_at is None else to_micros(v.ended_at) for v in records),
+        np.int64,
+        len(records),
+    )
+    counted = counting.counts(at_us, received, ended).tolist()
+    return ["counting" if counted[i] else _why_not(view, at) for i, view in enumerate(records)]
+
+
+def _why_not(view: RecordView, at: datetime) -> str:
+    """Why a record the rule leaves out does not count: not received yet, or ended."""
     if view.received_at > at:
         return "not_yet_received"
-    if view.ended_at is not None and view.ended_at <= at:
-        return ENDED_STATUS.get(view.ended_by or "retraction", "retracted")
-    return "counting"
+    return ENDED_STATUS.get(view.ended_by or "retraction", "retracted")
 
 
 def _canonical_order(view: RecordView) -> tuple[datetime, str, str, str]:
@@ -102,7 +116,7 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     types = formula.type_table(book)
     index = types.index
     ordered = sorted(records, key=_canonical_order) if len(records) > 1 else records
-    statuses = [_counts_at(v, at) for v in ordered]
+    statuses = _statuses(ordered, at)
     # Positions (in ``ordered``) of the records that count, and their type numbers.
     scored: list[int] = []
     type_list: list[int] = []
@@ -124,15 +138,13 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         quantity = np.array(
             [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
         )
-        # Age in days: timedelta / timedelta divides the exact integer microseconds, the
-        # same float as (to_micros(at) - to_micros(occurred_at)) / MICROS_PER_DAY.
-        age_list = [(at - v.occurred_at) / _DAY for v in counted]
+        occurred = np.fromiter((to_micros(v.occurred_at) for v in counted), np.int64, len(counted))
+        ages = counting.age_days(to_micros(at), occurred)
+        age_list = ages.tolist()
         weights = types.weights(type_idx, quantity)
         retention = types.retention[type_idx]
         # types.contributions(type_idx, quantity, age), with the weights computed once.
-        points = formula.contributions(
-            weights, np.array(age_list, dtype=np.float64), types.half_life[type_idx], retention
-        )
+        points = formula.contributions(weights, ages, types.half_life[type_idx], retention)
         point_list, weight_list = points.tolist(), weights.tolist()
         retention_list = retention.tolist()
         subject_idx = np.zeros(len(scored), dtype=np.int64)
@@ -189,9 +201,6 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         tier=book.tier_for(total),
         contributions=contributions,
     )
-
-
-_DAY = timedelta(days=1)
 
 
 def _nothing_counts(book: Rulebook) -> tuple[list[float], float]:

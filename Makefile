@@ -31,12 +31,16 @@ install: $(RUNTIME)
 
 install-dev: $(DEV)
 
+# `make demo PORT=8080` serves the demo on another port.
+PORT ?= 8000
+
 demo: install
-	$(BIN)/credence demo --reset
+	$(BIN)/credence demo --reset --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy

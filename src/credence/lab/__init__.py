@@ -1,1 +1,2 @@
-"""lab feature."""
+"""The lab (top layer): synthetic cities for the demo and tests, synthetic national
+populations on Parquet for the batch engines."""

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console, JustifyMethod
 from rich.progress import (
     BarColumn,
@@ -147,14 +148,21 @@ class Column:
     justify: JustifyMethod = "left"
     #: False: in ``--json`` only.
     shown: bool = True
+    #: How the table shows a row's field (default: :func:`cell` of ``row[key]``).
+    render: Callable[[Mapping[str, Any]], str] | None = None
 
     @property
     def title(self) -> str:
         return self.header or self.key.replace("_", " ")
 
+    def text(self, row: Mapping[str, Any]) -> str:
+        """This column's cell of ``row``, as the table shows it."""
+        return self.render(row) if self.render is not None else cell(row.get(self.key))
 
-#: A folding column narrower than this makes the table hard to read: print cards instead.
-READABLE = 10
+
+#: A word longer than this may be folded (cut across lines) rather than keep its column
+#: wide; shorter words (codes, dates) wrap whole.
+LONGEST_WORD = 24
 
 
 def cell(value: Any) -> str:
@@ -188,30 +196,67 @@ def show_object(value: Mapping[str, Any]) -> None:
     sys.stdout.write(json.dumps({k: _json_value(v) for k, v in value.items()}, indent=2) + "\n")
 
 
-def fits(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], width: int) -> bool:
-    """Whether a table of ``rows`` fits ``width`` with every id whole and every other
-    column at least :data:`READABLE` wide (or as wide as it needs, if less)."""
-    total = 1  # the left border
-    for column in columns:
-        widest = max([len(column.title), *(len(cell(row.get(column.key))) for row in rows)])
-        total += 3 + (widest if column.is_id else min(widest, READABLE))
-    return total <= width
+def _natural(column: Column, texts: Sequence[str]) -> tuple[int, int]:
+    """The width a column would like (its widest cell or header) and the least it
+    needs: all of it for an id, else its longest word (up to :data:`LONGEST_WORD`)."""
+    natural = max(cell_len(t) for t in (column.title, *texts))
+    if column.is_id:
+        return natural, natural
+    words = [cell_len(w) for t in (column.title, *texts) for w in t.split()]
+    return natural, min(max(words, default=1), LONGEST_WORD, natural)
+
+
+def widths(
+    columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], width: int
+) -> list[int] | None:
+    """The content width of each column of a table ``width`` wide, or None if it cannot
+    keep every id whole and every other column as wide as its longest word.
+
+    Each column starts at the least it needs; what is left goes to the columns still
+    short of their natural width, a character at a time to the narrowest of them.
+    """
+    measured = [_natural(c, [c.text(row) for row in rows]) for c in columns]
+    # Borders (one more than the columns) and a space either side of every cell.
+    room = width - (len(columns) + 1) - 2 * len(columns)
+    sizes = [least for _, least in measured]
+    if sum(sizes) > room:
+        return None
+    spare = room - sum(sizes)
+    while spare > 0:
+        short = [i for i, (natural, _) in enumerate(measured) if sizes[i] < natural]
+        if not short:
+            break
+        narrowest = min(short, key=lambda i: sizes[i])
+        sizes[narrowest] += 1
+        spare -= 1
+    return sizes
 
 
 def table(
-    columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], *, title: str | None = None
-) -> Table:
-    """A Rich table whose id columns never wrap nor shrink; the others fold first."""
+    columns: Sequence[Column],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str | None = None,
+    width: int | None = None,
+) -> Table | None:
+    """A Rich table at most ``width`` wide whose ids are never cut (ids never wrap;
+    other columns wrap at spaces, and fold only words longer than
+    :data:`LONGEST_WORD`); None when ``width`` is too narrow for that."""
     shown = [c for c in columns if c.shown]
+    sizes = widths(shown, rows, width if width is not None else 10**6)
+    if sizes is None:
+        return None
     out = Table(title=title)
-    for column in shown:
-        if column.is_id:
-            widest = max([len(column.title), *(len(cell(row.get(column.key))) for row in rows)])
-            out.add_column(column.title, no_wrap=True, min_width=widest, justify=column.justify)
-        else:
-            out.add_column(column.title, overflow="fold", justify=column.justify)
+    for column, size in zip(shown, sizes, strict=True):
+        out.add_column(
+            column.title,
+            width=size,
+            no_wrap=column.is_id,
+            overflow="ignore" if column.is_id else "fold",
+            justify=column.justify,
+        )
     for row in rows:
-        out.add_row(*(Text(cell(row.get(column.key))) for column in shown))
+        out.add_row(*(Text(column.text(row)) for column in shown))
     return out
 
 
@@ -222,20 +267,25 @@ def cards(
     *,
     title: str | None = None,
 ) -> None:
-    """Each row as two lines: its ids, whole, then its other fields (``header value``)."""
+    """Each row as its ids, whole, on one line, then its other fields (``header value``,
+    wrapped and indented) below."""
     shown = [c for c in columns if c.shown]
     if title:
         out.print(Text(title, style="italic"))
     for row in rows:
-        ids = [cell(row.get(c.key)) for c in shown if c.is_id]
-        out.print(Text("  ".join(ids), style="bold"))
-        rest = [
-            f"{c.title} {cell(row.get(c.key))}"
-            for c in shown
-            if not c.is_id and row.get(c.key) not in (None, "")
-        ]
+        out.print(Text("  ".join(c.text(row) for c in shown if c.is_id), style="bold"))
+        rest = [f"{c.title} {c.text(row)}" for c in shown if not c.is_id and c.text(row)]
         if rest:
-            out.print(Text("  " + " · ".join(rest)), soft_wrap=False)
+            indented(out, Text(" · ".join(rest)))
+
+
+def indented(out: Console, text: Text, indent: int = 2) -> None:
+    """Print ``text`` wrapped to the console's width, every line indented."""
+    grid = Table.grid()
+    grid.add_column(width=indent)
+    grid.add_column(overflow="fold")
+    grid.add_row("", text)
+    out.print(grid)
 
 
 def show(
@@ -252,8 +302,8 @@ def show(
         sys.stdout.write(to_json(rows) + "\n")
         return
     out = out or console()
-    shown = [c for c in columns if c.shown]
-    if fits(shown, rows, out.width):
-        out.print(table(columns, rows, title=title))
+    laid_out = table(columns, rows, title=title, width=out.width)
+    if laid_out is not None:
+        out.print(laid_out)
     else:
         cards(out, columns, rows, title=title)

@@ -115,7 +115,7 @@ def explain(
     if result.reasons:
         out.print(Text("Main factors", style="bold"))
         for reason in result.reasons:
-            out.print(Text(f"  {reason.code}: {reason.text}"), soft_wrap=False)
+            common.indented(out, Text(f"{reason.code}: {reason.text}"))
     common.show(_rows(result, limit), COLUMNS, title="Records", out=out)
     if len(result.contributions) > limit:
         out.print(f"… and {len(result.contributions) - limit} more records")

@@ -43,16 +43,11 @@ def print_issued(key: str, expires_at: datetime | None, *, as_json: bool) -> Non
         return
     out = common.console()
     out.print(Text.assemble(("key      ", "bold"), key))
-    out.print(Text.assemble(("prefix   ", "bold"), prefix))
-    out.print(Text.assemble(("expires  ", "bold"), _when(expires_at)))
     out.print(
-        Text(
-            f"The key is shown this once (only its hash is stored). To revoke it: "
-            f"credence keys revoke {prefix}",
-            style="dim",
-        ),
-        soft_wrap=False,
+        Text.assemble(("prefix   ", "bold"), prefix, (f"  (credence keys revoke {prefix})", "dim"))
     )
+    out.print(Text.assemble(("expires  ", "bold"), _when(expires_at)))
+    out.print(Text("The key is shown this once: only its hash is stored.", style="dim"))
 
 
 def _expiry(now: datetime, days: int | None) -> datetime | None:
@@ -160,7 +155,7 @@ COLUMNS = (
     Column("holder"),
     Column("speaks_for", "for"),
     Column("created_at", shown=False),
-    Column("expires_at", "expires"),
+    Column("expires_at", "expires", render=lambda row: _when(row["expires_at"])),
     Column("revoked_at", shown=False),
     Column("status"),
 )

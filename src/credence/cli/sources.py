@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -45,13 +46,18 @@ def sources_add(
     common.console().print(f"source {code} registered")
 
 
+def _kind(row: Mapping[str, Any]) -> str:
+    registers = row["identity_authority_for"]
+    return f"{row['kind']} (registers {registers}s)" if registers else str(row["kind"])
+
+
 COLUMNS = (
     Column("code", is_id=True),
     Column("name"),
-    Column("kind"),
-    Column("identity_authority_for", "registers"),
+    Column("kind", render=_kind),
+    Column("identity_authority_for", shown=False),
     Column("record_types", "record types"),
-    Column("created_at", "registered at", shown=False),
+    Column("created_at", shown=False),
 )
 
 

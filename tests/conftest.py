@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import FixedClock
 from credence.db import make_engine, session_factory
 from credence.migrate import upgrade
+from tests.api import Api, open_api
+from tests.world import World, build_world
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
@@ -144,3 +146,21 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 # Fixtures that set up domain state (a published rulebook, sources, subjects, keys) go
 # below, one small block per feature, each built on ``sessions`` and ``clock`` so it runs
 # on both backends. Keep them independent of each other where possible.
+
+
+@pytest.fixture
+def world(sessions: sessionmaker[Session], clock: FixedClock) -> World:
+    """The small world of :func:`tests.world.build_world` (a module may override it)."""
+    return build_world(sessions, clock)
+
+
+@pytest.fixture
+def api(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    world: World,
+    tmp_path: Path,
+) -> Api:
+    """The one API under test, on ``world``: see :func:`tests.api.open_api`."""
+    return open_api(engine, sessions, clock, world, tmp_path)

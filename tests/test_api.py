@@ -4,67 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from credence.access.keys import create_principal, create_relying_party, issue_key
-from credence.access.policy import Role
-from credence.api.app import create_app
-from credence.clock import FixedClock
-from credence.context import Context
-from credence.settings import Settings
 from credence.translog.merkle import leaf_hash, verify_inclusion
-from tests.world import World, build_world, person_id
-
-
-@dataclass
-class Api:
-    client: TestClient
-    world: World
-    keys: dict[str, str]
-    clock: FixedClock
-
-    def call(self, method: str, path: str, role: str | None = None, **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
-        headers |= kw.pop("headers", {})
-        return self.client.request(method, path, headers=headers, **kw)
-
-
-@pytest.fixture
-def api(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path) -> Api:
-    world = build_world(sessions, clock)
-    settings = Settings(
-        db_url=str(engine.url),
-        max_body_bytes=200_000,
-        max_batch_records=100,
-        log_key_path=str(tmp_path / "log.key"),
-    )
-    ctx = Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
-    keys: dict[str, str] = {}
-    with sessions.begin() as session:
-        airline = create_relying_party(
-            session, code="air", name="Sky Airlines", services=["air_travel"], clock=clock
-        )
-        links: dict[str, tuple[Role, dict[str, int]]] = {
-            "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
-            "court": (Role.SOURCE, {"source_id": world.sources["court"].id}),
-            "registry": (Role.SOURCE, {"source_id": world.sources["civil_registry"].id}),
-            "airline": (Role.RELYING_PARTY, {"party_id": airline.id}),
-            "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
-            "operator": (Role.OPERATOR, {}),
-            "reviewer": (Role.REVIEWER, {}),
-        }
-        for name, (role, link) in links.items():
-            principal = create_principal(session, role=role, name=name, clock=clock, **link)
-            keys[name] = issue_key(session, principal=principal, clock=clock)
-    return Api(TestClient(create_app(ctx), raise_server_exceptions=False), world, keys, clock)
+from tests.api import Api
+from tests.world import person_id
 
 
 def assert_envelope(response: Any, status: int, code: str | None = None) -> dict[str, Any]:

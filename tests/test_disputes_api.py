@@ -6,48 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from credence.access.keys import create_principal, create_relying_party, issue_key
-from credence.access.policy import Role
-from credence.api.app import create_app
-from credence.clock import FixedClock
-from credence.context import Context
-from credence.settings import Settings
+from tests.api import Api
 from tests.due_process import journal_kinds
-from tests.test_api import Api, assert_envelope
-from tests.world import build_world
+from tests.test_api import assert_envelope
 
 US = timedelta(microseconds=1)
-
-
-@pytest.fixture
-def api(engine: Engine, sessions: sessionmaker[Session], clock: FixedClock) -> Api:
-    world = build_world(sessions, clock)
-    settings = Settings(db_url=str(engine.url))
-    ctx = Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
-    keys: dict[str, str] = {}
-    with sessions.begin() as session:
-        airline = create_relying_party(
-            session, code="air", name="Sky Airlines", services=["air_travel"], clock=clock
-        )
-        links: dict[str, tuple[Role, dict[str, int]]] = {
-            "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
-            "court": (Role.SOURCE, {"source_id": world.sources["court"].id}),
-            "traffic": (Role.SOURCE, {"source_id": world.sources["traffic_police"].id}),
-            "airline": (Role.RELYING_PARTY, {"party_id": airline.id}),
-            "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
-            "other": (Role.SUBJECT, {"subject_id": world.people[1].id}),
-            "reviewer": (Role.REVIEWER, {}),
-            "operator": (Role.OPERATOR, {}),
-        }
-        for name, (role, link) in links.items():
-            principal = create_principal(session, role=role, name=name, clock=clock, **link)
-            keys[name] = issue_key(session, principal=principal, clock=clock)
-    return Api(TestClient(create_app(ctx), raise_server_exceptions=False), world, keys, clock)
 
 
 def me(api: Api) -> str:

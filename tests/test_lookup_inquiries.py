@@ -3,45 +3,19 @@ the person sees who asked about them. On both stores."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from credence.access.keys import create_principal, create_relying_party, issue_key
-from credence.access.policy import Role
-from credence.api.app import create_app
 from credence.clock import FixedClock
-from credence.context import Context
-from credence.settings import Settings
-from tests.world import World, build_world, person_id
+from tests.api import Api
+from tests.world import World, person_id
 
 
 @pytest.fixture
-def setup(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
-) -> tuple[TestClient, World, dict[str, str]]:
-    world = build_world(sessions, clock)
-    settings = Settings(db_url=str(engine.url), log_key_path=str(tmp_path / "log.key"))
-    ctx = Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
-    keys: dict[str, str] = {}
-    with sessions.begin() as session:
-        airline = create_relying_party(
-            session, code="air", name="Sky Airlines", services=["air_travel"], clock=clock
-        )
-        links: dict[str, tuple[Role, dict[str, int]]] = {
-            "airline": (Role.RELYING_PARTY, {"party_id": airline.id}),
-            "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
-            "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
-            "other": (Role.SUBJECT, {"subject_id": world.people[1].id}),
-        }
-        for name, (role, link) in links.items():
-            principal = create_principal(session, role=role, name=name, clock=clock, **link)
-            keys[name] = issue_key(session, principal=principal, clock=clock)
-    return TestClient(create_app(ctx), raise_server_exceptions=False), world, keys
+def setup(api: Api) -> tuple[TestClient, World, dict[str, str]]:
+    return api.client, api.world, api.keys
 
 
 def _call(client: TestClient, key: str, method: str, path: str, **kw: Any) -> Any:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,16 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from credence import journal
-from credence.access.keys import create_principal, issue_key
-from credence.access.policy import Role
-from credence.api.app import create_app
 from credence.cli.log import app as log_cli
 from credence.clock import FixedClock, to_micros
-from credence.context import Context
 from credence.errors import InvalidInput, NotFound
 from credence.journal import JournalEntry
 from credence.ledger import subject_file
-from credence.settings import Settings
 from credence.translog import merkle, reference, verify
 from credence.translog import service as log
 from credence.translog.keys import (
@@ -53,6 +47,7 @@ from credence.translog.keys import (
     sign_note,
 )
 from credence.translog.tables import LogLeaf, StoredCheckpoint
+from tests.api import Api
 from tests.world import World, build_world, rec, submit
 
 ORIGIN = "credence.example/log"
@@ -646,42 +641,6 @@ def test_signed_notes_open_only_with_their_key(signer: LogSigner) -> None:
 
 
 # --- the HTTP API --------------------------------------------------------------------------
-
-
-@dataclass
-class Api:
-    client: TestClient
-    world: World
-    keys: dict[str, str]
-    clock: FixedClock
-
-    def get(self, path: str, role: str | None = None, **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
-        return self.client.get(path, headers=headers, **kw)
-
-
-@pytest.fixture
-def api(
-    engine: Engine,
-    sessions: sessionmaker[Session],
-    clock: FixedClock,
-    world: World,
-    tmp_path: Path,
-) -> Api:
-    settings_ = Settings(db_url=str(engine.url), log_key_path=str(tmp_path / "log.key"))
-    ctx = Context(settings=settings_, engine=engine, sessions=sessions, clock=clock)
-    keys: dict[str, str] = {}
-    with sessions.begin() as session:
-        links: dict[str, tuple[Role, dict[str, int]]] = {
-            "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
-            "other": (Role.SUBJECT, {"subject_id": world.people[1].id}),
-            "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
-            "operator": (Role.OPERATOR, {}),
-        }
-        for name, (role, link) in links.items():
-            principal = create_principal(session, role=role, name=name, clock=clock, **link)
-            keys[name] = issue_key(session, principal=principal, clock=clock)
-    return Api(TestClient(create_app(ctx), raise_server_exceptions=False), world, keys, clock)
 
 
 def test_api_publishes_the_key_and_a_verifiable_checkpoint(

@@ -28,6 +28,7 @@ from credence.access.tables import ApiKey, PartyService, Principal, RelyingParty
 from credence.clock import Clock, ensure_utc, from_micros
 from credence.db import Direct, Prepared
 from credence.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from credence.notifications.service import record_event
 
 ROLE_ABBREV: dict[Role, str] = {
     Role.SOURCE: "src",
@@ -123,7 +124,7 @@ def create_principal(
         subject_id=subject_id,
         created_at=clock.now(),
     )
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.PRINCIPAL_CREATED,
         at=principal.created_at,
@@ -167,7 +168,7 @@ def issue_key(
         expires_at=expires_at,
         replaces_id=None if replaces is None else replaces.id,
     )
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.KEY_ISSUED,
         rows=[issued],
@@ -374,7 +375,7 @@ def create_relying_party(
     party = RelyingParty(code=code, name=name.strip() or code, created_at=clock.now())
     session.add(party)
     session.flush()
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.PARTY_REGISTERED,
         at=party.created_at,
@@ -420,7 +421,7 @@ def _revoke(session: Session, row: ApiKey, *, at: datetime, now: datetime) -> No
     row.revoked_at = at
     principal = session.get(Principal, row.principal_id)
     assert principal is not None  # foreign key
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.KEY_REVOKED,
         rows=[row],

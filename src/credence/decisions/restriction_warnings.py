@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from credence import journal
 from credence.decisions.tables import RestrictionWarning
 from credence.ledger.service import SubjectKey
-from credence.notifications.service import notify
+from credence.notifications.service import Notice, NoticeKind, record_event
 from credence.rulebook.model import Service, ServiceKind
 
 
@@ -62,18 +62,7 @@ def caught(
         )
         session.add(row)
         because = " ".join(reasons[:2])
-        notify(
-            session,
-            subject_id=subject.id,
-            kind="restriction_warning",
-            text=(
-                f"Warning: from {row.effective_at:%Y-%m-%d}, {service.name} will be "
-                f"restricted for you. {because} You can correct this, or dispute a record, "
-                "before then."
-            ),
-            at=at,
-        )
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.WARNING_ISSUED,
             rows=[row],
@@ -84,6 +73,12 @@ def caught(
                 "service": service.code,
                 "effective_at": row.effective_at,
             },
+            notice=Notice(
+                f"Warning: from {row.effective_at:%Y-%m-%d}, {service.name} will be "
+                f"restricted for you. {because} You can correct this, or dispute a record, "
+                "before then.",
+                kind=NoticeKind.RESTRICTION_WARNING,
+            ),
         )
     return WarningState(row.warned_at, row.effective_at)
 
@@ -93,7 +88,7 @@ def not_caught(session: Session, *, subject: SubjectKey, service: Service, at: d
     row = _open(session, subject.id, service.code)
     if row is not None:
         row.cleared_at = at
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.WARNING_CLEARED,
             rows=[row],

@@ -54,7 +54,7 @@ from credence.ledger.subject_file import (
     views_direct,
 )
 from credence.ledger.tables import Subject
-from credence.notifications.service import MAX_TEXT, notify
+from credence.notifications.service import NoticeKind, notification_row, notify
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
@@ -327,7 +327,7 @@ def decide_with(
     if outcome is Outcome.DENY:
         store.notify(
             subject.id,
-            "adverse_decision",
+            NoticeKind.ADVERSE_DECISION,
             f"{service.name}: denied on {at:%Y-%m-%d} (decision {decision.decision_id}). "
             + " ".join(reasons)
             + f" {book.dispute.how_to}",
@@ -378,7 +378,7 @@ class DecisionStore(Protocol):
         """See :func:`credence.decisions.restriction_warnings.not_caught`."""
         ...
 
-    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
         """See :func:`credence.notifications.service.notify`."""
         ...
 
@@ -418,7 +418,7 @@ class SessionStore:
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
         restriction_warnings.not_caught(self.session, subject=subject, service=service, at=at)
 
-    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
         notify(self.session, subject_id=subject_id, kind=kind, text=text, at=at)
 
     def add_inquiry(self, row: dict[str, Any]) -> None:
@@ -504,10 +504,10 @@ class DirectStore:
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
         raise NeedsSession(service.code)
 
-    def notify(self, subject_id: int, kind: str, text: str, at: datetime) -> None:
+    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
         self._write(
             _PREPARED_NOTIFICATION,
-            {"subject_id": subject_id, "kind": kind, "text": text[:MAX_TEXT], "at": at},
+            notification_row(subject_id=subject_id, kind=kind, text=text, at=at),
         )
 
     def add_inquiry(self, row: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from credence.errors import Conflict, InvalidInput, NotFound
 from credence.ids import new_id
 from credence.ledger import endings
 from credence.ledger.tables import Record, Subject
-from credence.notifications.service import notify
+from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import RecordType, Rulebook
 
 RepairStatus = Literal["pending", "approved", "refused"]
@@ -230,7 +230,7 @@ def apply_for_repair(
         evidence=orjson.dumps(evidence).decode(),
         applied_at=at,
     )
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.REPAIR_APPLIED,
         rows=[repair],
@@ -243,16 +243,10 @@ def apply_for_repair(
             "commitment_sha256": text_digest(commitment),
             "evidence": evidence,
         },
-    )
-    notify(
-        session,
-        subject_id=subject.id,
-        kind="repair_applied",
-        text=(
+        notice=Notice(
             f"Your application {repair.public_id} to repair record {record.public_id} "
             f"({rt.name}) was received and awaits a reviewer's decision."
         ),
-        at=at,
     )
     session.flush()
     return get_repair(session, repair.public_id)
@@ -288,7 +282,17 @@ def decide_repair(
         decided_at=at,
         principal_id=principal_id,
     )
-    journal.append(
+    if approve:
+        text = (
+            f"Your application {repair_id} was approved: record {record.public_id} stopped "
+            f"counting on {_day(at)}. Reasons: {reasons}"
+        )
+    else:
+        text = (
+            f"Your application {repair_id} to repair record {record.public_id} was refused. "
+            f"Reasons: {reasons} You may apply again."
+        )
+    record_event(
         session,
         kind=journal.EventKind.REPAIR_DECIDED,
         rows=[decision],
@@ -300,17 +304,7 @@ def decide_repair(
             "approved": approve,
             "reasons_sha256": text_digest(reasons),
         },
+        notice=Notice(text),
     )
-    if approve:
-        text = (
-            f"Your application {repair_id} was approved: record {record.public_id} stopped "
-            f"counting on {_day(at)}. Reasons: {reasons}"
-        )
-    else:
-        text = (
-            f"Your application {repair_id} to repair record {record.public_id} was refused. "
-            f"Reasons: {reasons} You may apply again."
-        )
-    notify(session, subject_id=repair.subject_id, kind="repair_decided", text=text, at=at)
     session.flush()
     return get_repair(session, repair_id)

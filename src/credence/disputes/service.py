@@ -20,7 +20,7 @@ deadline is refused: a lapsed record comes back only if its source re-submits it
 certification (see :func:`credence.ledger.service.plan_records`).
 
 Every step writes a journal entry in the caller's transaction and tells the subject
-(:func:`credence.notifications.service.notify`). Free text (reasons, explanations,
+(:func:`credence.notifications.service.record_event`). Free text (reasons, explanations,
 statements) stays in the dispute tables and enters the journal only as a SHA-256: the
 journal is what the transparency log publishes in proofs, and a subject's words may
 carry personal data, even a national identifier.
@@ -47,7 +47,7 @@ from credence.ledger import endings
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Source, Subject
-from credence.notifications.service import notify
+from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import Rulebook
 
 AnswerOutcome = Literal["verified", "corrected", "deleted"]
@@ -321,7 +321,8 @@ def open_dispute(
         if inserted is not None:
             break
     dispute = session.get_one(Dispute, inserted)
-    journal.append(
+    rt = rulebook.record_type(record.record_type)
+    record_event(
         session,
         kind=journal.EventKind.DISPUTE_OPENED,
         rows=[dispute],
@@ -337,20 +338,13 @@ def open_dispute(
             "reason_sha256": text_digest(reason),
             "new_information_sha256": text_digest(info) if info else None,
         },
-    )
-    rt = rulebook.record_type(record.record_type)
-    notify(
-        session,
-        subject_id=subject.id,
-        kind="dispute_opened",
-        text=(
+        notice=Notice(
             f"Your dispute {dispute.public_id} of record {record.public_id} "
             f"({rt.name if rt else record.record_type}, reported by {source.name}) is open. "
             f"{source.name} must answer by {_when(dispute.deadline)}; without an answer by "
             "then the record stops counting at that moment. Until the answer the record "
             "is marked as disputed on your file."
         ),
-        at=at,
     )
     session.flush()
     return get_dispute(session, dispute.public_id, at)
@@ -504,7 +498,19 @@ def answer_dispute(
         principal_id=by.principal_id,
         corrected_record_id=corrected_pk,
     )
-    journal.append(
+    rt = rulebook.record_type(record.record_type)
+    what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
+    who = source.name if by.kind == "source" else "A Credence reviewer"
+    text = {
+        "verified": f"{who} verified {what} after your dispute {dispute_id}: {explanation} "
+        "The record stands. You may add a statement to it; a new dispute of it needs new "
+        "information.",
+        "corrected": f"{who} corrected {what} after your dispute {dispute_id}: {explanation} "
+        f"It stopped counting on {_when(at)}; record {corrected} replaces it.",
+        "deleted": f"{who} deleted {what} after your dispute {dispute_id}: {explanation} "
+        f"It stopped counting on {_when(at)}.",
+    }[outcome]
+    record_event(
         session,
         kind=journal.EventKind.DISPUTE_ANSWERED,
         rows=[answer],
@@ -519,28 +525,16 @@ def answer_dispute(
             "explanation_sha256": text_digest(explanation),
             "corrected_record": corrected,
         },
+        notice=Notice(text),
     )
     if corrected is not None:
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.RECORD_CORRECTED,
             at=at,
             subject_id=subject.id,
             data={"record": record.public_id, "corrected_by": corrected, "dispute": dispute_id},
         )
-    rt = rulebook.record_type(record.record_type)
-    what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
-    who = source.name if by.kind == "source" else "A Credence reviewer"
-    text = {
-        "verified": f"{who} verified {what} after your dispute {dispute_id}: {explanation} "
-        "The record stands. You may add a statement to it; a new dispute of it needs new "
-        "information.",
-        "corrected": f"{who} corrected {what} after your dispute {dispute_id}: {explanation} "
-        f"It stopped counting on {_when(at)}; record {corrected} replaces it.",
-        "deleted": f"{who} deleted {what} after your dispute {dispute_id}: {explanation} "
-        f"It stopped counting on {_when(at)}.",
-    }[outcome]
-    notify(session, subject_id=subject.id, kind="dispute_answered", text=text, at=at)
     session.flush()
     return get_dispute(session, dispute_id, at)
 
@@ -577,7 +571,7 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
         assert record is not None  # foreign keys, both
         assert source is not None
         lapse = DisputeLapse(dispute_id=dispute.id, lapsed_at=dispute.deadline, recorded_at=at)
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.DISPUTE_LAPSED,
             rows=[lapse],
@@ -589,18 +583,12 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
                 "source": source.code,
                 "lapsed_at": dispute.deadline,
             },
-        )
-        notify(
-            session,
-            subject_id=dispute.subject_id,
-            kind="dispute_lapsed",
-            text=(
+            notice=Notice(
                 f"{source.name} did not answer your dispute {dispute.public_id} by "
                 f"{_when(dispute.deadline)}. Record {record.public_id} stopped counting at "
                 "that moment, as unverifiable. It can come back only if the source certifies "
                 "that it is accurate, and you would be told."
             ),
-            at=at,
         )
     session.flush()
     return [get_dispute(session, d.public_id, at) for d in due]
@@ -625,7 +613,7 @@ def add_statement(
         )
     record = record_on_file(session, subject, record_id)
     statement = Statement(record_id=record.id, subject_id=subject.id, text=text, at=at)
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.STATEMENT_ADDED,
         rows=[statement],

@@ -54,7 +54,7 @@ from credence.ledger.tables import (
     SourceRecordType,
     Subject,
 )
-from credence.notifications.service import notify
+from credence.notifications.service import Event, Notice, record_event, record_events
 from credence.rulebook.model import Rulebook
 
 #: Bound parameters per IN (...) query; well under SQLite's and PostgreSQL's limits.
@@ -99,7 +99,7 @@ def register_source(
     )
     session.add(source)
     session.flush()
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.SOURCE_REGISTERED,
         at=at,
@@ -182,7 +182,7 @@ def register_subject(
         return existing, False
     subject = session.get_one(Subject, subject_id)
     # The national identifier stays out of the journal: its entries are shown in proofs.
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.SUBJECT_REGISTERED,
         at=at,
@@ -340,9 +340,8 @@ class _Planned:
     #: its entry's number and its salt are drawn when it is stored.
     row: tuple[Any, ...] | None = None
     entry: tuple[Any, ...] | None = None
-    #: For a certified reinsertion: the journal entry and the notice to the subject.
-    reinsertion: dict[str, Any] | None = None
-    notice: str | None = None
+    #: For a certified reinsertion: the step, with its notice to the subject.
+    reinsertion: Event | None = None
 
 
 #: (subject id, record type, occurred_at in µs, decision_ref): what makes a new record
@@ -758,21 +757,19 @@ def _plan_one(
     )
     if reinstates is None:
         return _Planned(result, row, entry)
-    reinsertion = {
-        "kind": journal.EventKind.RECORD_REINSERTED,
-        "at": at,
-        "subject_id": subject.id,
-        "data": journal.canonical(
-            {"record": public_id, "reinstates": reinstates, "source": batch.source_code, "at": at}
+    reinsertion = Event(
+        kind=journal.EventKind.RECORD_REINSERTED,
+        at=at,
+        subject_id=subject.id,
+        data={"record": public_id, "reinstates": reinstates, "source": batch.source_code, "at": at},
+        notice=Notice(
+            f"{rt.name} (record {reinstates}), removed after your dispute, is back on your "
+            f"file as record {public_id} since {at:%Y-%m-%d}: {batch.source_name} certified "
+            "that it is complete and accurate. You may dispute it again with new "
+            "information, and add a statement to it."
         ),
-    }
-    notice = (
-        f"{rt.name} (record {reinstates}), removed after your dispute, is back on your file "
-        f"as record {public_id} since {at:%Y-%m-%d}: {batch.source_name} certified that it is "
-        "complete and accurate. You may dispute it again with new information, and add "
-        "a statement to it."
     )
-    return _Planned(result, row, entry, reinsertion, notice)
+    return _Planned(result, row, entry, reinsertion)
 
 
 def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
@@ -797,23 +794,7 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
         insert_rows(session, _RECORDS, STORED_ROW_COLUMNS, rows)
         insert_rows(session, _JOURNAL, journal.COLUMNS, entries)
     # A certified reinsertion is a step of its own, after the record it reinserts.
-    reinserted = [(p.reinsertion, p.notice) for p in planned if p.reinsertion and p.notice]
-    numbers = journal.allocate(session, len(reinserted))
-    journal.append_many(
-        session,
-        [
-            {**entry, "seq": seq, "rows": "[]"}
-            for (entry, _), seq in zip(reinserted, numbers, strict=True)
-        ],
-    )
-    for entry, notice in reinserted:
-        notify(
-            session,
-            subject_id=entry["subject_id"],
-            kind="record_reinserted",
-            text=notice,
-            at=entry["at"],
-        )
+    record_events(session, [p.reinsertion for p in planned if p.reinsertion is not None])
 
 
 _RECORDS = Record.metadata.tables[Record.__tablename__]
@@ -870,7 +851,7 @@ def retract_record(
         assert existing is not None  # the row that took the record is committed
         return existing, False
     retraction = session.get_one(Retraction, retraction_id)
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.RETRACTION,
         at=at,

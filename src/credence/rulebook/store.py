@@ -25,6 +25,7 @@ from credence import journal
 from credence.clock import to_micros
 from credence.db import Direct, Prepared, core
 from credence.errors import Conflict, NotFound, RulebookTampered
+from credence.notifications.service import record_event
 from credence.rulebook.loader import content_hash, load_text
 from credence.rulebook.model import Rulebook
 from credence.rulebook.tables import PublishedRulebook
@@ -110,7 +111,7 @@ def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebo
     if latest is not None and at < latest:
         raise Conflict("a rulebook cannot be published before the latest edition")
     row = PublishedRulebook(version=book.version, content_hash=digest, text=text, published_at=at)
-    journal.append(
+    record_event(
         session,
         kind=journal.EventKind.RULEBOOK_PUBLISHED,
         rows=[row],

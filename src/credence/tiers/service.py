@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from credence import journal
 from credence.ledger.tables import Subject
-from credence.notifications.service import notify
+from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import Rulebook
 from credence.tiers.hysteresis import next_tier, rank
 from credence.tiers.tables import SubjectTier
@@ -73,7 +73,7 @@ def update_tiers(
             row.tier, row.total, row.since = tier, total, at
     for row in first:
         # A first tier is shown without a notice (nothing moved), but it is an entry.
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.TIER_CHANGED,
             at=at,
@@ -90,17 +90,7 @@ def update_tiers(
         subject_id, tier, total = row.subject_id, row.tier, row.total
         direction = "up" if rank(book, tier) < rank(book, previous) else "down"
         up += direction == "up"
-        notify(
-            session,
-            subject_id=subject_id,
-            kind="tier_changed",
-            text=(
-                f"Your tier moved {direction} from {previous} to {tier} (score {total:.0f}, "
-                f"rulebook {book.version}). Your file lists every record behind it."
-            ),
-            at=at,
-        )
-        journal.append(
+        record_event(
             session,
             kind=journal.EventKind.TIER_CHANGED,
             at=at,
@@ -112,6 +102,10 @@ def update_tiers(
                 "rulebook": book.version,
             },
             rows=[row],
+            notice=Notice(
+                f"Your tier moved {direction} from {previous} to {tier} (score {total:.0f}, "
+                f"rulebook {book.version}). Your file lists every record behind it."
+            ),
         )
     session.flush()
     return TierMoves(first=len(first), up=up, down=len(changes) - up)

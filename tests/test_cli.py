@@ -34,7 +34,7 @@ def run(*args: str) -> str:
 
 def issued(out: str) -> tuple[str, str]:
     """The key and the prefix ``keys create`` and ``keys rotate`` print."""
-    key = re.search(r"^key\s+(\S+)$", out, re.M)
+    key = re.search(r"^(cr_[a-z]+_\S+)$", out, re.M)
     prefix = re.search(r"^prefix\s+(\S+)\s", out, re.M)
     assert key is not None, out
     assert prefix is not None, out

@@ -71,21 +71,12 @@ def test_keys_create_prints_the_key_once_with_its_prefix_and_expiry(
     cli: Invoke, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
     build_world(sessions, clock)
-    out = ok(
-        cli(
-            "keys",
-            "create",
-            "--role",
-            "source",
-            "--name",
-            "Bank IT",
-            "--source",
-            "bank",
-            "--expires-days",
-            "10",
-        )
-    )
-    key = re.search(r"^key\s+(cr_src_\S+)$", out, re.M)
+    created = cli(
+        "keys", "create", "--role", "source", "--name", "Bank IT", "--source", "bank",
+        "--expires-days", "10",
+    )  # fmt: skip
+    out = ok(created)
+    key = re.search(r"^(cr_src_\S+)$", out, re.M)
     prefix = re.search(r"^prefix\s+(\S+)\s+\(credence keys revoke (\S+)\)$", out, re.M)
     assert key is not None, out
     assert prefix is not None, out
@@ -93,6 +84,8 @@ def test_keys_create_prints_the_key_once_with_its_prefix_and_expiry(
     expires = clock.now() + timedelta(days=10)
     assert re.search(rf"^expires\s+{expires:%Y-%m-%d %H:%M} UTC$", out, re.M), out
     assert "shown this once" in out
+    # Alone on stdout, so that KEY=$(credence keys create …) captures it.
+    assert created.stdout == key.group(1) + "\n"
     # The prefix is what revoke takes.
     ok(cli("keys", "revoke", prefix.group(1)))
     issued = issue(cli, "--role", "operator", "--name", "Ops")

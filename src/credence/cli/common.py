@@ -63,7 +63,10 @@ JsonOption = Annotated[
 
 
 def open_context(db: str | None) -> Context:
-    """The context of a command on database ``db`` (default: the settings' URL)."""
+    """The context of a command on database ``db`` (default: the settings' URL), with
+    every feature's tables loaded (a row's foreign keys name tables of other features)
+    and every feature's record endings reported to the ledger."""
+    import credence.models  # noqa: F401 - the registry of every table
     from credence.context import open_context as _open
 
     return _open(db)

@@ -34,20 +34,22 @@ def _when(at: datetime | None) -> str:
 
 
 def print_issued(key: str, expires_at: datetime | None, *, as_json: bool) -> None:
-    """A key just issued: the key (shown this once), its prefix and its expiry."""
+    """A key just issued: the key alone on stdout (shown this once, so that
+    ``KEY=$(credence keys create …)`` captures it), then its prefix and its expiry on
+    stderr, for the person at the terminal."""
     from credence.access.keys import PREFIX_LEN
 
     prefix = key[:PREFIX_LEN]
     if as_json:
         common.show_object({"key": key, "prefix": prefix, "expires_at": expires_at})
         return
-    out = common.console()
-    out.print(Text.assemble(("key      ", "bold"), key))
-    out.print(
+    common.console().print(key)
+    notes = common.console(stderr=True)
+    notes.print(
         Text.assemble(("prefix   ", "bold"), prefix, (f"  (credence keys revoke {prefix})", "dim"))
     )
-    out.print(Text.assemble(("expires  ", "bold"), _when(expires_at)))
-    out.print(Text("The key is shown this once: only its hash is stored.", style="dim"))
+    notes.print(Text.assemble(("expires  ", "bold"), _when(expires_at)))
+    notes.print(Text("The key above is shown this once: only its hash is stored.", style="dim"))
 
 
 def _expiry(now: datetime, days: int | None) -> datetime | None:

@@ -117,8 +117,9 @@ def import_command(
     source: Annotated[str, typer.Option("--source", help="Code of the submitting source.")],
     db: DbOption = None,
 ) -> None:
-    """Import records from a file: all of it, or (if any line is bad) none of it. The
-    columns are those of a record (README: "The import file")."""
+    """Import records from a file: all of it, or (if any line is bad) none of it.
+
+    The columns are those of a record (README: "The import file")."""
     with common.errors():
         code = run_import(common.open_context(db), file, source)
     raise typer.Exit(code)

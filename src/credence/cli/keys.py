@@ -82,8 +82,7 @@ def keys_create(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Issue an API key; it is shown once, with its prefix and expiry, and stored only as
-    a hash."""
+    """Issue an API key: shown once, with its prefix and expiry; stored only as a hash."""
     from credence.access.keys import create_principal, issue_key
     from credence.audit.service import log_operator_action
 
@@ -186,9 +185,10 @@ def keys_list(
     active: Annotated[bool, typer.Option("--active", help="Only keys that work now.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Every key issued, oldest first: prefix, role, holder, whom it speaks for, expiry
-    and status (active, revoking during a rotation's overlap, revoked or expired). Never
-    the key itself nor its hash."""
+    """Every key issued, oldest first: prefix, role, holder, expiry and status.
+
+    The status is active, revoking (during a rotation's overlap), revoked or expired.
+    Never the key itself nor its hash."""
     from credence.access.keys import list_keys
     from credence.ledger.sources import list_sources
 

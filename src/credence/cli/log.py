@@ -85,10 +85,12 @@ def verify_cmd(
         ),
     ] = None,
 ) -> None:
-    """Recompute the whole log from the database, entries after the last checkpoint
-    included, check every covered row against the entry that wrote it and every
-    rulebook edition's text against its hash; exit 1 naming each table, row and entry
-    at fault (entries not yet signed alone do not fail it)."""
+    """Verify the whole log against the database; exit 1 naming what is at fault.
+
+    Recomputes the log, entries after the last checkpoint included, checks every
+    covered row against the entry that wrote it and every rulebook edition's text
+    against its hash, and names each table, row and entry at fault (entries not yet
+    signed alone do not fail it)."""
     from credence.translog import verify
 
     ctx = common.open_context(db)
@@ -144,8 +146,11 @@ def prove_cmd(
     first: Annotated[int | None, typer.Option("--first", help="Earlier tree size.")] = None,
     second: Annotated[int | None, typer.Option("--second", help="Later tree size.")] = None,
 ) -> None:
-    """Print an inclusion proof (--seq N [--size M]) or a consistency proof
-    (--first M --second N), in hex, checked before it is printed."""
+    """Print an inclusion (--seq) or consistency (--first, --second) proof, checked.
+
+    --seq N [--size M]: entry N is in the tree of size M (default: the latest
+    checkpoint's); --first M --second N: the tree of size N extends that of size M.
+    Hashes are printed in hex."""
     from credence.translog import service
 
     if seq is not None and first is None and second is None:

@@ -42,7 +42,9 @@ def print_sweep(report: SweepReport, out: Console) -> None:
 
 @app.command("sweep")
 def retention_sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
-    """Erase the content of every record whose retention period ended, or whose effect a
+    """Erase every record whose retention ended, or whose effect a dispute ended.
+
+    Erases the content of every record whose retention period ended, or whose effect a
     dispute or an approved repair ended (in batches, a log entry per record); the
     subject's file shows each erasure and its date."""
     ctx = common.open_context(db)

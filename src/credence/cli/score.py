@@ -81,8 +81,10 @@ def score(
         str, typer.Option("--engine", help="local (numpy) or spark, for --input.")
     ] = "local",
 ) -> None:
-    """Rescore everyone: from the ledger (default; moves shown tiers and erases what
-    expired), or a Parquet population (--input)."""
+    """Rescore everyone: from the ledger (default), or a Parquet population (--input).
+
+    From the ledger, shown tiers move (the command says how many, up and down) and
+    what expired is erased."""
     out = common.console()
     if input_dir is not None:
         if out_dir is None:

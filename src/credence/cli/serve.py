@@ -75,8 +75,9 @@ def demo(
         "demo.env"
     ),
 ) -> None:
-    """Build a synthetic city, score everyone, print keys to try, and serve the API
-    (first checking that the port is free)."""
+    """Build a synthetic city, score everyone, print keys to try, and serve the API.
+
+    The port is checked first: a busy one fails at once, before anything is built."""
     from credence.lab.demo import build_demo, check_port_free
 
     with common.errors():

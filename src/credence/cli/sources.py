@@ -63,8 +63,7 @@ COLUMNS = (
 
 @app.command("list")
 def sources_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every registered source, by code: its kind, whether it registers persons or
-    organisations, and the record types it may submit."""
+    """Every registered source, by code, with the record types it may submit."""
     from credence.ledger.sources import list_sources
 
     ctx = common.open_context(db)

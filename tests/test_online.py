@@ -223,12 +223,12 @@ def test_direct_and_session_stores_decide_alike(online: Online) -> None:
                 )
             writes: list[Any] = []
             with Direct(online.engine) as direct:
-                ref = ledger.subject_ref_direct(direct, public_id=subject.public_id)
+                ref = ledger.subject_ref(direct, public_id=subject.public_id)
                 got = decide_with(
                     DirectStore(direct, writes),
                     subject=ref,
                     service_code=service,
-                    edition=store.in_force_direct(direct, at),
+                    edition=store.in_force(direct, at),
                     at=at,
                     party_id=online.party_id,
                     principal_id=None,

@@ -309,6 +309,18 @@ class Direct:
         self.dbapi.rollback()
 
 
+#: What a hot read runs on: an ORM session (its transaction's connection) or a
+#: :class:`Direct` connection. Each hot read is one function taking either.
+Connectable = Session | Direct
+
+
+def as_direct(conn: Connectable) -> Direct:
+    """``conn`` as a :class:`Direct` connection: itself, or the session's (see
+    :meth:`Direct.within`), so one function serves every path with the same prepared
+    statement."""
+    return conn if isinstance(conn, Direct) else Direct.within(conn)
+
+
 class Prepared:
     """A Core statement compiled once per dialect and run on a :class:`Direct` connection.
 

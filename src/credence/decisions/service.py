@@ -50,7 +50,6 @@ from credence.ledger.subject_file import (
     RecordView,
     file_query,
     subject_records,
-    subject_records_direct,
     views_direct,
 )
 from credence.ledger.tables import Subject
@@ -494,7 +493,7 @@ class DirectStore:
             and (record_types is file.given_types or _type_key(record_types) == file.record_types)
         ):
             return file.records
-        return subject_records_direct(self.direct, subject_id, record_types=record_types, at=at)
+        return subject_records(self.direct, subject_id, record_types=record_types, at=at)
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
@@ -622,7 +621,7 @@ def read_file(
     is registered for ``service``, the newest edition's hash, and whether the caller's
     key (``key_hash``) is valid at ``at``: what a decision on :class:`DirectStore` would
     read in five. :class:`NotFound` for an unknown subject, as
-    :func:`credence.ledger.service.subject_ref_direct` raises it."""
+    :func:`credence.ledger.service.subject_ref` raises it."""
     types = _type_key(record_types)
     if public_id is not None:
         by, key = "public_id", public_id
@@ -669,7 +668,7 @@ class NewestEdition:
 
     def learn(self, direct: Direct, edition: Edition, at: datetime) -> None:
         """Remember ``edition`` (in force at ``at``: by
-        :func:`credence.rulebook.store.in_force_direct`) if it is the newest; else
+        :func:`credence.rulebook.store.in_force`) if it is the newest; else
         nothing (a newer one is not in force yet)."""
         rows = _PREPARED_NEWEST_HASH.run(direct, {})
         newest = bool(rows) and rows[0][0] == edition.content_hash

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from credence import journal
 from credence.clock import to_micros
-from credence.db import Direct, Instant, Prepared, core, insert_rows
+from credence.db import Connectable, Direct, Instant, Prepared, as_direct, core, insert_rows
 from credence.errors import (
     Conflict,
     CredenceError,
@@ -285,23 +285,18 @@ _SUBJECT_BY_PUBLIC_ID = _SUBJECT_REF.where(Subject.public_id == bindparam("key")
 _SUBJECT_BY_IDENTIFIER = _SUBJECT_REF.where(Subject.identifier == bindparam("key"))
 
 
-def subject_ref(session: Session, public_id: str) -> SubjectRef:
-    """As :func:`get_subject`, for a path that needs only :class:`SubjectRef`."""
-    row = core(session).execute(_SUBJECT_BY_PUBLIC_ID, {"key": public_id}).first()
-    if row is None:
-        raise unknown_subject(public_id)
-    return SubjectRef(*row)
-
-
 _PREPARED_BY_PUBLIC_ID = Prepared(_SUBJECT_BY_PUBLIC_ID)
 _PREPARED_BY_IDENTIFIER = Prepared(_SUBJECT_BY_IDENTIFIER)
 
 
-def subject_ref_direct(
-    direct: Direct, *, public_id: str | None = None, identifier: str | None = None
+def subject_ref(
+    conn: Connectable, *, public_id: str | None = None, identifier: str | None = None
 ) -> SubjectRef:
-    """:func:`subject_ref` (by ``public_id``) or :func:`subject_ref_by_identifier`, on a
-    :class:`Direct` connection."""
+    """The subject named by ``public_id``, else by national ``identifier`` (validated and
+    compacted first): its :class:`SubjectRef`, on any connection (a session's or the
+    decision path's :class:`Direct`). :class:`NotFound` for an unknown subject, naming
+    neither the identifier nor anything else about it."""
+    direct = as_direct(conn)
     if public_id is not None:
         rows = _PREPARED_BY_PUBLIC_ID.run(direct, {"key": public_id})
         if not rows:
@@ -312,15 +307,6 @@ def subject_ref_direct(
         if not rows:
             raise unknown_subject()
     return SubjectRef(*rows[0])
-
-
-def subject_ref_by_identifier(session: Session, identifier: str) -> SubjectRef:
-    """As :func:`find_subject`, for a path that needs only :class:`SubjectRef`."""
-    _, compact = validate_any(identifier)
-    row = core(session).execute(_SUBJECT_BY_IDENTIFIER, {"key": compact}).first()
-    if row is None:
-        raise unknown_subject()
-    return SubjectRef(*row)
 
 
 # --- records -------------------------------------------------------------------------

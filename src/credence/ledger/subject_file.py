@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, false, null, o
 from sqlalchemy.orm import Session
 
 from credence.clock import from_micros
-from credence.db import Direct, Instant, Prepared, core
+from credence.db import Connectable, Instant, Prepared, as_direct
 from credence.errors import NotFound
 from credence.ledger import endings
 from credence.ledger.tables import Record, RecordErasure, Source, Subject
@@ -49,7 +49,7 @@ class RecordView:
 
 
 def subject_records(
-    session: Session,
+    conn: Connectable,
     subject_id: int,
     *,
     record_types: Iterable[str] | None = None,
@@ -62,31 +62,27 @@ def subject_records(
     later are left out (a dispute's lapse at its deadline is an ending *at* the deadline,
     so it shows only from then on). Without ``at``, every ledger entry counts, and a
     dispute is shown open until it is answered.
+
+    One prepared statement per shape, on whatever connection the caller has (a session's
+    or the decision path's :class:`Direct`): the decision path runs it on every request.
     """
-    params: dict[str, Any] = {"subject_id": subject_id, "at": at}
-    if record_types is not None:
-        params["record_types"] = sorted(set(record_types))
-    query = _file_query(as_of=at is not None, some_types=record_types is not None)
-    return _views(core(session).execute(query, params), at)
-
-
-def subject_records_direct(
-    direct: Direct, subject_id: int, *, record_types: Iterable[str], at: datetime
-) -> list[RecordView]:
-    """:func:`subject_records` of some types as of ``at``, on a :class:`Direct` connection
-    (the same statement, without SQLAlchemy's per-statement work): for the decision path,
-    which runs it on every request."""
-    prepared = _prepared_file_query(tuple(sorted(set(record_types))))
-    # The driver's rows hold instants as stored (microseconds): read them as Instant does.
-    return views_direct(prepared.run(direct, {"subject_id": subject_id, "at": at}), at)
+    types = None if record_types is None else tuple(sorted(set(record_types)))
+    prepared = _prepared_file_query(at is not None, types)
+    params: dict[str, Any] = {"subject_id": subject_id}
+    if at is not None:
+        params["at"] = at
+    return views_direct(prepared.run(as_direct(conn), params), at)
 
 
 @functools.lru_cache(maxsize=256)
-def _prepared_file_query(record_types: tuple[str, ...]) -> Prepared:
-    return Prepared(_file_query(as_of=True, some_types=True), record_types=list(record_types))
+def _prepared_file_query(as_of: bool, record_types: tuple[str, ...] | None) -> Prepared:
+    query = file_query(as_of=as_of, some_types=record_types is not None)
+    if record_types is None:
+        return Prepared(query)
+    return Prepared(query, record_types=list(record_types))
 
 
-def views_direct(rows: Iterable[Sequence[Any]], at: datetime) -> list[RecordView]:
+def views_direct(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordView]:
     """:func:`_views` of rows of a :func:`file_query` run on a :class:`Direct`
     connection (instants as stored: microseconds), as of ``at``."""
     return _views(
@@ -127,14 +123,6 @@ def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordVie
         if seen is None or _ending_key(view) < _ending_key(seen):
             views[view.record_id] = view
     return list(views.values())
-
-
-@functools.cache
-def _file_query(*, as_of: bool, some_types: bool) -> Select[Any]:
-    """The statement :func:`subject_records` runs, built once per shape: building it
-    costs far more than running it (bound parameters ``subject_id``, ``at``,
-    ``record_types``)."""
-    return file_query(as_of=as_of, some_types=some_types)
 
 
 def file_query(

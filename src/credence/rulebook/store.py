@@ -22,8 +22,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import to_micros
-from credence.db import Direct, Prepared, core
+from credence.db import Connectable, Prepared, as_direct, core
 from credence.errors import Conflict, NotFound, RulebookTampered
 from credence.notifications.service import record_event
 from credence.rulebook.loader import content_hash, load_text
@@ -122,21 +121,11 @@ def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebo
     return _edition(row)
 
 
-def in_force(session: Session, at: datetime) -> Edition:
-    """The edition in force at ``at``."""
-    return _choose(_published(session), at)
-
-
-def in_force_direct(direct: Direct, at: datetime) -> Edition:
-    """:func:`in_force` on a :class:`Direct` connection (the decision path)."""
-    rows = _PREPARED_NEWEST.run(direct, {})
-    newest: _Newest = tuple(rows[0]) if rows else None
-    with _cache_lock:
-        hit = _published_cache.get(direct.engine)
-    if hit is not None and hit[0] == newest:
-        return _choose(hit[1], at)
-    with Session(direct.engine) as session:
-        return in_force(session, at)
+def in_force(conn: Connectable, at: datetime) -> Edition:
+    """The edition in force at ``at``, on any connection (a session's or the decision
+    path's :class:`Direct`): one indexed probe of the newest edition, and the list of
+    editions read again only when it changed (see :func:`_published`)."""
+    return _choose(_published(conn), at)
 
 
 def _choose(editions: tuple[Edition, ...], at: datetime) -> Edition:
@@ -161,19 +150,30 @@ _published_cache: weakref.WeakKeyDictionary[Engine, tuple[_Newest, tuple[Edition
 _published_cache = weakref.WeakKeyDictionary()
 
 
-def _published(session: Session) -> tuple[Edition, ...]:
+def _published(conn: Connectable) -> tuple[Edition, ...]:
     """Every edition, ordered by (published_at, id), read again only when the newest row
     changed: editions are never updated or deleted, so one indexed probe of the newest
     row tells whether anything was published (here or by another process) since the
     list was read. The decision path calls this on every request."""
-    connection = core(session)
-    row = connection.execute(_NEWEST).first()
-    newest: _Newest = None if row is None else (row[0], row[1], to_micros(row[2]))
-    engine = connection.engine
+    direct = as_direct(conn)
+    rows = _PREPARED_NEWEST.run(direct, {})
+    newest: _Newest = tuple(rows[0]) if rows else None
+    engine = direct.engine
     with _cache_lock:
         hit = _published_cache.get(engine)
     if hit is not None and hit[0] == newest:
         return hit[1]
+    if isinstance(conn, Session):
+        editions = _read_editions(core(conn))
+    else:
+        with engine.connect() as connection:
+            editions = _read_editions(connection)
+    with _cache_lock:
+        _published_cache[engine] = (newest, editions)
+    return editions
+
+
+def _read_editions(connection: Connection) -> tuple[Edition, ...]:
     rows = connection.execute(
         select(
             PublishedRulebook.id,
@@ -182,10 +182,7 @@ def _published(session: Session) -> tuple[Edition, ...]:
             PublishedRulebook.published_at,
         ).order_by(PublishedRulebook.published_at, PublishedRulebook.id)
     ).all()
-    editions = tuple(_listed(connection, *r) for r in rows)
-    with _cache_lock:
-        _published_cache[engine] = (newest, editions)
-    return editions
+    return tuple(_listed(connection, *r) for r in rows)
 
 
 def _listed(

@@ -479,10 +479,10 @@ def _decide_as(
     else:
         if not checked:
             authenticate_direct(direct, key_hash, clock=ctx.clock)
-        subject = ledger.subject_ref_direct(
+        subject = ledger.subject_ref(
             direct, public_id=request.subject_id, identifier=request.identifier
         )
-        edition = store.in_force_direct(direct, at)
+        edition = store.in_force(direct, at)
         newest.learn(direct, edition, at)
     try:
         decision = decide_with(

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from credence.access.keys import create_relying_party
-from credence.cli import common
 from credence.cli import disputes as cli
+from credence.cli import terminal
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.decisions.service import decide
@@ -560,7 +560,7 @@ def test_the_disputes_cli_sweeps_lists_and_answers(
     def context(db: str | None = None) -> Context:
         return Context(settings=Settings(), engine=engine, sessions=sessions, clock=clock)
 
-    monkeypatch.setattr(common, "open_context", context)
+    monkeypatch.setattr(terminal, "open_context", context)
     runner = CliRunner(env={"COLUMNS": "200"})  # the ids must not wrap
     lapsing = open_(sessions, world, clock, default(sessions, world, clock, "L-1"))
     answered = open_(sessions, world, clock, default(sessions, world, clock, "L-2"))

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from credence.cli import app, common
+from credence.cli import app, terminal
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.settings import Settings
@@ -31,7 +31,7 @@ def cli(
     def context(db: str | None = None) -> Context:
         return Context(settings=Settings(), engine=engine, sessions=sessions, clock=clock)
 
-    monkeypatch.setattr(common, "open_context", context)
+    monkeypatch.setattr(terminal, "open_context", context)
 
     def invoke(*args: str, columns: int = 80) -> Result:
         return CliRunner().invoke(app, list(args), env={"COLUMNS": str(columns)})

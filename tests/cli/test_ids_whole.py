@@ -13,7 +13,7 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from credence.cli.common import Column, show
+from credence.cli.terminal import Column, show
 from credence.clock import FixedClock
 from credence.disputes.tables import Dispute
 from credence.ledger.tables import Record

@@ -1,5 +1,5 @@
 """The ``credence`` command line (Typer + Rich): one module per command group, on the
-shared options, errors, progress bars and listings of :mod:`credence.cli.common`.
+shared options, errors, progress bars and listings of :mod:`credence.cli.terminal`.
 
 Nothing heavy is imported until a command runs, so ``credence --help`` is quick.
 """

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from credence.cli import common
-from credence.cli.common import AsOfOption, Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
 
 if TYPE_CHECKING:
     from credence.disputes.service import DisputeView
@@ -79,14 +79,14 @@ def sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
     from credence.disputes import service
     from credence.notifications.service import FileChannel, deliver_pending
 
-    ctx = common.open_context(db)
-    at = common.instant(ctx, as_of)
-    with common.errors(), ctx.sessions.begin() as session:
+    ctx = terminal.open_context(db)
+    at = terminal.instant(ctx, as_of)
+    with terminal.errors(), ctx.sessions.begin() as session:
         lapsed = service.sweep(session, at)
         delivered = deliver_pending(session, FileChannel(), at)
-    out = common.console()
+    out = terminal.console()
     if lapsed:
-        common.show(_rows(lapsed), COLUMNS, title="Lapsed disputes", out=out)
+        terminal.show(_rows(lapsed), COLUMNS, title="Lapsed disputes", out=out)
     out.print(f"{len(lapsed)} disputes lapsed; {delivered} notifications delivered")
 
 
@@ -102,9 +102,9 @@ def list_(
     from credence.disputes import service
     from credence.ledger import service as ledger
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     at = ctx.clock.now()
-    with common.errors(), ctx.sessions() as session:
+    with terminal.errors(), ctx.sessions() as session:
         views = service.list_disputes(
             session,
             at=at,
@@ -112,7 +112,7 @@ def list_(
             source_id=ledger.source_by_code(session, source).id if source else None,
             subject_id=ledger.get_subject(session, subject).id if subject else None,
         )
-    common.show(_rows(views), COLUMNS, as_json=as_json, title=f"Disputes ({status.value})")
+    terminal.show(_rows(views), COLUMNS, as_json=as_json, title=f"Disputes ({status.value})")
 
 
 @app.command("answer")
@@ -141,9 +141,9 @@ def answer(
 
     if (source is None) == (reviewer is None):
         raise typer.BadParameter("answer as exactly one of --source CODE or --reviewer NAME")
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     at = ctx.clock.now()
-    with common.errors(), ctx.sessions.begin() as session:
+    with terminal.errors(), ctx.sessions.begin() as session:
         fixed: RecordIn | None = None
         if correction is not None:
             try:
@@ -173,4 +173,4 @@ def answer(
             at=at,
             correction=fixed,
         )
-    common.console().print(f"dispute {answered.dispute_id} answered: {answered.status}")
+    terminal.console().print(f"dispute {answered.dispute_id} answered: {answered.status}")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
-from credence.cli import common
-from credence.cli.common import AsOfOption, Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
 
 if TYPE_CHECKING:
     from credence.scoring.online import Score
@@ -86,15 +86,15 @@ def explain(
     from credence.rulebook import store
     from credence.scoring.online import score_subject
 
-    ctx = common.open_context(db)
-    at = common.instant(ctx, as_of)
-    with common.errors(), ctx.sessions() as session:
+    ctx = terminal.open_context(db)
+    at = terminal.instant(ctx, as_of)
+    with terminal.errors(), ctx.sessions() as session:
         subj = ledger.get_subject(session, subject)
         result = score_subject(session, subj, store.in_force(session, at), at)
     if as_json:
-        common.show_object(_as_json(subj.public_id, subj.kind, at, result, limit))
+        terminal.show_object(_as_json(subj.public_id, subj.kind, at, result, limit))
         return
-    out = common.console()
+    out = terminal.console()
     out.print(
         Text.assemble(
             (subj.public_id, "bold"),
@@ -115,7 +115,7 @@ def explain(
     if result.reasons:
         out.print(Text("Main factors", style="bold"))
         for reason in result.reasons:
-            common.indented(out, Text(f"{reason.code}: {reason.text}"))
-    common.show(_rows(result, limit), COLUMNS, title="Records", out=out)
+            terminal.indented(out, Text(f"{reason.code}: {reason.text}"))
+    terminal.show(_rows(result, limit), COLUMNS, title="Records", out=out)
     if len(result.contributions) > limit:
         out.print(f"… and {len(result.contributions) - limit} more records")

@@ -23,8 +23,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from credence.cli import common
-from credence.cli.common import DbOption
+from credence.cli import terminal
+from credence.cli.terminal import DbOption
 from credence.errors import CredenceError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def run_import(ctx: Context, path: Path, source: str, *, console: Console | None
     lines. Returns the exit code: 0 if the file was stored, 1 if not."""
     from credence.ledger.importer import detect_format, estimate_lines, import_file
 
-    out = console or common.console()
+    out = console or terminal.console()
     try:
         fmt = detect_format(path)
         total = estimate_lines(path, fmt) if path.is_file() else None
@@ -120,6 +120,6 @@ def import_command(
     """Import records from a file: all of it, or (if any line is bad) none of it.
 
     The columns are those of a record (README: "The import file")."""
-    with common.errors():
-        code = run_import(common.open_context(db), file, source)
+    with terminal.errors():
+        code = run_import(terminal.open_context(db), file, source)
     raise typer.Exit(code)

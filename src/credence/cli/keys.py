@@ -14,8 +14,8 @@ import typer
 from rich.text import Text
 
 from credence.access.policy import Role
-from credence.cli import common
-from credence.cli.common import Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import Column, DbOption, JsonOption
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -41,10 +41,10 @@ def print_issued(key: str, expires_at: datetime | None, *, as_json: bool) -> Non
 
     prefix = key[:PREFIX_LEN]
     if as_json:
-        common.show_object({"key": key, "prefix": prefix, "expires_at": expires_at})
+        terminal.show_object({"key": key, "prefix": prefix, "expires_at": expires_at})
         return
-    common.console().print(key)
-    notes = common.console(stderr=True)
+    terminal.console().print(key)
+    notes = terminal.console(stderr=True)
     notes.print(
         Text.assemble(("prefix   ", "bold"), prefix, (f"  (credence keys revoke {prefix})", "dim"))
     )
@@ -86,10 +86,10 @@ def keys_create(
     from credence.access.keys import create_principal, issue_key
     from credence.audit.service import log_operator_action
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     now = ctx.clock.now()
     expires = _expiry(now, expires_days)
-    with common.errors(), ctx.sessions.begin() as session:
+    with terminal.errors(), ctx.sessions.begin() as session:
         principal = create_principal(
             session,
             role=role,
@@ -110,11 +110,11 @@ def keys_revoke(prefix: PrefixArgument, db: DbOption = None) -> None:
     from credence.access.keys import revoke_key
     from credence.audit.service import log_operator_action
 
-    ctx = common.open_context(db)
-    with common.errors(), ctx.sessions.begin() as session:
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions.begin() as session:
         revoke_key(session, prefix=prefix, clock=ctx.clock)
         log_operator_action(session, action="key_revoked", what=f"key {prefix}", at=ctx.clock.now())
-    common.console().print(f"key {prefix} revoked")
+    terminal.console().print(f"key {prefix} revoked")
 
 
 @app.command("rotate")
@@ -133,10 +133,10 @@ def keys_rotate(
     from credence.access.keys import rotate_key
     from credence.audit.service import log_operator_action
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     now = ctx.clock.now()
     expires = _expiry(now, expires_days)
-    with common.errors(), ctx.sessions.begin() as session:
+    with terminal.errors(), ctx.sessions.begin() as session:
         key = rotate_key(
             session,
             prefix=prefix,
@@ -192,11 +192,11 @@ def keys_list(
     from credence.access.keys import list_keys
     from credence.ledger.sources import list_sources
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     now = ctx.clock.now()
-    with common.errors(), ctx.sessions() as session:
+    with terminal.errors(), ctx.sessions() as session:
         sources = {s.id: s.code for s in list_sources(session)}
         rows = [_row(k, sources, now) for k in list_keys(session, role=role)]
     if active:
         rows = [r for r in rows if r["status"] in ("active", "revoking")]
-    common.show(rows, COLUMNS, as_json=as_json, title="API keys")
+    terminal.show(rows, COLUMNS, as_json=as_json, title="API keys")

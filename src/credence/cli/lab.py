@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from credence.cli import common
+from credence.cli import terminal
 
 if TYPE_CHECKING:
     from credence.rulebook.model import Rulebook
@@ -29,7 +29,7 @@ def lab_generate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 7,
 ) -> None:
     """Write a synthetic population as Parquet, partitioned by subject."""
-    raise typer.Exit(run_generate_cli(out, subjects, records, seed, common.console()))
+    raise typer.Exit(run_generate_cli(out, subjects, records, seed, terminal.console()))
 
 
 def run_generate_cli(
@@ -57,7 +57,7 @@ def run_generate_cli(
     if subjects < 1 or records < 0:
         console.print("[red]error[/red]: --subjects must be at least 1 and --records at least 0")
         return 1
-    with common.progress(console) as bar:
+    with terminal.progress(console) as bar:
         task = bar.add_task("writing records", total=records)
 
         def tick(done: int, total: int) -> None:

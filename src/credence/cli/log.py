@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from credence.cli import common
-from credence.cli.common import DbOption
+from credence.cli import terminal
+from credence.cli.terminal import DbOption
 from credence.errors import CredenceError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _signer(ctx: Context) -> LogSigner:
     settings = ctx.settings
     signer, created = load_signer(settings.log_key_path, name=settings.log_origin)
     if created:
-        common.console(stderr=True).print(
+        terminal.console(stderr=True).print(
             f"[yellow]generated a new log signing key[/yellow] at {settings.log_key_path} "
             f"(key id {signer.public.key_id.hex()}): back it up; verifiers need "
             f"{signer.public.verifier_key}"
@@ -41,12 +41,12 @@ def checkpoint_cmd(db: DbOption = None) -> None:
     """Sign a checkpoint of every entry now (or show the latest if nothing was added)."""
     from credence.translog import service
 
-    ctx = common.open_context(db)
-    with common.errors():
+    ctx = terminal.open_context(db)
+    with terminal.errors():
         signer = _signer(ctx)
         with ctx.sessions.begin() as session:
             cp = service.checkpoint(session, signer=signer, at=ctx.clock.now())
-    out = common.console()
+    out = terminal.console()
     out.print(
         f"checkpoint {cp.id}: {cp.tree_size:,} entries, root {cp.root_hash.hex()} "
         f"(key id {cp.key_id})"
@@ -65,7 +65,7 @@ def _verifier(ctx: Context, public_key: str | None) -> LogKey | None:
             ctx.settings.log_key_path, name=ctx.settings.log_origin, create=False
         )
     except CredenceError:
-        common.console(stderr=True).print(
+        terminal.console(stderr=True).print(
             f"[yellow]no signing key at {ctx.settings.log_key_path}: signatures not "
             "checked[/yellow] (pass --public-key to check them)"
         )
@@ -93,12 +93,12 @@ def verify_cmd(
     signed alone do not fail it)."""
     from credence.translog import verify
 
-    ctx = common.open_context(db)
-    out, err = common.console(), common.console(stderr=True)
-    with common.errors():
+    ctx = terminal.open_context(db)
+    out, err = terminal.console(), terminal.console(stderr=True)
+    with terminal.errors():
         key = _verifier(ctx, public_key)
-        with common.progress(out) as bar, ctx.sessions() as session:
-            report = verify.verify_log(session, key=key, progress=common.ticker(bar, "verifying"))
+        with terminal.progress(out) as bar, ctx.sessions() as session:
+            report = verify.verify_log(session, key=key, progress=terminal.ticker(bar, "verifying"))
     if report.ok:
         signed = "signatures checked" if report.signatures_checked else "signatures NOT checked"
         out.print(
@@ -158,11 +158,13 @@ def prove_cmd(
     elif seq is None and size is None and first is not None and second is not None:
         wanted = "consistency"
     else:
-        common.console(stderr=True).print("give either --seq N [--size M] or --first M --second N")
+        terminal.console(stderr=True).print(
+            "give either --seq N [--size M] or --first M --second N"
+        )
         raise typer.Exit(2)
-    ctx = common.open_context(db)
-    out = common.console()
-    with common.errors(), ctx.sessions() as session:
+    ctx = terminal.open_context(db)
+    out = terminal.console()
+    with terminal.errors(), ctx.sessions() as session:
         if wanted == "inclusion":
             proof = service.prove_inclusion(session, seq or 0, size)
             ok = proof.verify()
@@ -180,6 +182,6 @@ def prove_cmd(
     for h in path:
         out.print(f"  {h.hex()}")
     if not ok:  # pragma: no cover - a proof the log made fails its own check: a bug
-        common.console(stderr=True).print("[red]the proof does not verify[/red]")
+        terminal.console(stderr=True).print("[red]the proof does not verify[/red]")
         raise typer.Exit(1)
     out.print("proof verifies against the root above")

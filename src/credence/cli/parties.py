@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from credence.cli import common
-from credence.cli.common import Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import Column, DbOption, JsonOption
 from credence.errors import CredenceError
 
 app = typer.Typer(help="Register and list relying parties.", no_args_is_help=True)
@@ -25,17 +25,17 @@ def parties_add(
     from credence.audit.service import log_operator_action
     from credence.rulebook import store
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     now = ctx.clock.now()
     wanted = [s.strip() for s in services.split(",") if s.strip()]
-    with common.errors(), ctx.sessions.begin() as session:
+    with terminal.errors(), ctx.sessions.begin() as session:
         book = store.in_force(session, now).rulebook
         unknown = [s for s in wanted if book.service(s) is None]
         if unknown:
             raise CredenceError(f"unknown services: {', '.join(unknown)}", code="unknown_service")
         create_relying_party(session, code=code, name=name, services=wanted, clock=ctx.clock)
         log_operator_action(session, action="party_registered", what=f"party {code}", at=now)
-    common.console().print(f"relying party {code} registered for {', '.join(wanted)}")
+    terminal.console().print(f"relying party {code} registered for {', '.join(wanted)}")
 
 
 COLUMNS = (
@@ -51,8 +51,8 @@ def parties_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every relying party, by code, with the services it may ask decisions for."""
     from credence.access.keys import list_parties
 
-    ctx = common.open_context(db)
-    with common.errors(), ctx.sessions() as session:
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions() as session:
         rows = [
             {
                 "code": p.code,
@@ -62,4 +62,4 @@ def parties_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             }
             for p in list_parties(session)
         ]
-    common.show(rows, COLUMNS, as_json=as_json, title="Relying parties")
+    terminal.show(rows, COLUMNS, as_json=as_json, title="Relying parties")

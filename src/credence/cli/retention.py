@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from credence.cli import common
-from credence.cli.common import AsOfOption, DbOption
+from credence.cli import terminal
+from credence.cli.terminal import AsOfOption, DbOption
 
 if TYPE_CHECKING:
     from credence.context import Context
@@ -47,6 +47,6 @@ def retention_sweep(db: DbOption = None, as_of: AsOfOption = None) -> None:
     Erases the content of every record whose retention period ended, or whose effect a
     dispute or an approved repair ended (in batches, a log entry per record); the
     subject's file shows each erasure and its date."""
-    ctx = common.open_context(db)
-    with common.errors():
-        print_sweep(sweep(ctx, common.instant(ctx, as_of)), common.console())
+    ctx = terminal.open_context(db)
+    with terminal.errors():
+        print_sweep(sweep(ctx, terminal.instant(ctx, as_of)), terminal.console())

@@ -16,8 +16,8 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from credence.cli import common
-from credence.cli.common import Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import Column, DbOption, JsonOption
 
 if TYPE_CHECKING:
     from credence.rulebook.model import Rulebook
@@ -59,7 +59,7 @@ def _load_or_exit(console: Console, path: Path) -> tuple[Rulebook, str]:
 @app.command()
 def check(file: RulebookFile) -> None:
     """Check a rulebook file and print every problem; exit 1 if there is any."""
-    console = common.console()
+    console = terminal.console()
     book, digest = _load_or_exit(console, file)
     console.print(
         Text(
@@ -72,7 +72,7 @@ def check(file: RulebookFile) -> None:
 
 def render(rulebook: Rulebook, digest: str, console: Console | None = None) -> None:
     """Print a rulebook as Rich tables: scale, tiers, record types and services."""
-    out = console or common.console()
+    out = console or terminal.console()
     out.print(
         Text(f"{rulebook.title} — version {rulebook.version} ({rulebook.region})", style="bold")
     )
@@ -157,7 +157,7 @@ def show(
     """Show a rulebook: the edition in force (or --version), a file, or the default."""
     from credence.rulebook.loader import DEFAULT_PATH, content_hash, default_rulebook, default_text
 
-    console = common.console()
+    console = terminal.console()
     if file is not None:
         book, digest = _load_or_exit(console, file)
         render(book, digest, console)
@@ -179,7 +179,7 @@ def _published(db: str | None, version: str | None) -> Edition | None:
     from credence.errors import CredenceError
     from credence.rulebook import store
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     database = ctx.engine.url.database
     if ctx.engine.dialect.name == "sqlite" and database and not Path(database).exists():
         return None  # don't create an empty database file just to look into it
@@ -203,7 +203,7 @@ def diff_command(old: RulebookFile, new: RulebookFile) -> None:
     """Print what changed from OLD to NEW: items added, removed and changed, field by field."""
     from credence.rulebook.diff import diff
 
-    console = common.console()
+    console = terminal.console()
     old_book, old_digest = _load_or_exit(console, old)
     new_book, new_digest = _load_or_exit(console, new)
     console.print(
@@ -232,8 +232,8 @@ def publish(
     from credence.audit.service import log_operator_action
     from credence.rulebook import store
 
-    ctx = common.open_context(db)
-    with common.errors(), ctx.sessions.begin() as session:
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions.begin() as session:
         edition = store.publish(
             session, text=file.read_text(encoding="utf-8"), at=ctx.clock.now(), origin=file.name
         )
@@ -243,7 +243,7 @@ def publish(
             what=f"rulebook {edition.version}",
             at=ctx.clock.now(),
         )
-    common.console().print(f"published rulebook {edition.version} ({edition.content_hash})")
+    terminal.console().print(f"published rulebook {edition.version} ({edition.content_hash})")
 
 
 HISTORY = (
@@ -258,10 +258,10 @@ def history(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every published edition, oldest first."""
     from credence.rulebook import store
 
-    ctx = common.open_context(db)
-    with common.errors(), ctx.sessions() as session:
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions() as session:
         rows = [
             {"version": version, "published_at": at, "content_hash": digest}
             for version, digest, at in store.history(session)
         ]
-    common.show(rows, HISTORY, as_json=as_json, title="Published rulebooks")
+    terminal.show(rows, HISTORY, as_json=as_json, title="Published rulebooks")

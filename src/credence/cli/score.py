@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from credence.cli import common
-from credence.cli.common import AsOfOption, DbOption
+from credence.cli import terminal
 from credence.cli.retention import print_sweep, sweep
+from credence.cli.terminal import AsOfOption, DbOption
 
 if TYPE_CHECKING:
     from credence.context import Context
@@ -41,8 +41,8 @@ def rescore_ledger(ctx: Context, at: datetime, out: Console) -> RescoreReport:
     from credence.rulebook import store
     from credence.tiers.rescore import rescore
 
-    with common.progress(out) as bar, ctx.sessions.begin() as session:
-        tick = common.ticker(bar, "scoring")
+    with terminal.progress(out) as bar, ctx.sessions.begin() as session:
+        tick = terminal.ticker(bar, "scoring")
         return rescore(session, store.in_force(session, at), at, progress=tick)
 
 
@@ -85,7 +85,7 @@ def score(
 
     From the ledger, shown tiers move (the command says how many, up and down) and
     what expired is erased."""
-    out = common.console()
+    out = terminal.console()
     if input_dir is not None:
         if out_dir is None:
             raise typer.BadParameter("--out is required with --input", param_hint="--out")
@@ -100,9 +100,9 @@ def score(
                 console=out,
             )
         )
-    ctx = common.open_context(db)
-    with common.errors():
-        when = common.instant(ctx, as_of)
+    ctx = terminal.open_context(db)
+    with terminal.errors():
+        when = terminal.instant(ctx, as_of)
         print_rescore(rescore_ledger(ctx, when, out), out)
         # The nightly rescore also erases what expired (scores as of now do not change:
         # an expired record counts zero).
@@ -138,8 +138,8 @@ def run_batch_cli(
             with console.status(f"scoring on Spark as of {instant.isoformat()}"):
                 summary = score_parquet_spark(input_dir, out_dir, at=instant, rulebook=book)
         else:
-            with common.progress(console) as bar:
-                tick = common.ticker(bar, "scoring records")
+            with terminal.progress(console) as bar:
+                tick = terminal.ticker(bar, "scoring records")
                 summary = score_parquet(
                     input_dir, out_dir, at=instant, rulebook=book, progress=tick
                 )

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from credence.cli import common
-from credence.cli.common import DbOption
+from credence.cli import terminal
+from credence.cli.terminal import DbOption
 
 if TYPE_CHECKING:
     from credence.context import Context
@@ -32,7 +32,7 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     checkpoint_in_background(ctx.engine)
     api = create_app(ctx)
     _settle_the_heap()
-    common.console().print(
+    terminal.console().print(
         f"Credence API on http://{host}:{port}  (docs: http://{host}:{port}/docs)"
     )
     # X-Forwarded-For is trusted only through CREDENCE_TRUSTED_PROXIES (credence.api.ratelimit),
@@ -56,7 +56,7 @@ def _settle_the_heap() -> None:
 
 def serve(db: DbOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """Serve the HTTP API."""
-    _serve(common.open_context(db), host, port)
+    _serve(terminal.open_context(db), host, port)
 
 
 def demo(
@@ -80,13 +80,13 @@ def demo(
     The port is checked first: a busy one fails at once, before anything is built."""
     from credence.lab.demo import build_demo, check_port_free
 
-    with common.errors():
+    with terminal.errors():
         if serve_api:
             check_port_free(host, port)
-        ctx = common.open_context(db)
+        ctx = terminal.open_context(db)
         build_demo(
             ctx,
-            console=common.console(),
+            console=terminal.console(),
             persons=subjects,
             organisations=organisations if organisations is not None else max(subjects // 20, 10),
             records=records if records is not None else subjects * 20,

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from credence.cli import common
-from credence.cli.common import Column, DbOption, JsonOption
+from credence.cli import terminal
+from credence.cli.terminal import Column, DbOption, JsonOption
 
 app = typer.Typer(help="Register and list sources.", no_args_is_help=True)
 
@@ -29,9 +29,9 @@ def sources_add(
     from credence.ledger import service as ledger
     from credence.rulebook import store
 
-    ctx = common.open_context(db)
+    ctx = terminal.open_context(db)
     now = ctx.clock.now()
-    with common.errors(), ctx.sessions.begin() as session:
+    with terminal.errors(), ctx.sessions.begin() as session:
         ledger.register_source(
             session,
             code=code,
@@ -43,7 +43,7 @@ def sources_add(
             identity_authority_for=identity_authority,
         )
         log_operator_action(session, action="source_registered", what=f"source {code}", at=now)
-    common.console().print(f"source {code} registered")
+    terminal.console().print(f"source {code} registered")
 
 
 def _kind(row: Mapping[str, Any]) -> str:
@@ -66,8 +66,8 @@ def sources_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every registered source, by code, with the record types it may submit."""
     from credence.ledger.sources import list_sources
 
-    ctx = common.open_context(db)
-    with common.errors(), ctx.sessions() as session:
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions() as session:
         rows = [
             {
                 "code": s.code,
@@ -79,4 +79,4 @@ def sources_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             }
             for s in list_sources(session)
         ]
-    common.show(rows, COLUMNS, as_json=as_json, title="Sources")
+    terminal.show(rows, COLUMNS, as_json=as_json, title="Sources")

@@ -151,3 +151,17 @@ def test_rulebook_history_lists_editions_with_whole_hashes(
     assert [(e["version"], e["content_hash"]) for e in listed] == [
         (world.edition.rulebook.version, digest)
     ]
+
+
+def test_keys_list_never_names_a_subject_who_holds_a_key(
+    cli: Invoke, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    world = build_world(sessions, clock)
+    person = world.people[0]
+    issue(cli, "--role", "subject", "--name", person.name, "--subject", person.public_id)
+    issue(cli, "--role", "operator", "--name", "Night operator")
+    table = ok(cli("keys", "list"))
+    listed = json.loads(ok(cli("keys", "list", "--json")))
+    assert person.name not in table
+    assert person.name not in json.dumps(listed)
+    assert {k["holder"] for k in listed} == {"(subject)", "Night operator"}

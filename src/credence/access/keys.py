@@ -471,7 +471,8 @@ class KeyListing:
 
 
 def list_keys(session: Session, *, role: Role | None = None) -> list[KeyListing]:
-    """Every key issued, oldest first (of one ``role``, if given)."""
+    """Every key issued, oldest first (of one ``role``, if given); a subject's key shows
+    no holder name."""
     query = (
         select(
             ApiKey.prefix,
@@ -490,7 +491,11 @@ def list_keys(session: Session, *, role: Role | None = None) -> list[KeyListing]
     )
     if role is not None:
         query = query.where(Principal.role == Role(role).value)
-    return [KeyListing(*row) for row in session.execute(query)]
+    # A subject's key is held by a person: their name is not shown (nor exported).
+    return [
+        KeyListing(prefix, role_, "(subject)" if role_ == Role.SUBJECT.value else name, *rest)
+        for prefix, role_, name, *rest in session.execute(query)
+    ]
 
 
 @dataclass(frozen=True)

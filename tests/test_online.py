@@ -22,7 +22,8 @@ from credence.api.app import create_app
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.db import Direct
-from credence.decisions.service import DirectStore, decide, decide_with, run_writes
+from credence.decisions.direct import DirectStore, run_writes
+from credence.decisions.service import decide, decide_with
 from credence.decisions.tables import Inquiry, RestrictionWarning
 from credence.errors import CredenceError
 from credence.ledger import service as ledger
@@ -357,7 +358,7 @@ def test_the_one_statement_read_answers_as_the_router_does(online: Online) -> No
 
     person = online.world.people[0].public_id
     assert online.decide({"subject_id": person, "service": "air_travel"}).status_code == 200
-    assert online.app.direct._newest.get(online.clock.now()) is not None  # now in use
+    assert online.app.direct._decider.newest.get(online.clock.now()) is not None  # now in use
     cases: list[tuple[dict[str, Any], int, str | None]] = [
         ({"subject_id": "sub_nobody", "service": "air_travel"}, 404, "unknown_subject"),
         ({"identifier": person_id(7), "service": "air_travel"}, 404, "unknown_subject"),

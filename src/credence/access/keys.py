@@ -11,6 +11,7 @@ call the system is on the transparency log.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import secrets
@@ -492,10 +493,13 @@ def list_keys(session: Session, *, role: Role | None = None) -> list[KeyListing]
     if role is not None:
         query = query.where(Principal.role == Role(role).value)
     # A subject's key is held by a person: their name is not shown (nor exported).
-    return [
-        KeyListing(prefix, role_, "(subject)" if role_ == Role.SUBJECT.value else name, *rest)
-        for prefix, role_, name, *rest in session.execute(query)
-    ]
+    listed = []
+    for row in session.execute(query):
+        key = KeyListing(*row)
+        if key.role == Role.SUBJECT.value:
+            key = dataclasses.replace(key, holder="(subject)")
+        listed.append(key)
+    return listed
 
 
 @dataclass(frozen=True)

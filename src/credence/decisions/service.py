@@ -7,13 +7,13 @@ reach :func:`evaluate`. Every decision is kept on the subject's file as an inqui
 
 :func:`decide_with` is the one implementation; it reads and writes through a
 :class:`DecisionStore`: :class:`SessionStore` (an ORM session: :func:`decide`) or
-:class:`DirectStore` (a DBAPI connection, for the API's per-request path, which cannot
-write restriction warnings and says so before writing anything).
+:class:`~credence.decisions.direct.DirectStore` (a DBAPI connection, for the API's
+per-request path: :mod:`credence.decisions.direct`). :func:`ask` takes a request as a
+relying party sends it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,43 +21,30 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
-    CompoundSelect,
     bindparam,
-    case,
-    exists,
-    func,
     insert,
-    null,
     select,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
-from credence.access.tables import ApiKey, PartyService
-from credence.clock import to_micros
-from credence.db import Direct, Prepared, core
+from credence.access.policy import Action, Caller, authorize
+from credence.access.tables import PartyService
+from credence.db import core
 from credence.decisions import restriction_warnings
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
-from credence.identifiers import SubjectKind, validate_any
+from credence.identifiers import SubjectKind
 from credence.ids import new_id
-from credence.ledger.service import (
-    SubjectKey,
-    SubjectRef,
-    unknown_subject,
-)
+from credence.ledger.service import SubjectKey, find_subject, get_subject
 from credence.ledger.subject_file import (
     RecordView,
-    file_query,
     subject_records,
-    views_direct,
 )
 from credence.ledger.tables import Subject
-from credence.notifications.service import NoticeKind, notification_row, notify
-from credence.notifications.tables import Notification
+from credence.notifications.service import NoticeKind, notify
+from credence.rulebook import store
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
-from credence.rulebook.tables import PublishedRulebook
 from credence.scoring.online import MAX_REASONS, Contribution, Score, category_types, compute
 
 
@@ -229,6 +216,41 @@ def _shortfall(
     return reasons, [c.record.record_id for c in cited]
 
 
+#: The refusal of a request naming the subject twice or not at all.
+ONE_SUBJECT = "name the subject by exactly one of subject_id or identifier"
+
+
+def ask(
+    session: Session,
+    caller: Caller,
+    *,
+    subject_id: str | None,
+    identifier: str | None,
+    service_code: str,
+    at: datetime,
+) -> Decision:
+    """A relying party's request, as it comes (the subject by public id or national
+    identifier): authorised first (a caller who may not ask must not learn whether an
+    identifier is registered: 403 either way, never 404 vs 403), then :func:`decide`
+    under the edition in force."""
+    authorize(caller, Action.DECISION_REQUEST)
+    if (subject_id is None) == (identifier is None):
+        raise InvalidInput(ONE_SUBJECT)
+    if subject_id is not None:
+        subject: Subject = get_subject(session, subject_id)
+    else:
+        subject = find_subject(session, identifier or "")
+    return decide(
+        session,
+        subject=subject,
+        service_code=service_code,
+        edition=store.in_force(session, at),
+        at=at,
+        party_id=caller.party_id,
+        principal_id=caller.principal_id,
+    )
+
+
 def decide(
     session: Session,
     *,
@@ -387,7 +409,7 @@ class DecisionStore(Protocol):
 
 
 #: Whether a relying party is registered for a service (built once: see subject_ref).
-_REGISTERED = select(PartyService.service).where(
+REGISTERED = select(PartyService.service).where(
     PartyService.party_id == bindparam("party_id"), PartyService.service == bindparam("service")
 )
 
@@ -399,7 +421,7 @@ class SessionStore:
         self.session = session
 
     def registered(self, party_id: int, service: str) -> bool:
-        found = core(self.session).execute(_REGISTERED, {"party_id": party_id, "service": service})
+        found = core(self.session).execute(REGISTERED, {"party_id": party_id, "service": service})
         return found.first() is not None
 
     def records(
@@ -423,256 +445,3 @@ class SessionStore:
     def add_inquiry(self, row: dict[str, Any]) -> None:
         # A Core insert: the ORM's unit of work costs more than the rest of a decision.
         core(self.session).execute(insert(Inquiry), row)
-
-
-class NeedsSession(Exception):
-    """A :class:`DirectStore` cannot take this decision: take it with a session."""
-
-
-_INQUIRY = insert(Inquiry).values(
-    {c.key: bindparam(c.key, type_=c.type) for c in Inquiry.__table__.columns if c.key != "id"}
-)
-_NOTIFICATION = insert(Notification).values(
-    {
-        c.key: bindparam(c.key, type_=c.type)
-        for c in Notification.__table__.columns
-        if c.key in ("subject_id", "kind", "text", "at")
-    }
-)
-_PREPARED_REGISTERED = Prepared(_REGISTERED)
-_PREPARED_INQUIRY = Prepared(_INQUIRY)
-_PREPARED_NOTIFICATION = Prepared(_NOTIFICATION)
-
-
-#: A write :class:`DirectStore` leaves to its caller: a statement and its parameters.
-Write = tuple[Prepared, dict[str, Any]]
-
-
-class DirectStore:
-    """A :class:`DecisionStore` on a :class:`Direct` connection: the API's decision path,
-    without the ORM's or SQLAlchemy's per-statement work (see :class:`Prepared`).
-
-    The same statements as :class:`SessionStore`'s. A restriction with a warning period
-    reads and writes warnings through the ORM: for those it raises :class:`NeedsSession`
-    before anything is written, and the caller decides with a session instead.
-
-    With ``pending``, writes are not run but appended there, in order, for the caller to
-    run (several decisions' writes in one transaction: a group commit). With ``file``
-    (see :func:`read_file`), the registration and the records it holds are answered
-    from it, not read again.
-    """
-
-    def __init__(
-        self, direct: Direct, pending: list[Write] | None = None, file: SubjectFile | None = None
-    ) -> None:
-        self.direct = direct
-        self.pending = pending
-        self.file = file
-
-    def _write(self, statement: Prepared, params: dict[str, Any]) -> None:
-        if self.pending is not None:
-            self.pending.append((statement, params))
-        else:
-            statement.run(self.direct, params)
-
-    def registered(self, party_id: int, service: str) -> bool:
-        file = self.file
-        if file is not None and file.party_id == party_id and file.service == service:
-            return file.registered
-        found = _PREPARED_REGISTERED.run(self.direct, {"party_id": party_id, "service": service})
-        return bool(found)
-
-    def records(
-        self, subject_id: int, record_types: Sequence[str], at: datetime
-    ) -> list[RecordView]:
-        file = self.file
-        if (
-            file is not None
-            and file.subject.id == subject_id
-            and file.at == at
-            and (record_types is file.given_types or _type_key(record_types) == file.record_types)
-        ):
-            return file.records
-        return subject_records(self.direct, subject_id, record_types=record_types, at=at)
-
-    def caught(
-        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
-    ) -> restriction_warnings.WarningState:
-        raise NeedsSession(service.code)
-
-    def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
-        raise NeedsSession(service.code)
-
-    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
-        self._write(
-            _PREPARED_NOTIFICATION,
-            notification_row(subject_id=subject_id, kind=kind, text=text, at=at),
-        )
-
-    def add_inquiry(self, row: dict[str, Any]) -> None:
-        self._write(_PREPARED_INQUIRY, row)
-
-
-def run_writes(direct: Direct, writes: Sequence[Write]) -> None:
-    """Run pending writes: one ``executemany`` per statement, each statement's rows in
-    the order they were written (the tables written here do not refer to each other)."""
-    by_statement: dict[int, tuple[Prepared, list[dict[str, Any]]]] = {}
-    for statement, params in writes:
-        by_statement.setdefault(id(statement), (statement, []))[1].append(params)
-    for statement, rows in by_statement.values():
-        statement.run_many(direct, rows)
-
-
-# --- the direct path's one read: the subject's file, with what the decision checks ----
-
-
-@dataclass(frozen=True)
-class SubjectFile:
-    """What :func:`read_file` read in one statement: the subject, their records of some
-    types as of ``at``, whether the relying party is registered for the service, and the
-    newest published edition (to check that the edition the types came from is current)."""
-
-    subject: SubjectRef
-    party_id: int | None
-    service: str
-    #: The record types read, as given and as a sorted tuple.
-    given_types: Sequence[str]
-    record_types: tuple[str, ...]
-    at: datetime
-    records: list[RecordView]
-    registered: bool
-    #: The newest published edition's content hash (None before the first).
-    newest_edition: str | None
-    #: Whether the caller's key (by its hash) existed and was neither revoked nor
-    #: expired at ``at``, read in the same statement.
-    key_valid: bool
-
-
-def _type_key(record_types: Sequence[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(record_types)))
-
-
-#: The newest edition's content hash: editions are never updated or deleted and no two
-#: have the same content, so it changes exactly when an edition is published.
-#: A key valid for ever, in :func:`read_file`'s key column (microseconds; any instant
-#: Credence stores is earlier).
-_FOREVER = 2**62
-
-_NEWEST_HASH = select(PublishedRulebook.content_hash).where(
-    PublishedRulebook.id == select(func.max(PublishedRulebook.id)).scalar_subquery()
-)
-#: The subject's row in the file statement: what :class:`SubjectRef` holds, whether the
-#: relying party is registered for the service, and the newest edition's hash.
-#: Until when the caller's key (by ``key_hash``) is valid: the earlier of its revocation
-#: and expiry instants, :data:`_FOREVER` if it has neither, NULL if there is no such key.
-_KEY_VALID_UNTIL = select(
-    case(
-        (ApiKey.revoked_at.is_(None), func.coalesce(ApiKey.expires_at, _FOREVER)),
-        (ApiKey.expires_at.is_(None), ApiKey.revoked_at),
-        (ApiKey.revoked_at < ApiKey.expires_at, ApiKey.revoked_at),
-        else_=ApiKey.expires_at,
-    )
-).where(ApiKey.key_hash == bindparam("key_hash"))
-_SUBJECT_COLUMNS = (
-    Subject.id,
-    Subject.public_id,
-    Subject.kind,
-    exists(_REGISTERED).label("registered"),
-    _NEWEST_HASH.scalar_subquery().label("newest_edition"),
-    _KEY_VALID_UNTIL.scalar_subquery().label("key_valid_until"),
-)
-#: Where a row of the file statement has the record's columns.
-_RECORD_AT = len(_SUBJECT_COLUMNS)
-
-
-def _file_statement(by: str) -> CompoundSelect[Any]:
-    """The subject's row (found by ``key``), then one row per record and ending event
-    (:func:`credence.ledger.subject_file.file_query`, the subject's statements left out),
-    each padded with NULLs to the other's columns."""
-    records = file_query(as_of=True, some_types=True, by=by, statements=False)
-    key = Subject.public_id if by == "public_id" else Subject.identifier
-    subject = select(*_SUBJECT_COLUMNS, *(null() for _ in records.selected_columns)).where(
-        key == bindparam("key")
-    )
-    padded = records.with_only_columns(
-        *(null() for _ in _SUBJECT_COLUMNS), *records.selected_columns
-    )
-    return union_all(subject, padded)
-
-
-@functools.lru_cache(maxsize=512)
-def _prepared_file(by: str, record_types: tuple[str, ...]) -> Prepared:
-    return Prepared(_file_statement(by), record_types=list(record_types))
-
-
-def read_file(
-    direct: Direct,
-    *,
-    public_id: str | None,
-    identifier: str | None,
-    service: str,
-    record_types: Sequence[str],
-    party_id: int | None,
-    at: datetime,
-    key_hash: str,
-) -> SubjectFile:
-    """Find the subject (by ``public_id``, else by national ``identifier``) and read, in
-    one statement, their records of ``record_types`` as of ``at``, whether ``party_id``
-    is registered for ``service``, the newest edition's hash, and whether the caller's
-    key (``key_hash``) is valid at ``at``: what a decision on :class:`DirectStore` would
-    read in five. :class:`NotFound` for an unknown subject, as
-    :func:`credence.ledger.service.subject_ref` raises it."""
-    types = _type_key(record_types)
-    if public_id is not None:
-        by, key = "public_id", public_id
-    else:
-        by = "identifier"
-        _, key = validate_any(identifier or "")
-    params = {"key": key, "party_id": party_id, "service": service, "at": at, "key_hash": key_hash}
-    rows = _prepared_file(by, types).run(direct, params)
-    cut = _RECORD_AT
-    # The subject's row is the one without a record; the rest are the records'.
-    first = next((r for r in rows if r[cut] is None), None)
-    if first is None:
-        raise unknown_subject(public_id)
-    return SubjectFile(
-        subject=SubjectRef(first[0], first[1], first[2]),
-        party_id=party_id,
-        service=service,
-        given_types=record_types,
-        record_types=types,
-        at=at,
-        records=views_direct([r[cut:] for r in rows if r[cut] is not None], at),
-        registered=bool(first[3]),
-        newest_edition=first[4],
-        key_valid=first[5] is not None and first[5] > to_micros(at),
-    )
-
-
-class NewestEdition:
-    """The newest published edition, remembered while it is in force: the direct path
-    takes the record types to read from it before reading, and :func:`read_file` reads
-    the newest edition's hash with the file, so the decision checks in the same
-    statement that the edition is still the newest (what
-    :func:`credence.rulebook.store.in_force` checks with a statement of its own). An
-    edition published for a later instant is not in force yet: then :meth:`get` gives
-    None, and the caller reads the edition in force as usual."""
-
-    def __init__(self) -> None:
-        self._known: Edition | None = None
-
-    def get(self, at: datetime) -> Edition | None:
-        """The newest edition, if it is in force at ``at``."""
-        known = self._known
-        return known if known is not None and known.published_at <= at else None
-
-    def learn(self, direct: Direct, edition: Edition, at: datetime) -> None:
-        """Remember ``edition`` (in force at ``at``: by
-        :func:`credence.rulebook.store.in_force`) if it is the newest; else
-        nothing (a newer one is not in force yet)."""
-        rows = _PREPARED_NEWEST_HASH.run(direct, {})
-        newest = bool(rows) and rows[0][0] == edition.content_hash
-        self._known = edition if newest and edition.published_at <= at else None
-
-
-_PREPARED_NEWEST_HASH = Prepared(_NEWEST_HASH)

@@ -36,14 +36,12 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credence.access.keys import authenticate_direct, token_hash
-from credence.access.policy import Action, Caller, authorize
+from credence.access.keys import token_hash
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.errors import envelope
 from credence.api.ratelimit import FAILURES, LOOKUPS, RateLimits, authorization, refuse
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
-from credence.clock import Clock
 from credence.context import Context
 from credence.db import (
     SQLITE_BUSY_MS,
@@ -53,26 +51,13 @@ from credence.db import (
     try_write_lock,
     write_lock,
 )
-from credence.decisions.service import (
-    DirectStore,
-    NeedsSession,
-    NewestEdition,
-    SubjectFile,
-    Write,
-    decide,
-    decide_with,
-    read_file,
-    run_writes,
-)
-from credence.errors import CredenceError, InvalidInput, Unauthenticated
-from credence.ledger import service as ledger
-from credence.rulebook import store
-from credence.scoring.online import category_types
+from credence.decisions import service
+from credence.decisions.direct import DirectDecider, Write, run_writes
+from credence.errors import CredenceError
 
 log = logging.getLogger("credence.api")
 
 PATH = "/v1/decisions"
-_ONE_SUBJECT = "name the subject by exactly one of subject_id or identifier"
 
 router = APIRouter(prefix=PATH, tags=["decisions"], route_class=CommittingRoute)
 
@@ -83,24 +68,13 @@ router = APIRouter(prefix=PATH, tags=["decisions"], route_class=CommittingRoute)
     summary="Ask for a purpose-bound decision (relying parties); recorded on the subject's file",
 )
 def ask(body: DecisionIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> DecisionOut:
-    # Authorise before the lookup: a caller who may not ask must not learn whether an
-    # identifier is registered (403 either way, never 404 vs 403).
-    authorize(caller, Action.DECISION_REQUEST)
-    if (body.subject_id is None) == (body.identifier is None):
-        raise InvalidInput(_ONE_SUBJECT)
-    if body.subject_id is not None:
-        subject = ledger.get_subject(session, body.subject_id)
-    else:
-        subject = ledger.find_subject(session, body.identifier or "")
-    at = ctx.clock.now()
-    decision = decide(
+    decision = service.ask(
         session,
-        subject=subject,
+        caller,
+        subject_id=body.subject_id,
+        identifier=body.identifier,
         service_code=body.service,
-        edition=store.in_force(session, at),
-        at=at,
-        party_id=caller.party_id,
-        principal_id=caller.principal_id,
+        at=ctx.clock.now(),
     )
     return decision_out(decision)
 
@@ -124,8 +98,7 @@ class DirectDecisions:
         self._writer = _Writer(ctx.engine)
         # SQLite: the writes waiting for the loop's next group commit.
         self._group: tuple[list[Write], asyncio.Future[None]] | None = None
-        self._newest = NewestEdition()
-        self._holders = Holders()
+        self._decider = DirectDecider(ctx.clock)
 
     @staticmethod
     def wants(scope: Scope) -> bool:
@@ -209,15 +182,17 @@ class DirectDecisions:
         with self._lock:
             direct = self._direct()
             try:
-                return _decide(
-                    self.ctx,
+                decision = self._decider.decide(
                     direct,
-                    request,
-                    token_hash(token),
-                    self._holders,
-                    writes,
-                    self._newest,
+                    subject_id=request.subject_id,
+                    identifier=request.identifier,
+                    service_code=request.service,
+                    key_hash=token_hash(token),
+                    writes=writes,
                 )
+                if decision is None:
+                    return None
+                return orjson.dumps(decision_fields(decision), option=orjson.OPT_UTC_Z)
             except CredenceError:
                 raise
             except BaseException:
@@ -382,121 +357,6 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             done.set_result(None)
         else:
             done.set_exception(error)
-
-
-class Holders:
-    """Who holds each key the direct path has seen: the principal (role, name, what it
-    speaks for), which never changes for a key. Whether the key is still valid is never
-    remembered: :func:`read_file` reads it with the decision's own statement, and any
-    other path reads the key again (:func:`credence.access.keys.authenticate_direct`),
-    so a revocation or expiry applies to the very next request."""
-
-    #: Most keys remembered; emptied when full (keys are few in practice).
-    MAX_ENTRIES = 10_000
-
-    def __init__(self) -> None:
-        self._known: dict[str, Caller] = {}
-
-    def get(self, direct: Direct, key_hash: str, *, clock: Clock) -> tuple[Caller, bool]:
-        """The holder of the key, and whether its validity was read just now (else the
-        caller must check it: see :func:`_decide`). 401 for an unknown or invalid key
-        that is read now."""
-        caller = self._known.get(key_hash)
-        if caller is not None:
-            return caller, False
-        caller = authenticate_direct(direct, key_hash, clock=clock)
-        if len(self._known) >= self.MAX_ENTRIES:
-            self._known.clear()
-        self._known[key_hash] = caller
-        return caller, True
-
-
-def _decide(
-    ctx: Context,
-    direct: Direct,
-    request: DecisionIn,
-    key_hash: str,
-    holders: Holders,
-    writes: list[Write] | None,
-    newest: NewestEdition,
-) -> bytes | None:
-    """What :func:`ask` does, on a :class:`Direct` connection, leaving the writes in
-    ``writes`` if given: the decision's JSON, or None when the service needs a session
-    (a restriction with a warning period).
-
-    Usually one statement reads everything (:func:`read_file`): the subject, their
-    records of the service's categories under the newest edition (remembered in
-    ``newest``), the relying party's registration, the newest edition's hash and
-    whether the caller's key is valid now. If that shows another edition, or none is
-    remembered, or the service is not in it, the decision reads step by step as
-    :func:`ask` does, so every error comes in the same order. An invalid key is a 401
-    before any other answer, as on the router: whenever the key's validity was not
-    read with the file, the key is read in full (:func:`authenticate_direct`)."""
-    caller, checked = holders.get(direct, key_hash, clock=ctx.clock)
-    try:
-        return _decide_as(ctx, direct, request, caller, key_hash, checked, writes, newest)
-    except CredenceError as refused:
-        if not checked and not isinstance(refused, Unauthenticated):
-            authenticate_direct(direct, key_hash, clock=ctx.clock)
-        raise
-
-
-def _decide_as(
-    ctx: Context,
-    direct: Direct,
-    request: DecisionIn,
-    caller: Caller,
-    key_hash: str,
-    checked: bool,
-    writes: list[Write] | None,
-    newest: NewestEdition,
-) -> bytes | None:
-    authorize(caller, Action.DECISION_REQUEST)  # before the lookup: no existence oracle
-    if (request.subject_id is None) == (request.identifier is None):
-        raise InvalidInput(_ONE_SUBJECT)
-    at = ctx.clock.now()
-    file: SubjectFile | None = None
-    known = newest.get(at)
-    service = known.rulebook.service(request.service) if known is not None else None
-    if known is not None and service is not None:
-        file = read_file(
-            direct,
-            public_id=request.subject_id,
-            identifier=request.identifier,
-            service=request.service,
-            record_types=category_types(known.rulebook, frozenset(service.categories)),
-            party_id=caller.party_id,
-            at=at,
-            key_hash=key_hash,
-        )
-        if not file.key_valid:  # revoked or expired since: a 401 saying which
-            authenticate_direct(direct, key_hash, clock=ctx.clock)
-        if file.newest_edition != known.content_hash:
-            file = None  # an edition was published since: read it
-    if file is not None and known is not None:
-        subject: ledger.SubjectKey = file.subject
-        edition = known
-    else:
-        if not checked:
-            authenticate_direct(direct, key_hash, clock=ctx.clock)
-        subject = ledger.subject_ref(
-            direct, public_id=request.subject_id, identifier=request.identifier
-        )
-        edition = store.in_force(direct, at)
-        newest.learn(direct, edition, at)
-    try:
-        decision = decide_with(
-            DirectStore(direct, writes, file),
-            subject=subject,
-            service_code=request.service,
-            edition=edition,
-            at=at,
-            party_id=caller.party_id,
-            principal_id=caller.principal_id,
-        )
-    except NeedsSession:
-        return None
-    return orjson.dumps(decision_fields(decision), option=orjson.OPT_UTC_Z)
 
 
 def _bearer(scope: Scope, max_body: int) -> str | None:

@@ -44,6 +44,7 @@ from bench.http_ingestion import BANK_TYPES
 from bench.store import OUT, SEED, ensure_store, fresh_copy
 from credence.clock import SystemClock
 from credence.db import bulk_load_cache, make_engine, session_factory
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.importer import import_file
 from credence.rulebook import store as rulebook_store
@@ -103,7 +104,7 @@ def raw_insert(sessions: sessionmaker[Session], lines: list[dict[str, Any]]) -> 
     (:func:`credence.ledger.service.store_planned`, the same 1 GiB page cache) and commit:
     the baseline. The lines are parsed and planned first, untimed."""
     with sessions() as session:
-        source = ledger.source_by_code(session, SOURCE)
+        source = registry.source_by_code(session, SOURCE)
         at = datetime.now(UTC)
         rulebook = rulebook_store.in_force(session, at).rulebook
         chunks = []

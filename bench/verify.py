@@ -107,7 +107,7 @@ class _Builder:
 
         from credence.db import make_engine, session_factory
         from credence.journal import JournalEntry
-        from credence.ledger import service as ledger
+        from credence.ledger import registry
         from credence.ledger.tables import Record, Source, Subject
         from credence.migrate import upgrade
         from credence.rulebook import store as rulebook_store
@@ -122,7 +122,7 @@ class _Builder:
             upgrade(self.engine)
             with self.sessions.begin() as session:
                 edition = rulebook_store.publish(session, text=default_text(), at=START)
-                ledger.register_source(
+                registry.register_source(
                     session,
                     code="bench_bank",
                     name="Benchmark Bank",
@@ -145,7 +145,7 @@ class _Builder:
         return to_micros(START) + self.last_seq * STEP_US
 
     def add_subjects(self, session: Any, n: int) -> None:
-        """``n`` persons registered, as :func:`credence.ledger.service.register_subject`
+        """``n`` persons registered, as :func:`credence.ledger.registry.register_subject`
         writes them (row stamped with its entry, entry listing the row's digest), by bulk
         inserts."""
         from credence import journal

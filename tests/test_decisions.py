@@ -17,7 +17,7 @@ from credence.decisions.service import Decision, decide
 from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.identifiers import SubjectKind
-from credence.ledger import service as ledger
+from credence.ledger import registry
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Subject
 from credence.rulebook.model import Category, Outcome
@@ -201,7 +201,7 @@ def test_records_outside_a_services_categories_never_change_its_outcome(
     assert set(service.categories) == {Category.JUDICIAL}
     n = next(_serial)
     with sessions.begin() as session:
-        subject, _ = ledger.register_subject(
+        subject, _ = registry.register_subject(
             session,
             source=session.merge(world.sources["civil_registry"]),
             data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(n), name=f"H{n}"),

@@ -32,7 +32,7 @@ from credence.identifiers import (
     validate_identifier,
     validate_resident_id,
 )
-from credence.ledger import service as ledger
+from credence.ledger import registry
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Subject
 from tests.world import build_world
@@ -347,7 +347,7 @@ def test_registration_refuses_what_the_identifier_rules_refuse(
     world = build_world(sessions, clock, people=1)
     source = "civil_registry" if kind is SubjectKind.PERSON else "business_registry"
     with sessions.begin() as session, pytest.raises(InvalidIdentifier) as err:
-        ledger.register_subject(
+        registry.register_subject(
             session,
             source=session.merge(world.sources[source]),
             data=SubjectIn(kind=kind, identifier=identifier, name="Refused"),

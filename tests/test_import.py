@@ -24,7 +24,7 @@ from credence.context import Context
 from credence.errors import InvalidInput
 from credence.identifiers import SubjectKind, make_resident_id
 from credence.journal import JournalEntry
-from credence.ledger import service as ledger
+from credence.ledger import registry
 from credence.ledger.importer import (
     ImportReport,
     detect_format,
@@ -68,7 +68,7 @@ def people(sessions: sessionmaker[Session], clock: FixedClock) -> People:
     at = clock.now() - timedelta(days=1)
     with sessions.begin() as session:
         rulebook = store.publish(session, text=default_text(), at=at).rulebook
-        registry = ledger.register_source(
+        civil = registry.register_source(
             session,
             code="civil_registry",
             name="Civil Registry",
@@ -78,7 +78,7 @@ def people(sessions: sessionmaker[Session], clock: FixedClock) -> People:
             at=at,
             identity_authority_for="person",
         )
-        ledger.register_source(
+        registry.register_source(
             session,
             code="bank",
             name="Bank",
@@ -88,9 +88,9 @@ def people(sessions: sessionmaker[Session], clock: FixedClock) -> People:
             at=at,
         )
         subjects = [
-            ledger.register_subject(
+            registry.register_subject(
                 session,
-                source=registry,
+                source=civil,
                 data=SubjectIn(kind=SubjectKind.PERSON, identifier=person(i), name=f"P{i}"),
                 at=at,
             )[0]

@@ -34,6 +34,7 @@ from credence.disputes.service import Answerer
 from credence.identifiers import SubjectKind, make_credit_code
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
 from credence.lab.demo import build_demo
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
 from credence.ledger.schemas import RecordIn, SubjectIn
@@ -151,13 +152,13 @@ def demo_flow(
         book = edition.rulebook
         sources = {s.code: s for s in session.scalars(select(Source))}
         # A person and a company of our own, with files nothing else touches.
-        p = ledger.register_subject(
+        p = registry.register_subject(
             session,
             source=sources["civil_registry"],
             data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(9001), name="Flow"),
             at=clock.now(),
         )[0]
-        company = ledger.register_subject(
+        company = registry.register_subject(
             session,
             source=sources["business_registry"],
             data=SubjectIn(

@@ -19,8 +19,8 @@ from credence.identifiers import (
     validate_credit_code,
 )
 from credence.journal import JournalEntry
+from credence.ledger import registry, subject_file
 from credence.ledger import service as ledger
-from credence.ledger import subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Record, Retraction, Subject
 from tests.world import World, build_world, company_id, person_id, rec, submit
@@ -40,14 +40,14 @@ def test_only_identity_authorities_register_subjects(
     sessions: sessionmaker[Session], clock: FixedClock, world: World
 ) -> None:
     with sessions.begin() as session, pytest.raises(Forbidden, match="identity authority"):
-        ledger.register_subject(
+        registry.register_subject(
             session,
             source=session.merge(world.sources["bank"]),
             data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(50), name="X"),
             at=clock.now(),
         )
     with sessions.begin() as session, pytest.raises(Forbidden, match="organisations"):
-        ledger.register_subject(
+        registry.register_subject(
             session,
             source=session.merge(world.sources["civil_registry"]),
             data=SubjectIn(kind=SubjectKind.COMPANY, identifier=company_id(9), name="Y"),
@@ -60,7 +60,7 @@ def test_invalid_identifiers_are_refused_with_the_reason(
 ) -> None:
     bad = person_id(7)[:-1] + ("0" if person_id(7)[-1] != "0" else "1")
     with sessions.begin() as session, pytest.raises(InvalidIdentifier, match="check character"):
-        ledger.register_subject(
+        registry.register_subject(
             session,
             source=session.merge(world.sources["civil_registry"]),
             data=SubjectIn(kind=SubjectKind.PERSON, identifier=bad, name="X"),
@@ -73,7 +73,7 @@ def test_registering_again_returns_the_same_subject(
     sessions: sessionmaker[Session], clock: FixedClock, world: World
 ) -> None:
     with sessions.begin() as session:
-        subject, created = ledger.register_subject(
+        subject, created = registry.register_subject(
             session,
             source=session.merge(world.sources["civil_registry"]),
             data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(0), name="P0"),
@@ -82,10 +82,10 @@ def test_registering_again_returns_the_same_subject(
     assert not created
     assert subject.public_id == world.people[0].public_id
     with sessions() as session:
-        found = ledger.find_subject(session, person_id(0))
+        found = registry.find_subject(session, person_id(0))
         assert found.public_id == world.people[0].public_id
         with pytest.raises(NotFound):
-            ledger.find_subject(session, person_id(99))
+            registry.find_subject(session, person_id(99))
 
 
 def test_resend_is_idempotent_and_changed_content_conflicts(
@@ -261,7 +261,7 @@ def test_conflicting_kind_for_an_existing_identifier(
     # A credit code is taken only for the kind of subject it belongs to: a company's is
     # refused for a government before any subject is looked for.
     with sessions.begin() as session, pytest.raises(InvalidIdentifier) as refused:
-        ledger.register_subject(
+        registry.register_subject(
             session,
             source=session.merge(world.sources["business_registry"]),
             data=SubjectIn(kind=SubjectKind.GOVERNMENT, identifier=company_id(1), name="Gov"),
@@ -286,7 +286,7 @@ def test_conflicting_kind_for_an_existing_identifier(
     ):
         registered, other = kinds
         with sessions.begin() as session:
-            _, created = ledger.register_subject(
+            _, created = registry.register_subject(
                 session,
                 source=session.merge(world.sources[AUTHORITY[registered]]),
                 data=SubjectIn(kind=registered, identifier=identifier, name="Either"),
@@ -294,7 +294,7 @@ def test_conflicting_kind_for_an_existing_identifier(
             )
         assert created
         with sessions.begin() as session, pytest.raises(Conflict) as conflict:
-            ledger.register_subject(
+            registry.register_subject(
                 session,
                 source=session.merge(world.sources[AUTHORITY[other]]),
                 data=SubjectIn(kind=other, identifier=identifier, name="Either"),
@@ -340,14 +340,14 @@ def test_a_birth_date_is_checked_against_the_clocks_today(
     # The clock stands decades from the machine's date: its date in China decides
     # whether a birth date is in the future, not the machine's.
     clock = FixedClock(now)
-    registry = world.sources["civil_registry"]
+    civil = world.sources["civil_registry"]
 
     def register(born: date, sequence: int) -> Subject:
         identifier = make_resident_id("110105", born, sequence)
         with sessions.begin() as session:
-            subject, created = ledger.register_subject(
+            subject, created = registry.register_subject(
                 session,
-                source=session.merge(registry),
+                source=session.merge(civil),
                 data=SubjectIn(kind=SubjectKind.PERSON, identifier=identifier, name="Newborn"),
                 at=clock.now(),
             )

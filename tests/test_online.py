@@ -26,6 +26,7 @@ from credence.decisions.direct import DirectStore, run_writes
 from credence.decisions.service import decide, decide_with
 from credence.decisions.tables import Inquiry, RestrictionWarning
 from credence.errors import CredenceError
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.notifications.tables import Notification
@@ -224,7 +225,7 @@ def test_direct_and_session_stores_decide_alike(online: Online) -> None:
                 )
             writes: list[Any] = []
             with Direct(online.engine) as direct:
-                ref = ledger.subject_ref(direct, public_id=subject.public_id)
+                ref = registry.subject_ref(direct, public_id=subject.public_id)
                 got = decide_with(
                     DirectStore(direct, writes),
                     subject=ref,

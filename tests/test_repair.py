@@ -14,6 +14,7 @@ from credence.decisions.service import decide
 from credence.disputes import repair, service
 from credence.disputes.repair import RepairView
 from credence.errors import Conflict, InvalidInput, NotFound
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.tables import Subject
 from credence.rulebook.model import Outcome
@@ -255,7 +256,7 @@ def test_a_performed_settlement_lifts_the_restrictions(
 ) -> None:
     listed(sessions, clock, world)
     with sessions.begin() as session:
-        world.sources["mediation"] = ledger.register_source(
+        world.sources["mediation"] = registry.register_source(
             session,
             code="mediation",
             name="Court mediation centre",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import Clock
 from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.tables import Source, Subject
@@ -83,7 +84,7 @@ def build_world(
         published = clock.now() - timedelta(days=365 * 6)
         edition = store.publish(session, text=default_text(), at=published)
         sources = {
-            code: ledger.register_source(
+            code: registry.register_source(
                 session,
                 code=code,
                 name=code.replace("_", " ").title(),
@@ -96,7 +97,7 @@ def build_world(
             for code, (authority, types) in SOURCES.items()
         }
         subjects = [
-            ledger.register_subject(
+            registry.register_subject(
                 session,
                 source=sources["civil_registry"],
                 data=SubjectIn(kind=SubjectKind.PERSON, identifier=person_id(i), name=names[i]),
@@ -104,7 +105,7 @@ def build_world(
             )[0]
             for i in range(people)
         ]
-        company = ledger.register_subject(
+        company = registry.register_subject(
             session,
             source=sources["business_registry"],
             data=SubjectIn(kind=SubjectKind.COMPANY, identifier=company_id(1), name=company_name),

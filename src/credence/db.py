@@ -19,14 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    JSON,
     BigInteger,
+    ColumnElement,
     Connection,
     Engine,
     MetaData,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
+    func,
+    select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
@@ -477,3 +485,51 @@ def insert_rows(
         cursor.executemany(sql, rows)
     finally:
         cursor.close()
+
+
+#: Values per list parameter (see :func:`in_list`) sent at once: well under SQLite's and
+#: PostgreSQL's limits.
+CHUNK = 900
+
+
+def chunked(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in slices of at most :data:`CHUNK`."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` for a list parameter, as one parameter: an array on
+    PostgreSQL (``= ANY``), a JSON array on SQLite (``json_each``); expanding hundreds
+    of parameters costs more, in SQLAlchemy and in the driver, than the query."""
+    if dialect == "postgresql":
+        condition: ColumnElement[bool] = column == any_(bindparam(name, type_=ARRAY(column.type)))
+    elif dialect == "sqlite":
+        values = func.json_each(bindparam(name, type_=JSON())).table_valued("value")
+        condition = column.in_(select(values.c.value))
+    else:
+        condition = column.in_(bindparam(name, expanding=True))
+    return condition
+
+
+def insert_new(
+    session: Session, table: Table, values: dict[str, Any], *, unique: Sequence[str]
+) -> int | None:
+    """Insert one row into ``table`` (whose key is ``id``) unless a row with the same
+    ``unique`` columns (a unique index or constraint) is stored: the new row's id, or
+    None and nothing written.
+
+    ``INSERT … ON CONFLICT DO NOTHING``: a row taken by a concurrent transaction is
+    waited for, then found, and the statement does not fail on the server. A failed
+    insert would, even inside a savepoint: PostgreSQL writes the violated key into its
+    log and into the error, and a key may carry personal data (a national identifier).
+    """
+    dialect = core(session).dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=unique)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique)
+    else:  # pragma: no cover - the two stores Credence runs on
+        raise NotImplementedError(f"no insert-unless-stored for {dialect}")
+    found = core(session).execute(statement.values(values).returning(table.c.id)).scalar()
+    return None if found is None else int(found)

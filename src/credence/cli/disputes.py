@@ -19,6 +19,7 @@ import typer
 
 from credence.cli import terminal
 from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
+from credence.ledger import registry
 
 if TYPE_CHECKING:
     from credence.disputes.service import DisputeView
@@ -100,7 +101,6 @@ def list_(
 ) -> None:
     """List disputes, earliest deadline first."""
     from credence.disputes import service
-    from credence.ledger import service as ledger
 
     ctx = terminal.open_context(db)
     at = ctx.clock.now()
@@ -109,8 +109,8 @@ def list_(
             session,
             at=at,
             status=status.value,
-            source_id=ledger.source_by_code(session, source).id if source else None,
-            subject_id=ledger.get_subject(session, subject).id if subject else None,
+            source_id=registry.source_by_code(session, source).id if source else None,
+            subject_id=registry.get_subject(session, subject).id if subject else None,
         )
     terminal.show(_rows(views), COLUMNS, as_json=as_json, title=f"Disputes ({status.value})")
 
@@ -135,7 +135,6 @@ def answer(
     from credence.access.policy import Action, Caller, Role, authorize
     from credence.disputes import service
     from credence.errors import InvalidInput
-    from credence.ledger import service as ledger
     from credence.ledger.schemas import RecordIn
     from credence.rulebook import store
 
@@ -155,7 +154,7 @@ def answer(
                 ) from None
         view = service.get_dispute(session, dispute_id, at)
         if source is not None:
-            src = ledger.source_by_code(session, source)
+            src = registry.source_by_code(session, source)
             caller = Caller(principal_id=None, role=Role.SOURCE, name=src.code, source_id=src.id)
             authorize(caller, Action.DISPUTE_ANSWER, source_id=view.owner_source)
             by = service.Answerer(kind="source", name=src.code)

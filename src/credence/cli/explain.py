@@ -14,6 +14,7 @@ from rich.text import Text
 
 from credence.cli import terminal
 from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
+from credence.ledger import registry
 
 if TYPE_CHECKING:
     from credence.scoring.online import Score
@@ -82,14 +83,13 @@ def explain(
     as_json: JsonOption = False,
 ) -> None:
     """Explain one subject's score: sub-scores, reasons and every contributing record."""
-    from credence.ledger import service as ledger
     from credence.rulebook import store
     from credence.scoring.online import score_subject
 
     ctx = terminal.open_context(db)
     at = terminal.instant(ctx, as_of)
     with terminal.errors(), ctx.sessions() as session:
-        subj = ledger.get_subject(session, subject)
+        subj = registry.get_subject(session, subject)
         result = score_subject(session, subj, store.in_force(session, at), at)
     if as_json:
         terminal.show_object(_as_json(subj.public_id, subj.kind, at, result, limit))

@@ -16,6 +16,7 @@ from rich.text import Text
 from credence.access.policy import Role
 from credence.cli import terminal
 from credence.cli.terminal import Column, DbOption, JsonOption
+from credence.ledger import registry
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -60,12 +61,11 @@ def _links(
     session: Session, source: str | None, party: str | None, subject: str | None
 ) -> dict[str, int | None]:
     from credence.access.keys import party_by_code
-    from credence.ledger import service as ledger
 
     return {
-        "source_id": ledger.source_by_code(session, source).id if source else None,
+        "source_id": registry.source_by_code(session, source).id if source else None,
         "party_id": party_by_code(session, party).id if party else None,
-        "subject_id": ledger.get_subject(session, subject).id if subject else None,
+        "subject_id": registry.get_subject(session, subject).id if subject else None,
     }
 
 

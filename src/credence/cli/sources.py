@@ -9,6 +9,7 @@ import typer
 
 from credence.cli import terminal
 from credence.cli.terminal import Column, DbOption, JsonOption
+from credence.ledger import registry
 
 app = typer.Typer(help="Register and list sources.", no_args_is_help=True)
 
@@ -26,13 +27,12 @@ def sources_add(
 ) -> None:
     """Register a source and the record types it may submit."""
     from credence.audit.service import log_operator_action
-    from credence.ledger import service as ledger
     from credence.rulebook import store
 
     ctx = terminal.open_context(db)
     now = ctx.clock.now()
     with terminal.errors(), ctx.sessions.begin() as session:
-        ledger.register_source(
+        registry.register_source(
             session,
             code=code,
             name=name,

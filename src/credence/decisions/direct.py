@@ -49,8 +49,8 @@ from credence.decisions.service import (
 from credence.decisions.tables import Inquiry
 from credence.errors import CredenceError, InvalidInput, Unauthenticated
 from credence.identifiers import validate_any
-from credence.ledger import service as ledger
-from credence.ledger.service import SubjectKey, SubjectRef, unknown_subject
+from credence.ledger import registry
+from credence.ledger.registry import SubjectKey, SubjectRef, unknown_subject
 from credence.ledger.subject_file import RecordView, file_query, subject_records, views_direct
 from credence.ledger.tables import Subject
 from credence.notifications.service import NoticeKind, notification_row
@@ -258,7 +258,7 @@ def read_file(
     is registered for ``service``, the newest edition's hash, and whether the caller's
     key (``key_hash``) is valid at ``at``: what a decision on :class:`DirectStore` would
     read in five. :class:`NotFound` for an unknown subject, as
-    :func:`credence.ledger.service.subject_ref` raises it."""
+    :func:`credence.ledger.registry.subject_ref` raises it."""
     types = _type_key(record_types)
     if public_id is not None:
         by, key = "public_id", public_id
@@ -422,7 +422,7 @@ class DirectDecider:
         else:
             if not checked:
                 authenticate_direct(direct, key_hash, clock=self.clock)
-            subject = ledger.subject_ref(direct, public_id=subject_id, identifier=identifier)
+            subject = registry.subject_ref(direct, public_id=subject_id, identifier=identifier)
             edition = store.in_force(direct, at)
             self.newest.learn(direct, edition, at)
         try:

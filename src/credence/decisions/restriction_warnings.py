@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from credence import journal
 from credence.decisions.tables import RestrictionWarning
-from credence.ledger.service import SubjectKey
+from credence.ledger.registry import SubjectKey
 from credence.notifications.service import Notice, NoticeKind, record_event
 from credence.rulebook.model import Service, ServiceKind
 

@@ -35,7 +35,7 @@ from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
-from credence.ledger.service import SubjectKey, find_subject, get_subject
+from credence.ledger.registry import SubjectKey, find_subject, get_subject
 from credence.ledger.subject_file import (
     RecordView,
     subject_records,

@@ -40,10 +40,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from credence import journal
+from credence.db import insert_new
 from credence.disputes.tables import Dispute, DisputeAnswer, DisputeLapse, Statement
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.ids import new_id
-from credence.ledger import endings
+from credence.ledger import endings, registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Source, Subject
@@ -301,7 +302,7 @@ def open_dispute(
         prior = session.scalar(
             select(func.count()).select_from(Dispute).where(Dispute.record_id == record.id)
         )
-        inserted = ledger.insert_new(
+        inserted = insert_new(
             session,
             _DISPUTES,
             {
@@ -395,7 +396,7 @@ def _correction(session: Session, correction: RecordIn, subject: Subject) -> Rec
     named = (
         correction.subject_id == subject.public_id
         if correction.subject_id is not None
-        else ledger.find_subject(session, correction.identifier or "").id == subject.id
+        else registry.find_subject(session, correction.identifier or "").id == subject.id
     )
     if not named:
         raise InvalidInput(

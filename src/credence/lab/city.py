@@ -47,8 +47,9 @@ from credence.identifiers import (
     validate_resident_id,
 )
 from credence.lab.sources import DEMO_SOURCES, register_demo_sources
+from credence.ledger.registry import register_subject, source_types
 from credence.ledger.schemas import RecordIn, SubjectIn
-from credence.ledger.service import register_subject, source_types, submit_records
+from credence.ledger.service import submit_records
 from credence.ledger.tables import Source, Subject
 from credence.rulebook import store
 from credence.rulebook.loader import default_text

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from credence.ledger.service import ORGANISATION_AUTHORITY, PERSON_AUTHORITY, register_source
+from credence.ledger.registry import ORGANISATION_AUTHORITY, PERSON_AUTHORITY, register_source
 from credence.ledger.tables import Source
 from credence.rulebook.model import Rulebook
 

@@ -39,6 +39,7 @@ from credence.clock import Clock, ensure_utc
 from credence.db import bulk_load_cache
 from credence.errors import CredenceError, InvalidInput, NotFound
 from credence.identifiers import mask
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
@@ -422,7 +423,7 @@ def import_file(
     now = clock.now()
     report = ImportReport(path=path, format=fmt, lines=0, created=0, duplicates=0)
     with _collector_paused(), sessions() as session:
-        source = ledger.source_by_code(session, source_code)
+        source = registry.source_by_code(session, source_code)
         rulebook = store.in_force(session, now).rulebook
         with bulk_load_cache(session):
             for batch, records in _parsed_ahead(read_lines(path, fmt, batch_size=chunk), chunk):

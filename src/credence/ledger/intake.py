@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import Clock
 from credence.db import write_lock
 from credence.errors import CredenceError, Forbidden
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
@@ -171,7 +172,7 @@ class Intake:
             rulebook = store.in_force(session, at).rulebook
             for batch in group:
                 try:
-                    source = ledger.submitting_source(session, batch.source_id)
+                    source = registry.submitting_source(session, batch.source_id)
                 except Forbidden as refused:
                     outcomes.append((None, refused))
                     continue

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
-from credence.ledger.service import SubjectKey
+from credence.ledger.registry import SubjectKey
 from credence.ledger.subject_file import RecordView, subject_records
 from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition

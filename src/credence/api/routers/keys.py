@@ -16,7 +16,7 @@ from credence.api.routing import CommittingRoute
 from credence.audit.service import log_operator_action
 from credence.clock import Instant
 from credence.errors import NotFound
-from credence.ledger import service as ledger
+from credence.ledger import registry
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=CommittingRoute)
 
@@ -50,13 +50,13 @@ class RevokedOut(BaseModel):
 @router.post("", response_model=KeyOut, status_code=status.HTTP_201_CREATED, summary="Issue a key")
 def create(body: KeyIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> KeyOut:
     authorize(caller, Action.KEY_MANAGE)
-    source_id = ledger.source_by_code(session, body.source).id if body.source else None
+    source_id = registry.source_by_code(session, body.source).id if body.source else None
     party_id = None
     if body.party:
         party_id = session.scalar(select(RelyingParty.id).where(RelyingParty.code == body.party))
         if party_id is None:
             raise NotFound(f"no relying party {body.party!r}", code="unknown_party")
-    subject_id = ledger.get_subject(session, body.subject_id).id if body.subject_id else None
+    subject_id = registry.get_subject(session, body.subject_id).id if body.subject_id else None
     principal = create_principal(
         session,
         role=body.role,

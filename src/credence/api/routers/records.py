@@ -10,6 +10,7 @@ from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import OrjsonRoute
 from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
 from credence.errors import InvalidInput
+from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.intake import Intake
 
@@ -55,7 +56,7 @@ def retract(
     record_id: str, body: RetractIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
 ) -> RetractionOut:
     authorize(caller, Action.RECORD_RETRACT, source_id=caller.source_id)
-    source = ledger.submitting_source(session, caller.source_id)
+    source = registry.submitting_source(session, caller.source_id)
     retraction, created = ledger.retract_record(
         session, source=source, record_id=record_id, reason=body.reason, at=ctx.clock.now()
     )

@@ -31,8 +31,7 @@ from credence.clock import Instant
 from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
-from credence.ledger import service as ledger
-from credence.ledger import subject_file
+from credence.ledger import registry, subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
 from credence.notifications.service import for_subject
@@ -70,7 +69,7 @@ def register(
     source = session.get(Source, caller.source_id)
     if source is None:
         raise Forbidden("only a registered source can register subjects")
-    subject, created = ledger.register_subject(
+    subject, created = registry.register_subject(
         session, source=source, data=body, at=ctx.clock.now()
     )
     if not created:
@@ -85,7 +84,7 @@ def register(
 )
 def lookup(body: LookupIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> SubjectRef:
     authorize(caller, Action.SUBJECT_LOOKUP)
-    subject = ledger.find_subject(session, body.identifier)
+    subject = registry.find_subject(session, body.identifier)
     # Whoever learns a subject's id from their identifier asked about them: on their file.
     session.add(
         LookupInquiry(
@@ -133,7 +132,7 @@ def score(
     as_of: AsOf = None,
     purpose: Purpose = None,
 ) -> ScoreOut:
-    subject = ledger.get_subject(session, subject_id)
+    subject = registry.get_subject(session, subject_id)
     authorize(caller, Action.SCORE_READ, subject_id=subject.id)
     at = _as_of(ctx.clock.now(), as_of)
     audit.log_read(
@@ -161,7 +160,7 @@ def file(
     session: SessionDep,
     purpose: Purpose = None,
 ) -> FileOut:
-    subject = ledger.get_subject(session, subject_id)
+    subject = registry.get_subject(session, subject_id)
     authorize(caller, Action.FILE_READ, subject_id=subject.id)
     at = ctx.clock.now()
     audit.log_read(

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import FixedClock
 from credence.db import make_engine, session_factory
 from credence.migrate import upgrade
-from tests.api import Api, open_api
+from tests.client import Api, open_api
 from tests.world import World, build_world
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -162,5 +162,5 @@ def api(
     world: World,
     tmp_path: Path,
 ) -> Api:
-    """The one API under test, on ``world``: see :func:`tests.api.open_api`."""
+    """The one API under test, on ``world``: see :func:`tests.client.open_api`."""
     return open_api(engine, sessions, clock, world, tmp_path)

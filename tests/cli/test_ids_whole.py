@@ -18,7 +18,7 @@ from credence.clock import FixedClock
 from credence.disputes.tables import Dispute
 from credence.ledger.tables import Record
 from tests.cli.conftest import Invoke
-from tests.test_disputes import default, open_
+from tests.disputes.test_disputes import default, open_
 from tests.world import World, build_world, rec, submit
 
 #: Anything that looks like an opaque id, or the start of one.

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock, SystemClock
-from tests.test_disputes import default, open_
+from tests.disputes.test_disputes import default, open_
 from tests.world import build_world
 
 

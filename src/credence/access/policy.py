@@ -3,7 +3,7 @@
 Handlers never decide who may do what with ``if`` statements; they call
 :func:`authorize` with the action and, where it matters, whose resource it is. The
 table :data:`POLICY` is the whole policy (docs/roles.md says it in prose). Anything
-absent from it is denied; ``tests/test_access.py`` pins every cell against an
+absent from it is denied; ``tests/access/test_access.py`` pins every cell against an
 independently written matrix.
 
 Ownership (:attr:`Scope.OWN`) means, by role:

@@ -18,5 +18,5 @@ and tidy it with ``ruff format``::
         command.revision(config, message="what changed", autogenerate=True, rev_id="0002")
 
 Then check ``credence.migrate.check_drift`` is empty on SQLite and PostgreSQL
-(``tests/test_migrations.py`` does).
+(``tests/test_migrate.py`` does).
 """

@@ -19,7 +19,7 @@ It writes, next to itself:
   mode DELETE (one file).
 * ``test-only-log.key`` (only if missing): the throwaway Ed25519 key that signed the
   two checkpoints, under the origin ``ORIGIN``. Test data: it signs nothing else.
-* ``store.json``: what ``tests/test_log_migration.py`` checks against (number of
+* ``store.json``: what ``tests/translog/test_continuation.py`` checks against (number of
   journal entries and checkpoints, origin, key file, and the content strings of some
   records, which the old journal held and the migrated one must not).
 

@@ -23,9 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
-from tests.logscan import PersonalDataGuard, personal_data_guard
-from tests.server import Server
-from tests.test_races import (
+from tests.api.test_races import (
     Service,
     issue_keys,
     new_person,
@@ -34,6 +32,8 @@ from tests.test_races import (
     race_retraction,
     service,
 )
+from tests.logscan import PersonalDataGuard, personal_data_guard
+from tests.server import Server
 from tests.world import build_world
 
 __all__ = ["personal_data_guard", "service"]  # fixtures, used by name

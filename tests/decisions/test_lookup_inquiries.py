@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credence.clock import FixedClock
-from tests.api import Api
+from tests.client import Api
 from tests.world import World, person_id
 
 

@@ -47,7 +47,7 @@ from credence.translog.keys import (
     sign_note,
 )
 from credence.translog.tables import LogLeaf, StoredCheckpoint
-from tests.api import Api
+from tests.client import Api
 from tests.world import World, build_world, rec, submit
 
 ORIGIN = "credence.example/log"
@@ -499,7 +499,7 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
                 session.execute(text(sql), params)
         report = verify_all(sessions, signer)
         # The log's own problems, in order; the rows an edited or removed entry wrote are
-        # named too (see tests/test_log_tamper.py), each at that entry.
+        # named too (see tests/translog/test_verify.py), each at that entry.
         of_log = [p for p in report.problems if not p.message.startswith("table ")]
         assert [(p.kind, p.seq) for p in of_log] == case.expected, case.name
         named = [seq for _, seq in case.expected if seq is not None]

@@ -43,7 +43,7 @@ from credence.translog.keys import LogKey, LogSigner, generate_signer, signer_of
 from credence.translog.tables import LegacyCheckpoint, LegacyLeaf
 from credence.translog.verify import verify_log
 
-DATA = Path(__file__).parent / "data" / "pre_0008"
+DATA = Path(__file__).parents[1] / "data" / "pre_0008"
 FACTS: dict[str, Any] = json.loads((DATA / "store.json").read_text(encoding="utf-8"))
 NEW_ORIGIN = "credence.test/log-after-0008"
 """The origin the migrated log is signed under (the old one's was ``FACTS["origin"]``)."""

@@ -43,8 +43,8 @@ from credence.translog.keys import LogSigner, generate_signer, signer_from_setti
 from credence.translog.tables import LogLeaf
 from credence.translog.verify import VerifyReport, verify_log
 from tests import tamper
+from tests.journal.test_journal import demo_flow
 from tests.tamper import Named, attacker, covered_tables
-from tests.test_journal import demo_flow
 from tests.world import build_world, rec, submit
 
 RECORDS = "records"

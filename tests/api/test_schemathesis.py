@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.test_security_matrix import (
+from tests.access.test_security_matrix import (
     EXPECTED,
     REQUESTS,
     Api,

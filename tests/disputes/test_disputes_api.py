@@ -8,9 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.api import Api
+from tests.client import Api, assert_envelope
 from tests.due_process import journal_kinds
-from tests.test_api import assert_envelope
 
 US = timedelta(microseconds=1)
 

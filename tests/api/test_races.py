@@ -14,7 +14,7 @@ and waits to write, so all of them decide on the same reading, the worst case fo
 * disputes of one record: one 201, the rest the 409 a second dispute gets; exactly one
   open dispute.
 
-On SQLite and PostgreSQL; never a 5xx. :mod:`tests.test_log_privacy` runs these races
+On SQLite and PostgreSQL; never a 5xx. :mod:`tests.translog.test_log_privacy` runs these races
 again, in this process and against a server process, and checks the logs (no national
 identifier or name in any).
 """

@@ -5,26 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from credence.translog.merkle import leaf_hash, verify_inclusion
-from tests.api import Api
+from tests.client import Api, assert_envelope
 from tests.world import person_id
-
-
-def assert_envelope(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 def test_error_envelope_is_one_shape(api: Api) -> None:

@@ -77,3 +77,16 @@ def open_api(
             principal = create_principal(session, role=role, name=name, clock=clock, **link)
             keys[name] = issue_key(session, principal=principal, clock=clock)
     return Api(TestClient(create_app(ctx), raise_server_exceptions=False), world, keys, clock)
+
+
+def assert_envelope(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    error: dict[str, Any] = body["error"]
+    return error

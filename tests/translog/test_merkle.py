@@ -128,7 +128,7 @@ CT_TREE = MerkleTree(leaf_hash(d) for d in CT_LEAVES)
 
 # Independently published vectors, stored as data: tests/data/README.md says where from.
 VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "rfc6962_vectors.json").read_text()
+    (Path(__file__).parents[1] / "data" / "rfc6962_vectors.json").read_text()
 )
 TD: dict[str, Any] = VECTORS["transparency_dev_merkle"]
 CCTV: dict[str, Any] = VECTORS["cctv_merkle"]

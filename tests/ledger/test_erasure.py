@@ -33,7 +33,7 @@ from credence.settings import Settings
 from credence.translog import service as log
 from credence.translog import verify
 from credence.translog.keys import generate_signer
-from tests.test_disputes import answer, default, open_
+from tests.disputes.test_disputes import answer, default, open_
 from tests.world import build_world, rec, submit
 
 

@@ -2,7 +2,7 @@
 stores.
 
 A real server (uvicorn, in a thread of the test process, on a free port of the loopback)
-serves the app on a world like the security matrix's (:mod:`tests.test_security_matrix`:
+serves the app on a world like the security matrix's (:mod:`tests.access.test_security_matrix`:
 records, disputes and repairs on two files, a key per role). The endpoints are read from
 the app's routes, so a new endpoint is swept without a change here. Each is called by a
 caller who may call it, with the matrix's valid request as the base (a skeleton for an
@@ -53,10 +53,7 @@ from credence.context import Context
 from credence.identifiers import guess_kind
 from credence.settings import Settings
 from credence.translog.keys import signer_from_settings
-from tests.conftest import T0
-from tests.logscan import PersonalDataGuard, personal_data_guard
-from tests.test_races import new_person
-from tests.test_security_matrix import (
+from tests.access.test_security_matrix import (
     CALLERS,
     EXPECTED,
     REQUESTS,
@@ -66,6 +63,9 @@ from tests.test_security_matrix import (
     api_endpoints,
     populate,
 )
+from tests.api.test_races import new_person
+from tests.conftest import T0
+from tests.logscan import PersonalDataGuard, personal_data_guard
 from tests.world import build_world, rec, submit
 
 __all__ = ["personal_data_guard"]  # a fixture, used by name
@@ -130,7 +130,7 @@ IN_BODY = REFUSED_STRINGS + ODD_STRINGS
 def prepare(
     sessions: sessionmaker[Session], clock: FixedClock, guard: PersonalDataGuard
 ) -> tuple[dict[str, str], Ids]:
-    """The security matrix's world (:func:`tests.test_security_matrix.build_template`),
+    """The security matrix's world (:func:`tests.access.test_security_matrix.build_template`),
     on this test's store, its subjects' names (new to each run) and identifiers
     protected by ``guard``."""
     rng = random.Random()

@@ -10,13 +10,15 @@ formula's part (:mod:`credence.scoring.formula`).
 Every engine calls :data:`counts` through this module at run time (the Spark kernel
 takes it when built and ships it to its executors), so replacing this one attribute
 changes every engine at once; ``tests/scoring/test_one_rule.py`` does exactly that.
-Instants are integer microseconds since the epoch; a record whose effect has not ended
-has :data:`NOT_ENDED`.
+The rule compares instants: datetimes (one record: the online path) or integer
+microseconds since the epoch (columns: the batch engines); a record whose effect has not
+ended has :data:`NEVER` / :data:`NOT_ENDED`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -26,22 +28,22 @@ from credence.clock import MICROS_PER_DAY
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 #: The end instant of a record whose effect has not ended.
 NOT_ENDED = int(np.iinfo(np.int64).max)
+#: The same, as a datetime (the online path compares its records' instants as they are).
+NEVER = datetime.max.replace(tzinfo=UTC)
 #: A receipt instant before any other (for a column a reader knows needs no check).
 RECEIVED_BEFORE_ALL = int(np.iinfo(np.int64).min)
 
-#: The shape of the rule: ``counts(at_us, received_us, ended_us)`` is a mask.
-Rule = Callable[[int, IntArray, IntArray], BoolArray]
+#: The shape of the rule: ``counts(at, received, ended)``, on instants (datetimes, or
+#: microseconds), one record's (a bool) or a column's (arrays: a mask).
+Rule = Callable[[Any, Any, Any], Any]
 
 
-def _counts(at_us: int, received_us: IntArray, ended_us: IntArray) -> BoolArray:
-    """Element-wise: received at or before ``at_us``, and not ended by it."""
-    mask: BoolArray = np.less_equal(received_us, at_us)
-    np.logical_and(mask, np.greater(ended_us, at_us), out=mask)
-    return mask
+def _counts(at: Any, received: Any, ended: Any) -> Any:
+    """Received at or before ``at``, and not ended by it (element-wise on arrays)."""
+    return (received <= at) & (ended > at)
 
 
 #: The counting rule (see the module docstring): the one place it is written.
@@ -53,9 +55,15 @@ def age_days(at_us: int, occurred_us: npt.NDArray[Any]) -> FloatArray:
 
     Exact to the last bit: micros below 2^53 convert to float64 exactly, their
     difference is an integer below 2^53 (exact too), and the division is correctly
-    rounded. Computed in place in one array (the batch engines call it on millions).
+    rounded, so one record's age (:func:`age_of`) has the same bits. Computed in place
+    in one array (the batch engines call it on millions).
     """
     age = np.asarray(occurred_us).astype(np.float64)
     np.subtract(float(at_us), age, out=age)
     np.divide(age, MICROS_PER_DAY, out=age)
     return age
+
+
+def age_of(at_us: int, occurred_us: int) -> float:
+    """One record's :func:`age_days` (the same bits), for the online path's few records."""
+    return (at_us - occurred_us) / MICROS_PER_DAY

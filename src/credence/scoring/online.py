@@ -85,16 +85,13 @@ ENDED_STATUS = {
 
 def _statuses(records: Sequence[RecordView], at: datetime) -> list[str]:
     """Each record's status as of ``at``: counting, as the one counting rule says
-    (:data:`credence.scoring.counting.counts`), or why not."""
-    at_us = to_micros(at)
-    received = np.fromiter((to_micros(v.received_at) for v in records), np.int64, len(records))
-    ended = np.fromiter(
-        (counting.NOT_ENDED if v.ended_at is None else to_micros(v.ended_at) for v in records),
-        np.int64,
-        len(records),
-    )
-    counted = counting.counts(at_us, received, ended).tolist()
-    return ["counting" if counted[i] else _why_not(view, at) for i, view in enumerate(records)]
+    (:data:`credence.scoring.counting.counts`, one record at a time: the online path
+    scores a handful), or why not."""
+    counts, never = counting.counts, counting.NEVER
+    return [
+        "counting" if counts(at, v.received_at, v.ended_at or never) else _why_not(v, at)
+        for v in records
+    ]
 
 
 def _why_not(view: RecordView, at: datetime) -> str:
@@ -138,9 +135,9 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         quantity = np.array(
             [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
         )
-        occurred = np.fromiter((to_micros(v.occurred_at) for v in counted), np.int64, len(counted))
-        ages = counting.age_days(to_micros(at), occurred)
-        age_list = ages.tolist()
+        at_us = to_micros(at)
+        age_list = [counting.age_of(at_us, to_micros(v.occurred_at)) for v in counted]
+        ages = np.array(age_list, dtype=np.float64)
         weights = types.weights(type_idx, quantity)
         retention = types.retention[type_idx]
         # types.contributions(type_idx, quantity, age), with the weights computed once.

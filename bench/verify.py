@@ -235,7 +235,7 @@ class _Builder:
             print(f"  {self.entries:,} / {target:,} entries", flush=True)
 
     def checkpoint(self) -> int:
-        from credence.translog.service import checkpoint
+        from credence.translog.checkpoints import checkpoint
 
         with self.sessions.begin() as session:
             cp = checkpoint(session, signer=self.signer, at=datetime.now(UTC))

@@ -30,8 +30,8 @@ from credence.notifications.tables import Notification
 from credence.rulebook import store
 from credence.scoring.online import score_subject
 from credence.settings import Settings
-from credence.translog import service as log
 from credence.translog import verify
+from credence.translog.checkpoints import checkpoint
 from credence.translog.keys import generate_signer
 from tests.disputes.test_disputes import answer, default, open_
 from tests.world import build_world, rec, submit
@@ -70,7 +70,7 @@ def test_the_sweep_erases_expired_records_everywhere_and_the_log_still_verifies(
     _city(engine, sessions, clock, tmp_path)
     # (The demo signs checkpoints with its own key; signatures are tested elsewhere.)
     with sessions.begin() as session:
-        log.checkpoint(session, signer=generate_signer("credence.example/log"), at=clock.now())
+        checkpoint(session, signer=generate_signer("credence.example/log"), at=clock.now())
     due = _expired(sessions, clock)
     assert len(due) >= 10, "the demo city has records past their retention"
     erased_ids = {record_id for record_id, _, _ in due}

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.journal import JournalEntry
-from credence.translog import service as log
 from credence.translog import verify
+from credence.translog.checkpoints import checkpoints, latest_checkpoint, verify_checkpoint
 from credence.translog.keys import load_signer
 from tests.server import Server, keyed_world
 from tests.world import person_id
@@ -22,7 +22,7 @@ from tests.world import person_id
 def _state(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
     """(checkpoints stored, the newest one's size, journal entries)."""
     with sessions() as session:
-        stored = log.checkpoints(session)
+        stored = checkpoints(session)
         entries = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
     return len(stored), (stored[-1].tree_size if stored else 0), entries
 
@@ -68,9 +68,9 @@ def test_the_server_signs_a_checkpoint_while_entries_arrive(
         # Signed with the server's key: the checkpoint's note opens with it.
         signer, _ = load_signer(tmp_path / "log.key", name="credence.example/log", create=False)
         with sessions() as session:
-            newest = log.latest_checkpoint(session)
+            newest = latest_checkpoint(session)
             assert newest is not None
-            log.verify_checkpoint(newest.signed_note, signer.public)
+            verify_checkpoint(newest.signed_note, signer.public)
             assert verify.verify_log(session, key=signer.public).ok
     finally:
         server.stop()

@@ -38,9 +38,10 @@ from credence.migrate import alembic_config, check_drift, upgrade
 from credence.models import metadata
 from credence.rulebook import store
 from credence.translog import continuation
-from credence.translog import service as log
+from credence.translog.checkpoints import checkpoint, checkpoints
 from credence.translog.keys import LogKey, LogSigner, generate_signer, signer_of
 from credence.translog.tables import LegacyCheckpoint, LegacyLeaf
+from credence.translog.tree import clear_cache
 from credence.translog.verify import verify_log
 
 DATA = Path(__file__).parents[1] / "data" / "pre_0008"
@@ -52,10 +53,10 @@ NEW_ORIGIN = "credence.test/log-after-0008"
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     store.clear_cache()
-    log.clear_cache()
+    clear_cache()
     yield
     store.clear_cache()
-    log.clear_cache()
+    clear_cache()
 
 
 def log_private_key() -> Ed25519PrivateKey:
@@ -197,7 +198,7 @@ def test_the_old_log_is_carried_into_the_new_one(
         assert legacy[-1].signed_note == FACTS["last_checkpoint_note"]
         leaves = session.scalar(select(func.count()).select_from(LegacyLeaf))
         assert leaves == FACTS["journal_entries"]
-        assert log.checkpoints(session) == []
+        assert checkpoints(session) == []
 
     # The new journal: the continuation, then one carried_over entry per row.
     with sessions() as session:
@@ -286,7 +287,7 @@ def test_the_log_goes_on_after_the_upgrade(
     sessions = session_factory(old_store)
     signer = new_signer()
     with sessions.begin() as session:
-        first = log.checkpoint(session, signer=signer, at=clock.now())
+        first = checkpoint(session, signer=signer, at=clock.now())
     with sessions() as session:
         total = session.scalar(select(func.count()).select_from(JournalEntry))
         report = verify_log(session, key=signer.public)
@@ -329,7 +330,7 @@ def test_the_log_goes_on_after_the_upgrade(
         assert ref not in entry.data
         assert verify_log(session, key=signer.public).ok
     with sessions.begin() as session:
-        second = log.checkpoint(session, signer=signer, at=clock.now())
+        second = checkpoint(session, signer=signer, at=clock.now())
     assert second.tree_size > first.tree_size
     with sessions() as session:
         report = verify_log(session, key=signer.public)

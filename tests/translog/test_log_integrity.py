@@ -20,9 +20,10 @@ from credence.clock import FixedClock
 from credence.errors import RulebookTampered
 from credence.journal import EventKind, JournalEntry
 from credence.rulebook import store
-from credence.translog import service as log
 from credence.translog import verify
+from credence.translog.checkpoints import checkpoint
 from credence.translog.keys import LogSigner, generate_signer
+from credence.translog.tree import clear_cache
 from tests.server import Server, keyed_world
 from tests.world import World, build_world, rec, submit
 
@@ -34,10 +35,10 @@ def _fresh_caches() -> Iterator[None]:
     # A parsed rulebook cached by an earlier test (same default text) would hide the
     # stored text: each test starts as a new process would.
     store.clear_cache()
-    log.clear_cache()
+    clear_cache()
     yield
     store.clear_cache()
-    log.clear_cache()
+    clear_cache()
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_entries_after_the_checkpoint_are_reported_unsigned(
 ) -> None:
     world = build_world(sessions, clock)
     with sessions.begin() as session:
-        cp = log.checkpoint(session, signer=signer, at=clock.now())
+        cp = checkpoint(session, signer=signer, at=clock.now())
     _more_records(sessions, world, clock)
     after = _seqs_after(sessions, cp.tree_size)
     assert len(after) == 2
@@ -182,7 +183,7 @@ def test_an_edited_entry_after_the_checkpoint_fails(
 ) -> None:
     world = build_world(sessions, clock)
     with sessions.begin() as session:
-        cp = log.checkpoint(session, signer=signer, at=clock.now())
+        cp = checkpoint(session, signer=signer, at=clock.now())
     _more_records(sessions, world, clock)
     target = _seqs_after(sessions, cp.tree_size)[0]
     # The entry's commitment to the row it wrote is edited (its digest's last digit): the
@@ -213,7 +214,7 @@ def test_a_deleted_entry_after_the_checkpoint_fails(
 ) -> None:
     world = build_world(sessions, clock)
     with sessions.begin() as session:
-        cp = log.checkpoint(session, signer=signer, at=clock.now())
+        cp = checkpoint(session, signer=signer, at=clock.now())
     _more_records(sessions, world, clock)
     last = _seqs_after(sessions, cp.tree_size)[-1]  # the newest: no gap shows it
     execute(sessions, "DELETE FROM journal WHERE seq = :s", s=last)

@@ -35,7 +35,14 @@ from credence.errors import InvalidInput, NotFound
 from credence.journal import JournalEntry
 from credence.ledger import subject_file
 from credence.translog import merkle, reference, verify
-from credence.translog import service as log
+from credence.translog.checkpoints import (
+    Checkpoint,
+    LogInconsistent,
+    checkpoint,
+    checkpoint_text,
+    verify_checkpoint,
+)
+from credence.translog.entries import entry
 from credence.translog.keys import (
     LogKeyError,
     LogSigner,
@@ -46,7 +53,10 @@ from credence.translog.keys import (
     parse_verifier_key,
     sign_note,
 )
+from credence.translog.leaves import leaf_data
+from credence.translog.proofs import prove_consistency, prove_inclusion
 from credence.translog.tables import LogLeaf, StoredCheckpoint
+from credence.translog.tree import clear_cache, tree_at
 from tests.client import Api
 from tests.world import World, build_world, rec, submit
 
@@ -56,9 +66,9 @@ ORIGIN = "credence.example/log"
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     # Each test's database is new; a tree cached by an earlier test must not leak in.
-    log.clear_cache()
+    clear_cache()
     yield
-    log.clear_cache()
+    clear_cache()
 
 
 @pytest.fixture
@@ -96,9 +106,9 @@ FILLER = journal.EventKind.STATEMENT_ADDED
 
 def make_checkpoint(
     sessions: sessionmaker[Session], signer: LogSigner, clock: FixedClock
-) -> log.Checkpoint:
+) -> Checkpoint:
     with sessions.begin() as session:
-        return log.checkpoint(session, signer=signer, at=clock.now())
+        return checkpoint(session, signer=signer, at=clock.now())
 
 
 def journal_leaves(sessions: sessionmaker[Session]) -> list[tuple[int, bytes]]:
@@ -108,7 +118,7 @@ def journal_leaves(sessions: sessionmaker[Session]) -> list[tuple[int, bytes]]:
         return [
             (
                 r.seq,
-                log.leaf_data(
+                leaf_data(
                     seq=r.seq,
                     kind=r.kind,
                     subject_id=r.subject_id,
@@ -141,7 +151,7 @@ def test_checkpoint_signs_the_root_of_every_journal_row(
     cp = make_checkpoint(sessions, signer, clock)
     assert cp.tree_size == len(leaves)
     assert cp.root_hash == reference.mth([data for _, data in leaves])
-    assert log.verify_checkpoint(cp.signed_note, signer.public) == (
+    assert verify_checkpoint(cp.signed_note, signer.public) == (
         ORIGIN,
         cp.tree_size,
         cp.root_hash,
@@ -166,7 +176,7 @@ def test_checkpoint_signs_the_root_of_every_journal_row(
     assert again.id != cp.id
     assert (again.tree_size, again.root_hash) == (cp.tree_size, cp.root_hash)
     assert again.key_id == rotated.public.key_id.hex()
-    log.verify_checkpoint(again.signed_note, rotated.public)
+    verify_checkpoint(again.signed_note, rotated.public)
     assert [p.kind for p in verify_all(sessions, signer).problems] == ["checkpoint"]
 
 
@@ -174,7 +184,7 @@ def test_proofs_from_every_checkpoint_stay_valid(
     world: World, sessions: sessionmaker[Session], signer: LogSigner, clock: FixedClock
 ) -> None:
     with sessions() as session, pytest.raises(NotFound, match="no checkpoint"):
-        log.prove_inclusion(session, 1)
+        prove_inclusion(session, 1)
     first = make_checkpoint(sessions, signer, clock)
     clock.advance(timedelta(hours=1))
     judgment = rec(
@@ -185,7 +195,7 @@ def test_proofs_from_every_checkpoint_stay_valid(
     assert second.tree_size == first.tree_size + 1
     leaves = journal_leaves(sessions)
     with sessions() as session:
-        cons = log.prove_consistency(session, first.tree_size, second.tree_size)
+        cons = prove_consistency(session, first.tree_size, second.tree_size)
         assert (cons.first_root, cons.second_root) == (first.root_hash, second.root_hash)
         assert merkle.verify_consistency(
             first.tree_size, second.tree_size, first.root_hash, second.root_hash, cons.path
@@ -193,22 +203,22 @@ def test_proofs_from_every_checkpoint_stay_valid(
         assert list(cons.path) == reference.proof(first.tree_size, [d for _, d in leaves])
         for cp in (first, second):
             for index, (seq, data) in enumerate(leaves[: cp.tree_size]):
-                proof = log.prove_inclusion(session, seq, cp.tree_size)
+                proof = prove_inclusion(session, seq, cp.tree_size)
                 assert (proof.leaf_index, proof.leaf_hash) == (index, merkle.leaf_hash(data))
                 assert merkle.verify_inclusion(
                     merkle.leaf_hash(data), index, cp.tree_size, proof.path, cp.root_hash
                 )
         # The default tree is the latest checkpoint's.
-        assert log.prove_inclusion(session, leaves[0][0]).tree_size == second.tree_size
+        assert prove_inclusion(session, leaves[0][0]).tree_size == second.tree_size
         # Requests outside the log.
         with pytest.raises(NotFound, match="not in the log's tree of size 3"):
-            log.prove_inclusion(session, leaves[-1][0], 3)
+            prove_inclusion(session, leaves[-1][0], 3)
         with pytest.raises(InvalidInput, match="no tree of size"):
-            log.prove_inclusion(session, 1, second.tree_size + 5)
+            prove_inclusion(session, 1, second.tree_size + 5)
         with pytest.raises(InvalidInput, match="first ≤ second"):
-            log.prove_consistency(session, 4, 3)
+            prove_consistency(session, 4, 3)
         with pytest.raises(NotFound, match="no entry"):
-            log.entry(session, 10_000)
+            entry(session, 10_000)
 
 
 def test_entries_records_and_trees_of_any_size(
@@ -219,7 +229,7 @@ def test_entries_records_and_trees_of_any_size(
         assert len(records) == 2
         for record_id, seq in records.items():
             assert subject_file.record_entry_seq(session, record_id) == seq
-            found = log.entry(session, seq)
+            found = entry(session, seq)
             assert found.kind == "record"
             assert f'"record":"{record_id}"' in found.data
             assert found.subject_id == world.people[0].id
@@ -229,18 +239,18 @@ def test_entries_records_and_trees_of_any_size(
     make_checkpoint(sessions, signer, clock)
     with sessions.begin() as session:
         seq = next(iter(records.values()))
-        found = log.entry(session, seq)
+        found = entry(session, seq)
         assert found.leaf_index is not None
-        assert found.leaf_hash == log.prove_inclusion(session, seq).leaf_hash
+        assert found.leaf_hash == prove_inclusion(session, seq).leaf_hash
         # An entry after the checkpoint is in the current tree too.
         journal.append(session, kind=FILLER, at=clock.now(), data={"n": 1})
     data = [d for _, d in journal_leaves(sessions)]
     with sessions() as session:
-        tree = log.tree_at(session)
+        tree = tree_at(session)
         assert tree.size == len(data)
         for size in range(len(data) + 1):
             assert tree.root_at(size) == reference.mth(data[:size])
-            assert log.tree_at(session, size).root == reference.mth(data[:size])
+            assert tree_at(session, size).root == reference.mth(data[:size])
 
 
 def test_the_cache_forgets_a_rolled_back_checkpoint(
@@ -249,7 +259,7 @@ def test_the_cache_forgets_a_rolled_back_checkpoint(
     with sessions() as session:
         journal.append(session, kind=FILLER, at=clock.now(), data={"doomed": True})
         session.flush()
-        doomed = log.checkpoint(session, signer=signer, at=clock.now())
+        doomed = checkpoint(session, signer=signer, at=clock.now())
         session.rollback()
     with sessions.begin() as session:
         journal.append(session, kind=FILLER, at=clock.now(), data={"kept": True})
@@ -268,7 +278,7 @@ class Logged:
 
     seqs: list[int]
     gap: int
-    checkpoint: log.Checkpoint
+    checkpoint: Checkpoint
 
 
 @pytest.fixture
@@ -348,7 +358,7 @@ def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper
 
     forged_data = '{"rewritten":true}'
     forged_leaf = merkle.leaf_hash(
-        log.leaf_data(
+        leaf_data(
             seq=record,
             kind=rec_row.kind,
             subject_id=rec_row.subject_id,
@@ -360,7 +370,7 @@ def tamper_cases(logged: Logged, sessions: sessionmaker[Session]) -> list[Tamper
     set_leaf = "UPDATE log_leaves SET leaf_hash = :h WHERE seq = :s"
     assert logged.checkpoint.tree_size == len(seqs)
     other_note = sign_note(
-        log.checkpoint_text(ORIGIN, len(seqs), logged.checkpoint.root_hash),
+        checkpoint_text(ORIGIN, len(seqs), logged.checkpoint.root_hash),
         generate_signer(ORIGIN),
     )
     moved = seqs[-1]
@@ -509,13 +519,13 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
         assert case.message in report.problems[0].message, case.name
         if case.refuses_checkpoint:
             # A process that never hashed the original rows refuses to sign over them.
-            log.clear_cache()
-            with sessions() as session, pytest.raises(log.LogInconsistent):
-                log.checkpoint(session, signer=signer, at=clock.now())
+            clear_cache()
+            with sessions() as session, pytest.raises(LogInconsistent):
+                checkpoint(session, signer=signer, at=clock.now())
         with sessions.begin() as session:
             for sql, params in case.undo:
                 session.execute(text(sql), params)
-        log.clear_cache()
+        clear_cache()
         assert verify_all(sessions, signer).ok, f"{case.name}: not undone"
 
 
@@ -532,9 +542,9 @@ class GrowingStoredLog(RuleBasedStateMachine):
     checkpoints = Bundle("checkpoints")
 
     @initialize(target=checkpoints)
-    def first_checkpoint(self) -> log.Checkpoint:
+    def first_checkpoint(self) -> Checkpoint:
         with self.sessions.begin() as session:
-            return log.checkpoint(session, signer=self.signer, at=self.clock.now())
+            return checkpoint(session, signer=self.signer, at=self.clock.now())
 
     @rule(n=st.integers(1, 4))
     def append(self, n: int) -> None:
@@ -543,34 +553,34 @@ class GrowingStoredLog(RuleBasedStateMachine):
                 journal.append(session, kind=FILLER, at=self.clock.now(), data={"i": i})
 
     @rule(target=checkpoints)
-    def checkpoint(self) -> log.Checkpoint:
+    def checkpoint(self) -> Checkpoint:
         with self.sessions.begin() as session:
-            return log.checkpoint(session, signer=self.signer, at=self.clock.now())
+            return checkpoint(session, signer=self.signer, at=self.clock.now())
 
     @rule(cp=checkpoints, picks=st.data())
-    def prove_an_entry(self, cp: log.Checkpoint, picks: st.DataObject) -> None:
+    def prove_an_entry(self, cp: Checkpoint, picks: st.DataObject) -> None:
         if cp.tree_size == 0:
             return
         index = picks.draw(st.integers(0, cp.tree_size - 1), label="index")
         with self.sessions() as session:
-            seq = log.tree_at(session, cp.tree_size).seq_of(index)
-            proof = log.prove_inclusion(session, seq, cp.tree_size)
-            found = log.entry(session, seq)
+            seq = tree_at(session, cp.tree_size).seq_of(index)
+            proof = prove_inclusion(session, seq, cp.tree_size)
+            found = entry(session, seq)
         assert merkle.verify_inclusion(
             merkle.leaf_hash(found.leaf_data), index, cp.tree_size, proof.path, cp.root_hash
         )
 
     @rule(a=checkpoints, b=checkpoints)
-    def prove_consistency(self, a: log.Checkpoint, b: log.Checkpoint) -> None:
+    def prove_consistency(self, a: Checkpoint, b: Checkpoint) -> None:
         first, second = sorted([a, b], key=lambda c: c.tree_size)
         if first.tree_size == 0:
             # No consistency proof starts at the empty tree (RFC 9162 §2.1.4).
             assert first.root_hash == merkle.EMPTY_ROOT
             with self.sessions() as session, pytest.raises(InvalidInput, match="0 < first"):
-                log.prove_consistency(session, 0, second.tree_size)
+                prove_consistency(session, 0, second.tree_size)
             return
         with self.sessions() as session:
-            proof = log.prove_consistency(session, first.tree_size, second.tree_size)
+            proof = prove_consistency(session, first.tree_size, second.tree_size)
         assert merkle.verify_consistency(
             first.tree_size, second.tree_size, first.root_hash, second.root_hash, proof.path
         )
@@ -656,7 +666,7 @@ def test_api_publishes_the_key_and_a_verifiable_checkpoint(
     response = api.get("/v1/log/checkpoint")
     assert response.status_code == 200, response.text
     cp = response.json()
-    origin, size, root = log.verify_checkpoint(cp["signed_note"], public)
+    origin, size, root = verify_checkpoint(cp["signed_note"], public)
     assert (origin, size, root.hex()) == (ORIGIN, cp["tree_size"], cp["root_hash"])
     assert api.get("/v1/log/checkpoint").json() == cp  # nothing new: the same one
 

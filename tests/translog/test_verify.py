@@ -38,9 +38,11 @@ from credence.ledger.tables import Record
 from credence.models import metadata
 from credence.rulebook import store as rulebooks
 from credence.settings import Settings
-from credence.translog import service as log
+from credence.translog.checkpoints import checkpoint
 from credence.translog.keys import LogSigner, generate_signer, signer_from_settings
+from credence.translog.leaves import ROW_COLUMNS, leaf_hash_of
 from credence.translog.tables import LogLeaf
+from credence.translog.tree import clear_cache
 from credence.translog.verify import VerifyReport, verify_log
 from tests import tamper
 from tests.journal.test_journal import demo_flow
@@ -56,10 +58,10 @@ def _fresh_caches() -> Iterator[None]:
     # A rulebook or tree cached by an earlier test on another store must not stand in
     # for what this test's store holds.
     rulebooks.clear_cache()
-    log.clear_cache()
+    clear_cache()
     yield
     rulebooks.clear_cache()
-    log.clear_cache()
+    clear_cache()
 
 
 @dataclass(repr=False)
@@ -155,7 +157,7 @@ def build(
     assert revoked_by is not None
     assert revoked_by > issued_key["seq"]
     with sessions.begin() as session:
-        log.checkpoint(session, signer=signer, at=clock.now())
+        checkpoint(session, signer=signer, at=clock.now())
 
     targets: dict[str, tamper.Raw] = {}
     with engine.connect() as conn:
@@ -370,14 +372,12 @@ def test_an_edited_rulebook_or_entry_is_caught(built: Store) -> None:
     assert not any(RECORDS in p.message for p in report.problems)  # the row matches it
     # ... and the log's leaf rewritten too: the checkpoint's root no longer holds.
     with built.sessions() as session:
-        entry = session.execute(
-            select(*log.ROW_COLUMNS).where(JournalEntry.seq == row["seq"])
-        ).one()
+        entry = session.execute(select(*ROW_COLUMNS).where(JournalEntry.seq == row["seq"])).one()
         leaf = session.scalar(select(LogLeaf.leaf_hash).where(LogLeaf.seq == row["seq"]))
     with attacker(built.engine) as conn:
         conn.execute(
             text("UPDATE log_leaves SET leaf_hash = :h WHERE seq = :s"),
-            {"h": log.leaf_hash_of(entry), "s": row["seq"]},
+            {"h": leaf_hash_of(entry), "s": row["seq"]},
         )
     report = built.verify()
     assert "log_tampered" in {p.kind for p in report.problems}

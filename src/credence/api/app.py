@@ -24,8 +24,8 @@ from credence.api.routers import (
 from credence.api.schemas import ErrorEnvelope
 from credence.context import Context
 from credence.ledger.intake import Intake
+from credence.translog.checkpoints import CheckpointTimer
 from credence.translog.keys import signer_from_settings
-from credence.translog.service import CheckpointTimer
 
 DESCRIPTION = """
 Credence answers relying parties with purpose-bound decisions, explains every score to

@@ -39,13 +39,13 @@ def _signer(ctx: Context) -> LogSigner:
 @app.command("checkpoint")
 def checkpoint_cmd(db: DbOption = None) -> None:
     """Sign a checkpoint of every entry now (or show the latest if nothing was added)."""
-    from credence.translog import service
+    from credence.translog.checkpoints import checkpoint
 
     ctx = terminal.open_context(db)
     with terminal.errors():
         signer = _signer(ctx)
         with ctx.sessions.begin() as session:
-            cp = service.checkpoint(session, signer=signer, at=ctx.clock.now())
+            cp = checkpoint(session, signer=signer, at=ctx.clock.now())
     out = terminal.console()
     out.print(
         f"checkpoint {cp.id}: {cp.tree_size:,} entries, root {cp.root_hash.hex()} "
@@ -151,7 +151,7 @@ def prove_cmd(
     --seq N [--size M]: entry N is in the tree of size M (default: the latest
     checkpoint's); --first M --second N: the tree of size N extends that of size M.
     Hashes are printed in hex."""
-    from credence.translog import service
+    from credence.translog.proofs import prove_consistency, prove_inclusion
 
     if seq is not None and first is None and second is None:
         wanted = "inclusion"
@@ -166,14 +166,14 @@ def prove_cmd(
     out = terminal.console()
     with terminal.errors(), ctx.sessions() as session:
         if wanted == "inclusion":
-            proof = service.prove_inclusion(session, seq or 0, size)
+            proof = prove_inclusion(session, seq or 0, size)
             ok = proof.verify()
             out.print(f"entry {proof.seq}: leaf {proof.leaf_index} of {proof.tree_size}")
             out.print(f"leaf hash {proof.leaf_hash.hex()}")
             out.print(f"root      {proof.root_hash.hex()}")
             path = proof.path
         else:
-            cons = service.prove_consistency(session, first or 0, second or 0)
+            cons = prove_consistency(session, first or 0, second or 0)
             ok = cons.verify()
             out.print(f"tree {cons.first} → tree {cons.second}")
             out.print(f"root {cons.first:>6} {cons.first_root.hex()}")

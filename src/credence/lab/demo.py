@@ -33,8 +33,8 @@ from credence.migrate import upgrade
 from credence.rulebook import store
 from credence.scoring.online import score_subject
 from credence.tiers.rescore import rescore
+from credence.translog.checkpoints import current_checkpoint
 from credence.translog.keys import signer_from_settings
-from credence.translog.service import current_checkpoint
 
 #: Relying parties of the demo city and the services each may ask about.
 DEMO_PARTIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (

@@ -4,7 +4,7 @@
 * ``log_leaves``: the leaf hash of every journal row a checkpoint covers, written when
   the checkpoint is made. It is the log's record of what it committed to, so
   verification can name the first journal row that no longer matches (see
-  :mod:`credence.translog.service` for the threat model).
+  :mod:`credence.translog` for the threat model).
 
 Also an index on ``journal.subject_id`` (the journal is :mod:`credence.journal`'s): a
 subject's file links each record to its log entry, which means finding the record's

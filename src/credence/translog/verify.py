@@ -43,16 +43,15 @@ from credence import journal
 from credence.db import Instant
 from credence.journal import EventKind, JournalEntry, canonical
 from credence.translog import merkle
-from credence.translog.keys import LogKey, NoteError
-from credence.translog.service import (
-    ROW_COLUMNS,
+from credence.translog.checkpoints import (
     Checkpoint,
     checkpoint_of,
     checkpoints,
-    leaf_hash_of,
     parse_checkpoint_text,
     verify_checkpoint,
 )
+from credence.translog.keys import LogKey, NoteError
+from credence.translog.leaves import ROW_COLUMNS, leaf_hash_of
 from credence.translog.tables import LegacyCheckpoint, LegacyLeaf, LogLeaf
 
 #: Rows fetched per round trip when streaming.

@@ -21,7 +21,7 @@ from credence.access.policy import PUBLIC, Action, Caller, allowed, authorize
 from credence.api.deps import ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.errors import InvalidInput
-from credence.translog import service as translog
+from credence.translog import checkpoints, entries, proofs
 from credence.translog.keys import LogSigner, signer_from_settings
 
 router = APIRouter(prefix="/v1/log", tags=["transparency log"], route_class=CommittingRoute)
@@ -125,7 +125,7 @@ class ConsistencyOut(BaseModel):
     proof: list[str] = Field(description="RFC 9162 consistency proof, hex.")
 
 
-def _checkpoint_out(cp: translog.Checkpoint) -> CheckpointOut:
+def _checkpoint_out(cp: checkpoints.Checkpoint) -> CheckpointOut:
     return CheckpointOut(
         origin=cp.origin,
         tree_size=cp.tree_size,
@@ -145,7 +145,7 @@ def checkpoint(
     caller: ReaderDep, ctx: ContextDep, session: SessionDep, signer: SignerDep
 ) -> CheckpointOut:
     authorize(caller, Action.LOG_READ)
-    cp = translog.signed_now(ctx.engine, ctx.sessions, signer=signer, at=ctx.clock.now())
+    cp = checkpoints.signed_now(ctx.engine, ctx.sessions, signer=signer, at=ctx.clock.now())
     return _checkpoint_out(cp)
 
 
@@ -175,7 +175,7 @@ def entry(
     seq: Annotated[int, Path(ge=0, le=MAX_INT)], caller: ReaderDep, session: SessionDep
 ) -> EntryOut:
     authorize(caller, Action.LOG_READ)
-    found = translog.entry(session, seq)
+    found = entries.entry(session, seq)
     visible = found.subject_id is None or allowed(
         caller, Action.FILE_READ, subject_id=found.subject_id
     )
@@ -193,7 +193,7 @@ def entry(
                 OpenedRowOut(
                     table=r.table, key=r.key, digest=r.digest, salt=r.salt, canonical=r.canonical
                 )
-                for r in translog.opened_rows(session, found)
+                for r in entries.opened_rows(session, found)
             ],
         )
         if visible
@@ -210,7 +210,7 @@ def _parsed(data: str) -> Any:
 
 def _covered(ctx: ContextDep, signer: LogSigner) -> int:
     """The size of the latest checkpoint, signing one first if entries were added."""
-    return translog.signed_now(
+    return checkpoints.signed_now(
         ctx.engine, ctx.sessions, signer=signer, at=ctx.clock.now()
     ).tree_size
 
@@ -246,7 +246,7 @@ def inclusion(
     covered = _covered(ctx, signer)
     size = covered if tree_size is None else tree_size
     _within(size, covered, "tree_size")
-    proof = translog.prove_inclusion(session, seq, size)
+    proof = proofs.prove_inclusion(session, seq, size)
     return InclusionOut(
         seq=proof.seq,
         leaf_index=proof.leaf_index,
@@ -279,7 +279,7 @@ def consistency(
     covered = _covered(ctx, signer)
     size = covered if second is None else second
     _within(size, covered, "second")
-    proof = translog.prove_consistency(session, first, size)
+    proof = proofs.prove_consistency(session, first, size)
     return ConsistencyOut(
         first=proof.first,
         second=proof.second,

@@ -19,6 +19,7 @@ from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.tables import Source, Subject
 from credence.rulebook import store
 from credence.rulebook.loader import default_text
+from credence.rulebook.model import Rulebook
 
 SOURCES: dict[str, tuple[str | None, list[str]]] = {
     "civil_registry": ("person", []),
@@ -147,3 +148,12 @@ def rec(
 
 
 __all__ = ["RecordIn", "World", "build_world", "rec", "submit"]
+
+
+def tier_for(book: Rulebook, total: float) -> str:
+    """The test's own oracle for the tier of a total: the first tier, highest first,
+    whose ``min_score`` the total reaches."""
+    for tier in book.tiers:
+        if total >= tier.min_score:
+            return tier.code
+    return book.tiers[-1].code

@@ -36,6 +36,7 @@ from credence.scoring import columnar
 from credence.scoring.columnar import Kernel, read_scores, score_parquet
 from credence.scoring.formula import TypeTable
 from credence.scoring.online import compute
+from tests.world import tier_for
 
 BOOK = default_rulebook()
 EDITION = Edition(
@@ -243,7 +244,7 @@ def test_records_not_yet_received_or_ended_do_not_count(tmp_path: Path) -> None:
     assert got[0]["commercial"] == 0.0
     assert _close(got[1]["commercial"], default.points * 2 ** (-20 / default.half_life_days))
     assert got[2]["total"] == BOOK.scale.base
-    assert got[2]["tier"] == BOOK.tier_for(BOOK.scale.base)
+    assert got[2]["tier"] == tier_for(BOOK, BOOK.scale.base)
 
 
 def test_dictionary_in_another_order_maps_types_by_code(tmp_path: Path) -> None:

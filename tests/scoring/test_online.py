@@ -17,6 +17,7 @@ from credence.rulebook.model import Category
 from credence.rulebook.store import Edition
 from credence.scoring import formula
 from credence.scoring.online import compute
+from tests.world import tier_for
 
 BOOK = default_rulebook()
 EDITION = Edition(
@@ -56,7 +57,7 @@ def view(
 def test_no_records_is_the_base_score_and_its_tier() -> None:
     score = compute([], EDITION, NOW)
     assert score.total == BOOK.scale.base
-    assert score.tier == BOOK.tier_for(BOOK.scale.base)
+    assert score.tier == tier_for(BOOK, BOOK.scale.base)
     assert all(v == 0.0 for v in score.sub_scores.values())
     assert score.reasons == []
 
@@ -103,7 +104,7 @@ def test_explanation_orders_by_effect_and_names_reasons() -> None:
 def test_tiers_follow_the_published_cut_offs() -> None:
     totals = np.array([1300.0, 1050.0, 1049.99, 1030.0, 960.0, 959.0, 850.0, 600.0, 599.9, 300.0])
     codes = list(formula.tier_codes(totals, BOOK))
-    assert codes == [BOOK.tier_for(float(t)) for t in totals]
+    assert codes == [tier_for(BOOK, float(t)) for t in totals]
     assert codes[:2] == ["AAA", "AAA"]
     assert codes[-2:] == ["D", "D"]
 

@@ -15,7 +15,7 @@ from credence.notifications.tables import Notification
 from credence.rulebook.loader import default_rulebook
 from credence.tiers.hysteresis import next_tier
 from credence.tiers.service import shown_tier, update_tiers
-from tests.world import build_world
+from tests.world import build_world, tier_for
 
 BOOK = default_rulebook()
 BAND = BOOK.tier_hysteresis
@@ -51,13 +51,13 @@ def test_away_from_every_boundary_the_shown_tier_is_the_raw_tier(
 ) -> None:
     if min(abs(total - b) for b in BOUNDARIES) < BAND:
         return
-    assert next_tier(BOOK, previous, total) == BOOK.tier_for(total)
+    assert next_tier(BOOK, previous, total) == tier_for(BOOK, total)
 
 
 @given(st.floats(200, 1400), st.sampled_from(TIER_CODES))
 def test_without_a_band_hysteresis_is_the_raw_tier(total: float, previous: str) -> None:
     book = BOOK.model_copy(update={"tier_hysteresis": 0.0})
-    assert next_tier(book, previous, total) == book.tier_for(total)
+    assert next_tier(book, previous, total) == tier_for(book, total)
 
 
 def test_changes_are_stored_notified_and_journalled(

@@ -197,10 +197,3 @@ class Rulebook(Strict):
 
     def service(self, code: str) -> Service | None:
         return self.service_index.get(code)
-
-    def tier_for(self, total: float) -> str:
-        """The letter tier of a total (tiers are ordered highest first)."""
-        for tier in self.tiers:
-            if total >= tier.min_score:
-                return tier.code
-        return self.tiers[-1].code

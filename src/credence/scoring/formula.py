@@ -92,25 +92,40 @@ def totals(sub_scores: FloatArray, rulebook: Rulebook) -> FloatArray:
 
 
 def tier_codes(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[Any]:
-    """Letter tier of each total (vectorised :meth:`Rulebook.tier_for`)."""
-    return tier_order(rulebook)[tier_index(total, rulebook)]
+    """Letter tier of each total."""
+    codes: npt.NDArray[Any] = tier_order(rulebook)[tier_index(total, rulebook)]
+    return codes
+
+
+def tier_of(total: float, rulebook: Rulebook) -> str:
+    """The letter tier of one total: the highest tier whose ``min_score`` it reaches."""
+    code: str = tier_order(rulebook)[tier_index(total, rulebook)]
+    return code
 
 
 def tier_order(rulebook: Rulebook) -> npt.NDArray[Any]:
     """Tier codes lowest first: the codes :func:`tier_index` numbers."""
+    return derived(rulebook, "tier_order", _tier_order)
+
+
+def _tier_order(rulebook: Rulebook) -> npt.NDArray[Any]:
     return np.array([t.code for t in rulebook.tiers[::-1]], dtype=object)
 
 
-def tier_index(total: FloatArray, rulebook: Rulebook) -> npt.NDArray[np.intp]:
-    """Number of each total's tier in :func:`tier_order` (0 = lowest tier).
+def _thresholds(rulebook: Rulebook) -> FloatArray:
+    # Tiers are ordered highest first; searchsorted wants ascending thresholds.
+    return np.array([t.min_score for t in rulebook.tiers[::-1]][1:], dtype=np.float64)
+
+
+def tier_index(total: Any, rulebook: Rulebook) -> Any:
+    """Number of each total's tier in :func:`tier_order` (0 = lowest tier): the one
+    definition of the tier of a total, for one total or an array of them.
 
     Columnar writers keep this integer code (a dictionary index) instead of building one
     Python string per subject.
     """
-    # Tiers are ordered highest first; searchsorted wants ascending thresholds.
-    thresholds = np.array([t.min_score for t in rulebook.tiers[::-1]][1:], dtype=np.float64)
-    index: npt.NDArray[np.intp] = np.searchsorted(thresholds, total, side="right")
-    return index
+    thresholds = derived(rulebook, "tier_thresholds", _thresholds)
+    return np.searchsorted(thresholds, total, side="right")
 
 
 _derived: dict[tuple[int, str], tuple[Rulebook, Any]] = {}

@@ -195,7 +195,7 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         maximum=book.scale.max,
         sub_scores=sub_scores,
         total=total,
-        tier=book.tier_for(total),
+        tier=formula.tier_of(total, book),
         contributions=contributions,
     )
 

@@ -19,7 +19,6 @@ import typer
 
 from credence.cli import terminal
 from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
-from credence.ledger import registry
 
 if TYPE_CHECKING:
     from credence.disputes.service import DisputeView
@@ -101,6 +100,7 @@ def list_(
 ) -> None:
     """List disputes, earliest deadline first."""
     from credence.disputes import service
+    from credence.ledger import registry
 
     ctx = terminal.open_context(db)
     at = ctx.clock.now()
@@ -135,6 +135,7 @@ def answer(
     from credence.access.policy import Action, Caller, Role, authorize
     from credence.disputes import service
     from credence.errors import InvalidInput
+    from credence.ledger import registry
     from credence.ledger.schemas import RecordIn
     from credence.rulebook import store
 

@@ -14,7 +14,6 @@ from rich.text import Text
 
 from credence.cli import terminal
 from credence.cli.terminal import AsOfOption, Column, DbOption, JsonOption
-from credence.ledger import registry
 
 if TYPE_CHECKING:
     from credence.scoring.online import Score
@@ -83,6 +82,7 @@ def explain(
     as_json: JsonOption = False,
 ) -> None:
     """Explain one subject's score: sub-scores, reasons and every contributing record."""
+    from credence.ledger import registry
     from credence.rulebook import store
     from credence.scoring.online import score_subject
 

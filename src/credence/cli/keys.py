@@ -16,7 +16,6 @@ from rich.text import Text
 from credence.access.policy import Role
 from credence.cli import terminal
 from credence.cli.terminal import Column, DbOption, JsonOption
-from credence.ledger import registry
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -61,6 +60,7 @@ def _links(
     session: Session, source: str | None, party: str | None, subject: str | None
 ) -> dict[str, int | None]:
     from credence.access.keys import party_by_code
+    from credence.ledger import registry
 
     return {
         "source_id": registry.source_by_code(session, source).id if source else None,

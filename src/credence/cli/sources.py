@@ -9,7 +9,6 @@ import typer
 
 from credence.cli import terminal
 from credence.cli.terminal import Column, DbOption, JsonOption
-from credence.ledger import registry
 
 app = typer.Typer(help="Register and list sources.", no_args_is_help=True)
 
@@ -27,6 +26,7 @@ def sources_add(
 ) -> None:
     """Register a source and the record types it may submit."""
     from credence.audit.service import log_operator_action
+    from credence.ledger import registry
     from credence.rulebook import store
 
     ctx = terminal.open_context(db)

@@ -70,6 +70,9 @@ class Registry:
         erased_in: tuple[str, str] | None = None,
         check: ContentCheck | None = None,
     ) -> None:
+        """Register ``encoder`` for ``table``'s rows; ``erasable`` names the content
+        columns an erasure sets to NULL, ``erased_in`` the table of erasures and its
+        column naming the row; ``check`` tests a row's content beyond its digest."""
         table = as_table(table)
         if encoder.table != table.name:
             raise ValueError(f"an encoder of {encoder.table} cannot cover {table.name}")
@@ -84,6 +87,7 @@ class Registry:
         self._register(table.name, Covered(encoder, tuple(erasable), erased_in, check))
 
     def exempt(self, table: FromClause | Table | str, reason: str) -> None:
+        """Register ``table`` as not covered by the log, for ``reason`` (not empty)."""
         name = table if isinstance(table, str) else as_table(table).name
         if not reason.strip():
             raise ValueError(f"exempting table {name} needs a reason")
@@ -145,23 +149,10 @@ def _column_problems(table: Table, covered: Covered) -> list[str]:
 REGISTRY = Registry()
 
 
-def cover(
-    table: FromClause | Table,
-    encoder: Encoder,
-    *,
-    erasable: Sequence[str] = (),
-    erased_in: tuple[str, str] | None = None,
-    check: ContentCheck | None = None,
-) -> None:
-    """Register ``encoder`` for ``table``'s rows; ``erasable`` names the content
-    columns an erasure sets to NULL, ``erased_in`` the table of erasures and its column
-    naming the row; ``check`` tests a row's content beyond its digest."""
-    REGISTRY.cover(table, encoder, erasable=erasable, erased_in=erased_in, check=check)
-
-
-def exempt(table: FromClause | Table | str, reason: str) -> None:
-    """Register ``table`` as not covered by the log, for ``reason`` (not empty)."""
-    REGISTRY.exempt(table, reason)
+#: Register a covered table (see :meth:`Registry.cover`), or an exempt one
+#: (:meth:`Registry.exempt`), with :data:`REGISTRY`.
+cover = REGISTRY.cover
+exempt = REGISTRY.exempt
 
 
 def uncovered(metadata: MetaData, registry: Registry | None = None) -> list[str]:

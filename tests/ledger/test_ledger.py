@@ -82,10 +82,10 @@ def test_registering_again_returns_the_same_subject(
     assert not created
     assert subject.public_id == world.people[0].public_id
     with sessions() as session:
-        found = registry.find_subject(session, person_id(0))
+        found = registry.get_subject(session, identifier=person_id(0))
         assert found.public_id == world.people[0].public_id
         with pytest.raises(NotFound):
-            registry.find_subject(session, person_id(99))
+            registry.get_subject(session, identifier=person_id(99))
 
 
 def test_resend_is_idempotent_and_changed_content_conflicts(

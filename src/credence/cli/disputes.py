@@ -110,7 +110,7 @@ def list_(
             at=at,
             status=status.value,
             source_id=registry.source_by_code(session, source).id if source else None,
-            subject_id=registry.get_subject(session, subject).id if subject else None,
+            subject_id=registry.get_subject(session, public_id=subject).id if subject else None,
         )
     terminal.show(_rows(views), COLUMNS, as_json=as_json, title=f"Disputes ({status.value})")
 

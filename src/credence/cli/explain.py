@@ -89,7 +89,7 @@ def explain(
     ctx = terminal.open_context(db)
     at = terminal.instant(ctx, as_of)
     with terminal.errors(), ctx.sessions() as session:
-        subj = registry.get_subject(session, subject)
+        subj = registry.get_subject(session, public_id=subject)
         result = score_subject(session, subj, store.in_force(session, at), at)
     if as_json:
         terminal.show_object(_as_json(subj.public_id, subj.kind, at, result, limit))

@@ -65,7 +65,7 @@ def _links(
     return {
         "source_id": registry.source_by_code(session, source).id if source else None,
         "party_id": party_by_code(session, party).id if party else None,
-        "subject_id": registry.get_subject(session, subject).id if subject else None,
+        "subject_id": registry.get_subject(session, public_id=subject).id if subject else None,
     }
 
 

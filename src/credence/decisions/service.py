@@ -35,7 +35,7 @@ from credence.decisions.tables import Inquiry
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
-from credence.ledger.registry import SubjectKey, find_subject, get_subject
+from credence.ledger.registry import SubjectKey, get_subject
 from credence.ledger.subject_file import (
     RecordView,
     subject_records,
@@ -236,10 +236,7 @@ def ask(
     authorize(caller, Action.DECISION_REQUEST)
     if (subject_id is None) == (identifier is None):
         raise InvalidInput(ONE_SUBJECT)
-    if subject_id is not None:
-        subject: Subject = get_subject(session, subject_id)
-    else:
-        subject = find_subject(session, identifier or "")
+    subject: Subject = get_subject(session, public_id=subject_id, identifier=identifier)
     return decide(
         session,
         subject=subject,

@@ -396,7 +396,7 @@ def _correction(session: Session, correction: RecordIn, subject: Subject) -> Rec
     named = (
         correction.subject_id == subject.public_id
         if correction.subject_id is not None
-        else registry.find_subject(session, correction.identifier or "").id == subject.id
+        else registry.get_subject(session, identifier=correction.identifier or "").id == subject.id
     )
     if not named:
         raise InvalidInput(

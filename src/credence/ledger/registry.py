@@ -3,8 +3,8 @@
 Sources are registered by an operator; subjects only on the word of an identity
 authority (a civil registry for persons, a business registry for organisations). A
 subject is looked up by public id or national identifier, as a :class:`SubjectRef` on any
-connection (:func:`subject_ref`, the hot paths) or as its row (:func:`get_subject`,
-:func:`find_subject`, for the steps that write).
+connection (:func:`subject_ref`, the hot paths) or as its row (:func:`get_subject`, for
+the steps that write).
 """
 
 from __future__ import annotations
@@ -182,19 +182,20 @@ def unknown_subject(public_id: str | None = None) -> NotFound:
     return NotFound("no subject is registered with this identifier", code="unknown_subject")
 
 
-def get_subject(session: Session, public_id: str) -> Subject:
-    subject = session.scalar(select(Subject).where(Subject.public_id == public_id))
+def get_subject(
+    session: Session, *, public_id: str | None = None, identifier: str | None = None
+) -> Subject:
+    """The subject's row, named by ``public_id``, else by national ``identifier``
+    (validated and compacted first), for the steps that write; :func:`subject_ref` is
+    the hot paths' lookup. :class:`NotFound` naming neither the identifier nor anything
+    else about it."""
+    if public_id is not None:
+        subject = session.scalar(select(Subject).where(Subject.public_id == public_id))
+    else:
+        _, compact = validate_any(identifier or "")
+        subject = session.scalar(select(Subject).where(Subject.identifier == compact))
     if subject is None:
         raise unknown_subject(public_id)
-    return subject
-
-
-def find_subject(session: Session, identifier: str) -> Subject:
-    """Look a subject up by national identifier (which must be valid)."""
-    _, compact = validate_any(identifier)
-    subject = session.scalar(select(Subject).where(Subject.identifier == compact))
-    if subject is None:
-        raise unknown_subject()
     return subject
 
 

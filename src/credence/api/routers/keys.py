@@ -56,7 +56,9 @@ def create(body: KeyIn, caller: CallerDep, ctx: ContextDep, session: SessionDep)
         party_id = session.scalar(select(RelyingParty.id).where(RelyingParty.code == body.party))
         if party_id is None:
             raise NotFound(f"no relying party {body.party!r}", code="unknown_party")
-    subject_id = registry.get_subject(session, body.subject_id).id if body.subject_id else None
+    subject_id = (
+        registry.get_subject(session, public_id=body.subject_id).id if body.subject_id else None
+    )
     principal = create_principal(
         session,
         role=body.role,

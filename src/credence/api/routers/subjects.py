@@ -84,7 +84,7 @@ def register(
 )
 def lookup(body: LookupIn, caller: CallerDep, ctx: ContextDep, session: SessionDep) -> SubjectRef:
     authorize(caller, Action.SUBJECT_LOOKUP)
-    subject = registry.find_subject(session, body.identifier)
+    subject = registry.get_subject(session, identifier=body.identifier)
     # Whoever learns a subject's id from their identifier asked about them: on their file.
     session.add(
         LookupInquiry(
@@ -132,7 +132,7 @@ def score(
     as_of: AsOf = None,
     purpose: Purpose = None,
 ) -> ScoreOut:
-    subject = registry.get_subject(session, subject_id)
+    subject = registry.get_subject(session, public_id=subject_id)
     authorize(caller, Action.SCORE_READ, subject_id=subject.id)
     at = _as_of(ctx.clock.now(), as_of)
     audit.log_read(
@@ -160,7 +160,7 @@ def file(
     session: SessionDep,
     purpose: Purpose = None,
 ) -> FileOut:
-    subject = registry.get_subject(session, subject_id)
+    subject = registry.get_subject(session, public_id=subject_id)
     authorize(caller, Action.FILE_READ, subject_id=subject.id)
     at = ctx.clock.now()
     audit.log_read(

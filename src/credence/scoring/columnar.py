@@ -224,21 +224,22 @@ class Kernel:
         set to 0 so that lookups stay in range). None if every record counts.
 
         A missing ``received_at`` / ``ended_at`` column means every record was received
-        / none has ended.
+        / none has ended: the rule gets one instant for all of them (numpy broadcasts
+        it), so a batch whose columns were pruned costs no column of its own.
         """
         names = batch.schema.names
-        n = batch.num_rows
+        received: IntArray | int = counting.RECEIVED_BEFORE_ALL
         if "received_at" in names:
             received = as_numpy(batch.column(names.index("received_at")))
-        else:
-            received = np.full(n, counting.RECEIVED_BEFORE_ALL, dtype=np.int64)
+        ended: IntArray | int = counting.NOT_ENDED
         if "ended_at" in names:
             ended = _end_instants(batch.column(names.index("ended_at")))
-        else:
-            ended = np.full(n, counting.NOT_ENDED, dtype=np.int64)
-        found: list[npt.NDArray[np.int64]] = [
-            np.flatnonzero(~self.counts(self.at_us, received, ended))
-        ]
+        counts = self.counts(self.at_us, received, ended)
+        found: list[npt.NDArray[np.int64]] = []
+        if np.ndim(counts):
+            found.append(np.flatnonzero(~counts))
+        elif not counts:  # one answer for the whole batch: none counts
+            found.append(np.arange(batch.num_rows, dtype=np.int64))
         if maybe_unknown:
             unknown = np.flatnonzero(type_idx < 0)
             type_idx[unknown] = 0
@@ -289,9 +290,9 @@ class Kernel:
         return BatchSums(lo, sums, None, n, counted)
 
 
-def _end_instants(ended: pa.Array | pa.ChunkedArray) -> IntArray:
+def _end_instants(ended: pa.Array | pa.ChunkedArray) -> IntArray | int:
     """Each record's end instant, :data:`~credence.scoring.counting.NOT_ENDED` where
-    null (not ended).
+    null (not ended); that one instant alone when none has ended.
 
     Reads the Arrow buffers directly: the validity bitmap unpacked to bytes and the raw
     values. Converting the nullable column to numpy instead would build a float64 copy
@@ -301,7 +302,7 @@ def _end_instants(ended: pa.Array | pa.ChunkedArray) -> IntArray:
         ended = ended.combine_chunks()
     n, offset = len(ended), ended.offset
     if ended.null_count == n:
-        return np.full(n, counting.NOT_ENDED, dtype=np.int64)
+        return counting.NOT_ENDED
     bitmap, data = ended.buffers()[:2]
     values = np.frombuffer(data, dtype=np.int64, count=offset + n)[offset:]
     if bitmap is None or ended.null_count == 0:

@@ -51,11 +51,9 @@ from credence.translog.checkpoints import (
     verify_checkpoint,
 )
 from credence.translog.keys import LogKey, NoteError
-from credence.translog.leaves import ROW_COLUMNS, leaf_hash_of
+from credence.translog.leaves import BATCH, ROW_COLUMNS, leaf_hash_of, stream_rows
 from credence.translog.tables import LegacyCheckpoint, LegacyLeaf, LogLeaf
 
-#: Rows fetched per round trip when streaming.
-_BATCH = 10_000
 #: Listed rows looked up per query (well under both stores' parameter limits).
 _LOOKUP = 900
 
@@ -133,9 +131,12 @@ def verify_log(
     committed_leaves = select(LogLeaf.leaf_index, LogLeaf.seq, LogLeaf.leaf_hash).order_by(
         LogLeaf.leaf_index
     )
-    log = _Peek(_rows(session, committed_leaves))
+    log = _Peek(stream_rows(session, committed_leaves))
     read = 0
-    for row in _rows(session, select(*ROW_COLUMNS).order_by(JournalEntry.seq)):
+    journal_rows: Iterable[Any] = stream_rows(
+        session, select(*ROW_COLUMNS).order_by(JournalEntry.seq)
+    )
+    for row in journal_rows:
         seq = row[0]
         while log.head is not None and log.head[1] < seq:
             index, committed_seq, digest = log.pop()
@@ -212,10 +213,6 @@ def _unknown_tables(session: Session) -> list[Problem]:
 # --- streaming helpers -----------------------------------------------------------------
 
 
-def _rows(session: Session, stmt: Any) -> Iterable[Any]:
-    return session.execute(stmt.execution_options(yield_per=_BATCH))
-
-
 class _Peek:
     """An iterator whose next item can be looked at before it is taken."""
 
@@ -237,7 +234,7 @@ class _Progress:
 
     def step(self) -> None:
         self.done += 1
-        if self.callback is not None and (self.done % _BATCH == 0 or self.done == self.total):
+        if self.callback is not None and (self.done % BATCH == 0 or self.done == self.total):
             self.callback(self.done, self.total)
 
 
@@ -409,7 +406,7 @@ class _ListedRows:
                 continue
             self.by_table.setdefault(table, []).append((key, seq))
             self.size += 1
-        if self.size >= _BATCH:
+        if self.size >= BATCH:
             problems += self.flush()
         return problems
 
@@ -489,7 +486,8 @@ def _check_table(
     problems: list[Problem] = []
     n = n_erased = 0
     listing_of: tuple[int | None, dict[Any, str]] = (None, {})
-    for row in _rows(session, stmt):
+    table_rows: Iterable[Any] = stream_rows(session, stmt)
+    for row in table_rows:
         values = row._mapping
         n += 1
         done.step()
@@ -589,7 +587,7 @@ def _check_legacy(session: Session, key: LogKey | None) -> tuple[list[Problem], 
     pending = sorted(stored, key=lambda cp: cp.tree_size)
     frontier = merkle.Frontier()
     leaves = select(LegacyLeaf.leaf_hash).order_by(LegacyLeaf.leaf_index)
-    for (digest,) in _rows(session, leaves):
+    for (digest,) in stream_rows(session, leaves):
         frontier.append(bytes(digest))
         while pending and pending[0].tree_size == frontier.size:
             cp = pending.pop(0)

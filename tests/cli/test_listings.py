@@ -165,3 +165,17 @@ def test_keys_list_never_names_a_subject_who_holds_a_key(
     assert person.name not in table
     assert person.name not in json.dumps(listed)
     assert {k["holder"] for k in listed} == {"(subject)", "Night operator"}
+
+
+def test_listings_show_control_characters_instead_of_sending_them_to_the_terminal(
+    cli: Invoke, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    build_world(sessions, clock)
+    hostile = "ops\x1b[2J\x1b[31m\x07\u202eevil\nline"
+    issue(cli, "--role", "operator", "--name", hostile)
+    table = ok(cli("keys", "list"))
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in table
+    assert "ops\\x1b[2J" in table  # shown as its escape
+    listed = json.loads(ok(cli("keys", "list", "--json")))
+    assert hostile in {k["holder"] for k in listed}  # --json keeps the value, escaped by JSON

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -169,16 +170,29 @@ LONGEST_WORD = 24
 
 
 def cell(value: Any) -> str:
-    """How a value reads in a table: instants to the minute (UTC), lists joined."""
+    """How a value reads in a table: instants to the minute (UTC), lists joined, and
+    what the terminal would act on shown, not obeyed (see :func:`visible`)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M}"
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(visible(str(v)) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return visible(str(value))
+
+
+#: Characters a terminal acts on instead of showing: C0 and C1 controls (escape
+#: sequences, bells, line breaks) and the bidirectional overrides that reorder a line.
+_UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every character a terminal would act on written as its escape
+    (``\\x1b``, ``\\u202e``): names and references come from whoever registered them,
+    and must not recolour, rewrite or reorder an operator's screen."""
+    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _json_value(value: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,12 +78,18 @@ def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, str]:
     return hit
 
 
+def edition_of(version: str, digest: str, published_at: datetime, text: str) -> Edition:
+    """An edition from its parts (a stored row's, an export's file), refused with
+    :func:`tampered` unless ``text`` hashes to ``digest``: checked even when its parse
+    is cached, since the text is at hand."""
+    if content_hash(text) != digest:
+        raise tampered(version)
+    book, text = _parsed(text, digest, version)
+    return Edition(version, digest, published_at, text, book)
+
+
 def _edition(row: PublishedRulebook) -> Edition:
-    # The row's text is at hand: check it even when its parse is cached.
-    if content_hash(row.text) != row.content_hash:
-        raise tampered(row.version)
-    book, text = _parsed(row.text, row.content_hash, row.version)
-    return Edition(row.version, row.content_hash, row.published_at, text, book)
+    return edition_of(row.version, row.content_hash, row.published_at, row.text)
 
 
 def publish(session: Session, *, text: str, at: datetime, origin: str = "<rulebook>") -> Edition:
@@ -125,10 +132,12 @@ def in_force(conn: Connectable, at: datetime) -> Edition:
     """The edition in force at ``at``, on any connection (a session's or the decision
     path's :class:`Direct`): one indexed probe of the newest edition, and the list of
     editions read again only when it changed (see :func:`_published`)."""
-    return _choose(_published(conn), at)
+    return choose(_published(conn), at)
 
 
-def _choose(editions: tuple[Edition, ...], at: datetime) -> Edition:
+def choose(editions: Sequence[Edition], at: datetime) -> Edition:
+    """The edition of ``editions`` (ordered by publication) in force at ``at``: the last
+    one published by then, or the first if ``at`` precedes them all."""
     if not editions:
         raise NotFound(
             "no rulebook has been published yet; an operator publishes one with "

@@ -1,0 +1,514 @@
+"""``credence export``: the ledger as the batch layout, tied to a signed checkpoint.
+
+:func:`export_ledger` reads the store in one snapshot (SQLite: one read transaction
+of its WAL; PostgreSQL: ``REPEATABLE READ``) and writes, under ``out_dir``, the layout
+of :mod:`credence.scoring.layout`:
+
+* ``subjects/part-k``: ``subject_id`` (the export's dense number of the subject: its
+  rank by the store's id, so new subjects only add to the last parts), ``public_id``
+  (the opaque id the API shows), ``kind``, ``region``. Never an identifier or a name.
+* ``records/part-k``: every record that still has content (an erased record's content
+  is gone from the store, and nothing of it is exported), with its ``source`` code,
+  ``record_type``, ``occurred_at``, ``received_at``, ``quantity`` and when and why its
+  effect ends (``ended_at``, ``ended_by``: the earliest ending event, as the subject's
+  file names it; :mod:`credence.ledger.endings` lists them: retractions, dispute
+  outcomes and lapses, repairs). Expiry is the rulebook's, applied by the engines.
+* ``editions/<sha256>.toml``: every published rulebook edition, so that batch scoring
+  applies the edition in force at its instant.
+* ``manifest.json``: the instant, the parts (with each file's SHA-256), the editions, and
+  the log state: the export is the ledger after the first ``entries`` journal entries,
+  whose tree root is ``root``; ``checkpoint`` is a signed checkpoint of the log and
+  ``consistency`` the RFC 9162 proof that the exported tree is a prefix of it. A batch
+  result names this state.
+
+**Which entries.** The snapshot sees the journal up to some ``seq``; on PostgreSQL an
+entry with a lower ``seq`` may still commit later. After reading, the export signs (or
+reuses) a checkpoint, which waits for every append in flight, and counts the entries
+up to that ``seq`` again: if one came late, the export is read again (only changed parts
+are rewritten), so the state it names is always a prefix of the log.
+
+**Re-running** rewrites only the parts whose bytes differ from the files already there
+(each part is built in memory and compared by hash with the file the previous manifest
+lists and the file on disk), and removes parts and editions no longer in the ledger.
+Every file is replaced atomically; the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
+
+import credence.disputes  # noqa: F401 - the dispute and repair endings, registered
+from credence.context import Context
+from credence.errors import Conflict, InvalidInput
+from credence.journal import JournalEntry
+from credence.ledger import endings
+from credence.ledger.tables import Record, Source, Subject
+from credence.rulebook.store import Edition, edition_of
+from credence.rulebook.tables import PublishedRulebook
+from credence.scoring import layout
+from credence.scoring.columnar import arrow, strings
+from credence.translog import merkle
+from credence.translog.checkpoints import Checkpoint, signed_now
+from credence.translog.keys import LogSigner, signer_from_settings
+from credence.translog.tree import tree_at
+
+#: Subjects per part: a part's records (about 20 per subject) fit in memory a few times
+#: over, and a change rewrites one part of this size.
+PART_SUBJECTS = 1 << 16
+#: How many times the export reads the store again when an entry committed late.
+ATTEMPTS = 3
+
+#: ``progress(parts_done, parts_total)``.
+Progress = Callable[[int, int], None]
+
+SUBJECT_SCHEMA = pa.schema(
+    [
+        pa.field("subject_id", pa.int64(), nullable=False),
+        pa.field("public_id", pa.string(), nullable=False),
+        pa.field("kind", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+        pa.field("region", pa.dictionary(pa.int16(), pa.string()), nullable=True),
+    ]
+)
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("subject_id", pa.int64(), nullable=False),
+        pa.field("record_type", pa.dictionary(pa.int16(), pa.string()), nullable=False),
+        pa.field("source", pa.dictionary(pa.int16(), pa.string()), nullable=False),
+        pa.field("occurred_at", pa.int64(), nullable=False),
+        pa.field("received_at", pa.int64(), nullable=False),
+        pa.field("quantity", pa.float64(), nullable=False),
+        pa.field("ended_at", pa.int64(), nullable=True),
+        pa.field("ended_by", pa.dictionary(pa.int8(), pa.string()), nullable=True),
+    ]
+)
+
+_RAW = BigInteger()
+
+
+@dataclass(frozen=True)
+class LogState:
+    """The log state an export is: the ledger after its first ``entries`` entries."""
+
+    entries: int
+    #: The ``seq`` of the last of them (None for an empty journal).
+    last_seq: int | None
+    #: The root of the tree of those entries.
+    root: bytes
+    #: A signed checkpoint of the log, of ``entries`` leaves or more.
+    checkpoint: Checkpoint
+    #: The proof that the tree of ``entries`` leaves is a prefix of the checkpoint's.
+    consistency: tuple[bytes, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        cp = self.checkpoint
+        return {
+            "entries": self.entries,
+            "last_seq": self.last_seq,
+            "root": self.root.hex(),
+            "checkpoint": {
+                "origin": cp.origin,
+                "tree_size": cp.tree_size,
+                "root": cp.root_hash.hex(),
+                "key_id": cp.key_id,
+                "signed_note": cp.signed_note,
+            },
+            "consistency": [h.hex() for h in self.consistency],
+        }
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    out_dir: Path
+    as_of: datetime
+    subjects: int
+    records: int
+    parts: int
+    #: Names of the parts whose files were (re)written; the others were already there.
+    written: tuple[str, ...]
+    editions: int
+    log: LogState
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Part:
+    name: str
+    first_subject: int
+    subjects: int
+    records: int
+    subjects_sha256: str
+    records_sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "first_subject": self.first_subject,
+            "subjects": self.subjects,
+            "records": self.records,
+            "subjects_sha256": self.subjects_sha256,
+            "records_sha256": self.records_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    head: int | None
+    entries: int
+    parts: tuple[_Part, ...]
+    written: tuple[str, ...]
+    editions: tuple[Edition, ...]
+
+
+def export_ledger(
+    ctx: Context,
+    out_dir: Path,
+    *,
+    part_subjects: int = PART_SUBJECTS,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Write the ledger under ``out_dir`` as the batch layout (see the module
+    docstring); parts already there with the same bytes are left as they are."""
+    if part_subjects < 1:
+        raise InvalidInput("subjects per part must be 1 or more", code="invalid_part_size")
+    started = time.perf_counter()
+    signer = signer_from_settings(ctx.settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    known = _listed_parts(out_dir)
+    written: set[str] = set()
+    for _ in range(ATTEMPTS):
+        at = ctx.clock.now()
+        with _snapshot(ctx.engine) as conn:
+            snap = _export_snapshot(conn, out_dir, known, part_subjects, progress)
+        written |= set(snap.written)
+        state = _log_state(ctx, signer, snap, at)
+        if state is not None:
+            break
+        known = {p.name: p.as_json() for p in snap.parts}
+    else:
+        raise Conflict(
+            f"entries kept committing below the export's snapshot {ATTEMPTS} times; "
+            "nothing names a log state: run the export again",
+            code="export_raced",
+        )
+    _write_editions(out_dir, snap.editions)
+    subjects = sum(p.subjects for p in snap.parts)
+    records = sum(p.records for p in snap.parts)
+    manifest = {
+        "format": layout.EXPORT_FORMAT,
+        "as_of": at.isoformat(),
+        "subjects": subjects,
+        "records": records,
+        "parts": [p.as_json() for p in snap.parts],
+        "editions": [
+            {
+                "version": e.version,
+                "published_at": e.published_at.isoformat(),
+                "content_hash": e.content_hash,
+            }
+            for e in snap.editions
+        ],
+        "log": state.as_json(),
+    }
+    layout.write_atomically(
+        out_dir / layout.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode()
+    )
+    _remove_stale(out_dir, {p.name for p in snap.parts}, {e.content_hash for e in snap.editions})
+    return ExportSummary(
+        out_dir=out_dir,
+        as_of=at,
+        subjects=subjects,
+        records=records,
+        parts=len(snap.parts),
+        written=tuple(sorted(written & {p.name for p in snap.parts})),
+        editions=len(snap.editions),
+        log=state,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --- the snapshot ------------------------------------------------------------------------
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one state of the store (rolled back at the end:
+    the export writes nothing to it)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # The driver opens no transaction for reads: BEGIN makes the reads one WAL
+            # snapshot (writers go on; they are not seen).
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def _export_snapshot(
+    conn: Connection,
+    out_dir: Path,
+    known: dict[str, dict[str, Any]],
+    part_subjects: int,
+    progress: Progress | None,
+) -> _Snapshot:
+    head, entries = conn.execute(select(func.max(JournalEntry.seq), func.count())).one()
+    subjects = conn.execute(
+        select(Subject.id, Subject.public_id, Subject.kind, Subject.region).order_by(Subject.id)
+    ).all()
+    ids = np.array([s[0] for s in subjects], dtype=np.int64)
+    sources: dict[int, str] = dict(conn.execute(select(Source.id, Source.code)).all())
+    editions = _editions(conn)
+    n_parts = max(1, -(-len(subjects) // part_subjects))
+    parts: list[_Part] = []
+    written: list[str] = []
+    for k in range(n_parts):
+        first, end = k * part_subjects, min((k + 1) * part_subjects, len(subjects))
+        name = layout.part_name(k)
+        subject_bytes = _parquet(_subject_table(subjects[first:end], first))
+        record_table = _record_table(conn, ids, first, end, sources)
+        record_bytes = _parquet(record_table)
+        part = _Part(
+            name,
+            first,
+            end - first,
+            record_table.num_rows,
+            hashlib.sha256(subject_bytes).hexdigest(),
+            hashlib.sha256(record_bytes).hexdigest(),
+        )
+        previous = known.get(name, {})
+        fresh = [
+            _keep_or_write(out_dir / layout.SUBJECTS_DIR / name, subject_bytes, previous),
+            _keep_or_write(out_dir / layout.RECORDS_DIR / name, record_bytes, previous),
+        ]
+        if any(fresh):
+            written.append(name)
+        parts.append(part)
+        if progress is not None:
+            progress(k + 1, n_parts)
+    return _Snapshot(head, int(entries), tuple(parts), tuple(written), editions)
+
+
+def _editions(conn: Connection) -> tuple[Edition, ...]:
+    """Every published edition, oldest first, each checked against its hash (a tampered
+    edition stops the export)."""
+    rows = conn.execute(
+        select(
+            PublishedRulebook.version,
+            PublishedRulebook.content_hash,
+            PublishedRulebook.published_at,
+            PublishedRulebook.text,
+        ).order_by(PublishedRulebook.published_at, PublishedRulebook.id)
+    ).all()
+    return tuple(edition_of(*row) for row in rows)
+
+
+def _subject_table(rows: Sequence[Any], first: int) -> pa.Table:
+    n = len(rows)
+    return pa.Table.from_arrays(
+        [
+            arrow(np.arange(first, first + n, dtype=np.int64)),
+            strings([r[1] for r in rows]),
+            _dictionary([r[2] for r in rows], pa.int8()),
+            _dictionary([r[3] for r in rows], pa.int16()),
+        ],
+        schema=SUBJECT_SCHEMA,
+    )
+
+
+def _record_table(
+    conn: Connection, ids: npt.NDArray[np.int64], first: int, end: int, sources: dict[int, str]
+) -> pa.Table:
+    """The records of the subjects ranked ``first`` to ``end`` (exclusive), ordered by
+    subject then by the store's record id, with their endings."""
+    if end <= first:
+        return RECORD_SCHEMA.empty_table()
+    lo, hi = int(ids[first]), int(ids[end - 1])
+    in_part = Record.subject_id.between(lo, hi)
+    rows = conn.execute(
+        select(
+            Record.id,
+            Record.subject_id,
+            Record.source_id,
+            Record.record_type,
+            type_coerce(Record.occurred_at, _RAW),
+            type_coerce(Record.received_at, _RAW),
+            Record.quantity,
+        ).where(in_part, Record.record_type.is_not(None))
+    ).all()
+    if not rows:
+        return RECORD_SCHEMA.empty_table()
+    record_id, subject_id, source_id, record_type, occurred, received, quantity = zip(
+        *rows, strict=True
+    )
+    n = len(rows)
+    rid = np.array(record_id, dtype=np.int64)
+    order = np.lexsort((rid, np.array(subject_id, dtype=np.int64)))
+    rid = rid[order]
+    dense = np.searchsorted(ids, np.array(subject_id, dtype=np.int64)[order])
+    ended_at, ended_by = _endings(conn, in_part, rid)
+    return pa.Table.from_arrays(
+        [
+            arrow(dense.astype(np.int64)),
+            _dictionary([record_type[i] for i in order], pa.int16()),
+            _dictionary([sources[source_id[i]] for i in order], pa.int16()),
+            arrow(np.array(occurred, dtype=np.int64)[order]),
+            arrow(np.array(received, dtype=np.int64)[order]),
+            arrow(
+                np.fromiter(
+                    (np.nan if q is None else q for q in quantity), dtype=np.float64, count=n
+                )[order]
+            ),
+            arrow(ended_at, valid=ended_by >= 0),
+            pa.DictionaryArray.from_arrays(
+                arrow(ended_by.astype(np.int8), valid=ended_by >= 0), strings(endings.CAUSE_ORDER)
+            ),
+        ],
+        schema=RECORD_SCHEMA,
+    )
+
+
+def _endings(
+    conn: Connection, in_part: Any, rid: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """When each record of ``rid`` ends (0 where it does not) and by which cause (its
+    position in :data:`~credence.ledger.endings.CAUSE_ORDER`, -1 where none): the
+    earliest ending event, ties naming the cause first in that order, as the subject's
+    file does."""
+    events = endings.ending_events(select(Record.id).where(in_part)).subquery("events")
+    earliest: dict[int, tuple[int, int]] = {}
+    for record_id, at_us, cause in conn.execute(
+        select(events.c.record_id, type_coerce(events.c.ended_at, _RAW), events.c.cause)
+    ):
+        key = (int(at_us), endings.CAUSE_ORDER.index(cause))
+        seen = earliest.get(record_id)
+        if seen is None or key < seen:
+            earliest[record_id] = key
+    ended_at = np.zeros(rid.size, dtype=np.int64)
+    ended_by = np.full(rid.size, -1, dtype=np.int64)
+    if earliest:
+        ended_ids = np.array(list(earliest), dtype=np.int64)
+        sorter = np.argsort(rid)
+        found = np.searchsorted(rid, ended_ids, sorter=sorter)
+        found = np.minimum(found, rid.size - 1)
+        pos = sorter[found]
+        present = rid[pos] == ended_ids  # an erased record's events have no record here
+        keys = list(earliest.values())
+        ended_at[pos[present]] = np.array([k[0] for k in keys], dtype=np.int64)[present]
+        ended_by[pos[present]] = np.array([k[1] for k in keys], dtype=np.int64)[present]
+    return ended_at, ended_by
+
+
+def _dictionary(values: Sequence[str | None], index_type: pa.DataType) -> pa.DictionaryArray:
+    """Dictionary-encoded strings, the dictionary sorted (so the same values give the
+    same bytes whatever order the store returned the rows in), null for None."""
+    codes = sorted({v for v in values if v is not None})
+    position = {c: i for i, c in enumerate(codes)}
+    index = np.fromiter(
+        (-1 if v is None else position[v] for v in values), dtype=np.int64, count=len(values)
+    )
+    numpy_type = {pa.int8(): np.int8, pa.int16(): np.int16}[index_type]
+    valid = index >= 0
+    return pa.DictionaryArray.from_arrays(
+        arrow(np.where(valid, index, 0).astype(numpy_type), valid=valid), strings(codes)
+    )
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        row_group_size=layout.ROW_GROUP_RECORDS,
+        **layout.parquet_options(table.schema),
+    )
+    return bytes(sink.getvalue())
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def _listed_parts(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The parts the previous export's manifest lists, by name (none if there is no
+    manifest, or it is not an export's)."""
+    try:
+        manifest = layout.read_manifest(out_dir)
+    except ValueError:
+        return {}
+    if manifest is None or manifest.get("format") != layout.EXPORT_FORMAT:
+        return {}
+    return {str(p["name"]): p for p in manifest.get("parts", []) if isinstance(p, dict)}
+
+
+def _keep_or_write(path: Path, data: bytes, previous: dict[str, Any]) -> bool:
+    """Write ``data`` to ``path`` unless the file there already holds exactly it (as
+    the previous manifest's entry for its part says and its bytes confirm); True if
+    written."""
+    digest = hashlib.sha256(data).hexdigest()
+    listed = previous.get(f"{path.parent.name}_sha256")
+    if listed == digest and path.exists() and layout.sha256_file(path) == digest:
+        return False
+    layout.write_atomically(path, data)
+    return True
+
+
+def _write_editions(out_dir: Path, editions: Sequence[Edition]) -> None:
+    for edition in editions:
+        path = out_dir / layout.EDITIONS_DIR / f"{edition.content_hash}.toml"
+        data = edition.text.encode("utf-8")
+        if not path.exists() or path.read_bytes() != data:
+            layout.write_atomically(path, data)
+
+
+def _remove_stale(out_dir: Path, parts: set[str], editions: set[str]) -> None:
+    """Remove part files and editions that the new manifest does not list."""
+    for directory in (layout.SUBJECTS_DIR, layout.RECORDS_DIR):
+        for path in (out_dir / directory).glob("part-*.parquet"):
+            if path.name not in parts:
+                path.unlink()
+    for path in (out_dir / layout.EDITIONS_DIR).glob("*.toml"):
+        if path.stem not in editions:
+            path.unlink()
+
+
+# --- the log state -----------------------------------------------------------------------
+
+
+def _log_state(ctx: Context, signer: LogSigner, snap: _Snapshot, at: datetime) -> LogState | None:
+    """The log state the snapshot is, with a signed checkpoint that covers it; None if
+    an entry at or below the snapshot's last ``seq`` committed after it was read."""
+    checkpoint = signed_now(ctx.engine, ctx.sessions, signer=signer, at=at)
+    with ctx.sessions() as session:
+        if snap.head is not None:
+            now = session.scalar(
+                select(func.count()).select_from(JournalEntry).where(JournalEntry.seq <= snap.head)
+            )
+            if now != snap.entries:
+                return None
+        tree = tree_at(session, checkpoint.tree_size)
+        if tree.root != checkpoint.root_hash:
+            raise Conflict(
+                "the log no longer matches its latest signed checkpoint: run "
+                "`credence log verify`; nothing was tied to it",
+                code="log_inconsistent",
+            )
+        root = tree.root_at(snap.entries) if snap.entries else merkle.EMPTY_ROOT
+        proof = tree.consistency_proof(snap.entries) if snap.entries > 0 else []
+    return LogState(snap.entries, snap.head, root, checkpoint, tuple(proof))

@@ -1,0 +1,149 @@
+"""The batch layout: the Parquet files the columnar and Spark engines score, as
+``credence export`` writes them from the ledger and ``credence lab generate`` draws them::
+
+    DIR/manifest.json                 an export's: instant, parts, editions, log state
+    DIR/population.json               a generated population's: seed, instant, parts
+    DIR/subjects/part-00000.parquet   subject_id, kind, region (an export adds public_id)
+    DIR/records/part-00000.parquet    subject_id, record_type, occurred_at, received_at,
+                                      quantity, ended_at (an export adds source, ended_by)
+    DIR/editions/<sha256>.toml        an export's rulebook editions, by content hash
+
+Part ``k`` of ``records`` holds only records of the subjects of part ``k`` of
+``subjects``, whose ``subject_id`` values are one dense, contiguous range. Instants are
+int64 microseconds since the Unix epoch (UTC); ``quantity`` is NaN for a record type
+without one; ``ended_at`` is null unless the record's effect ends (a retraction, a
+dispute's outcome or lapse, a repair: the earliest).
+
+This module is the one place that names the files, reads an input's instant and its
+editions, and writes parts atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from credence.clock import ensure_utc
+from credence.rulebook.store import Edition, edition_of
+
+SUBJECTS_DIR = "subjects"
+RECORDS_DIR = "records"
+SCORES_DIR = "scores"
+EDITIONS_DIR = "editions"
+#: An export's manifest (:mod:`credence.export`).
+MANIFEST = "manifest.json"
+#: A generated population's manifest (:mod:`credence.lab.population`).
+POPULATION_MANIFEST = "population.json"
+#: What an export's manifest says it is.
+EXPORT_FORMAT = "credence-export/1"
+
+#: Columns of a records part the engines read (others are ignored).
+RECORD_COLUMNS: tuple[str, ...] = (
+    "subject_id",
+    "record_type",
+    "occurred_at",
+    "received_at",
+    "quantity",
+    "ended_at",
+)
+#: Columns that only select records; a row group whose statistics show they select
+#: everything is read without them.
+SELECTION_COLUMNS = ("received_at", "ended_at")
+
+#: Parquet layout of subjects and records parts: uncompressed (instants are near-random
+#: bits no codec shrinks, and a part is written once and read often), dictionaries for
+#: the coded columns, statistics where a reader uses them (the subject range from the
+#: footer; receipts and ends to skip columns that exclude nothing).
+COMPRESSION = "none"
+#: Records per Parquet row group: a reader's unit of work and of column pruning.
+ROW_GROUP_RECORDS = 1 << 18
+_STATISTICS = ("subject_id", "received_at", "ended_at")
+
+
+def part_name(index: int) -> str:
+    """File name of part ``index`` (the same in every directory of a layout)."""
+    return f"part-{index:05d}.parquet"
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Writer options of a subjects or records part with ``schema``."""
+    return {
+        "compression": COMPRESSION,
+        "use_dictionary": [f.name for f in schema if pa.types.is_dictionary(f.type)],
+        "column_encoding": {"subject_id": "DELTA_BINARY_PACKED"},
+        "write_statistics": [c for c in _STATISTICS if c in schema.names],
+    }
+
+
+def read_manifest(input_dir: Path) -> dict[str, Any] | None:
+    """The manifest of ``input_dir`` (an export's, else a generated population's), if
+    it has one."""
+    for name in (MANIFEST, POPULATION_MANIFEST):
+        path = input_dir / name
+        if path.exists():
+            try:
+                found = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{name} is not readable JSON: {exc}") from None
+            if not isinstance(found, dict):
+                raise ValueError(f"{name} is not a JSON object")
+            return found
+    return None
+
+
+def instant_of(input_dir: Path) -> datetime | None:
+    """The instant the files describe (an export's ``as_of``, a population's ``now``)."""
+    manifest = read_manifest(input_dir)
+    if manifest is None:
+        return None
+    when = manifest.get("as_of", manifest.get("now"))
+    return ensure_utc(datetime.fromisoformat(when)) if isinstance(when, str) else None
+
+
+def editions_of(input_dir: Path) -> tuple[Edition, ...]:
+    """The rulebook editions an export carries, oldest first, each checked against its
+    content hash (:class:`~credence.rulebook.errors.RulebookTampered` otherwise); empty
+    for a generated population."""
+    manifest = read_manifest(input_dir) or {}
+    listed = manifest.get("editions") or []
+    editions = []
+    for entry in listed:
+        digest = str(entry["content_hash"])
+        text = (input_dir / EDITIONS_DIR / f"{digest}.toml").read_text(encoding="utf-8")
+        published = ensure_utc(datetime.fromisoformat(str(entry["published_at"])))
+        editions.append(edition_of(str(entry["version"]), digest, published, text))
+    return tuple(editions)
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomically(path: Path, data: bytes | Sequence[bytes]) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one,
+    never a part of it: a temporary file in the same directory, synced, renamed over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

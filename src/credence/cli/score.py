@@ -89,8 +89,10 @@ def score(
     if input_dir is not None:
         if out_dir is None:
             raise typer.BadParameter("--out is required with --input", param_hint="--out")
-        if engine not in ("local", "spark"):
-            raise typer.BadParameter("choose local or spark", param_hint="--engine")
+        from credence.scoring.engines import ENGINES
+
+        if engine not in ENGINES:
+            raise typer.BadParameter(f"choose {' or '.join(ENGINES)}", param_hint="--engine")
         raise typer.Exit(
             run_batch_cli(
                 input_dir,
@@ -119,7 +121,8 @@ def run_batch_cli(
     rulebook: Rulebook | Edition | None = None,
 ) -> int:
     """Score every subject under ``input_dir`` into ``out_dir/scores/`` and print a
-    summary; returns the exit code (0, or 1 with a message for bad input).
+    summary; returns the exit code (0, 1 with a message for bad input, or 2 with the
+    command that installs the engine where it is not installed).
 
     ``at`` defaults to the population's own instant (``population.json``) if it has
     one, else now; ``rulebook`` to the default rulebook.
@@ -133,6 +136,15 @@ def run_batch_cli(
     book = rulebook if rulebook is not None else default_rulebook()
     try:
         if engine == "spark":
+            from rich.markup import escape
+
+            from credence.scoring.engines import EngineNotInstalled, require_engine
+
+            try:
+                require_engine(engine)
+            except EngineNotInstalled as exc:
+                console.print(f"[red]error[/red]: {escape(exc.message)}")
+                return 2
             from credence.scoring.spark import score_parquet_spark
 
             with console.status(f"scoring on Spark as of {instant.isoformat()}"):

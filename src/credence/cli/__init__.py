@@ -12,6 +12,7 @@ from credence.cli import (
     database,
     disputes,
     explain,
+    export,
     imports,
     keys,
     lab,
@@ -42,6 +43,7 @@ app.add_typer(retention.app, name="retention")
 app.command("import")(imports.import_command)
 app.command("score")(score.score)
 app.command("explain")(explain.explain)
+app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 

@@ -20,9 +20,8 @@ from credence.cli.terminal import AsOfOption, DbOption
 
 if TYPE_CHECKING:
     from credence.context import Context
-    from credence.rulebook.model import Rulebook
-    from credence.rulebook.store import Edition
     from credence.scoring.columnar import ColumnarSummary
+    from credence.scoring.layout import Applied
     from credence.tiers.rescore import RescoreReport
 
 Engine = Literal["local", "spark"]
@@ -80,6 +79,15 @@ def score(
     engine: Annotated[
         str, typer.Option("--engine", help="local (numpy) or spark, for --input.")
     ] = "local",
+    rulebook: Annotated[
+        str | None,
+        typer.Option(
+            "--rulebook",
+            metavar="FILE|VERSION",
+            help="For --input: a rulebook file, or a version the input carries. Default: "
+            "the edition in force at the instant (an export's), else the built-in one.",
+        ),
+    ] = None,
 ) -> None:
     """Rescore everyone: from the ledger (default), or a Parquet population (--input).
 
@@ -100,6 +108,7 @@ def score(
                 engine="spark" if engine == "spark" else "local",
                 at=as_of,
                 console=out,
+                rulebook=rulebook,
             )
         )
     ctx = terminal.open_context(db)
@@ -118,26 +127,29 @@ def run_batch_cli(
     engine: Engine,
     at: datetime | None,
     console: Console,
-    rulebook: Rulebook | Edition | None = None,
+    rulebook: str | None = None,
 ) -> int:
-    """Score every subject under ``input_dir`` into ``out_dir/scores/`` and print a
-    summary; returns the exit code (0, 1 with a message for bad input, or 2 with the
-    command that installs the engine where it is not installed).
+    """Score every subject under ``input_dir`` into ``out_dir/scores/``, write
+    ``out_dir/run.json`` and print a summary; returns the exit code (0, 1 with a message
+    for bad input, or 2 with the command that installs the engine where it is not
+    installed).
 
-    ``at`` defaults to the population's own instant (``population.json``) if it has
-    one, else now; ``rulebook`` to the default rulebook.
+    ``at`` defaults to the input's own instant (an export's or a generated population's)
+    if it has one, else now; ``rulebook`` (a file, or a version the input carries) to the
+    edition in force at ``at`` (:func:`credence.scoring.layout.applicable`).
     """
+    from rich.markup import escape
+
     from credence.clock import SystemClock, ensure_utc
-    from credence.rulebook.loader import default_rulebook
-    from credence.scoring.columnar import population_instant, score_parquet
+    from credence.errors import CredenceError
+    from credence.scoring import layout
+    from credence.scoring.columnar import score_parquet
 
-    instant = ensure_utc(at) if at is not None else population_instant(input_dir)
-    instant = instant or SystemClock().now()
-    book = rulebook if rulebook is not None else default_rulebook()
     try:
+        instant = ensure_utc(at) if at is not None else layout.instant_of(input_dir)
+        instant = instant or SystemClock().now()
+        applied = layout.applicable(input_dir, instant, rulebook)
         if engine == "spark":
-            from rich.markup import escape
-
             from credence.scoring.engines import EngineNotInstalled, require_engine
 
             try:
@@ -148,24 +160,31 @@ def run_batch_cli(
             from credence.scoring.spark import score_parquet_spark
 
             with console.status(f"scoring on Spark as of {instant.isoformat()}"):
-                summary = score_parquet_spark(input_dir, out_dir, at=instant, rulebook=book)
+                summary = score_parquet_spark(
+                    input_dir, out_dir, at=instant, rulebook=applied.rulebook
+                )
         else:
             with terminal.progress(console) as bar:
                 tick = terminal.ticker(bar, "scoring records")
                 summary = score_parquet(
-                    input_dir, out_dir, at=instant, rulebook=book, progress=tick
+                    input_dir, out_dir, at=instant, rulebook=applied.rulebook, progress=tick
                 )
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error[/red]: {exc}")
+    except (OSError, ValueError, CredenceError) as exc:
+        console.print(f"[red]error[/red]: {escape(terminal.visible(str(exc)))}")
         return 1
-    print_summary(summary, console)
+    layout.write_run(out_dir, input_dir, applied, summary.as_json())
+    print_summary(summary, applied, console)
     return 0
 
 
-def print_summary(summary: ColumnarSummary, console: Console) -> None:
-    """Tier distribution, counts and speed of a batch run."""
+def print_summary(summary: ColumnarSummary, applied: Applied, console: Console) -> None:
+    """Tier distribution, counts and speed of a batch run, and the rulebook it applied."""
     title = f"Tiers as of {summary.as_of:%Y-%m-%d %H:%M} UTC, rulebook {summary.rulebook_version}"
     console.print(_tier_table(summary.tiers, summary.subjects, title))
+    console.print(
+        f"rulebook {terminal.visible(applied.version)} (sha256 {applied.content_hash}), "
+        f"{terminal.visible(applied.chosen)}"
+    )
     counted = f", {summary.counted:,} counting" if summary.counted >= 0 else ""
     console.print(
         f"{summary.engine}: scored {summary.subjects:,} subjects from {summary.records:,} "

@@ -67,6 +67,14 @@ from credence.identifiers import SubjectKind
 from credence.lab.city import FOLLOW_UP, GOVERNMENT_SHARE, NEGATIVE_TILT, POSITIVE_TILT, STREAMS
 from credence.rulebook.model import Rulebook
 from credence.scoring.columnar import arrow, strings
+from credence.scoring.layout import (
+    POPULATION_MANIFEST,
+    RECORDS_DIR,
+    ROW_GROUP_RECORDS,
+    SUBJECTS_DIR,
+    parquet_options,
+    part_name,
+)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -75,9 +83,7 @@ FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[int, int], None]
 
 FORMAT = "credence-population/1"
-MANIFEST = "population.json"
-SUBJECTS_DIR = "subjects"
-RECORDS_DIR = "records"
+MANIFEST = POPULATION_MANIFEST
 
 #: Subject kinds in code order (the ``kind`` column's dictionary).
 KINDS: tuple[SubjectKind, ...] = tuple(SubjectKind)
@@ -146,14 +152,6 @@ REGIONS: tuple[tuple[str, float], ...] = (
     ("650000", 25.9),
 )
 
-#: Parquet layout. Sorted subject ids delta-encode to almost nothing and record types
-#: are dictionary codes; instants are near-random bits that no codec shrinks. Pages are
-#: left uncompressed: LZ4 would save ~28 % of disk (mostly the NaN quantities) but cost
-#: ~20 % of the scorer's read time, and a population is written once and read often.
-COMPRESSION = "none"
-#: Records per Parquet row group: a reader's unit of work and of column pruning; small
-#: enough to decode into the cache, large enough that per-group overhead is noise.
-ROW_GROUP_RECORDS = 1 << 18
 
 SUBJECT_SCHEMA = pa.schema(
     [
@@ -202,11 +200,6 @@ class PopulationSummary:
     parts: tuple[Part, ...]
     bytes_on_disk: int
     seconds: float
-
-
-def part_name(index: int) -> str:
-    """File name of part ``index`` (the same in every directory of a population)."""
-    return f"part-{index:05d}.parquet"
 
 
 # --- what each kind of subject does ------------------------------------------------------
@@ -395,20 +388,8 @@ def _subject_batch(first: int, who: _Subjects) -> pa.RecordBatch:
     )
 
 
-def _writer(path: Path, schema: pa.Schema, delta: tuple[str, ...]) -> pq.ParquetWriter:
-    return pq.ParquetWriter(
-        path,
-        schema,
-        compression=COMPRESSION,
-        # Dictionaries for the coded columns only; sorted ids delta-encode.
-        use_dictionary=[f.name for f in schema if pa.types.is_dictionary(f.type)],
-        column_encoding={name: "DELTA_BINARY_PACKED" for name in delta},
-        # Statistics on the subject id let a reader find a part's range from the footer;
-        # on receipt and end instants, skip columns that cannot exclude a record.
-        write_statistics=[
-            c for c in ("subject_id", "received_at", "ended_at") if c in schema.names
-        ],
-    )
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, **parquet_options(schema))
 
 
 def generate(
@@ -456,8 +437,8 @@ def generate(
         name = part_name(p)
         part_records = 0
         with (
-            _writer(out / SUBJECTS_DIR / name, SUBJECT_SCHEMA, ("subject_id",)) as subject_writer,
-            _writer(out / RECORDS_DIR / name, RECORD_SCHEMA, ("subject_id",)) as record_writer,
+            _writer(out / SUBJECTS_DIR / name, SUBJECT_SCHEMA) as subject_writer,
+            _writer(out / RECORDS_DIR / name, RECORD_SCHEMA) as record_writer,
         ):
             for first, n in part_chunks:
                 who = _draw_subjects(_rng(seed, 0, i), n, rates)

@@ -53,26 +53,17 @@ from credence.rulebook.model import CATEGORIES, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import counting, formula
 from credence.scoring.formula import N_CATEGORIES, FloatArray, IntArray, TypeTable
+from credence.scoring.layout import (
+    RECORD_COLUMNS,
+    RECORDS_DIR,
+    SCORES_DIR,
+    SELECTION_COLUMNS,
+    SUBJECTS_DIR,
+)
 
 #: ``progress(records_done, records_total)``; called from worker threads.
 Progress = Callable[[int, int], None]
 
-SUBJECTS_DIR = "subjects"
-RECORDS_DIR = "records"
-SCORES_DIR = "scores"
-
-#: Columns of a records part the kernel reads (others are ignored).
-RECORD_COLUMNS: tuple[str, ...] = (
-    "subject_id",
-    "record_type",
-    "occurred_at",
-    "received_at",
-    "quantity",
-    "ended_at",
-)
-#: Columns that only select records; a row group whose statistics show they select
-#: everything is read without them.
-SELECTION_COLUMNS = ("received_at", "ended_at")
 
 SUB_SCORE_COLUMNS: tuple[str, ...] = tuple(c.value for c in CATEGORIES)
 #: One row per subject: the total, the four sub-scores and the tier.
@@ -580,6 +571,19 @@ class ColumnarSummary:
     def records_per_second(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
+    def as_json(self) -> dict[str, Any]:
+        """The summary as JSON values (for a run's ``run.json``)."""
+        return {
+            "engine": self.engine,
+            "as_of": self.as_of.isoformat(),
+            "subjects": self.subjects,
+            "records": self.records,
+            "counted": self.counted,
+            "parts": self.parts,
+            "tiers": self.tiers,
+            "seconds": self.seconds,
+        }
+
 
 def _types_of(rulebook: Rulebook | Edition) -> tuple[Rulebook, TypeTable]:
     if isinstance(rulebook, Edition):
@@ -656,14 +660,3 @@ def read_scores(out_dir: Path) -> pa.Table:
         pa.concat_tables([pq.read_table(f) for f in files]) if files else SCORE_SCHEMA.empty_table()
     )
     return table.sort_by("subject_id")
-
-
-def population_instant(input_dir: Path) -> datetime | None:
-    """The instant a generated population describes (``population.json``), if any."""
-    import json
-
-    manifest = input_dir / "population.json"
-    if not manifest.exists():
-        return None
-    now = json.loads(manifest.read_text(encoding="utf-8")).get("now")
-    return ensure_utc(datetime.fromisoformat(now)) if isinstance(now, str) else None

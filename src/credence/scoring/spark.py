@@ -42,11 +42,7 @@ from credence.clock import ensure_utc, to_micros
 from credence.rulebook.model import Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring.columnar import (
-    RECORD_COLUMNS,
-    RECORDS_DIR,
-    SCORES_DIR,
     SUB_SCORE_COLUMNS,
-    SUBJECTS_DIR,
     ColumnarSummary,
     Kernel,
     _types_of,
@@ -56,6 +52,7 @@ from credence.scoring.columnar import (
     score_table,
     tier_counts,
 )
+from credence.scoring.layout import RECORD_COLUMNS, RECORDS_DIR, SCORES_DIR, SUBJECTS_DIR
 
 #: Rows per Arrow batch Spark sends to the kernel: as large as the local runner's
 #: batches, so per-batch overhead stays small.
@@ -235,11 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point for ``spark-submit``: score a Parquet population on the cluster the
     session is submitted to (its master comes from spark-submit, not from here)."""
     import argparse
-    import json
 
     from credence.clock import SystemClock
-    from credence.rulebook.loader import default_rulebook, load_file
-    from credence.scoring.columnar import population_instant
+    from credence.scoring import layout
 
     parser = argparse.ArgumentParser(
         prog="credence.scoring.spark", description="Score a Parquet population on Spark."
@@ -247,19 +242,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", required=True, type=Path, help="population folder")
     parser.add_argument("--out", required=True, type=Path, help="where scores/ is written")
     parser.add_argument("--at", help="instant (ISO 8601); default: the population's own")
-    parser.add_argument("--rulebook", type=Path, help="rulebook file; default: the default")
+    parser.add_argument(
+        "--rulebook",
+        help="rulebook file or a version the input carries; default: the edition in force",
+    )
     args = parser.parse_args(argv)
-    book = load_file(args.rulebook) if args.rulebook else default_rulebook()
     if args.at:
-        at = datetime.fromisoformat(args.at)
+        at = ensure_utc(datetime.fromisoformat(args.at))
     else:
-        at = population_instant(args.input) or SystemClock().now()
+        at = layout.instant_of(args.input) or SystemClock().now()
+    applied = layout.applicable(args.input, at, args.rulebook)
     session = SparkSession.builder.appName("credence-batch").getOrCreate()
     try:
-        summary = score_parquet_spark(args.input, args.out, at=at, rulebook=book, spark=session)
+        summary = score_parquet_spark(
+            args.input, args.out, at=at, rulebook=applied.rulebook, spark=session
+        )
     finally:
         session.stop()
-    print(json.dumps({k: str(v) for k, v in vars(summary).items()}))
+    path = layout.write_run(args.out, args.input, applied, summary.as_json())
+    print(path.read_text(encoding="utf-8"), end="")
     return 0
 
 

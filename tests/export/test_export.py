@@ -8,7 +8,11 @@ a signed checkpoint covers, even while writers go on; a tampered edition stops i
 
 from __future__ import annotations
 
+import fcntl
 import json
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -25,7 +29,7 @@ from typer.testing import CliRunner
 from credence.cli import app, terminal
 from credence.clock import FixedClock, to_micros
 from credence.context import Context
-from credence.errors import RulebookTampered
+from credence.errors import Conflict, InvalidInput, RulebookTampered
 from credence.export.service import RECORD_SCHEMA, SUBJECT_SCHEMA, export_ledger
 from credence.identifiers import SubjectKind
 from credence.journal import JournalEntry
@@ -422,3 +426,81 @@ def test_a_rulebook_file_that_crosses_a_red_line_is_refused(
     assert result.exit_code == 1
     assert "error" in result.output
     assert not (tmp_path / "s" / "scores").exists()
+
+
+# --- the directory -----------------------------------------------------------------------
+
+INTERRUPTED = """
+import sys, time
+from pathlib import Path
+import credence.models
+from credence.clock import FixedClock
+from credence.context import open_context
+from credence.export.service import export_ledger
+from credence.settings import Settings
+from datetime import datetime
+ctx = open_context(sys.argv[1], clock=FixedClock(datetime.fromisoformat(sys.argv[3])),
+                   settings=Settings(log_key_path=sys.argv[4]))
+def slow(done, total):
+    print(done, flush=True)
+    time.sleep(60)
+export_ledger(ctx, Path(sys.argv[2]), part_subjects=8, progress=slow)
+"""
+
+
+def test_an_export_killed_midway_is_refused_until_one_completes(
+    ctx: Context, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    out, scored = tmp_path / "export", tmp_path / "scored"
+    export_ledger(ctx, out, part_subjects=8)
+    first = layout.read_manifest(out)
+    with sessions.begin() as session:  # the first subject's part changes, and others
+        first_subject = select(func.min(Subject.id)).scalar_subquery()
+        some = select(Record).where(Record.subject_id == first_subject).limit(1)
+        for record in [*session.scalars(some), *session.scalars(select(Record).limit(10))]:
+            retract_record(
+                session, source=session.get_one(Source, record.source_id),
+                record_id=record.public_id, reason="x", at=clock.now(),
+            )  # fmt: skip
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    args = [url, str(out), clock.now().isoformat(), ctx.settings.log_key_path]
+    child = subprocess.Popen(  # noqa: S603 - this interpreter, the test's own script
+        [sys.executable, "-c", INTERRUPTED, *args], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "1"  # part 0 written, the rest not yet
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert (out / layout.WRITING).exists()
+    assert layout.read_manifest(out) == first  # the old manifest, over a mix of parts
+    result = CliRunner().invoke(app, ["score", "--input", str(out), "--out", str(scored)])
+    assert result.exit_code == 1
+    assert "interrupted" in result.output
+    assert not (scored / layout.SCORES_DIR).exists()
+
+    again = export_ledger(ctx, out, part_subjects=8)
+    assert again.written  # the parts the killed export did not reach
+    assert not (out / layout.WRITING).exists()
+    assert not [p for p in out.rglob("*.tmp")]
+    result = CliRunner().invoke(app, ["score", "--input", str(out), "--out", str(scored)])
+    assert result.exit_code == 0, result.output
+    assert exported_rows(out) == ledger_rows(sessions)
+
+
+def test_the_export_writes_only_into_an_export_and_one_at_a_time(
+    ctx: Context, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    (elsewhere / "thesis.tex").write_text("mine")
+    with pytest.raises(InvalidInput, match="not an export's"):
+        export_ledger(ctx, elsewhere)
+    assert [p.name for p in elsewhere.iterdir()] == ["thesis.tex"]
+
+    out = tmp_path / "export"
+    export_ledger(ctx, out)
+    with (out / layout.LOCK).open("a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(Conflict, match="another export"):
+            export_ledger(ctx, out)
+    export_ledger(ctx, out)

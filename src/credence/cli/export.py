@@ -38,17 +38,25 @@ def export(
     their effect ends), the published rulebook editions, and a manifest naming the log
     state exported and a signed checkpoint that covers it. Erased content is never
     exported."""
+    from credence.errors import InvalidInput
     from credence.export.service import export_ledger
 
     ctx = terminal.open_context(db)
     out = terminal.console()
     with terminal.errors():
-        if as_json:
-            summary = export_ledger(ctx, out_dir, part_subjects=part_subjects)
-        else:
-            with terminal.progress(out) as bar:
-                tick = terminal.ticker(bar, "exporting parts")
-                summary = export_ledger(ctx, out_dir, part_subjects=part_subjects, progress=tick)
+        try:
+            if as_json:
+                summary = export_ledger(ctx, out_dir, part_subjects=part_subjects)
+            else:
+                with terminal.progress(out) as bar:
+                    tick = terminal.ticker(bar, "exporting parts")
+                    summary = export_ledger(
+                        ctx, out_dir, part_subjects=part_subjects, progress=tick
+                    )
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot write --out: {exc.strerror or exc}", code="invalid_out"
+            ) from None
     if as_json:
         out.print_json(json.dumps(_as_json(summary)))
         return

@@ -35,6 +35,7 @@ Every file is replaced atomically; the manifest is written last.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import time
@@ -188,54 +189,56 @@ def export_ledger(
         raise InvalidInput("subjects per part must be 1 or more", code="invalid_part_size")
     started = time.perf_counter()
     signer = signer_from_settings(ctx.settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    known = _listed_parts(out_dir)
-    written: set[str] = set()
-    for _ in range(ATTEMPTS):
-        at = ctx.clock.now()
-        with _snapshot(ctx.engine) as conn:
-            snap = _export_snapshot(conn, out_dir, known, part_subjects, progress)
-        written |= set(snap.written)
-        state = _log_state(ctx, signer, snap, at)
-        if state is not None:
-            break
-        known = {p.name: p.as_json() for p in snap.parts}
-    else:
-        raise Conflict(
-            f"entries kept committing below the export's snapshot {ATTEMPTS} times; "
-            "nothing names a log state: run the export again",
-            code="export_raced",
+    with _claim(out_dir) as marker:
+        known = _listed_parts(out_dir)
+        written: set[str] = set()
+        for _ in range(ATTEMPTS):
+            at = ctx.clock.now()
+            with _snapshot(ctx.engine) as conn:
+                snap = _export_snapshot(conn, out_dir, known, part_subjects, marker, progress)
+            written |= set(snap.written)
+            state = _log_state(ctx, signer, snap, at)
+            if state is not None:
+                break
+            known = {p.name: p.as_json() for p in snap.parts}
+        else:
+            raise Conflict(
+                f"entries kept committing below the export's snapshot {ATTEMPTS} times; "
+                "nothing names a log state: run the export again",
+                code="export_raced",
+            )
+        _write_editions(out_dir, snap.editions, marker)
+        subjects = sum(p.subjects for p in snap.parts)
+        records = sum(p.records for p in snap.parts)
+        manifest = {
+            "format": layout.EXPORT_FORMAT,
+            "as_of": at.isoformat(),
+            "subjects": subjects,
+            "records": records,
+            "parts": [p.as_json() for p in snap.parts],
+            "editions": [
+                {
+                    "version": e.version,
+                    "published_at": e.published_at.isoformat(),
+                    "content_hash": e.content_hash,
+                }
+                for e in snap.editions
+            ],
+            "log": state.as_json(),
+        }
+        parts = {p.name for p in snap.parts}
+        _remove_stale(out_dir, parts, {e.content_hash for e in snap.editions}, marker)
+        layout.write_atomically(
+            out_dir / layout.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode()
         )
-    _write_editions(out_dir, snap.editions)
-    subjects = sum(p.subjects for p in snap.parts)
-    records = sum(p.records for p in snap.parts)
-    manifest = {
-        "format": layout.EXPORT_FORMAT,
-        "as_of": at.isoformat(),
-        "subjects": subjects,
-        "records": records,
-        "parts": [p.as_json() for p in snap.parts],
-        "editions": [
-            {
-                "version": e.version,
-                "published_at": e.published_at.isoformat(),
-                "content_hash": e.content_hash,
-            }
-            for e in snap.editions
-        ],
-        "log": state.as_json(),
-    }
-    layout.write_atomically(
-        out_dir / layout.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode()
-    )
-    _remove_stale(out_dir, {p.name for p in snap.parts}, {e.content_hash for e in snap.editions})
+        marker.done()
     return ExportSummary(
         out_dir=out_dir,
         as_of=at,
         subjects=subjects,
         records=records,
         parts=len(snap.parts),
-        written=tuple(sorted(written & {p.name for p in snap.parts})),
+        written=tuple(sorted(written & parts)),
         editions=len(snap.editions),
         log=state,
         seconds=time.perf_counter() - started,
@@ -267,6 +270,7 @@ def _export_snapshot(
     out_dir: Path,
     known: dict[str, dict[str, Any]],
     part_subjects: int,
+    marker: _Marker,
     progress: Progress | None,
 ) -> _Snapshot:
     head, entries = conn.execute(select(func.max(JournalEntry.seq), func.count())).one()
@@ -295,8 +299,8 @@ def _export_snapshot(
         )
         previous = known.get(name, {})
         fresh = [
-            _keep_or_write(out_dir / layout.SUBJECTS_DIR / name, subject_bytes, previous),
-            _keep_or_write(out_dir / layout.RECORDS_DIR / name, record_bytes, previous),
+            _keep_or_write(out_dir / layout.SUBJECTS_DIR / name, subject_bytes, previous, marker),
+            _keep_or_write(out_dir / layout.RECORDS_DIR / name, record_bytes, previous, marker),
         ]
         if any(fresh):
             written.append(name)
@@ -457,7 +461,7 @@ def _listed_parts(out_dir: Path) -> dict[str, dict[str, Any]]:
     return {str(p["name"]): p for p in manifest.get("parts", []) if isinstance(p, dict)}
 
 
-def _keep_or_write(path: Path, data: bytes, previous: dict[str, Any]) -> bool:
+def _keep_or_write(path: Path, data: bytes, previous: dict[str, Any], marker: _Marker) -> bool:
     """Write ``data`` to ``path`` unless the file there already holds exactly it (as
     the previous manifest's entry for its part says and its bytes confirm); True if
     written."""
@@ -465,27 +469,100 @@ def _keep_or_write(path: Path, data: bytes, previous: dict[str, Any]) -> bool:
     listed = previous.get(f"{path.parent.name}_sha256")
     if listed == digest and path.exists() and layout.sha256_file(path) == digest:
         return False
+    marker.mark()
     layout.write_atomically(path, data)
     return True
 
 
-def _write_editions(out_dir: Path, editions: Sequence[Edition]) -> None:
+def _write_editions(out_dir: Path, editions: Sequence[Edition], marker: _Marker) -> None:
     for edition in editions:
         path = out_dir / layout.EDITIONS_DIR / f"{edition.content_hash}.toml"
         data = edition.text.encode("utf-8")
         if not path.exists() or path.read_bytes() != data:
+            marker.mark()
             layout.write_atomically(path, data)
 
 
-def _remove_stale(out_dir: Path, parts: set[str], editions: set[str]) -> None:
+def _remove_stale(out_dir: Path, parts: set[str], editions: set[str], marker: _Marker) -> None:
     """Remove part files and editions that the new manifest does not list."""
-    for directory in (layout.SUBJECTS_DIR, layout.RECORDS_DIR):
-        for path in (out_dir / directory).glob("part-*.parquet"):
-            if path.name not in parts:
-                path.unlink()
-    for path in (out_dir / layout.EDITIONS_DIR).glob("*.toml"):
-        if path.stem not in editions:
-            path.unlink()
+    stale = [
+        path
+        for directory in (layout.SUBJECTS_DIR, layout.RECORDS_DIR)
+        for path in (out_dir / directory).glob("part-*.parquet")
+        if path.name not in parts
+    ]
+    stale += [p for p in (out_dir / layout.EDITIONS_DIR).glob("*.toml") if p.stem not in editions]
+    for path in stale:
+        marker.mark()
+        path.unlink()
+
+
+#: What an export directory holds (anything else there is not an export's).
+_OURS = frozenset(
+    {
+        layout.MANIFEST,
+        layout.SUBJECTS_DIR,
+        layout.RECORDS_DIR,
+        layout.EDITIONS_DIR,
+        layout.WRITING,
+        layout.LOCK,
+    }
+)
+
+
+class _Marker:
+    """Marks the directory as being written (:data:`~credence.scoring.layout.WRITING`)
+    from the first file changed until the manifest is written: the engines refuse the
+    files meanwhile, and after an interruption, until an export completes."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / layout.WRITING
+        self.marked = self.path.exists()
+
+    def mark(self) -> None:
+        if not self.marked:
+            layout.write_atomically(self.path, b"")
+            self.marked = True
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.marked = False
+
+
+@contextmanager
+def _claim(out_dir: Path) -> Iterator[_Marker]:
+    """The export's hold on ``out_dir``: refused if it holds files that are not an
+    export's (so an export never deletes anything else) or another export holds it;
+    temporary files an interrupted export left are removed."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInput(f"--out {out_dir.name!r} is a file, not a directory", code="invalid_out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _OURS and not _temporary(p))
+    if foreign:
+        raise InvalidInput(
+            f"--out holds files that are not an export's ({', '.join(foreign[:3])}"
+            f"{', …' if len(foreign) > 3 else ''}): choose an empty directory or a "
+            "previous export's",
+            code="invalid_out",
+        )
+    with (out_dir / layout.LOCK).open("a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                "another export is writing this directory", code="export_in_progress"
+            ) from None
+        for directory in (out_dir, *(out_dir / d for d in _OURS)):
+            if directory.is_dir():
+                for path in directory.iterdir():
+                    if _temporary(path):
+                        path.unlink()
+        yield _Marker(out_dir)
+
+
+def _temporary(path: Path) -> bool:
+    """A temporary file of :func:`~credence.scoring.layout.write_atomically`."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 # --- the log state -----------------------------------------------------------------------

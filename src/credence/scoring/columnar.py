@@ -59,6 +59,7 @@ from credence.scoring.layout import (
     SCORES_DIR,
     SELECTION_COLUMNS,
     SUBJECTS_DIR,
+    check_complete,
 )
 
 #: ``progress(records_done, records_total)``; called from worker threads.
@@ -397,6 +398,7 @@ class PartInput:
 def discover(input_dir: Path) -> list[PartInput]:
     """The parts of a population directory, with each part's subject range read from
     the footer of its subjects file (statistics; the ids themselves if absent)."""
+    check_complete(input_dir)
     subjects_dir, records_dir = input_dir / SUBJECTS_DIR, input_dir / RECORDS_DIR
     names = sorted(p.name for p in subjects_dir.glob("part-*.parquet"))
     if not names:

@@ -47,6 +47,11 @@ EDITIONS_DIR = "editions"
 MANIFEST = "manifest.json"
 #: A generated population's manifest (:mod:`credence.lab.population`).
 POPULATION_MANIFEST = "population.json"
+#: Present while an export rewrites files (and left by one that was interrupted): the
+#: files are then a mix of two states, and the engines refuse them.
+WRITING = ".export-in-progress"
+#: Held by the export writing a directory (one at a time).
+LOCK = ".export.lock"
 #: What a batch run wrote: its instant, rulebook, input and summary.
 RUN = "run.json"
 #: What an export's manifest says it is.
@@ -91,6 +96,15 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
         "column_encoding": {"subject_id": "DELTA_BINARY_PACKED"},
         "write_statistics": [c for c in _STATISTICS if c in schema.names],
     }
+
+
+def check_complete(input_dir: Path) -> None:
+    """Refuse (:class:`ValueError`) files an export is writing, or left half-written."""
+    if (input_dir / WRITING).exists():
+        raise ValueError(
+            "an export is writing these files, or was interrupted while writing them: "
+            "run `credence export` to this directory again before scoring it"
+        )
 
 
 def read_manifest(input_dir: Path) -> dict[str, Any] | None:

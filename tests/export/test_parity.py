@@ -1,7 +1,7 @@
-"""Three engines, one answer: the demo city, with every way a record stops counting,
+"""Every engine, one answer: the demo city, with every way a record stops counting,
 exported and scored by the columnar engine and by Spark, equals the online score of
-every subject (≤ 1e-9 relative, same tier), on SQLite and PostgreSQL, under the edition
-in force at each instant.
+every subject (≤ 1e-9 relative, same tier), as does the nightly engine reading the
+store, on SQLite and PostgreSQL, under the edition in force at each instant.
 
 The city is the one ``credence demo`` builds (its sizes and seed). On top of it: two
 editions (the second with other weights, published after the city), records retracted,
@@ -38,6 +38,7 @@ from credence.ledger.tables import Record, Source, Subject
 from credence.rulebook import store
 from credence.rulebook.loader import default_text
 from credence.scoring import layout
+from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import score_subject
 from credence.settings import Settings
@@ -231,4 +232,9 @@ def test_every_engine_scores_the_exported_city_as_the_online_path_does(
         remote = score_parquet_spark(out, tmp_path / "spark", at=at, rulebook=edition, spark=spark)
         assert remote.rulebook_version == version
         assert_same(read_scores(tmp_path / "spark"), totals, tiers)
+        # And the nightly engine, which scores from the store itself.
+        with sessions() as session:
+            nightly = score_population(session, store.in_force(session, at), at)
+        assert np.max(np.abs(nightly.totals - totals) / np.maximum(np.abs(totals), 1.0)) <= 1e-9
+        assert nightly.tiers == tiers
     assert [e.version for e in layout.editions_of(out)] == ["2026.1", "2026.2"]

@@ -50,14 +50,15 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
+from sqlalchemy import Connection, Engine, func, select
 
 import credence.disputes  # noqa: F401 - the dispute and repair endings, registered
 from credence.context import Context
 from credence.errors import Conflict, InvalidInput
+from credence.export.scan import Endings, PartRecords, scan_endings, scan_records
 from credence.journal import JournalEntry
 from credence.ledger import endings
-from credence.ledger.tables import Record, Source, Subject
+from credence.ledger.tables import Source, Subject
 from credence.rulebook.store import Edition, edition_of
 from credence.rulebook.tables import PublishedRulebook
 from credence.scoring import layout
@@ -96,9 +97,6 @@ RECORD_SCHEMA = pa.schema(
         pa.field("ended_by", pa.dictionary(pa.int8(), pa.string()), nullable=True),
     ]
 )
-
-_RAW = BigInteger()
-
 
 @dataclass(frozen=True)
 class LogState:
@@ -280,14 +278,17 @@ def _export_snapshot(
     ids = np.array([s[0] for s in subjects], dtype=np.int64)
     sources: dict[int, str] = dict(conn.execute(select(Source.id, Source.code)).all())
     editions = _editions(conn)
-    n_parts = max(1, -(-len(subjects) // part_subjects))
+    scanned = scan_records(conn, ids, part_subjects)
+    ends = scan_endings(conn)
+    n_parts = len(scanned.parts)
     parts: list[_Part] = []
     written: list[str] = []
     for k in range(n_parts):
         first, end = k * part_subjects, min((k + 1) * part_subjects, len(subjects))
         name = layout.part_name(k)
         subject_bytes = _parquet(_subject_table(subjects[first:end], first))
-        record_table = _record_table(conn, ids, first, end, sources)
+        record_table = _record_table(scanned.parts[k], scanned.types, sources, ends)
+        scanned.parts[k] = PartRecords()  # its columns are in the table now
         record_bytes = _parquet(record_table)
         part = _Part(
             name,
@@ -338,86 +339,51 @@ def _subject_table(rows: Sequence[Any], first: int) -> pa.Table:
 
 
 def _record_table(
-    conn: Connection, ids: npt.NDArray[np.int64], first: int, end: int, sources: dict[int, str]
+    part: PartRecords, types: Sequence[str], sources: dict[int, str], ends: Endings
 ) -> pa.Table:
-    """The records of the subjects ranked ``first`` to ``end`` (exclusive), ordered by
-    subject then by the store's record id, with their endings."""
-    if end <= first:
-        return RECORD_SCHEMA.empty_table()
-    lo, hi = int(ids[first]), int(ids[end - 1])
-    in_part = Record.subject_id.between(lo, hi)
-    rows = conn.execute(
-        select(
-            Record.id,
-            Record.subject_id,
-            Record.source_id,
-            Record.record_type,
-            type_coerce(Record.occurred_at, _RAW),
-            type_coerce(Record.received_at, _RAW),
-            Record.quantity,
-        ).where(in_part, Record.record_type.is_not(None))
-    ).all()
-    if not rows:
-        return RECORD_SCHEMA.empty_table()
-    record_id, subject_id, source_id, record_type, occurred, received, quantity = zip(
-        *rows, strict=True
-    )
-    n = len(rows)
-    rid = np.array(record_id, dtype=np.int64)
-    order = np.lexsort((rid, np.array(subject_id, dtype=np.int64)))
-    rid = rid[order]
-    dense = np.searchsorted(ids, np.array(subject_id, dtype=np.int64)[order])
-    ended_at, ended_by = _endings(conn, in_part, rid)
+    """A part's records, ordered by subject then by the store's record id, with their
+    endings."""
+    columns = part.columns()
+    order = np.lexsort((columns["record_id"], columns["rank"]))
+    ended_at, cause = ends.of(columns["record_id"][order])
+    source_names = [""] * (max(sources, default=0) + 1)
+    for source_id, code in sources.items():
+        source_names[source_id] = code
+    ended = cause >= 0
     return pa.Table.from_arrays(
         [
-            arrow(dense.astype(np.int64)),
-            _dictionary([record_type[i] for i in order], pa.int16()),
-            _dictionary([sources[source_id[i]] for i in order], pa.int16()),
-            arrow(np.array(occurred, dtype=np.int64)[order]),
-            arrow(np.array(received, dtype=np.int64)[order]),
-            arrow(
-                np.fromiter(
-                    (np.nan if q is None else q for q in quantity), dtype=np.float64, count=n
-                )[order]
-            ),
-            arrow(ended_at, valid=ended_by >= 0),
+            arrow(columns["rank"][order]),
+            _coded(columns["type_index"][order], types, pa.int16()),
+            _coded(columns["source_id"][order], source_names, pa.int16()),
+            arrow(columns["occurred"][order]),
+            arrow(columns["received"][order]),
+            arrow(columns["quantity"][order]),
+            arrow(ended_at, valid=ended),
             pa.DictionaryArray.from_arrays(
-                arrow(ended_by.astype(np.int8), valid=ended_by >= 0), strings(endings.CAUSE_ORDER)
+                arrow(cause.astype(np.int8), valid=ended), strings(endings.CAUSE_ORDER)
             ),
         ],
         schema=RECORD_SCHEMA,
     )
 
 
-def _endings(
-    conn: Connection, in_part: Any, rid: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """When each record of ``rid`` ends (0 where it does not) and by which cause (its
-    position in :data:`~credence.ledger.endings.CAUSE_ORDER`, -1 where none): the
-    earliest ending event, ties naming the cause first in that order, as the subject's
-    file does."""
-    events = endings.ending_events(select(Record.id).where(in_part)).subquery("events")
-    earliest: dict[int, tuple[int, int]] = {}
-    for record_id, at_us, cause in conn.execute(
-        select(events.c.record_id, type_coerce(events.c.ended_at, _RAW), events.c.cause)
-    ):
-        key = (int(at_us), endings.CAUSE_ORDER.index(cause))
-        seen = earliest.get(record_id)
-        if seen is None or key < seen:
-            earliest[record_id] = key
-    ended_at = np.zeros(rid.size, dtype=np.int64)
-    ended_by = np.full(rid.size, -1, dtype=np.int64)
-    if earliest:
-        ended_ids = np.array(list(earliest), dtype=np.int64)
-        sorter = np.argsort(rid)
-        found = np.searchsorted(rid, ended_ids, sorter=sorter)
-        found = np.minimum(found, rid.size - 1)
-        pos = sorter[found]
-        present = rid[pos] == ended_ids  # an erased record's events have no record here
-        keys = list(earliest.values())
-        ended_at[pos[present]] = np.array([k[0] for k in keys], dtype=np.int64)[present]
-        ended_by[pos[present]] = np.array([k[1] for k in keys], dtype=np.int64)[present]
-    return ended_at, ended_by
+def _coded(
+    index: npt.NDArray[np.int64], names: Sequence[str], index_type: pa.DataType
+) -> pa.DictionaryArray:
+    """``names[index]`` dictionary-encoded, the dictionary the names present, sorted (so
+    the same values give the same bytes whatever order the store returned them in)."""
+    present = np.unique(index)
+    labels = [names[i] for i in present]
+    by_name = sorted(range(len(labels)), key=labels.__getitem__)
+    remap = np.zeros(len(names) or 1, dtype=np.int64)
+    remap[present[by_name]] = np.arange(len(present))
+    numpy_type = _INDEX_TYPES[index_type]
+    return pa.DictionaryArray.from_arrays(
+        arrow(remap[index].astype(numpy_type)), strings([labels[i] for i in by_name])
+    )
+
+
+_INDEX_TYPES: dict[pa.DataType, type[np.generic]] = {pa.int8(): np.int8, pa.int16(): np.int16}
 
 
 def _dictionary(values: Sequence[str | None], index_type: pa.DataType) -> pa.DictionaryArray:
@@ -428,7 +394,7 @@ def _dictionary(values: Sequence[str | None], index_type: pa.DataType) -> pa.Dic
     index = np.fromiter(
         (-1 if v is None else position[v] for v in values), dtype=np.int64, count=len(values)
     )
-    numpy_type = {pa.int8(): np.int8, pa.int16(): np.int16}[index_type]
+    numpy_type = _INDEX_TYPES[index_type]
     valid = index >= 0
     return pa.DictionaryArray.from_arrays(
         arrow(np.where(valid, index, 0).astype(numpy_type), valid=valid), strings(codes)

@@ -1,0 +1,275 @@
+"""Reading every record and every ending out of the store, at the speed of the store.
+
+The records table is read once, in storage order (a sequential scan: reading it part by
+part through the subject index costs a random page read per record), in chunks turned
+into numpy columns at once, and sorted into parts by the subject's rank. On SQLite the
+chunks come from the driver's cursor (no ORM row per record); on PostgreSQL from ``COPY
+... TO STDOUT`` in CSV, parsed by Arrow's reader. Both run on the export's snapshot
+connection, so they see its one state of the store.
+
+Memory: the columns of every record (about 48 bytes each) until the parts are written.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv
+from sqlalchemy import BigInteger, Connection, case, select, type_coerce
+
+from credence.ledger import endings
+from credence.ledger.tables import Record
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+#: Rows per chunk fetched from the driver.
+CHUNK = 1 << 18
+
+_RAW = BigInteger()
+
+#: The columns read of each record that still has content.
+_RECORDS = select(
+    Record.id,
+    Record.subject_id,
+    Record.source_id,
+    Record.record_type,
+    type_coerce(Record.occurred_at, _RAW),
+    type_coerce(Record.received_at, _RAW),
+    # NULL as a flag beside a number: the driver's rows then convert to numpy at C speed.
+    case((Record.quantity.is_(None), 1), else_=0),
+    Record.quantity,
+).where(Record.record_type.is_not(None))
+
+
+@dataclass
+class PartRecords:
+    """The records of one part, as numpy columns, in the order read (not yet sorted)."""
+
+    record_id: list[IntArray] = field(default_factory=list)
+    rank: list[IntArray] = field(default_factory=list)
+    source_id: list[IntArray] = field(default_factory=list)
+    #: Index into :attr:`Scan.types`.
+    type_index: list[IntArray] = field(default_factory=list)
+    occurred: list[IntArray] = field(default_factory=list)
+    received: list[IntArray] = field(default_factory=list)
+    quantity: list[FloatArray] = field(default_factory=list)
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """Every column, concatenated."""
+        return {
+            name: np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DTYPES[name])
+            for name, chunks in vars(self).items()
+        }
+
+
+_DTYPES = {
+    "record_id": np.int64,
+    "rank": np.int64,
+    "source_id": np.int64,
+    "type_index": np.int64,
+    "occurred": np.int64,
+    "received": np.int64,
+    "quantity": np.float64,
+}
+
+
+@dataclass
+class Scan:
+    """Every record, sorted into parts; the record types met, in order of first sight."""
+
+    parts: list[PartRecords]
+    types: list[str]
+
+
+def scan_records(conn: Connection, ids: IntArray, part_subjects: int) -> Scan:
+    """Every record with content, in parts of ``part_subjects`` subjects by rank of
+    their subject's id among ``ids`` (sorted)."""
+    n_parts = max(1, -(-ids.size // part_subjects))
+    parts = [PartRecords() for _ in range(n_parts)]
+    types: dict[str, int] = {}
+    read = _sqlite_chunks if conn.dialect.name == "sqlite" else _copy_chunks
+    for chunk in read(conn, types):
+        rank = np.searchsorted(ids, chunk["subject_id"])
+        part = rank // part_subjects
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
+        for k in np.flatnonzero(np.diff(bounds)):
+            take = order[bounds[k] : bounds[k + 1]]
+            into = parts[k]
+            into.record_id.append(chunk["record_id"][take])
+            into.rank.append(rank[take])
+            into.source_id.append(chunk["source_id"][take])
+            into.type_index.append(chunk["type_index"][take])
+            into.occurred.append(chunk["occurred"][take])
+            into.received.append(chunk["received"][take])
+            into.quantity.append(chunk["quantity"][take])
+    return Scan(parts, list(types))
+
+
+def _sql(conn: Connection) -> str:
+    """The records query as the driver runs it (its constants inline: no parameters)."""
+    return str(_RECORDS.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _sqlite_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, Any]]:
+    sql = _sql(conn)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(CHUNK):
+            rid, subject, source, rtype, occurred, received, missing, quantity = zip(
+                *rows, strict=True
+            )
+            no_quantity = np.array(missing, dtype=np.bool_)
+            yield {
+                "record_id": np.array(rid, dtype=np.int64),
+                "subject_id": np.array(subject, dtype=np.int64),
+                "source_id": np.array(source, dtype=np.int64),
+                "type_index": np.array(
+                    [types.setdefault(t, len(types)) for t in rtype], dtype=np.int64
+                ),
+                "occurred": np.array(occurred, dtype=np.int64),
+                "received": np.array(received, dtype=np.int64),
+                "quantity": _quantities(no_quantity, quantity),
+            }
+    finally:
+        cursor.close()
+
+
+def _quantities(missing: npt.NDArray[np.bool_], quantity: tuple[Any, ...]) -> FloatArray:
+    if not missing.any():
+        return np.array(quantity, dtype=np.float64)
+    values = np.array([0.0 if q is None else q for q in quantity], dtype=np.float64)
+    values[missing] = np.nan
+    return values
+
+
+_CSV_COLUMNS = (
+    "record_id",
+    "subject_id",
+    "source_id",
+    "record_type",
+    "occurred",
+    "received",
+    "missing",
+    "quantity",
+)
+
+
+def _copy_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, Any]]:
+    sql = _sql(conn)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        reader = csv.open_csv(
+            _CopyStream(copy),
+            read_options=csv.ReadOptions(column_names=list(_CSV_COLUMNS), block_size=16 << 20),
+            parse_options=csv.ParseOptions(newlines_in_values=True),
+            convert_options=csv.ConvertOptions(
+                column_types={
+                    "record_id": pa.int64(),
+                    "subject_id": pa.int64(),
+                    "source_id": pa.int64(),
+                    "record_type": pa.string(),
+                    "occurred": pa.int64(),
+                    "received": pa.int64(),
+                    "missing": pa.int8(),
+                    "quantity": pa.float64(),
+                },
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        for batch in reader:
+            coded = pc.dictionary_encode(batch.column("record_type"))
+            lookup = np.array(
+                [types.setdefault(t, len(types)) for t in coded.dictionary.to_pylist()],
+                dtype=np.int64,
+            )
+            yield {
+                "record_id": _numpy(batch, "record_id"),
+                "subject_id": _numpy(batch, "subject_id"),
+                "source_id": _numpy(batch, "source_id"),
+                "type_index": lookup[coded.indices.to_numpy(zero_copy_only=False)],
+                "occurred": _numpy(batch, "occurred"),
+                "received": _numpy(batch, "received"),
+                # A null quantity is an empty CSV field: NaN in numpy.
+                "quantity": batch.column("quantity").to_numpy(zero_copy_only=False),
+            }
+
+
+def _numpy(batch: pa.RecordBatch, name: str) -> IntArray:
+    return np.asarray(batch.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+class _CopyStream(io.RawIOBase):
+    """``COPY ... TO STDOUT`` data as a readable binary stream (for Arrow's reader)."""
+
+    def __init__(self, copy: Any) -> None:
+        self._copy = copy
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            block = self._copy.read()
+            if not block:
+                return 0
+            self._pending = bytes(block)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+@dataclass(frozen=True)
+class Endings:
+    """The earliest ending of every record that has one, by record id (sorted)."""
+
+    record_id: IntArray
+    ended_at: IntArray
+    #: The cause's position in :data:`~credence.ledger.endings.CAUSE_ORDER`.
+    cause: IntArray
+
+    def of(self, record_id: IntArray) -> tuple[IntArray, IntArray]:
+        """When each of ``record_id`` ends (0 where it does not) and by which cause
+        (-1 where none)."""
+        ended_at = np.zeros(record_id.size, dtype=np.int64)
+        cause = np.full(record_id.size, -1, dtype=np.int64)
+        if self.record_id.size and record_id.size:
+            pos = np.minimum(np.searchsorted(self.record_id, record_id), self.record_id.size - 1)
+            hit = self.record_id[pos] == record_id
+            ended_at[hit] = self.ended_at[pos[hit]]
+            cause[hit] = self.cause[pos[hit]]
+        return ended_at, cause
+
+
+def scan_endings(conn: Connection) -> Endings:
+    """Every ending event (:func:`credence.ledger.endings.ending_events`), reduced to the
+    earliest per record, ties naming the cause first in ``CAUSE_ORDER``: as the
+    subject's file names it."""
+    events = endings.ending_events().subquery("events")
+    rows = conn.execute(
+        select(events.c.record_id, type_coerce(events.c.ended_at, _RAW), events.c.cause)
+    ).all()
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return Endings(empty, empty, empty)
+    record_id, ended_at, cause = zip(*rows, strict=True)
+    rid = np.array(record_id, dtype=np.int64)
+    at = np.array(ended_at, dtype=np.int64)
+    rank = np.array([endings.CAUSE_ORDER.index(c) for c in cause], dtype=np.int64)
+    order = np.lexsort((rank, at, rid))
+    rid, at, rank = rid[order], at[order], rank[order]
+    first = np.ones(rid.size, dtype=np.bool_)
+    first[1:] = rid[1:] != rid[:-1]
+    return Endings(rid[first], at[first], rank[first])

@@ -504,3 +504,49 @@ def test_the_export_writes_only_into_an_export_and_one_at_a_time(
         with pytest.raises(Conflict, match="another export"):
             export_ledger(ctx, out)
     export_ledger(ctx, out)
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_an_entry_that_commits_late_below_the_snapshot_is_read_again(
+    ctx: Context, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    """On PostgreSQL an entry can commit after one with a higher seq: the export's
+    snapshot may see the later entry and not the earlier. It must not name a state the
+    log never had (a prefix with a hole): it waits for the entry, and reads again."""
+    with sessions() as session:
+        people = session.scalars(
+            select(Subject.public_id).where(Subject.kind == "person").limit(2)
+        ).all()
+        book = store.in_force(session, clock.now()).rulebook
+
+    def donation(session: Session, ref: str, subject: str) -> None:
+        source = session.scalars(select(Source).where(Source.code == "blood_centre")).one()
+        [result] = submit_records(
+            session,
+            source=source,
+            records=parse_records(
+                [{"source_ref": ref, "subject_id": subject, "record_type": "blood_donation",
+                  "occurred_at": (clock.now() - timedelta(days=1)).isoformat()}]
+            ),
+            rulebook=book,
+            at=clock.now(),
+        )  # fmt: skip
+        assert result.error is None, result.error
+
+    slow = sessions()
+    slow.begin()
+    donation(slow, "slow-1", people[0])  # its entry's seq is taken, not committed
+    with sessions.begin() as session:
+        donation(session, "fast-1", people[1])  # a higher seq, committed first
+    committer = threading.Timer(1.0, slow.commit)
+    committer.start()
+    try:
+        summary = export_ledger(ctx, tmp_path / "export")
+    finally:
+        committer.join()
+        slow.close()
+    assert summary.attempts == 2
+    with sessions() as session:
+        assert summary.log.entries == session.scalar(select(func.count()).select_from(JournalEntry))
+    assert exported_rows(tmp_path / "export") == ledger_rows(sessions)

@@ -143,6 +143,8 @@ class ExportSummary:
     editions: int
     log: LogState
     seconds: float
+    #: How many times the store was read: more than once when an entry committed late.
+    attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,9 @@ def export_ledger(
     with _claim(out_dir) as marker:
         known = _listed_parts(out_dir)
         written: set[str] = set()
-        for _ in range(ATTEMPTS):
+        attempts = 0
+        while attempts < ATTEMPTS:
+            attempts += 1
             at = ctx.clock.now()
             with _snapshot(ctx.engine) as conn:
                 snap = _export_snapshot(conn, out_dir, known, part_subjects, marker, progress)
@@ -199,7 +203,7 @@ def export_ledger(
             if state is not None:
                 break
             known = {p.name: p.as_json() for p in snap.parts}
-        else:
+        if state is None:
             raise Conflict(
                 f"entries kept committing below the export's snapshot {ATTEMPTS} times; "
                 "nothing names a log state: run the export again",
@@ -240,6 +244,7 @@ def export_ledger(
         editions=len(snap.editions),
         log=state,
         seconds=time.perf_counter() - started,
+        attempts=attempts,
     )
 
 

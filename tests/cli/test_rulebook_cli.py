@@ -32,6 +32,7 @@ def test_check_bad_file_prints_every_problem_and_fails(tmp_path: Path) -> None:
     text += (
         '\n[[record_types]]\ncode = "attended_protest"\nname = "Attended a protest"\n'
         'description = "Reported by the police."\ncategory = "social"\n'
+        'domain = "traffic_safety"\nstatute = "road_traffic_safety_law"\n'
         'subject_kinds = ["person"]\npoints = -20\nhalf_life_days = 180\n'
         'retention_days = 365\nevidence = "administrative_penalty"\nseverity = "general"\n'
     )

@@ -62,6 +62,8 @@ def record_type(code: str, name: str, description: str, **fields: str) -> str:
     """A ``[[record_types]]`` table that is valid apart from what the test changes."""
     values = {
         "category": '"social"',
+        "domain": '"traffic_safety"',
+        "statute": '"road_traffic_safety_law"',
         "subject_kinds": '["person"]',
         "points": "-10",
         "half_life_days": "180",
@@ -187,16 +189,16 @@ def test_default_reward_thresholds_are_reachable() -> None:
 # --- the lines Credence does not cross -------------------------------------------------
 
 PROHIBITED_EXAMPLES = [
-    ("attended_protest", "Attended a protest", "political opinion or expression"),
-    ("petitioned_government", "Petitioned the government", "political opinion or expression"),
-    ("criticised_officials", "Criticised officials", "criticism of the government"),
-    ("joined_unregistered_association", "Joined a group", "association or assembly"),
+    ("attended_protest", "Attended a protest", "opinion or expression"),
+    ("petitioned_government", "Petitioned the government", "petitioning"),
+    ("criticised_officials", "Criticised officials", "opinion or expression"),
+    ("joined_unregistered_association", "Joined a group", "assembly or association"),
     ("religious_observance", "Religious observance", "religion or belief"),
-    ("ethnic_minority_status", "Minority status", "ethnicity or race"),
-    ("hiv_status", "HIV status", "health or medical condition"),
-    ("sexual_orientation", "Orientation", "sexuality or sexual orientation"),
-    ("union_membership", "Union membership", "trade-union membership"),
-    ("critical_weibo_post", "Critical Weibo post", "online speech or social media"),
+    ("ethnic_minority_status", "Minority status", "ethnicity"),
+    ("hiv_status", "HIV status", "health"),
+    ("sexual_orientation", "Orientation", "sexuality"),
+    ("union_membership", "Union membership", "union membership"),
+    ("critical_weibo_post", "Critical Weibo post", "online speech"),
 ]
 
 
@@ -216,7 +218,7 @@ def test_prohibited_message_names_ground_and_match() -> None:
     line = line_of(text, 'code = "attended_protest"')
     assert str(problem) == (
         f"{ORIGIN}:{line} record_types[31] (code=attended_protest).code: record type "
-        "'attended_protest' is about political opinion or expression (matched 'protest'); "
+        "'attended_protest' is about opinion or expression (matched 'protest'); "
         "Credence never scores it"
     )
 
@@ -225,7 +227,7 @@ def test_prohibited_ground_found_in_description_alone() -> None:
     text = DEFAULT + record_type(
         "neighbourhood_report", "Neighbourhood report", "Reports of posts on social media."
     )
-    problem = only(problems_of(text), "online speech or social media")
+    problem = only(problems_of(text), "online speech")
     line = line_of(text, 'description = "Reports of posts')
     assert problem.location == (
         f"{ORIGIN}:{line} record_types[31] (code=neighbourhood_report).description"
@@ -279,9 +281,9 @@ def test_civic_and_neutral_words_are_not_prohibited(text: str) -> None:
 def test_prohibited_grounds_reports_every_ground() -> None:
     grounds = [g for g, _ in prohibited_grounds("Protest by a religious trade union")]
     assert grounds == [
-        "political opinion or expression",
+        "opinion or expression",
         "religion or belief",
-        "trade-union membership",
+        "union membership",
     ]
 
 

@@ -1,11 +1,14 @@
 """The checks that need a whole rulebook, each yielding located problems.
 
-Beyond what the typed model validates item by item, a book must not cross the lines
-Credence does not cross (:mod:`credence.rulebook.redlines`), must have unique codes, due
-process for negative records (a final decision or registered default behind each),
+Beyond what the typed model validates item by item, a book must weigh only conduct in
+the catalogues of domains and statutes (:mod:`credence.rulebook.domains`), must not
+speak of a protected ground (:mod:`credence.rulebook.redlines`), must have unique codes,
+due process for negative records (a final decision or registered default behind each),
 references to record types it defines, services bound to their purpose's categories,
 a scale and tiers in order, complete tables whose retention limits hold, and services
-whose outcomes make sense. :data:`CHECKS` lists them in the order they run.
+whose outcomes make sense. :data:`CHECKS` lists them in the order they run;
+:data:`PREDATING_DOMAINS_CHECKS` are those of an edition published before record types
+declared their domains.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from credence.rulebook.domains import DOMAINS, STATUTES
 from credence.rulebook.model import (
     Category,
     Outcome,
@@ -27,7 +31,7 @@ from credence.rulebook.problems import Loc, Locator, Problem
 from credence.rulebook.purposes import PURPOSES
 from credence.rulebook.redlines import prohibited_grounds, third_party_term
 
-__all__ = ["CHECKS"]
+__all__ = ["CHECKS", "PREDATING_DOMAINS_CHECKS"]
 
 
 def _show(number: float) -> str:
@@ -68,6 +72,64 @@ def _check_prohibited(parts: Parts, locate: Locator) -> Iterator[Problem]:
                         f"{reached!r}); Credence restricts only the subject itself",
                     )
                     break
+
+
+def _check_domains(parts: Parts, locate: Locator) -> Iterator[Problem]:
+    known = ", ".join(DOMAINS)
+    for i, rt in parts.record_types:
+        path: Loc = ("record_types", i)
+        domain = DOMAINS.get(rt.domain) if rt.domain is not None else None
+        if rt.domain is None:
+            yield Problem(
+                locate((*path, "domain")),
+                f"record type {rt.code!r} names no conduct domain; every record type "
+                f"declares the domain it belongs to (domain = one of: {known})",
+            )
+        elif domain is None:
+            yield Problem(
+                locate((*path, "domain")),
+                f"record type {rt.code!r} claims domain {rt.domain!r}, which is not a "
+                f"conduct domain Credence weighs (domains: {known})",
+            )
+        allowed = ""
+        if domain is not None:
+            allowed = f" (domain {domain.code!r} allows: {', '.join(domain.statutes)})"
+        if rt.statute is None:
+            yield Problem(
+                locate((*path, "statute")),
+                f"record type {rt.code!r} names no statute; every record type declares the "
+                f"statute that grounds it{allowed}",
+            )
+        elif rt.statute not in STATUTES:
+            yield Problem(
+                locate((*path, "statute")),
+                f"record type {rt.code!r} cites statute {rt.statute!r}, which is not in the "
+                f"statute catalogue{allowed}",
+            )
+        elif domain is not None and rt.statute not in domain.statutes:
+            yield Problem(
+                locate((*path, "statute")),
+                f"record type {rt.code!r} cites statute {rt.statute!r}, which does not "
+                f"ground domain {domain.code!r} (it allows: {', '.join(domain.statutes)})",
+            )
+        if domain is None:
+            continue
+        if domain.positive_only and rt.negative:
+            yield Problem(
+                locate((*path, "points")),
+                f"record type {rt.code!r} takes points away ({_show(rt.points)}) in domain "
+                f"{domain.code!r}, which only ever adds points: not doing a voluntary act is "
+                "never held against anyone",
+            )
+        if domain.subject_kinds is not None:
+            outside = [k.value for k in rt.subject_kinds if k not in domain.subject_kinds]
+            if outside:
+                covered = ", ".join(sorted(k.value for k in domain.subject_kinds))
+                yield Problem(
+                    locate((*path, "subject_kinds")),
+                    f"record type {rt.code!r} applies to {', '.join(outside)}, but domain "
+                    f"{domain.code!r} covers the conduct of {covered} subjects only",
+                )
 
 
 def _check_duplicates(parts: Parts, locate: Locator) -> Iterator[Problem]:
@@ -246,7 +308,10 @@ def _check_services(parts: Parts, locate: Locator) -> Iterator[Problem]:
                 )
 
 
-CHECKS: tuple[Callable[[Parts, Locator], Iterator[Problem]], ...] = (
+Check = Callable[[Parts, Locator], Iterator[Problem]]
+
+CHECKS: tuple[Check, ...] = (
+    _check_domains,
     _check_prohibited,
     _check_duplicates,
     _check_due_process,
@@ -256,3 +321,8 @@ CHECKS: tuple[Callable[[Parts, Locator], Iterator[Problem]], ...] = (
     _check_tables,
     _check_services,
 )
+
+#: The checks of an edition published before record types declared their domain and
+#: statute: every check but that one (such an edition still reads; see
+#: :func:`credence.rulebook.loader.load_text`).
+PREDATING_DOMAINS_CHECKS: tuple[Check, ...] = tuple(c for c in CHECKS if c is not _check_domains)

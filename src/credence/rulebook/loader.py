@@ -6,6 +6,11 @@ model (:mod:`credence.rulebook.model`) and then runs the checks that need the wh
 line and dotted path (:mod:`credence.rulebook.problems`), in file order, so an author can
 fix a book in one pass. :func:`load_text` refuses a book with any problem.
 
+Every record type of a book names its conduct domain and statute. An edition that was
+published before record types declared them is still read back (``published=True``, as
+the store and an export read their editions): a published edition stays readable, and
+every other check still applies to it.
+
 The content hash (:func:`content_hash`) of the exact text is what every score names.
 """
 
@@ -13,13 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from credence.errors import RulebookInvalid
-from credence.rulebook.checks import CHECKS
+from credence.rulebook.checks import CHECKS, PREDATING_DOMAINS_CHECKS
 from credence.rulebook.model import Rulebook
 from credence.rulebook.parts import Parts
 from credence.rulebook.problems import Locator, Problem, syntax_problem, validation_problems
@@ -44,7 +51,18 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check(text: str, origin: str) -> tuple[Rulebook | None, list[Problem]]:
+def _predates_domains(data: Mapping[str, Any]) -> bool:
+    """Whether no record type of ``data`` declares a domain or a statute: the mark of an
+    edition written before record types declared them (a later one declares them all)."""
+    types = data.get("record_types")
+    return not isinstance(types, list) or not any(
+        isinstance(t, dict) and ("domain" in t or "statute" in t) for t in types
+    )
+
+
+def _check(
+    text: str, origin: str, *, published: bool = False
+) -> tuple[Rulebook | None, list[Problem]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -57,7 +75,8 @@ def _check(text: str, origin: str) -> tuple[Rulebook | None, list[Problem]]:
     except ValidationError as exc:
         problems.extend(validation_problems(exc, locate, ()))
     parts = Parts.of(data)
-    for check in CHECKS:
+    checks = PREDATING_DOMAINS_CHECKS if published and _predates_domains(data) else CHECKS
+    for check in checks:
         problems.extend(check(parts, locate))
     # File order (stable), as a compiler lists errors: fix from the top down.
     problems.sort(key=lambda p: locate.line_of.get(p.location, 0))
@@ -72,9 +91,14 @@ def check_text(text: str, origin: str = "<rulebook>") -> list[Problem]:
     return _check(text, origin)[1]
 
 
-def load_text(text: str, origin: str = "<rulebook>") -> Rulebook:
-    """Parse and check a rulebook; raise :class:`RulebookInvalid` listing every problem."""
-    book, problems = _check(text, origin)
+def load_text(text: str, origin: str = "<rulebook>", *, published: bool = False) -> Rulebook:
+    """Parse and check a rulebook; raise :class:`RulebookInvalid` listing every problem.
+
+    ``published``: the text is an edition already published (read back from the store
+    or an export). If it predates domain declarations (no record type declares a domain
+    or a statute), its types are not required to; every other check applies.
+    """
+    book, problems = _check(text, origin, published=published)
     if problems or book is None:
         count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
         raise RulebookInvalid(

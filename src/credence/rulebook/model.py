@@ -3,8 +3,8 @@
 A rulebook is a human-readable TOML file (see ``default.toml``) loaded by
 :mod:`credence.rulebook.loader` into these frozen models. Unknown keys are refused
 (``extra="forbid"``); cross-field checks that need the whole book (purpose binding,
-the lines Credence does not cross, duplicate codes) live in the loader so each problem
-can be reported with its location.
+domains and statutes, the lines Credence does not cross, duplicate codes) live in the
+loader so each problem can be reported with its location.
 """
 
 from __future__ import annotations
@@ -110,6 +110,12 @@ class RecordType(Strict):
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
     category: Category
+    #: The conduct domain the type belongs to and the statute that grounds it, from the
+    #: catalogues in code (:mod:`credence.rulebook.domains`). Every record type of a new
+    #: rulebook names both; only an edition published before they were declared may lack
+    #: them (see :func:`credence.rulebook.loader.load_text`).
+    domain: str | None = None
+    statute: str | None = None
     subject_kinds: tuple[SubjectKind, ...] = Field(min_length=1)
     points: float
     half_life_days: float = Field(gt=0)

@@ -71,7 +71,7 @@ def _parsed(text: str, digest: str, version: str) -> tuple[Rulebook, str]:
     if hit is None:
         if content_hash(text) != digest:
             raise tampered(version)
-        book = load_text(text, origin=f"rulebook {digest[:12]}")
+        book = load_text(text, origin=f"rulebook {digest[:12]}", published=True)
         hit = (book, text)
         with _cache_lock:
             _cache[digest] = hit

@@ -22,7 +22,7 @@ def test_check_default_passes() -> None:
     result = runner.invoke(app, ["check", str(DEFAULT_PATH)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        f"OK: version 2026.1, hash {content_hash(DEFAULT)}, 31 record types, 10 services"
+        f"OK: version 2026.1, hash {content_hash(DEFAULT)}, 34 record types, 10 services"
     )
 
 

@@ -243,3 +243,28 @@ def test_tiny_cities_build(
     assert stats.records == records
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Record)) == records
+
+
+def test_government_bodies_have_records_of_their_own_conduct(clock: FixedClock) -> None:
+    """The city draws the positive record types of public bodies, from their sources,
+    for government bodies only, and more of them than of the negative ones."""
+    book = default_rulebook()
+    plan = plan_city(book, persons=1_000, organisations=200, records=20_000, now=clock.now())
+    own = {
+        rt.code
+        for rt in book.record_types
+        if rt.subject_kinds == (SubjectKind.GOVERNMENT,) and rt.points > 0
+    }
+    assert len(own) >= 3
+    signs: Counter[bool] = Counter()
+    drawn: Counter[str] = Counter()
+    for s, t in zip(plan.subject.tolist(), plan.type_idx.tolist(), strict=True):
+        code = plan.type_codes[t]
+        rt = book.record_type_index[code]
+        if plan.subjects[s].kind is SubjectKind.GOVERNMENT:
+            drawn[code] += 1
+            signs[rt.points > 0] += 1
+        else:
+            assert code not in own
+    assert own <= set(drawn)
+    assert signs[True] > signs[False] > 0

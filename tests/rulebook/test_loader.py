@@ -209,7 +209,7 @@ def test_record_type_on_prohibited_ground_is_refused(code: str, name: str, groun
     problem = only(problems_of(text), f"record type {code!r} is about {ground}")
     assert "Credence never scores it" in problem.message
     line = line_of(text, f'code = "{code}"')
-    assert problem.location.startswith(f"{ORIGIN}:{line} record_types[31] (code={code}).")
+    assert problem.location.startswith(f"{ORIGIN}:{line} record_types[34] (code={code}).")
 
 
 def test_prohibited_message_names_ground_and_match() -> None:
@@ -217,7 +217,7 @@ def test_prohibited_message_names_ground_and_match() -> None:
     problem = only(problems_of(text), "attended_protest")
     line = line_of(text, 'code = "attended_protest"')
     assert str(problem) == (
-        f"{ORIGIN}:{line} record_types[31] (code=attended_protest).code: record type "
+        f"{ORIGIN}:{line} record_types[34] (code=attended_protest).code: record type "
         "'attended_protest' is about opinion or expression (matched 'protest'); "
         "Credence never scores it"
     )
@@ -230,7 +230,7 @@ def test_prohibited_ground_found_in_description_alone() -> None:
     problem = only(problems_of(text), "online speech")
     line = line_of(text, 'description = "Reports of posts')
     assert problem.location == (
-        f"{ORIGIN}:{line} record_types[31] (code=neighbourhood_report).description"
+        f"{ORIGIN}:{line} record_types[34] (code=neighbourhood_report).description"
     )
 
 
@@ -316,9 +316,9 @@ def test_duplicate_record_type_code_is_refused() -> None:
     text = DEFAULT + record_type("traffic_violation", "Traffic ticket again", "A copy.")
     problem = only(problems_of(text), "duplicate record type code 'traffic_violation'")
     first = line_of(DEFAULT, 'code = "traffic_violation"') - 1  # the [[record_types]] line
-    assert f"first defined at record_types[28], line {first}" in problem.message
+    assert f"first defined at record_types[31], line {first}" in problem.message
     line = line_of(text, 'code = "traffic_violation"', len(DEFAULT))
-    assert problem.location.startswith(f"{ORIGIN}:{line} record_types[31]")
+    assert problem.location.startswith(f"{ORIGIN}:{line} record_types[34]")
 
 
 def test_duplicate_service_code_is_refused() -> None:
@@ -473,7 +473,7 @@ def test_negative_retention_beyond_severity_class_is_refused() -> None:
     )
     line = line_of(text, "retention_days = 400")
     assert problem.location == (
-        f"{ORIGIN}:{line} record_types[28] (code=traffic_violation).retention_days"
+        f"{ORIGIN}:{line} record_types[31] (code=traffic_violation).retention_days"
     )
 
 
@@ -538,7 +538,7 @@ def test_wrong_type_and_missing_key_are_located() -> None:
     assert bad_points.location.endswith("record_types[6] (code=loan_repaid).points")
     missing = only(problems, "missing required key 'evidence'")
     header = line_of(text, 'code = "heroic_act"') - 1
-    assert missing.location == f"{ORIGIN}:{header} record_types[26] (code=heroic_act).evidence"
+    assert missing.location == f"{ORIGIN}:{header} record_types[29] (code=heroic_act).evidence"
 
 
 def test_toml_syntax_error_gives_line_and_column() -> None:
@@ -685,7 +685,7 @@ def test_locations_skip_multiline_strings_and_arrays() -> None:
     )
     problem = only(problems_of(text), "takes points away")
     line = line_of(text, 'evidence = "certificate"\nseverity', len(DEFAULT))
-    assert problem.location == f"{ORIGIN}:{line} record_types[31] (code=pothole_report).evidence"
+    assert problem.location == f"{ORIGIN}:{line} record_types[34] (code=pothole_report).evidence"
     # The text after the record type is still attributed correctly.
     text = replace_in(text, "air_travel", 'purpose = "judgment_enforcement"', 'purpose = "x"')
     problem = only(problems_of(text), "declares purpose 'x'")
@@ -706,7 +706,7 @@ def test_dotted_keys_and_inline_tables_are_located() -> None:
     units = only(problems, "greater than 0")
     line = line_of(text, "max_units = 0")
     assert units.location == (
-        f"{ORIGIN}:{line} record_types[24] (code=volunteer_service).quantity.max_units"
+        f"{ORIGIN}:{line} record_types[27] (code=volunteer_service).quantity.max_units"
     )
     assert len(problems) == 2
 

@@ -120,6 +120,9 @@ STREAMS: tuple[Stream, ...] = (
     Stream("licence_violation_penalty", "market_regulator", company=0.08),
     Stream("public_contract_breach", "intermediate_court", government=0.06),
     Stream("late_payment_to_suppliers", "finance_bureau", government=0.25),
+    Stream("public_contract_fulfilled", "finance_bureau", government=1.5),
+    Stream("public_judgment_complied", "intermediate_court", government=0.2),
+    Stream("disclosure_obligations_met", "open_government_office", government=0.9),
     # judicial (judgment_satisfied only follows a judgment_default: see FOLLOW_UP)
     Stream("judgment_default", "intermediate_court", person=0.012, company=0.08, government=0.06),
     Stream("judgment_satisfied", "intermediate_court"),
@@ -152,6 +155,7 @@ DELAY_MEAN_DAYS: dict[str, float] = {
     "labour_inspectorate": 6.0,
     "business_registry": 2.0,
     "finance_bureau": 5.0,
+    "open_government_office": 7.0,
 }
 DEFAULT_DELAY_MEAN_DAYS = 3.0
 MAX_DELAY_DAYS = 20

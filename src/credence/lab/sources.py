@@ -86,7 +86,12 @@ DEMO_SOURCES: tuple[SourceSpec, ...] = (
         code="intermediate_court",
         name="Intermediate People's Court",
         kind="court",
-        record_types=(*_JUDICIAL, "contract_breach_judgment", "public_contract_breach"),
+        record_types=(
+            *_JUDICIAL,
+            "contract_breach_judgment",
+            "public_contract_breach",
+            "public_judgment_complied",
+        ),
     ),
     SourceSpec(
         code="traffic_police",
@@ -132,7 +137,17 @@ DEMO_SOURCES: tuple[SourceSpec, ...] = (
         code="finance_bureau",
         name="Municipal Finance Bureau",
         kind="public_finance",
-        record_types=("late_payment_to_suppliers", "supplier_contract_fulfilled"),
+        record_types=(
+            "late_payment_to_suppliers",
+            "supplier_contract_fulfilled",
+            "public_contract_fulfilled",
+        ),
+    ),
+    SourceSpec(
+        code="open_government_office",
+        name="Municipal Open Government Information Office",
+        kind="oversight_authority",
+        record_types=("disclosure_obligations_met",),
     ),
 )
 

@@ -210,24 +210,32 @@ def _numpy(batch: pa.RecordBatch, name: str) -> IntArray:
 
 
 class _CopyStream(io.RawIOBase):
-    """``COPY ... TO STDOUT`` data as a readable binary stream (for Arrow's reader)."""
+    """``COPY ... TO STDOUT`` data as a readable binary stream (for Arrow's reader).
+
+    The driver hands over one row per message; each read fills the reader's buffer
+    with as many as fit, so the reader parses blocks of its own size (one row per block
+    would be one Arrow batch per row)."""
 
     def __init__(self, copy: Any) -> None:
         self._copy = copy
-        self._pending = b""
+        self._pending = bytearray()
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._pending:
+        view = memoryview(buffer).cast("B")
+        size = len(view)
+        while len(self._pending) < size and not self._done:
             block = self._copy.read()
-            if not block:
-                return 0
-            self._pending = bytes(block)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+            if block:
+                self._pending += block
+            else:
+                self._done = True
+        n = min(size, len(self._pending))
+        view[:n] = self._pending[:n]
+        del self._pending[:n]
         return n
 
 

@@ -550,3 +550,21 @@ def test_an_entry_that_commits_late_below_the_snapshot_is_read_again(
     with sessions() as session:
         assert summary.log.entries == session.scalar(select(func.count()).select_from(JournalEntry))
     assert exported_rows(tmp_path / "export") == ledger_rows(sessions)
+
+
+def test_a_record_type_no_edition_names_is_exported_as_it_is(
+    ctx: Context, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The SQLite reader numbers the editions' types in SQL; a type none of them names
+    (written by hand, or by a tool) is read as it is, not dropped or renamed."""
+    with sessions.begin() as session:
+        session.execute(
+            text(
+                "UPDATE records SET record_type = 'hand_written' "
+                "WHERE id IN (SELECT id FROM records ORDER BY id LIMIT 3)"
+            )
+        )
+    export_ledger(ctx, tmp_path / "export")
+    rows = exported_rows(tmp_path / "export")
+    assert rows == ledger_rows(sessions)
+    assert sum(n for row, n in rows.items() if row[1] == "hand_written") == 3

@@ -13,7 +13,7 @@ Memory: the columns of every record (about 48 bytes each) until the parts are wr
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
-from sqlalchemy import BigInteger, Connection, case, select, type_coerce
+from sqlalchemy import BigInteger, Connection, case, func, literal, select, type_coerce
 
 from credence.ledger import endings
 from credence.ledger.tables import Record
@@ -32,6 +32,9 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Rows per chunk fetched from the driver.
 CHUNK = 1 << 18
+#: The largest record id for which :meth:`Endings.of` builds a table by id (4 bytes an
+#: id: 256 MiB at most) rather than searching.
+_TABLE_LIMIT = 1 << 26
 
 _RAW = BigInteger()
 
@@ -89,15 +92,19 @@ class Scan:
     types: list[str]
 
 
-def scan_records(conn: Connection, ids: IntArray, part_subjects: int) -> Scan:
+def scan_records(
+    conn: Connection, ids: IntArray, part_subjects: int, known_types: Sequence[str]
+) -> Scan:
     """Every record with content, in parts of ``part_subjects`` subjects by rank of
-    their subject's id among ``ids`` (sorted)."""
+    their subject's id among ``ids`` (sorted). ``known_types``: the record types the
+    store's editions name (the SQLite reader numbers them in SQL; others are read too)."""
     n_parts = max(1, -(-ids.size // part_subjects))
     parts = [PartRecords() for _ in range(n_parts)]
-    types: dict[str, int] = {}
+    types: dict[str, int] = {code: i for i, code in enumerate(dict.fromkeys(known_types))}
     read = _sqlite_chunks if conn.dialect.name == "sqlite" else _copy_chunks
+    rank_of = _ranks(ids)
     for chunk in read(conn, types):
-        rank = np.searchsorted(ids, chunk["subject_id"])
+        rank = rank_of(chunk["subject_id"])
         part = rank // part_subjects
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
@@ -114,42 +121,82 @@ def scan_records(conn: Connection, ids: IntArray, part_subjects: int) -> Scan:
     return Scan(parts, list(types))
 
 
-def _sql(conn: Connection) -> str:
-    """The records query as the driver runs it (its constants inline: no parameters)."""
-    return str(_RECORDS.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+def _ranks(ids: IntArray) -> Callable[[IntArray], IntArray]:
+    """The rank among ``ids`` (sorted) of each of a column of subject ids: one gather
+    through a table by id where the ids are dense enough (they are, but for a
+    sequence's gaps), a binary search each otherwise."""
+    if ids.size and int(ids[-1]) < 4 * ids.size + 1024:
+        table = np.full(int(ids[-1]) + 1, -1, dtype=np.int64)
+        table[ids] = np.arange(ids.size, dtype=np.int64)
+        return lambda subject: table[subject]
+    return lambda subject: np.searchsorted(ids, subject)
+
+
+def _sql(query: Any, conn: Connection) -> str:
+    """A query as the driver runs it (its constants inline: no parameters)."""
+    return str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _sqlite_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, Any]]:
-    sql = _sql(conn)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    """Chunks of every column as numbers: the record type numbered in SQL (as
+    ``types`` numbers it), a null quantity as a flag beside a 0, so that a chunk of rows
+    becomes one numpy array at C speed (every value is below 2**53: exact in a float64).
+    A type ``types`` lacks comes back as -1 and is looked up by record id."""
+    if types:
+        coded: Any = case(types, value=Record.record_type, else_=-1)
+    else:
+        coded = literal(-1)
+    query = select(
+        Record.id,
+        Record.subject_id,
+        Record.source_id,
+        coded,
+        type_coerce(Record.occurred_at, _RAW),
+        type_coerce(Record.received_at, _RAW),
+        case((Record.quantity.is_(None), 1), else_=0),
+        func.coalesce(Record.quantity, 0.0),
+    ).where(Record.record_type.is_not(None))
+    raw = conn.connection.driver_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql)
+        cursor.execute(_sql(query, conn))
         while rows := cursor.fetchmany(CHUNK):
-            rid, subject, source, rtype, occurred, received, missing, quantity = zip(
-                *rows, strict=True
-            )
-            no_quantity = np.array(missing, dtype=np.bool_)
+            table = np.array(rows, dtype=np.float64)
+            record_id = table[:, 0].astype(np.int64)
+            type_index = table[:, 3].astype(np.int64)
+            unknown = np.flatnonzero(type_index < 0)
+            if unknown.size:
+                type_index[unknown] = _look_up_types(raw, record_id[unknown], types)
+            quantity = table[:, 7].copy()
+            quantity[table[:, 6] != 0] = np.nan
             yield {
-                "record_id": np.array(rid, dtype=np.int64),
-                "subject_id": np.array(subject, dtype=np.int64),
-                "source_id": np.array(source, dtype=np.int64),
-                "type_index": np.array(
-                    [types.setdefault(t, len(types)) for t in rtype], dtype=np.int64
-                ),
-                "occurred": np.array(occurred, dtype=np.int64),
-                "received": np.array(received, dtype=np.int64),
-                "quantity": _quantities(no_quantity, quantity),
+                "record_id": record_id,
+                "subject_id": table[:, 1].astype(np.int64),
+                "source_id": table[:, 2].astype(np.int64),
+                "type_index": type_index,
+                "occurred": table[:, 4].astype(np.int64),
+                "received": table[:, 5].astype(np.int64),
+                "quantity": quantity,
             }
     finally:
         cursor.close()
 
 
-def _quantities(missing: npt.NDArray[np.bool_], quantity: tuple[Any, ...]) -> FloatArray:
-    if not missing.any():
-        return np.array(quantity, dtype=np.float64)
-    values = np.array([0.0 if q is None else q for q in quantity], dtype=np.float64)
-    values[missing] = np.nan
-    return values
+def _look_up_types(raw: Any, record_ids: IntArray, types: dict[str, int]) -> IntArray:
+    """The type numbers of records whose type no edition names (numbered as met)."""
+    found: dict[int, str] = {}
+    cursor = raw.cursor()
+    try:
+        for start in range(0, record_ids.size, 500):
+            batch = [int(i) for i in record_ids[start : start + 500]]
+            marks = ",".join("?" * len(batch))
+            cursor.execute(f"SELECT id, record_type FROM records WHERE id IN ({marks})", batch)
+            found.update(cursor.fetchall())
+    finally:
+        cursor.close()
+    return np.array(
+        [types.setdefault(found[int(i)], len(types)) for i in record_ids], dtype=np.int64
+    )
 
 
 _CSV_COLUMNS = (
@@ -165,7 +212,7 @@ _CSV_COLUMNS = (
 
 
 def _copy_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, Any]]:
-    sql = _sql(conn)
+    sql = _sql(_RECORDS, conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
         reader = csv.open_csv(
@@ -247,18 +294,39 @@ class Endings:
     ended_at: IntArray
     #: The cause's position in :data:`~credence.ledger.endings.CAUSE_ORDER`.
     cause: IntArray
+    _by_id: npt.NDArray[np.int32] | None = field(default=None, repr=False, compare=False)
 
     def of(self, record_id: IntArray) -> tuple[IntArray, IntArray]:
         """When each of ``record_id`` ends (0 where it does not) and by which cause
         (-1 where none)."""
         ended_at = np.zeros(record_id.size, dtype=np.int64)
         cause = np.full(record_id.size, -1, dtype=np.int64)
-        if self.record_id.size and record_id.size:
-            pos = np.minimum(np.searchsorted(self.record_id, record_id), self.record_id.size - 1)
-            hit = self.record_id[pos] == record_id
-            ended_at[hit] = self.ended_at[pos[hit]]
-            cause[hit] = self.cause[pos[hit]]
+        if not (self.record_id.size and record_id.size):
+            return ended_at, cause
+        last = int(self.record_id[-1])
+        if last < _TABLE_LIMIT:
+            # One gather through a table by record id (few records end; ids are dense).
+            table = self._table()
+            pos = np.full(record_id.size, -1, dtype=np.int64)
+            inside = np.flatnonzero(record_id <= last)
+            pos[inside] = table[record_id[inside]]
+            hit = np.flatnonzero(pos >= 0)
+            pos = pos[hit]
+        else:
+            found = np.minimum(np.searchsorted(self.record_id, record_id), self.record_id.size - 1)
+            hit = np.flatnonzero(self.record_id[found] == record_id)
+            pos = found[hit]
+        ended_at[hit] = self.ended_at[pos]
+        cause[hit] = self.cause[pos]
         return ended_at, cause
+
+    def _table(self) -> npt.NDArray[np.int32]:
+        if self._by_id is None:
+            table = np.full(int(self.record_id[-1]) + 1, -1, dtype=np.int32)
+            table[self.record_id] = np.arange(self.record_id.size, dtype=np.int32)
+            object.__setattr__(self, "_by_id", table)
+        assert self._by_id is not None
+        return self._by_id
 
 
 def scan_endings(conn: Connection) -> Endings:

@@ -98,6 +98,7 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 
+
 @dataclass(frozen=True)
 class LogState:
     """The log state an export is: the ledger after its first ``entries`` entries."""
@@ -283,7 +284,8 @@ def _export_snapshot(
     ids = np.array([s[0] for s in subjects], dtype=np.int64)
     sources: dict[int, str] = dict(conn.execute(select(Source.id, Source.code)).all())
     editions = _editions(conn)
-    scanned = scan_records(conn, ids, part_subjects)
+    codes = [rt.code for e in editions for rt in e.rulebook.record_types]
+    scanned = scan_records(conn, ids, part_subjects, codes)
     ends = scan_endings(conn)
     n_parts = len(scanned.parts)
     parts: list[_Part] = []

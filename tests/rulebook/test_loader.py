@@ -29,6 +29,7 @@ from credence.rulebook.model import Category, Outcome, ServiceKind
 from credence.rulebook.problems import Problem
 from credence.rulebook.purposes import PURPOSES
 from credence.rulebook.redlines import PROHIBITED_GROUNDS, prohibited_grounds
+from tests.rulebook.test_guard import record_type
 
 ORIGIN = "default.toml"
 DEFAULT = default_text()
@@ -56,27 +57,6 @@ def replace_in(text: str, code: str, old: str, new: str) -> str:
     following = min((e for e in ends if e != -1), default=len(text))
     assert at < following, f"{old!r} is not in the table of {code!r}"
     return text[:at] + new + text[at + len(old) :]
-
-
-def record_type(code: str, name: str, description: str, **fields: str) -> str:
-    """A ``[[record_types]]`` table that is valid apart from what the test changes."""
-    values = {
-        "category": '"social"',
-        "domain": '"traffic_safety"',
-        "statute": '"road_traffic_safety_law"',
-        "subject_kinds": '["person"]',
-        "points": "-10",
-        "half_life_days": "180",
-        "retention_days": "365",
-        "evidence": '"administrative_penalty"',
-        "severity": '"general"',
-        **fields,
-    }
-    body = "".join(f"{k} = {v}\n" for k, v in values.items())
-    return (
-        f'\n[[record_types]]\ncode = "{code}"\nname = "{name}"\n'
-        f'description = "{description}"\n{body}'
-    )
 
 
 def problems_of(text: str) -> list[Problem]:

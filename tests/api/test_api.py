@@ -65,6 +65,11 @@ def test_rulebook_is_public_and_every_edition_readable(api: Api) -> None:
     assert current["version"] == api.world.edition.version
     assert "air_travel" in {s["code"] for s in current["rulebook"]["services"]}
     assert "judgment_enforcement" in current["purposes"]
+    # Every type's domain and statute, and the catalogues they come from, are public.
+    for rt in current["rulebook"]["record_types"]:
+        domain = current["domains"][rt["domain"]]
+        assert rt["statute"] in domain["statutes"]
+        assert current["statutes"][rt["statute"]]["title_zh"]
     versions = api.client.get("/v1/rulebook/versions").json()
     assert [v["version"] for v in versions] == [current["version"]]
     text = api.client.get(f"/v1/rulebook/versions/{current['version']}/text").text

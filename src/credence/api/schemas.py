@@ -37,6 +37,14 @@ class RulebookOut(EditionOut):
     purposes: dict[str, Any] = Field(
         description="The fixed catalogue of purposes and the categories each may read."
     )
+    domains: dict[str, Any] = Field(
+        description="The fixed catalogue of conduct domains a record type may belong to, "
+        "and the statutes each may cite."
+    )
+    statutes: dict[str, Any] = Field(
+        description="The fixed catalogue of statutes a record type may rest on (English "
+        "and Chinese titles)."
+    )
 
 
 class SubjectRef(Out):

@@ -11,6 +11,7 @@ from credence.api.deps import ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import EditionOut, RulebookOut
 from credence.rulebook import store
+from credence.rulebook.domains import DOMAINS, STATUTES
 from credence.rulebook.purposes import PURPOSES
 
 router = APIRouter(prefix="/v1/rulebook", tags=["rulebook"], route_class=CommittingRoute)
@@ -26,6 +27,16 @@ def _out(edition: store.Edition) -> RulebookOut:
             code: {**asdict(p), "categories": sorted(c.value for c in p.categories)}
             for code, p in PURPOSES.items()
         },
+        domains={
+            code: {
+                **asdict(d),
+                "subject_kinds": None
+                if d.subject_kinds is None
+                else sorted(k.value for k in d.subject_kinds),
+            }
+            for code, d in DOMAINS.items()
+        },
+        statutes={code: asdict(s) for code, s in STATUTES.items()},
     )
 
 

@@ -32,61 +32,45 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Rows per chunk fetched from the driver.
 CHUNK = 1 << 18
-#: The largest record id for which :meth:`Endings.of` builds a table by id (4 bytes an
-#: id: 256 MiB at most) rather than searching.
+#: The largest key for which :func:`positions` builds a table by value (4 bytes a
+#: value: 256 MiB at most) rather than searching.
 _TABLE_LIMIT = 1 << 26
 
 _RAW = BigInteger()
 
-#: The columns read of each record that still has content.
-_RECORDS = select(
-    Record.id,
-    Record.subject_id,
-    Record.source_id,
-    Record.record_type,
-    type_coerce(Record.occurred_at, _RAW),
-    type_coerce(Record.received_at, _RAW),
-    # NULL as a flag beside a number: the driver's rows then convert to numpy at C speed.
-    case((Record.quantity.is_(None), 1), else_=0),
-    Record.quantity,
-).where(Record.record_type.is_not(None))
+
+def _records(record_type: Any, *quantity: Any) -> Any:
+    """The columns read of each record that still has content: its id, subject, source,
+    ``record_type`` as given, instants as stored, then the ``quantity`` columns given."""
+    return select(
+        Record.id,
+        Record.subject_id,
+        Record.source_id,
+        record_type,
+        type_coerce(Record.occurred_at, _RAW),
+        type_coerce(Record.received_at, _RAW),
+        *quantity,
+    ).where(Record.record_type.is_not(None))
 
 
 @dataclass
 class PartRecords:
-    """The records of one part, as numpy columns, in the order read (not yet sorted)."""
+    """The records of one part, as chunks of numpy columns (``record_id``, ``rank``,
+    ``source_id``, ``type_index`` into :attr:`Scan.types`, ``occurred``, ``received``,
+    ``quantity``), in the order read (not yet sorted)."""
 
-    record_id: list[IntArray] = field(default_factory=list)
-    rank: list[IntArray] = field(default_factory=list)
-    source_id: list[IntArray] = field(default_factory=list)
-    #: Index into :attr:`Scan.types`.
-    type_index: list[IntArray] = field(default_factory=list)
-    occurred: list[IntArray] = field(default_factory=list)
-    received: list[IntArray] = field(default_factory=list)
-    quantity: list[FloatArray] = field(default_factory=list)
+    chunks: list[dict[str, npt.NDArray[Any]]] = field(default_factory=list)
 
-    def columns(self) -> dict[str, npt.NDArray[Any]]:
-        """Every column, concatenated."""
-        return {
-            name: np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DTYPES[name])
-            for name, chunks in vars(self).items()
-        }
-
-
-_DTYPES = {
-    "record_id": np.int64,
-    "rank": np.int64,
-    "source_id": np.int64,
-    "type_index": np.int64,
-    "occurred": np.int64,
-    "received": np.int64,
-    "quantity": np.float64,
-}
+    def columns(self) -> dict[str, npt.NDArray[Any]] | None:
+        """Every column, concatenated; None for a part without records."""
+        if not self.chunks:
+            return None
+        return {name: np.concatenate([c[name] for c in self.chunks]) for name in self.chunks[0]}
 
 
 @dataclass
 class Scan:
-    """Every record, sorted into parts; the record types met, in order of first sight."""
+    """Every record, sorted into parts; the record types, as ``type_index`` numbers them."""
 
     parts: list[PartRecords]
     types: list[str]
@@ -102,34 +86,42 @@ def scan_records(
     parts = [PartRecords() for _ in range(n_parts)]
     types: dict[str, int] = {code: i for i, code in enumerate(dict.fromkeys(known_types))}
     read = _sqlite_chunks if conn.dialect.name == "sqlite" else _copy_chunks
-    rank_of = _ranks(ids)
+    rank_of = positions(ids)
     for chunk in read(conn, types):
-        rank = rank_of(chunk["subject_id"])
-        part = rank // part_subjects
+        chunk["rank"] = rank_of(chunk.pop("subject_id"))
+        part = chunk["rank"] // part_subjects
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
         for k in np.flatnonzero(np.diff(bounds)):
             take = order[bounds[k] : bounds[k + 1]]
-            into = parts[k]
-            into.record_id.append(chunk["record_id"][take])
-            into.rank.append(rank[take])
-            into.source_id.append(chunk["source_id"][take])
-            into.type_index.append(chunk["type_index"][take])
-            into.occurred.append(chunk["occurred"][take])
-            into.received.append(chunk["received"][take])
-            into.quantity.append(chunk["quantity"][take])
+            parts[k].chunks.append({name: column[take] for name, column in chunk.items()})
     return Scan(parts, list(types))
 
 
-def _ranks(ids: IntArray) -> Callable[[IntArray], IntArray]:
-    """The rank among ``ids`` (sorted) of each of a column of subject ids: one gather
-    through a table by id where the ids are dense enough (they are, but for a
-    sequence's gaps), a binary search each otherwise."""
-    if ids.size and int(ids[-1]) < 4 * ids.size + 1024:
-        table = np.full(int(ids[-1]) + 1, -1, dtype=np.int64)
-        table[ids] = np.arange(ids.size, dtype=np.int64)
-        return lambda subject: table[subject]
-    return lambda subject: np.searchsorted(ids, subject)
+def positions(keys: IntArray) -> Callable[[IntArray], IntArray]:
+    """A function giving the position of each of a column of values among ``keys``
+    (sorted, distinct, non-negative), -1 where absent: one gather through a table by
+    value where the largest key allows (:data:`_TABLE_LIMIT`), a binary search each
+    otherwise. Subject ranks and record endings are both looked up so."""
+    if keys.size and int(keys[-1]) < _TABLE_LIMIT:
+        table = np.full(int(keys[-1]) + 1, -1, dtype=np.int32)
+        table[keys] = np.arange(keys.size, dtype=np.int32)
+
+        def gather(values: IntArray) -> IntArray:
+            found = np.full(values.size, -1, dtype=np.int64)
+            inside = np.flatnonzero((values >= 0) & (values < table.size))
+            found[inside] = table[values[inside]]
+            return found
+
+        return gather
+
+    def search(values: IntArray) -> IntArray:
+        if not keys.size:
+            return np.full(values.size, -1, dtype=np.int64)
+        found = np.minimum(np.searchsorted(keys, values), keys.size - 1)
+        return np.where(keys[found] == values, found, -1)
+
+    return search
 
 
 def _sql(query: Any, conn: Connection) -> str:
@@ -142,20 +134,12 @@ def _sqlite_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str
     ``types`` numbers it), a null quantity as a flag beside a 0, so that a chunk of rows
     becomes one numpy array at C speed (every value is below 2**53: exact in a float64).
     A type ``types`` lacks comes back as -1 and is looked up by record id."""
-    if types:
-        coded: Any = case(types, value=Record.record_type, else_=-1)
-    else:
-        coded = literal(-1)
-    query = select(
-        Record.id,
-        Record.subject_id,
-        Record.source_id,
+    coded = case(types, value=Record.record_type, else_=-1) if types else literal(-1)
+    query = _records(
         coded,
-        type_coerce(Record.occurred_at, _RAW),
-        type_coerce(Record.received_at, _RAW),
         case((Record.quantity.is_(None), 1), else_=0),
         func.coalesce(Record.quantity, 0.0),
-    ).where(Record.record_type.is_not(None))
+    )
     raw = conn.connection.driver_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
@@ -206,13 +190,12 @@ _CSV_COLUMNS = (
     "record_type",
     "occurred",
     "received",
-    "missing",
     "quantity",
 )
 
 
 def _copy_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, Any]]:
-    sql = _sql(_RECORDS, conn)
+    sql = _sql(_records(Record.record_type, Record.quantity), conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
         reader = csv.open_csv(
@@ -227,7 +210,6 @@ def _copy_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str, 
                     "record_type": pa.string(),
                     "occurred": pa.int64(),
                     "received": pa.int64(),
-                    "missing": pa.int8(),
                     "quantity": pa.float64(),
                 },
                 strings_can_be_null=False,
@@ -286,47 +268,26 @@ class _CopyStream(io.RawIOBase):
         return n
 
 
-@dataclass(frozen=True)
 class Endings:
-    """The earliest ending of every record that has one, by record id (sorted)."""
+    """The earliest ending of every record that has one: ``record_id`` (sorted),
+    ``ended_at``, and ``cause`` (its position in
+    :data:`~credence.ledger.endings.CAUSE_ORDER`)."""
 
-    record_id: IntArray
-    ended_at: IntArray
-    #: The cause's position in :data:`~credence.ledger.endings.CAUSE_ORDER`.
-    cause: IntArray
-    _by_id: npt.NDArray[np.int32] | None = field(default=None, repr=False, compare=False)
+    def __init__(self, record_id: IntArray, ended_at: IntArray, cause: IntArray) -> None:
+        self.ended_at = ended_at
+        self.cause = cause
+        self._find = positions(record_id)
 
     def of(self, record_id: IntArray) -> tuple[IntArray, IntArray]:
         """When each of ``record_id`` ends (0 where it does not) and by which cause
         (-1 where none)."""
+        found = self._find(record_id)
+        hit = np.flatnonzero(found >= 0)
         ended_at = np.zeros(record_id.size, dtype=np.int64)
         cause = np.full(record_id.size, -1, dtype=np.int64)
-        if not (self.record_id.size and record_id.size):
-            return ended_at, cause
-        last = int(self.record_id[-1])
-        if last < _TABLE_LIMIT:
-            # One gather through a table by record id (few records end; ids are dense).
-            table = self._table()
-            pos = np.full(record_id.size, -1, dtype=np.int64)
-            inside = np.flatnonzero(record_id <= last)
-            pos[inside] = table[record_id[inside]]
-            hit = np.flatnonzero(pos >= 0)
-            pos = pos[hit]
-        else:
-            found = np.minimum(np.searchsorted(self.record_id, record_id), self.record_id.size - 1)
-            hit = np.flatnonzero(self.record_id[found] == record_id)
-            pos = found[hit]
-        ended_at[hit] = self.ended_at[pos]
-        cause[hit] = self.cause[pos]
+        ended_at[hit] = self.ended_at[found[hit]]
+        cause[hit] = self.cause[found[hit]]
         return ended_at, cause
-
-    def _table(self) -> npt.NDArray[np.int32]:
-        if self._by_id is None:
-            table = np.full(int(self.record_id[-1]) + 1, -1, dtype=np.int32)
-            table[self.record_id] = np.arange(self.record_id.size, dtype=np.int32)
-            object.__setattr__(self, "_by_id", table)
-        assert self._by_id is not None
-        return self._by_id
 
 
 def scan_endings(conn: Connection) -> Endings:

@@ -282,7 +282,7 @@ def _export_snapshot(
         select(Subject.id, Subject.public_id, Subject.kind, Subject.region).order_by(Subject.id)
     ).all()
     ids = np.array([s[0] for s in subjects], dtype=np.int64)
-    sources: dict[int, str] = dict(conn.execute(select(Source.id, Source.code)).all())
+    sources = _source_codes(conn)
     editions = _editions(conn)
     codes = [rt.code for e in editions for rt in e.rulebook.record_types]
     scanned = scan_records(conn, ids, part_subjects, codes)
@@ -345,23 +345,31 @@ def _subject_table(rows: Sequence[Any], first: int) -> pa.Table:
     )
 
 
+def _source_codes(conn: Connection) -> list[str]:
+    """Every source's code, at the position of its id."""
+    rows = conn.execute(select(Source.id, Source.code)).all()
+    codes = [""] * (max((r[0] for r in rows), default=0) + 1)
+    for source_id, code in rows:
+        codes[source_id] = code
+    return codes
+
+
 def _record_table(
-    part: PartRecords, types: Sequence[str], sources: dict[int, str], ends: Endings
+    part: PartRecords, types: Sequence[str], sources: Sequence[str], ends: Endings
 ) -> pa.Table:
     """A part's records, ordered by subject then by the store's record id, with their
     endings."""
     columns = part.columns()
+    if columns is None:
+        return RECORD_SCHEMA.empty_table()
     order = np.lexsort((columns["record_id"], columns["rank"]))
     ended_at, cause = ends.of(columns["record_id"][order])
-    source_names = [""] * (max(sources, default=0) + 1)
-    for source_id, code in sources.items():
-        source_names[source_id] = code
     ended = cause >= 0
     return pa.Table.from_arrays(
         [
             arrow(columns["rank"][order]),
             _coded(columns["type_index"][order], types, pa.int16()),
-            _coded(columns["source_id"][order], source_names, pa.int16()),
+            _coded(columns["source_id"][order], sources, pa.int16()),
             arrow(columns["occurred"][order]),
             arrow(columns["received"][order]),
             arrow(columns["quantity"][order]),
@@ -377,35 +385,42 @@ def _record_table(
 def _coded(
     index: npt.NDArray[np.int64], names: Sequence[str], index_type: pa.DataType
 ) -> pa.DictionaryArray:
-    """``names[index]`` dictionary-encoded, the dictionary the names present, sorted (so
-    the same values give the same bytes whatever order the store returned them in)."""
+    """``names[index]`` dictionary-encoded (see :func:`_encoded`)."""
     present = np.unique(index)
     labels = [names[i] for i in present]
-    by_name = sorted(range(len(labels)), key=labels.__getitem__)
     remap = np.zeros(len(names) or 1, dtype=np.int64)
-    remap[present[by_name]] = np.arange(len(present))
-    numpy_type = _INDEX_TYPES[index_type]
+    remap[present] = np.arange(present.size)
+    return _encoded(remap[index], labels, index_type)
+
+
+def _dictionary(values: Sequence[str | None], index_type: pa.DataType) -> pa.DictionaryArray:
+    """Strings dictionary-encoded, null for None (see :func:`_encoded`)."""
+    labels = list(dict.fromkeys(v for v in values if v is not None))
+    position = {label: i for i, label in enumerate(labels)}
+    index = np.fromiter(
+        (-1 if v is None else position[v] for v in values), dtype=np.int64, count=len(values)
+    )
+    return _encoded(index, labels, index_type)
+
+
+def _encoded(
+    index: npt.NDArray[np.int64], labels: Sequence[str], index_type: pa.DataType
+) -> pa.DictionaryArray:
+    """``labels[index]`` (null where ``index`` is -1) as a dictionary array whose
+    dictionary is ``labels`` sorted: the same values give the same bytes whatever order
+    the store returned the rows in."""
+    by_label = sorted(range(len(labels)), key=labels.__getitem__)
+    rank = np.zeros(len(labels) or 1, dtype=np.int64)
+    rank[by_label] = np.arange(len(labels))
+    valid = index >= 0
+    codes = np.where(valid, rank[np.where(valid, index, 0)], 0)
     return pa.DictionaryArray.from_arrays(
-        arrow(remap[index].astype(numpy_type)), strings([labels[i] for i in by_name])
+        arrow(codes.astype(_INDEX_TYPES[index_type]), valid=valid),
+        strings([labels[i] for i in by_label]),
     )
 
 
 _INDEX_TYPES: dict[pa.DataType, type[np.generic]] = {pa.int8(): np.int8, pa.int16(): np.int16}
-
-
-def _dictionary(values: Sequence[str | None], index_type: pa.DataType) -> pa.DictionaryArray:
-    """Dictionary-encoded strings, the dictionary sorted (so the same values give the
-    same bytes whatever order the store returned the rows in), null for None."""
-    codes = sorted({v for v in values if v is not None})
-    position = {c: i for i, c in enumerate(codes)}
-    index = np.fromiter(
-        (-1 if v is None else position[v] for v in values), dtype=np.int64, count=len(values)
-    )
-    numpy_type = _INDEX_TYPES[index_type]
-    valid = index >= 0
-    return pa.DictionaryArray.from_arrays(
-        arrow(np.where(valid, index, 0).astype(numpy_type), valid=valid), strings(codes)
-    )
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -45,6 +45,7 @@ from credence.translog import merkle
 from credence.translog.checkpoints import verify_checkpoint
 from credence.translog.keys import load_signer
 from credence.translog.tree import tree_at
+from tests.rulebook.test_guard import record_type
 
 RAW = BigInteger()
 
@@ -414,17 +415,15 @@ def test_a_rulebook_file_that_crosses_a_red_line_is_refused(
     export_ledger(ctx, out)
     edition = layout.editions_of(out)[0]
     bad = tmp_path / "bad.toml"
+    # Valid in every other respect: it claims a domain and a statute.
     bad.write_text(
-        edition.text
-        + '\n[[record_types]]\ncode = "protest_attended"\nname = "Attended a protest"\n'
-        'category = "social_integrity"\npoints = -50\nhalf_life_days = 365\n'
-        "retention_days = 730\n"
+        edition.text + record_type("protest_attended", "Attended a protest", "Took part.")
     )
     result = CliRunner().invoke(
         app, ["score", "--input", str(out), "--out", str(tmp_path / "s"), "--rulebook", str(bad)]
     )
     assert result.exit_code == 1
-    assert "error" in result.output
+    assert "opinion or expression" in result.output
     assert not (tmp_path / "s" / "scores").exists()
 
 

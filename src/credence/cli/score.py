@@ -169,7 +169,10 @@ def run_batch_cli(
                 summary = score_parquet(
                     input_dir, out_dir, at=instant, rulebook=applied.rulebook, progress=tick
                 )
-    except (OSError, ValueError, CredenceError) as exc:
+    except CredenceError as exc:
+        terminal.report(exc, console)
+        return 1
+    except (OSError, ValueError) as exc:
         console.print(f"[red]error[/red]: {escape(terminal.visible(str(exc)))}")
         return 1
     layout.write_run(out_dir, input_dir, applied, summary.as_json())

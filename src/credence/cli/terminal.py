@@ -92,12 +92,17 @@ def errors() -> Iterator[None]:
 
 def fail(exc: CredenceError) -> NoReturn:
     """Print ``exc`` (and its details, when a list) on stderr and exit 1."""
-    err = console(stderr=True)
-    err.print(Text.assemble(("error", "red"), f" ({exc.code}): {exc.message}"))
+    report(exc, console(stderr=True))
+    raise typer.Exit(1) from None
+
+
+def report(exc: CredenceError, out: Console) -> None:
+    """Print ``exc`` as ``error (code): message``, and its details, when a list (a
+    rulebook's problems, say), a line each."""
+    out.print(Text.assemble(("error", "red"), f" ({exc.code}): {visible(exc.message)}"))
     if isinstance(exc.details, list):
         for line in exc.details:
-            err.print(Text(f"  - {line}"))
-    raise typer.Exit(1) from None
+            out.print(Text(f"  - {visible(str(line))}"))
 
 
 # --- consoles and progress -----------------------------------------------------------------

@@ -551,19 +551,40 @@ def test_an_entry_that_commits_late_below_the_snapshot_is_read_again(
     assert exported_rows(tmp_path / "export") == ledger_rows(sessions)
 
 
+#: Bytes that break a careless CSV, SQL or terminal: separators, quotes, a newline, an
+#: escape sequence, a bidirectional override, a non-Latin script.
+HOSTILE = 'hand,"written"\n\x1b[2J\u202e;--\\N 規則'
+
+
 def test_a_record_type_no_edition_names_is_exported_as_it_is(
-    ctx: Context, sessions: sessionmaker[Session], tmp_path: Path
+    ctx: Context, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
 ) -> None:
-    """The SQLite reader numbers the editions' types in SQL; a type none of them names
-    (written by hand, or by a tool) is read as it is, not dropped or renamed."""
+    """The SQLite reader numbers the editions' types in SQL, the PostgreSQL one reads
+    CSV from COPY; a type none of the editions names (written by hand, or by a tool),
+    in hostile bytes, is read as it is, not dropped, split or renamed; so is a region."""
     with sessions.begin() as session:
         session.execute(
             text(
-                "UPDATE records SET record_type = 'hand_written' "
+                "UPDATE records SET record_type = :hostile "
                 "WHERE id IN (SELECT id FROM records ORDER BY id LIMIT 3)"
-            )
+            ),
+            {"hostile": HOSTILE},
+        )
+        civil = session.scalars(select(Source).where(Source.code == "civil_registry")).one()
+        registry.register_subject(
+            session,
+            source=civil,
+            data=SubjectIn(
+                kind=SubjectKind.PERSON,
+                identifier="11010519491231002X",
+                name="N",
+                region=HOSTILE[:16],
+            ),
+            at=clock.now(),
         )
     export_ledger(ctx, tmp_path / "export")
     rows = exported_rows(tmp_path / "export")
     assert rows == ledger_rows(sessions)
-    assert sum(n for row, n in rows.items() if row[1] == "hand_written") == 3
+    assert sum(n for row, n in rows.items() if row[1] == HOSTILE) == 3
+    regions = pq.read_table(tmp_path / "export" / layout.SUBJECTS_DIR).column("region")
+    assert regions.to_pylist()[-1] == HOSTILE[:16]

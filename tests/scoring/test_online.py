@@ -14,18 +14,14 @@ from hypothesis import strategies as st
 from credence.ledger.subject_file import RecordView
 from credence.rulebook.loader import content_hash, default_rulebook, default_text
 from credence.rulebook.model import Category
-from credence.rulebook.store import Edition
+from credence.rulebook.store import edition_of
 from credence.scoring import formula
 from credence.scoring.online import compute
 from tests.world import tier_for
 
 BOOK = default_rulebook()
-EDITION = Edition(
-    BOOK.version,
-    content_hash(default_text()),
-    datetime(2020, 1, 1, tzinfo=UTC),
-    default_text(),
-    BOOK,
+EDITION = edition_of(
+    BOOK.version, content_hash(default_text()), datetime(2020, 1, 1, tzinfo=UTC), default_text()
 )
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

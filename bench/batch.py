@@ -11,8 +11,15 @@ Run ``python -m bench.batch`` (defaults: 10 M subjects, 200 M records; scale dow
 3. times the Spark runner on a smaller population (``--spark-subjects/--spark-records``);
 4. prints one table with rates, per-core rates and ratios.
 
-Every engine's result is checked against the columnar scorer's on the same parts: a
-benchmark of a wrong answer is worthless.
+Every engine's result (the four sub-scores of each subject) is checked against the
+columnar scorer's on the same parts: a benchmark of a wrong answer is worthless. The
+pandas and DuckDB engines apply the rulebook's bounded returns as an analyst would: sum
+each (subject, record type), clamp the sum to ±``max_points`` where the type declares
+it, sum those per (subject, category, sign), cap the positive sum at the category's
+``positive_caps`` entry (negative sums are not capped).
+
+``python -m bench.batch_ab --base REV`` runs the columnar scorer of two versions of the
+code on one population, alternating (:mod:`bench.batch_ab`).
 """
 
 from __future__ import annotations
@@ -33,11 +40,12 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+import credence
 from credence.clock import MICROS_PER_DAY, to_micros
 from credence.lab.population import MANIFEST, generate
-from credence.rulebook.loader import default_rulebook
-from credence.rulebook.model import CATEGORIES
-from credence.scoring import columnar
+from credence.rulebook.loader import default_rulebook, load_text
+from credence.rulebook.model import CATEGORIES, Rulebook
+from credence.scoring import columnar, formula
 from credence.scoring.formula import TypeTable
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -67,6 +75,12 @@ def ensure_population(path: Path, subjects: int, records: int) -> dict[str, Any]
     }
 
 
+def _system() -> float:
+    """System CPU seconds of this process (all threads): page faults on fresh
+    memory show up here, not in user time."""
+    return os.times().system
+
+
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -85,24 +99,36 @@ def _subset(path: Path, limit: int) -> list[columnar.PartInput]:
 # --- engines (each runs in its own subprocess) ------------------------------------------
 
 
-def run_columnar(path: Path, out: Path, workers: int) -> dict[str, Any]:
-    book = default_rulebook()  # loaded (and checked) once per process, not timed
-    cpu, started = time.process_time(), time.perf_counter()
+def rulebook_of(file: str | None) -> Rulebook:
+    """The rulebook a worker scores by: the shipped default, or the text of ``file`` read
+    back as a published edition (so that an older version's default still loads; the
+    A/B scores the new code by the base's default this way)."""
+    if file is None:
+        return default_rulebook()
+    return load_text(Path(file).read_text(encoding="utf-8"), file, published=True)
+
+
+def run_columnar(path: Path, out: Path, workers: int, book: Rulebook) -> dict[str, Any]:
+    # ``book`` is loaded (and checked) once per process, before the timing starts.
+    cpu, system, started = time.process_time(), _system(), time.perf_counter()
     summary = columnar.score_parquet(path, out, at=NOW, rulebook=book, workers=workers)
     return {
         "seconds": time.perf_counter() - started,
         "cpu": time.process_time() - cpu,
+        "sys": _system() - system,
         "records": summary.records,
         "subjects": summary.subjects,
+        "counted": summary.counted,
+        "tiers": summary.tiers,
         "peak_rss": _peak_rss(),
     }
 
 
-def run_kernel(path: Path, limit: int) -> dict[str, Any]:
+def run_kernel(path: Path, limit: int, book: Rulebook) -> dict[str, Any]:
     """The kernel alone, on one thread, over record batches already in memory (the first
     parts, up to ``limit`` records): what the scorer costs apart from Parquet decoding
     and writing."""
-    kernel = columnar.Kernel(TypeTable(default_rulebook()), to_micros(NOW))
+    kernel = columnar.Kernel(TypeTable(book), to_micros(NOW))
     batches = [
         batch
         for part in _subset(path, limit)
@@ -111,21 +137,22 @@ def run_kernel(path: Path, limit: int) -> dict[str, Any]:
     records = sum(b.num_rows for b in batches)
     columnar.keep_heap()
     kernel.sums(batches[0])  # warm up (lookup tables, allocator)
-    cpu, started = time.process_time(), time.perf_counter()
+    cpu, system, started = time.process_time(), _system(), time.perf_counter()
     for batch in batches:
         kernel.sums(batch)
     return {
         "seconds": time.perf_counter() - started,
         "cpu": time.process_time() - cpu,
+        "sys": _system() - system,
         "records": records,
         "peak_rss": _peak_rss(),
     }
 
 
-def _type_frame() -> Any:
+def _type_frame(book: Rulebook) -> Any:
     import pandas as pd
 
-    types = TypeTable(default_rulebook())
+    types = TypeTable(book)
     return pd.DataFrame(
         {
             "points": types.points,
@@ -134,19 +161,31 @@ def _type_frame() -> Any:
             "half_life": types.half_life,
             "retention": types.retention,
             "category": types.category,
+            "negative": [rt.negative for rt in book.record_types],
+            # No bound of its own: clamping to ±inf leaves the sum as it is.
+            "max_points": [
+                np.inf if rt.max_points is None else rt.max_points for rt in book.record_types
+            ],
         },
         index=pd.Index(types.codes, name="record_type"),
     )
 
 
-def run_pandas(path: Path, out: Path, limit: int) -> dict[str, Any]:
-    """The decay math written the way an analyst would in pandas: join the type table,
-    compute a contribution column, group by (subject, category)."""
+def _positive_caps(book: Rulebook) -> list[float]:
+    """Each category's cap on positive points, in category order (inf: none)."""
+    return [float(book.positive_caps.get(c, np.inf)) for c in CATEGORIES]
+
+
+def run_pandas(path: Path, out: Path, limit: int, book: Rulebook) -> dict[str, Any]:
+    """The formula written the way an analyst would in pandas: join the type table,
+    compute a contribution column, group by (subject, type) and clamp to the type's
+    bound, group by (subject, category, sign) and cap the positive sum."""
     import pandas as pd
 
     parts = _subset(path, limit)
     at = to_micros(NOW)
-    types = _type_frame()
+    types = _type_frame(book)
+    caps = np.array(_positive_caps(book))
     cpu, started = time.process_time(), time.perf_counter()
     results = []
     records = 0
@@ -162,11 +201,24 @@ def run_pandas(path: Path, out: Path, limit: int) -> dict[str, Any]:
         decayed = weight * np.exp2(-age.clip(lower=0) / df["half_life"])
         active = counts & (age >= 0) & (age < df["retention"])
         df["contribution"] = decayed.where(active, 0.0)
-        sums = (
-            df.groupby(["subject_id", "category"])["contribution"]
+        effects = (
+            df.groupby(["subject_id", "record_type"])["contribution"]
             .sum()
-            .unstack(fill_value=0.0)
-            .reindex(columns=range(len(CATEGORIES)), fill_value=0.0)
+            .reset_index()
+            .join(types[["category", "negative", "max_points"]], on="record_type")
+        )
+        bound = effects["max_points"]
+        effects["effect"] = effects["contribution"].clip(lower=-bound, upper=bound)
+        signed = (
+            effects.groupby(["subject_id", "category", "negative"])["effect"]
+            .sum()
+            .unstack("negative", fill_value=0.0)
+            .reindex(columns=[False, True], fill_value=0.0)
+        )
+        cap = caps[signed.index.get_level_values("category")]
+        sub = signed[False].clip(upper=cap) + signed[True]
+        sums = sub.unstack("category", fill_value=0.0).reindex(
+            columns=range(len(CATEGORIES)), fill_value=0.0
         )
         results.append(sums)
     scores = pd.concat(results)
@@ -178,20 +230,26 @@ def run_pandas(path: Path, out: Path, limit: int) -> dict[str, Any]:
         "records": records,
         "parts": len(parts),
         "peak_rss": _peak_rss(),
-        "max_rel_diff": _check(scores.reset_index(), parts, out),
+        "max_rel_diff": _check(scores.reset_index(), parts, book),
     }
 
 
-def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any]:
-    """The same math in SQL over the Parquet files; totals per subject written back."""
+def _sql_number(value: float | None) -> str:
+    return "NULL" if value is None else f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+def run_duckdb(path: Path, out: Path, limit: int, threads: int, book: Rulebook) -> dict[str, Any]:
+    """The same formula in SQL over the Parquet files; sub-scores per subject written
+    back."""
     import duckdb
 
     parts = _subset(path, limit)
     at = to_micros(NOW)
-    types = TypeTable(default_rulebook())
+    types = TypeTable(book)
     values = ", ".join(
-        f"('{c}', {float(p)!r}, {bool(h)}, {float(m)!r}, {float(hl)!r}, {float(r)!r}, {int(k)})"
-        for c, p, h, m, hl, r, k in zip(
+        f"('{c}', {float(p)!r}, {bool(h)}, {float(m)!r}, {float(hl)!r}, {float(r)!r}, {int(k)}, "
+        f"{rt.negative}, {_sql_number(rt.max_points)})"
+        for c, p, h, m, hl, r, k, rt in zip(
             types.codes,
             types.points,
             types.has_quantity,
@@ -199,20 +257,24 @@ def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any
             types.half_life,
             types.retention,
             types.category,
+            book.record_types,
             strict=True,
         )
     )
+    caps = ", ".join(f"({j}, {_sql_number(cap)})" for j, cap in enumerate(_positive_caps(book)))
     files = ", ".join(f"'{p.records}'" for p in parts)
     sums = ", ".join(
-        f"sum(CASE WHEN category = {j} THEN contribution ELSE 0 END) AS {c.value}"
+        f"sum(CASE WHEN category = {j} THEN sub ELSE 0 END) AS {c.value}"
         for j, c in enumerate(CATEGORIES)
     )
     query = f"""
         COPY (
-          WITH types(code, points, has_quantity, max_units, half_life, retention, category)
+          WITH types(code, points, has_quantity, max_units, half_life, retention, category,
+                     negative, max_points)
             AS (VALUES {values}),
+          caps(category, cap) AS (VALUES {caps}),
           scored AS (
-            SELECT r.subject_id, t.category,
+            SELECT r.subject_id, r.record_type, t.category, t.negative, t.max_points,
                    CASE WHEN age >= 0 AND age < t.retention
                         THEN (CASE WHEN t.has_quantity AND NOT isnan(r.quantity)
                                    THEN t.points * least(greatest(r.quantity, 0), t.max_units)
@@ -223,9 +285,23 @@ def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any
                   FROM read_parquet([{files}])) r
             JOIN types t ON r.record_type = t.code
             WHERE r.received_at <= {at} AND (r.ended_at IS NULL OR r.ended_at > {at})
+          ),
+          effects AS (
+            SELECT subject_id, category, negative,
+                   CASE WHEN max_points IS NULL THEN sum(contribution)
+                        ELSE least(greatest(sum(contribution), -max_points), max_points)
+                        END AS effect
+            FROM scored GROUP BY subject_id, record_type, category, negative, max_points
+          ),
+          subs AS (
+            SELECT e.subject_id, e.category,
+                   least(coalesce(sum(e.effect) FILTER (WHERE NOT e.negative), 0), c.cap)
+                   + coalesce(sum(e.effect) FILTER (WHERE e.negative), 0) AS sub
+            FROM effects e JOIN caps c ON e.category = c.category
+            GROUP BY e.subject_id, e.category, c.cap
           )
           SELECT subject_id, {sums}
-          FROM scored GROUP BY subject_id
+          FROM subs GROUP BY subject_id
         ) TO '{out / "duckdb.parquet"}' (FORMAT parquet)
     """
     cpu, started = time.process_time(), time.perf_counter()
@@ -243,14 +319,14 @@ def run_duckdb(path: Path, out: Path, limit: int, threads: int) -> dict[str, Any
         "records": records,
         "parts": len(parts),
         "peak_rss": _peak_rss(),
-        "max_rel_diff": _check(result, parts, out),
+        "max_rel_diff": _check(result, parts, book),
     }
 
 
-def _check(frame: Any, parts: list[columnar.PartInput], out: Path) -> float:
-    """Largest relative difference between ``frame`` (subject_id + category sums) and
-    the columnar scorer on the same parts."""
-    kernel = columnar.Kernel(TypeTable(default_rulebook()), to_micros(NOW))
+def _check(frame: Any, parts: list[columnar.PartInput], book: Rulebook) -> float:
+    """Largest relative difference between ``frame`` (subject_id + the four sub-scores)
+    and the columnar scorer's sub-scores on the same parts."""
+    kernel = columnar.Kernel(TypeTable(book), to_micros(NOW))
     worst = 0.0
     ids = frame["subject_id"].to_numpy()
     names = [c.value for c in CATEGORIES]
@@ -258,21 +334,21 @@ def _check(frame: Any, parts: list[columnar.PartInput], out: Path) -> float:
     by_id = np.full(max(p.first_subject + p.subjects for p in parts), -1, dtype=np.int64)
     by_id[ids] = np.arange(len(ids))
     for part in parts:
-        sums, _ = columnar.score_part_sums(part, kernel)
+        tallied, _ = columnar.score_part_sums(part, kernel)
+        sub = formula.finish(tallied, book).sub_scores
         rows = by_id[part.first_subject : part.first_subject + part.subjects]
         has = rows >= 0
         for j, name in enumerate(names):
             theirs = np.zeros(part.subjects)
             theirs[has] = frame[name].to_numpy()[rows[has]]
-            diff = np.abs(theirs - sums[:, j]) / np.maximum(1.0, np.abs(sums[:, j]))
+            diff = np.abs(theirs - sub[:, j]) / np.maximum(1.0, np.abs(sub[:, j]))
             worst = max(worst, float(diff.max(initial=0.0)))
     return worst
 
 
-def run_spark(path: Path, out: Path, runs: int) -> dict[str, Any]:
+def run_spark(path: Path, out: Path, runs: int, book: Rulebook) -> dict[str, Any]:
     from credence.scoring.spark import score_parquet_spark, spark_session
 
-    book = default_rulebook()
     started = time.perf_counter()
     session = spark_session("local[2]", memory="4g", shuffle_partitions=8)
     startup = time.perf_counter() - started
@@ -294,16 +370,19 @@ def _worker(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = Path(args.population)
+    book = rulebook_of(args.rulebook)
     if args.worker == "columnar":
-        result = run_columnar(path, out, args.workers)
+        result = run_columnar(path, out, args.workers, book)
     elif args.worker == "kernel":
-        result = run_kernel(path, args.pandas_records)
+        result = run_kernel(path, args.pandas_records, book)
     elif args.worker == "pandas":
-        result = run_pandas(path, out, args.pandas_records)
+        result = run_pandas(path, out, args.pandas_records, book)
     elif args.worker == "duckdb":
-        result = run_duckdb(path, out, args.duckdb_records, args.workers)
+        result = run_duckdb(path, out, args.duckdb_records, args.workers, book)
     else:
-        result = run_spark(path, out, args.runs)
+        result = run_spark(path, out, args.runs, book)
+    # Which code and rulebook ran (the A/B checks that each version ran its own).
+    result |= {"credence": credence.__file__, "rulebook_version": book.version}
     print(json.dumps(result))
 
 
@@ -368,6 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--population", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--rulebook", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args)

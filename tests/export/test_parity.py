@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,10 +53,17 @@ EACH = 40
 
 
 def second_edition() -> str:
-    """The default rulebook with another version and heavier penalties and rewards."""
-    text = default_text().replace('version = "2026.1"', 'version = "2026.2"', 1)
+    """The default rulebook with another version, heavier penalties and rewards, and
+    other bounds (bounded returns)."""
+    text = default_text().replace('version = "2026.2"', 'version = "2026.3"', 1)
     assert text != default_text()
-    return text.replace("points = -120", "points = -150").replace("points = 10", "points = 13")
+    text = text.replace("points = -120", "points = -150").replace("points = 10", "points = 13")
+    tighter = text.replace("max_points = 40", "max_points = 25").replace(
+        "commercial = 60", "commercial = 45"
+    )
+    assert tighter.count("max_points = 25") >= 2
+    assert "commercial = 45" in tighter
+    return tighter
 
 
 def context(
@@ -159,15 +167,19 @@ def city_with_every_ending(sessions: sessionmaker[Session], clock: FixedClock) -
 
 def online_totals(
     sessions: sessionmaker[Session], public_ids: list[str], at: datetime
-) -> tuple[np.ndarray, list[str], str]:
+) -> tuple[np.ndarray, list[str], str, Counter[str]]:
+    """Every subject's online total and tier, the edition's version, and how many
+    subjects each kind of bound cut (bounded returns: a record type's, a category's)."""
     with sessions() as session:
         edition = store.in_force(session, at)
         totals, tiers = [], []
+        cut: Counter[str] = Counter()
         for public_id in public_ids:
             score = score_subject(session, subject_ref(session, public_id=public_id), edition, at)
             totals.append(score.total)
             tiers.append(score.tier)
-    return np.array(totals), tiers, edition.version
+            cut.update({b.scope for b in score.bounds})
+    return np.array(totals), tiers, edition.version, cut
 
 
 def assert_same(scores: Any, totals: np.ndarray, tiers: list[str]) -> None:
@@ -224,8 +236,11 @@ def test_every_engine_scores_the_exported_city_as_the_online_path_does(
     for at in (summary.as_of, clock.now() - timedelta(days=71)):
         edition = layout.edition_in_force(out, at)
         assert edition is not None
-        totals, tiers, version = online_totals(sessions, public_ids, at)
+        totals, tiers, version, cut = online_totals(sessions, public_ids, at)
         assert edition.version == version
+        # Bounded returns bite in the city: the engines must agree on bounded scores.
+        assert cut["record_type"] >= 100, cut
+        assert cut["category"] >= 20, cut
         local = score_parquet(out, tmp_path / "local", at=at, rulebook=edition)
         assert local.rulebook_version == version
         assert_same(read_scores(tmp_path / "local"), totals, tiers)
@@ -237,4 +252,4 @@ def test_every_engine_scores_the_exported_city_as_the_online_path_does(
             nightly = score_population(session, store.in_force(session, at), at)
         assert np.max(np.abs(nightly.totals - totals) / np.maximum(np.abs(totals), 1.0)) <= 1e-9
         assert nightly.tiers == tiers
-    assert [e.version for e in layout.editions_of(out)] == ["2026.1", "2026.2"]
+    assert [e.version for e in layout.editions_of(out)] == ["2026.2", "2026.3"]

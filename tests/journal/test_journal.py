@@ -303,8 +303,8 @@ def demo_flow(
     assert ask() == []
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
-        update_tiers(session, book, clock.now(), [(p.id, 1000.0)])
-        assert update_tiers(session, book, clock.now(), [(p.id, 0.0)]).down == 1
+        update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])
+        assert update_tiers(session, book, clock.now(), [(p.id, 0.0, (0, 0, 0))]).down == 1
         operator = create_principal(session, role=Role.OPERATOR, name="Flow operator", clock=clock)
         key = issue_key(session, principal=operator, clock=clock)
         revoke_key(session, prefix=key[:PREFIX_LEN], clock=clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +96,18 @@ class ReasonOut(BaseModel):
     points: float
 
 
+class BoundOut(BaseModel):
+    """A bound of the rulebook (bounded returns) that cut what the subject's records add."""
+
+    scope: str = Field(description="record_type (the type's max_points) or category (its cap)")
+    code: str
+    records: int = Field(description="Records behind the points")
+    within: int = Field(description="How many of them, the weightiest first, count")
+    before: float = Field(description="Points before the bound")
+    after: float = Field(description="Points that count")
+    text: str
+
+
 class ContributionOut(BaseModel):
     record_id: str
     record_type: str
@@ -129,6 +142,9 @@ class ScoreOut(BaseModel):
     tier: str
     sub_scores: dict[str, float]
     reasons: list[ReasonOut]
+    bounds: list[BoundOut] = Field(
+        description="What the rulebook's bounded returns cut: repetition past a bound adds nothing"
+    )
     contributions: list[ContributionOut]
 
 
@@ -256,6 +272,7 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
         tier=score.tier,
         sub_scores={c.value: v for c, v in score.sub_scores.items()},
         reasons=[ReasonOut(code=r.code, text=r.text, points=r.points) for r in score.reasons],
+        bounds=[BoundOut(**asdict(b)) for b in score.bounds],
         contributions=[
             ContributionOut(
                 record_id=c.record.record_id,

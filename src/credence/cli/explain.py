@@ -58,6 +58,7 @@ def _as_json(public_id: str, kind: str, at: datetime, result: Score, limit: int)
         "rulebook_hash": result.rulebook_hash,
         "sub_scores": {cat.value: value for cat, value in result.sub_scores.items()},
         "reasons": [{"code": r.code, "text": r.text} for r in result.reasons],
+        "bounds": [{"code": b.code, "scope": b.scope, "text": b.text} for b in result.bounds],
         "records": [
             {
                 "record_id": c.record.record_id,
@@ -116,6 +117,10 @@ def explain(
         out.print(Text("Main factors", style="bold"))
         for reason in result.reasons:
             terminal.indented(out, Text(f"{reason.code}: {reason.text}"))
+    if result.bounds:
+        out.print(Text("Bounded returns (repetition past a bound adds nothing)", style="bold"))
+        for bound in result.bounds:
+            terminal.indented(out, Text(bound.text))
     terminal.show(_rows(result, limit), COLUMNS, title="Records", out=out)
     if len(result.contributions) > limit:
         out.print(f"… and {len(result.contributions) - limit} more records")

@@ -90,9 +90,9 @@ def render(rulebook: Rulebook, digest: str, console: Console | None = None) -> N
     tiers = Table(title="Tiers")
     tiers.add_column("tier")
     tiers.add_column("min score", justify="right")
-    tiers.add_column("description")
+    tiers.add_column("description (generated from threshold and conditions)")
     for tier in rulebook.tiers:
-        tiers.add_row(tier.code, f"{tier.min_score:g}", tier.description)
+        tiers.add_row(tier.code, f"{tier.min_score:g}", rulebook.tier_description(tier.code))
     out.print(tiers)
 
     types = Table(title="Record types (days for half-life and retention)")
@@ -101,6 +101,7 @@ def render(rulebook: Rulebook, digest: str, console: Console | None = None) -> N
         ("category", "left"),
         ("points", "right"),
         ("per unit", "left"),
+        ("at most", "right"),
         ("half-life", "right"),
         ("retention", "right"),
         ("evidence", "left"),
@@ -116,12 +117,20 @@ def render(rulebook: Rulebook, digest: str, console: Console | None = None) -> N
             rt.category.value,
             f"{rt.points:+g}",
             unit,
+            "" if rt.max_points is None else f"{rt.max_points:g}",
             f"{rt.half_life_days:g}",
             f"{rt.retention_days:g}",
             rt.evidence.value,
             rt.severity.value,
         )
     out.print(types)
+    if rulebook.positive_caps:
+        caps = Table(title="Positive points per category, at most")
+        caps.add_column("category")
+        caps.add_column("at most", justify="right")
+        for category, cap in rulebook.positive_caps.items():
+            caps.add_row(category.value, f"{cap:g}")
+        out.print(caps)
 
     services = Table(title="Services")
     services.add_column("code", no_wrap=True)

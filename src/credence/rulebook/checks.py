@@ -31,7 +31,7 @@ from credence.rulebook.problems import Loc, Locator, Problem
 from credence.rulebook.purposes import PURPOSES
 from credence.rulebook.redlines import prohibited_grounds, third_party_term
 
-__all__ = ["CHECKS", "PREDATING_DOMAINS_CHECKS"]
+__all__ = ["AUTHORING_CHECKS", "CHECKS", "PREDATING_DOMAINS_CHECKS"]
 
 
 def _show(number: float) -> str:
@@ -228,6 +228,12 @@ def _check_scale_and_tiers(parts: Parts, locate: Locator) -> Iterator[Problem]:
                 f"{previous.code!r} (min_score {_show(previous.min_score)}); tiers are "
                 "listed highest first with strictly descending min_score",
             )
+        if i == parts.tiers[-1][0] and tier.conditional:
+            yield Problem(
+                locate(("tiers", i)),
+                f"tier {tier.code!r} is the lowest tier and sets conditions; the lowest "
+                "tier holds every subject not placed higher, so it can have none",
+            )
         if scale is not None and not scale.min <= tier.min_score <= scale.max:
             yield Problem(
                 locate(("tiers", i, "min_score")),
@@ -308,6 +314,17 @@ def _check_services(parts: Parts, locate: Locator) -> Iterator[Problem]:
                 )
 
 
+def _check_tier_descriptions(parts: Parts, locate: Locator) -> Iterator[Problem]:
+    for i, tier in parts.tiers:
+        if tier.description:
+            yield Problem(
+                locate(("tiers", i, "description")),
+                f"tier {tier.code!r} has a written description; a tier's description is "
+                "generated from its threshold and conditions, so remove it (state what "
+                "the tier requires with no_negative_at_or_above / max_negative_records)",
+            )
+
+
 Check = Callable[[Parts, Locator], Iterator[Problem]]
 
 CHECKS: tuple[Check, ...] = (
@@ -326,3 +343,7 @@ CHECKS: tuple[Check, ...] = (
 #: statute: every check but that one (such an edition still reads; see
 #: :func:`credence.rulebook.loader.load_text`).
 PREDATING_DOMAINS_CHECKS: tuple[Check, ...] = tuple(c for c in CHECKS if c is not _check_domains)
+
+#: The checks only a new book gets, not a published edition read back: those of rules
+#: that came after editions were published (a published edition stays readable).
+AUTHORING_CHECKS: tuple[Check, ...] = (_check_tier_descriptions,)

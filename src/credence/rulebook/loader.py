@@ -9,7 +9,8 @@ fix a book in one pass. :func:`load_text` refuses a book with any problem.
 Every record type of a book names its conduct domain and statute. An edition that was
 published before record types declared them is still read back (``published=True``, as
 the store and an export read their editions): a published edition stays readable, and
-every other check still applies to it.
+every other check still applies to it. Likewise a tier's written description (tiers'
+descriptions are now generated) is refused in a new book only.
 
 The content hash (:func:`content_hash`) of the exact text is what every score names.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from credence.errors import RulebookInvalid
-from credence.rulebook.checks import CHECKS, PREDATING_DOMAINS_CHECKS
+from credence.rulebook.checks import AUTHORING_CHECKS, CHECKS, PREDATING_DOMAINS_CHECKS
 from credence.rulebook.model import Rulebook
 from credence.rulebook.parts import Parts
 from credence.rulebook.problems import Locator, Problem, syntax_problem, validation_problems
@@ -76,6 +77,8 @@ def _check(
         problems.extend(validation_problems(exc, locate, ()))
     parts = Parts.of(data)
     checks = PREDATING_DOMAINS_CHECKS if published and _predates_domains(data) else CHECKS
+    if not published:
+        checks = (*checks, *AUTHORING_CHECKS)
     for check in checks:
         problems.extend(check(parts, locate))
     # File order (stable), as a compiler lists errors: fix from the top down.

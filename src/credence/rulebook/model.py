@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,11 +81,34 @@ class Strict(BaseModel):
 
 
 class Tier(Strict):
-    """A letter tier: subjects whose total is at least ``min_score`` (highest first)."""
+    """A letter tier: subjects whose total is at least ``min_score`` and who meet the
+    tier's conditions (tiers are listed highest first; a subject is in the highest tier
+    whose threshold and conditions they meet).
+
+    A condition looks at the negative records that weigh against the subject at the
+    instant (they count, are within their retention and take points away): none of
+    severity ``no_negative_at_or_above`` or worse, at most ``max_negative_records`` of
+    any severity. The lowest tier has none: it holds everyone else. A tier's public
+    description is generated from its threshold and conditions
+    (:meth:`Rulebook.tier_description`), never written by hand.
+    """
 
     code: str = Field(min_length=1, max_length=8)
     min_score: float
+    no_negative_at_or_above: Severity | None = None
+    max_negative_records: int | None = Field(default=None, ge=0)
+    #: Free text, only in editions published before descriptions were generated: read
+    #: back so that they stay readable, never shown (the loader refuses it in a new book).
     description: str = ""
+
+    @property
+    def conditional(self) -> bool:
+        return self.no_negative_at_or_above is not None or self.max_negative_records is not None
+
+
+#: Severities from the least to the most severe (the order tier conditions compare in).
+SEVERITIES: tuple[Severity, ...] = (Severity.MINOR, Severity.GENERAL, Severity.SERIOUS)
+SEVERITY_INDEX: dict[Severity, int] = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 class SeverityClass(Strict):
@@ -126,6 +150,10 @@ class RecordType(Strict):
     #: Record types whose presence ends this one's restrictive effect (e.g. a
     #: judgment-satisfied record lifts a judgment-default record).
     lifted_by: tuple[str, ...] = ()
+    #: Bounded returns: a subject's records of this type together move the score by at
+    #: most this many points (up for a positive type, down for a negative one), however
+    #: many there are. None: no bound of its own (its category's may still apply).
+    max_points: float | None = Field(default=None, gt=0)
 
     @property
     def negative(self) -> bool:
@@ -162,6 +190,9 @@ class Service(Strict):
     court_ordered: bool = False
 
 
+PositiveCap = Annotated[float, Field(gt=0)]
+
+
 class Scale(Strict):
     base: float
     min: float
@@ -185,6 +216,9 @@ class Rulebook(Strict):
     tiers: tuple[Tier, ...] = Field(min_length=2)
     tier_hysteresis: float = Field(default=5.0, ge=0)
     categories: dict[Category, str]
+    #: Bounded returns per category: the positive records of a category together add at
+    #: most this many points (negative records are not bounded by it).
+    positive_caps: dict[Category, PositiveCap] = Field(default_factory=dict)
     severity_classes: dict[Severity, SeverityClass]
     dispute: Dispute
     record_types: tuple[RecordType, ...] = Field(min_length=1)
@@ -203,3 +237,36 @@ class Rulebook(Strict):
 
     def service(self, code: str) -> Service | None:
         return self.service_index.get(code)
+
+    def tier_description(self, code: str) -> str:
+        """The public description of tier ``code``, generated from its threshold and
+        conditions, so that it cannot say more or less than the rule enforces. (It names
+        no upper bound: a subject above a higher tier's threshold who misses one of its
+        conditions is placed in the highest tier whose conditions they meet.)"""
+        for i, tier in enumerate(self.tiers):
+            if tier.code == code:
+                return tier_text(tier, lowest=i == len(self.tiers) - 1)
+        raise KeyError(code)
+
+
+def _points(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
+
+
+def tier_text(tier: Tier, *, lowest: bool) -> str:
+    """The description of ``tier`` from its threshold and conditions."""
+    if lowest:
+        return "Every subject not placed in a higher tier."
+    parts = [f"a total of at least {_points(tier.min_score)} points"]
+    severity = tier.no_negative_at_or_above
+    if severity is not None:
+        worse = " or worse" if severity is not SEVERITIES[-1] else ""
+        parts.append(f"no negative record of severity {severity.value}{worse} still counting")
+    most = tier.max_negative_records
+    if most == 0:
+        parts.append("no negative record of any severity still counting")
+    elif most is not None:
+        plural = "record" if most == 1 else "records"
+        parts.append(f"at most {most} negative {plural} still counting")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."

@@ -1,8 +1,9 @@
 """Scoring every subject at once, from the ledger, in bounded memory.
 
 Records stream out of the store in chunks; each chunk goes through the same array
-functions as the online path (:mod:`credence.scoring.formula`) and adds into one
-``(subjects, 4)`` array indexed by the dense subject id. The result is written to the
+functions as the online path (:mod:`credence.scoring.formula`) and adds into one tally
+(``(subjects, width)``, indexed by the dense subject id), which
+:func:`~credence.scoring.formula.finish` turns into scores. The result is written to the
 ``scores`` snapshot table.
 """
 
@@ -38,6 +39,9 @@ class Population:
     totals: formula.FloatArray
     tiers: list[str]
     records: int
+    #: ``(subjects, 3)``: negative records weighing against each subject, by severity
+    #: (least severe first): what tier conditions read, hysteresis included.
+    against: formula.FloatArray
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def score_population(
     at_us = to_micros(at)
     n_ids = (session.scalar(select(func.max(Subject.id))) or 0) + 1
     total_records = session.scalar(select(func.count(Record.id))) or 0
-    sums = np.zeros((n_ids, len(CATEGORIES)), dtype=np.float64)
+    tallied = np.zeros((n_ids, types.width), dtype=np.float64)
     code_index = {code: i for i, code in enumerate(types.codes)}
 
     raw = BigInteger()
@@ -96,16 +100,18 @@ def score_population(
         qty = np.array([np.nan if q is None else q for q in quantity], dtype=np.float64)[keep]
         age = counting.age_days(at_us, np.asarray(occurred, dtype=np.int64)[keep])
         contrib = types.contributions(type_idx, qty, age)
-        sums += formula.category_sums(subj, types.category[type_idx], contrib, n_ids)
+        if subj.size:
+            lo, hi = int(subj.min()), int(subj.max())
+            tallied[lo : hi + 1] += formula.tally(subj - lo, type_idx, contrib, hi - lo + 1, types)
         seen += len(rows)
         if progress is not None:
             progress(seen, total_records)
 
     ids = np.array(sorted(session.scalars(select(Subject.id))), dtype=np.int64)
-    sub = sums[ids]
-    totals = formula.totals(sub, edition.rulebook)
-    tiers = [str(t) for t in formula.tier_codes(totals, edition.rulebook)]
-    return Population(ids, sub, totals, tiers, seen)
+    finished = formula.finish(tallied[ids], edition.rulebook)
+    order = formula.tier_order(edition.rulebook)
+    tiers = [str(t) for t in order[finished.tiers]]
+    return Population(ids, finished.sub_scores, finished.totals, tiers, seen, finished.against)
 
 
 def write_snapshot(

@@ -8,14 +8,14 @@ exporter of the ledger would)::
                                             received_at, quantity, ended_at
 
 Part ``k`` of ``records`` holds only records of the subjects of part ``k`` of
-``subjects``, so a part is scored on its own: one ``(subjects in part, 4)`` array of
-per-category sums is all the state there is. Records stream through in Arrow record
-batches; each batch goes through :class:`Kernel`, which selects the records that count
-(received at or before ``at``, effect not ended by ``at``, type known to the rulebook)
-and hands numpy arrays to the one formula, :meth:`TypeTable.weights
+``subjects``, so a part is scored on its own: one ``(subjects in part, width)`` tally
+(:func:`~credence.scoring.formula.tally`) is all the state there is. Records stream
+through in Arrow record batches; each batch goes through :class:`Kernel`, which selects
+the records that count (received at or before ``at``, effect not ended by ``at``, type
+known to the rulebook) and hands numpy arrays to the one formula, :meth:`TypeTable.weights
 <credence.scoring.formula.TypeTable.weights>`, :func:`~credence.scoring.formula.contributions`
-and :func:`~credence.scoring.formula.category_sums`. Totals and tiers come from
-:func:`~credence.scoring.formula.totals` and :func:`~credence.scoring.formula.tier_index`.
+and :func:`~credence.scoring.formula.tally`. Sub-scores, totals and tiers come from
+:func:`~credence.scoring.formula.finish`.
 The Spark runner (:mod:`credence.scoring.spark`) runs the same :class:`Kernel` on each
 Arrow batch Spark hands it.
 
@@ -136,7 +136,7 @@ def keep_heap() -> bool:
 
 @dataclass(frozen=True)
 class BatchSums:
-    """Per-(subject, category) sums of one batch.
+    """The tally (:func:`~credence.scoring.formula.tally`) of one batch.
 
     Row ``i`` of :attr:`sums` belongs to subject ``lo + i`` when :attr:`ids` is None
     (the batch's subjects span a short range), else to subject ``ids[i]``.
@@ -251,7 +251,7 @@ class Kernel:
         """
         n = batch.num_rows
         if n == 0:
-            return BatchSums(0, np.zeros((0, N_CATEGORIES)), None, 0, 0)
+            return BatchSums(0, np.zeros((0, self.types.width)), None, 0, 0)
         names = batch.schema.names
         subject = as_numpy(batch.column(names.index("subject_id")))
         type_idx, maybe_unknown = self.type_index(batch.column(names.index("record_type")))
@@ -270,15 +270,13 @@ class Kernel:
         contrib = formula.contributions(
             weights, age_days, types.half_life[type_idx], types.retention[type_idx]
         )
-        category = types.category[type_idx]
-
         lo, hi = int(subject.min()), int(subject.max())
         span = hi - lo + 1
         if compact and span > 4 * n + 1024:
             ids, local = np.unique(subject, return_inverse=True)
-            sums = formula.category_sums(local.astype(np.int64), category, contrib, ids.size)
+            sums = formula.tally(local.astype(np.int64), type_idx, contrib, ids.size, types)
             return BatchSums(lo, sums, ids.astype(np.int64), n, counted)
-        sums = formula.category_sums(subject - lo, category, contrib, span)
+        sums = formula.tally(subject - lo, type_idx, contrib, span, types)
         return BatchSums(lo, sums, None, n, counted)
 
 
@@ -484,8 +482,9 @@ def score_part_sums(
     batch_records: int = BATCH_RECORDS,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[FloatArray, int]:
-    """``(subjects in part, 4)`` sums of one part, and how many records counted."""
-    sums = np.zeros((part.subjects, N_CATEGORIES), dtype=np.float64)
+    """The ``(subjects in part, width)`` tally of one part, and how many records
+    counted."""
+    sums = np.zeros((part.subjects, kernel.types.width), dtype=np.float64)
     counted = 0
     if not part.records.exists():
         return sums, 0
@@ -507,26 +506,25 @@ def score_part_sums(
 
 
 def score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> pa.Table:
-    """Scores (:data:`SCORE_SCHEMA`) of ``subject_ids`` from their per-category sums:
-    totals and tiers by the formula's :func:`~credence.scoring.formula.totals` and
-    :func:`~credence.scoring.formula.tier_index`."""
+    """Scores (:data:`SCORE_SCHEMA`) of ``subject_ids`` from their tally rows, by the
+    formula's :func:`~credence.scoring.formula.finish`."""
     table = _coded_score_table(subject_ids, sums, rulebook)
     tier = table.column("tier").combine_chunks().dictionary_decode()
     return table.set_column(table.num_columns - 1, SCORE_SCHEMA.field("tier"), tier)
 
 
 def _coded_score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> pa.Table:
-    total = formula.totals(sums, rulebook)
+    finished = formula.finish(sums, rulebook)
     # The tier column is built from integer codes: no Python string per subject.
     tier = pa.DictionaryArray.from_arrays(
-        arrow(formula.tier_index(total, rulebook).astype(np.int8)),
+        arrow(finished.tiers.astype(np.int8)),
         strings([str(c) for c in formula.tier_order(rulebook)]),
     )
     return pa.Table.from_arrays(
         [
             arrow(subject_ids.astype(np.int64, copy=False)),
-            arrow(total),
-            *(arrow(sums[:, j]) for j in range(N_CATEGORIES)),
+            arrow(finished.totals),
+            *(arrow(finished.sub_scores[:, j]) for j in range(N_CATEGORIES)),
             tier,
         ],
         schema=_WRITE_SCHEMA,

@@ -53,6 +53,26 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """A bound of the rulebook (bounded returns) that cut what a subject's records add:
+    a record type's ``max_points`` or a category's cap on positive points."""
+
+    #: "record_type" or "category".
+    scope: str
+    #: The record type's code or the category.
+    code: str
+    #: Records behind the points (counting, worth something now).
+    records: int
+    #: How many of them, the weightiest first, fit within the bound (the last one may
+    #: fit in part); the rest add nothing.
+    within: int
+    #: Points before the bound, and the points that count.
+    before: float
+    after: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Score:
     as_of: datetime
     rulebook_version: str
@@ -65,12 +85,17 @@ class Score:
     tier: str
     #: Every record considered, largest current effect first.
     contributions: list[Contribution] = field(default_factory=list)
+    #: The bounds that cut something (bounded returns), as the explanation states them.
+    bounds: list[Bound] = field(default_factory=list)
+    #: How many negative records of each severity (least severe first) weigh against
+    #: the subject: what the tiers' conditions read.
+    against: tuple[int, ...] = (0, 0, 0)
 
     @cached_property
     def reasons(self) -> list[Reason]:
         """The reason codes of the score (:func:`reasons_for`); worked out when first
         read (a decision gives its own reasons and never reads these)."""
-        return reasons_for(self.contributions)
+        return reasons_for(self.contributions, self.bounds)
 
 
 #: The status of a record whose effect ended, by the cause that ended it.
@@ -128,7 +153,7 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     age_list: list[float] = []
     retention_list: list[float] = []
     if not scored:
-        row, total = _nothing_counts(book)
+        finished = _nothing_counts(book)
     else:
         type_idx = np.array(type_list, dtype=np.int64)
         counted = [ordered[i] for i in scored]
@@ -145,9 +170,9 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         point_list, weight_list = points.tolist(), weights.tolist()
         retention_list = retention.tolist()
         subject_idx = np.zeros(len(scored), dtype=np.int64)
-        sums = formula.category_sums(subject_idx, types.category[type_idx], points, 1)
-        total = float(formula.totals(sums, book)[0])
-        row = sums[0].tolist()
+        finished = formula.finish(formula.tally(subject_idx, type_idx, points, 1, types), book)
+    row = finished.sub_scores[0].tolist()
+    total = float(finished.totals[0])
     sub_scores = {c: row[i] for i, c in enumerate(CATEGORIES)}
 
     by_position = {pos: k for k, pos in enumerate(scored)}
@@ -195,27 +220,89 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         maximum=book.scale.max,
         sub_scores=sub_scores,
         total=total,
-        tier=formula.tier_of(total, book),
+        tier=str(formula.tier_order(book)[finished.tiers[0]]),
         contributions=contributions,
+        bounds=_bounds(finished, book, contributions) if scored else [],
+        against=tuple(int(n) for n in finished.against[0]),
     )
 
 
-def _nothing_counts(book: Rulebook) -> tuple[list[float], float]:
-    """The sub-scores and total of a subject none of whose records count: the formula's
-    sums of no contributions and their total, worked out once per rulebook (most
-    decisions find no record of the service's categories)."""
+def _nothing_counts(book: Rulebook) -> formula.Finished:
+    """The score of a subject none of whose records count: the formula's finish of an
+    empty tally, worked out once per rulebook (most decisions find no record of the
+    service's categories)."""
     return formula.derived(book, "nothing", _no_contributions)
 
 
-def _no_contributions(book: Rulebook) -> tuple[list[float], float]:
+def _no_contributions(book: Rulebook) -> formula.Finished:
     none = np.zeros(0, dtype=np.int64)
-    sums = formula.category_sums(none, none, np.zeros(0, dtype=np.float64), 1)
-    return sums[0].tolist(), float(formula.totals(sums, book)[0])
+    types = formula.type_table(book)
+    rows = formula.tally(none, none, np.zeros(0, dtype=np.float64), 1, types)
+    return formula.finish(rows, book)
 
 
-def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASONS) -> list[Reason]:
+def _bounds(
+    finished: formula.Finished, book: Rulebook, contributions: Sequence[Contribution]
+) -> list[Bound]:
+    """The bounds that cut something, in words: for a record type, how many of its
+    records (the weightiest first) fit within its bound; for a category, its positive
+    points before and after its cap."""
+    types = formula.type_table(book)
+    out: list[Bound] = []
+    for j, (_, _, bound) in enumerate(types.bounded):
+        before = float(finished.type_effects[0, j])
+        if abs(before) <= bound:
+            continue
+        rt = book.record_types[types.bounded_types[j]]
+        sizes = sorted(
+            (abs(c.points) for c in contributions if c.record.record_type == rt.code and c.points),
+            reverse=True,
+        )
+        within = int(np.searchsorted(np.cumsum(sizes), bound, side="left")) + 1
+        within = min(within, len(sizes))
+        after = bound if before > 0 else -bound
+        out.append(
+            Bound(
+                scope="record_type",
+                code=rt.code,
+                records=len(sizes),
+                within=within,
+                before=before,
+                after=after,
+                text=f"{rt.name}: {within} of {len(sizes)} records count (this type moves "
+                f"the score by at most {bound:g} points); the rest add nothing",
+            )
+        )
+    for c, category in enumerate(CATEGORIES):
+        cap = float(types.positive_caps[c])
+        before = float(finished.positive[0, c])
+        if before <= cap:
+            continue
+        records = sum(1 for x in contributions if x.category is category and x.points > 0)
+        out.append(
+            Bound(
+                scope="category",
+                code=category.value,
+                records=records,
+                within=records,
+                before=before,
+                after=cap,
+                text=f"{book.categories.get(category, category.value)}: positive records "
+                f"add {before:.1f} points, of which {cap:g} count (the category's cap); "
+                "the rest add nothing",
+            )
+        )
+    return out
+
+
+def reasons_for(
+    contributions: Sequence[Contribution],
+    bounds: Sequence[Bound] = (),
+    *,
+    limit: int = MAX_REASONS,
+) -> list[Reason]:
     """Up to ``limit`` reason codes: the record types that move the score most, by size of
-    their combined current effect, each in plain language."""
+    their combined current effect (after the type's bound), each in plain language."""
     effect: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     names: dict[str, str] = {}
@@ -224,6 +311,9 @@ def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASO
             effect[c.record.record_type] += c.points
             count[c.record.record_type] += 1
             names[c.record.record_type] = c.name
+    bounded = {b.code: b for b in bounds if b.scope == "record_type"}
+    for code, bound in bounded.items():
+        effect[code] = bound.after
     ranked = sorted(effect, key=lambda code: (-abs(effect[code]), code))[:limit]
     reasons = []
     for code in ranked:
@@ -231,14 +321,15 @@ def reasons_for(contributions: Sequence[Contribution], *, limit: int = MAX_REASO
         verb = "raise" if effect[code] > 0 else "lower"
         direction = f"{verb}s" if n == 1 else verb
         records = "record" if n == 1 else "records"
-        reasons.append(
-            Reason(
-                code=code.upper(),
-                text=f"{names[code]}: {n} {records} {direction} the score by "
-                f"{abs(effect[code]):.1f} points now",
-                points=effect[code],
+        size = abs(effect[code])
+        text = f"{names[code]}: {n} {records} {direction} the score by {size:.1f} points now"
+        if code in bounded:
+            text = (
+                f"{names[code]}: {bounded[code].within} of {n} records count, moving the "
+                f"score by {abs(effect[code]):.1f} points now (the type's bound); the rest "
+                "add nothing"
             )
-        )
+        reasons.append(Reason(code=code.upper(), text=text, points=effect[code]))
     return reasons
 
 

@@ -4,16 +4,16 @@ Spark reads the records Parquet (as :mod:`credence.lab.population` writes it, or
 export with the same columns) and hands each task's rows to Python as Arrow record
 batches (``mapInArrow``). Each batch goes through the local runner's
 :class:`~credence.scoring.columnar.Kernel`, so the record selection and the formula are
-the very code the local engine and the online path run. The kernel yields per-subject,
-per-category sums; sums are additive, so Spark adds them up per subject across batches
-and partitions (a group-by), every subject of ``subjects/`` is joined in (one with no
-record scores the base), and a second ``mapInArrow`` turns sums into totals and tiers
-with :func:`~credence.scoring.columnar.score_table` (the formula's ``totals`` and
-``tier_index``). Scores are written as Parquet with
-:data:`~credence.scoring.columnar.SCORE_SCHEMA`.
+the very code the local engine and the online path run. The kernel yields per-subject
+tallies (:func:`~credence.scoring.formula.tally`); tallies are additive, so Spark adds
+them up per subject across batches and partitions (a group-by), every subject of
+``subjects/`` is joined in (one with no record scores the base), and a second
+``mapInArrow`` turns tallies into scores with
+:func:`~credence.scoring.columnar.score_table` (the formula's ``finish``). Scores are
+written as Parquet with :data:`~credence.scoring.columnar.SCORE_SCHEMA`.
 
 Results equal the local engine's to float rounding (≤ 1e-9 relative): only the order
-in which partial sums of a subject are added differs.
+in which partial tallies of a subject are added differs.
 
 Local mode (``local[2]``) serves tests and one machine; point ``master`` at a cluster
 (or pass a ``SparkSession``) for a nation.
@@ -58,7 +58,6 @@ from credence.scoring.layout import RECORD_COLUMNS, RECORDS_DIR, SCORES_DIR, SUB
 #: batches, so per-batch overhead stays small.
 ARROW_BATCH_RECORDS = 1 << 17
 
-_SUMS_DDL = "subject_id long, " + ", ".join(f"{c} double" for c in SUB_SCORE_COLUMNS)
 _SCORES_DDL = (
     "subject_id long, total double, "
     + ", ".join(f"{c} double" for c in SUB_SCORE_COLUMNS)
@@ -115,7 +114,7 @@ def spark_session(
 
 
 def _partial_sums(kernel: Kernel, counted: Accumulator[int] | None = None) -> Any:
-    """The ``mapInArrow`` function: records in, per-(subject, category) sums out; adds
+    """The ``mapInArrow`` function: records in, per-subject tallies out; adds
     the number of records that counted to ``counted``."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -130,20 +129,25 @@ def _partial_sums(kernel: Kernel, counted: Accumulator[int] | None = None) -> An
                     arrow(got.subject_ids()),
                     *(arrow(got.sums[:, j]) for j in range(got.sums.shape[1])),
                 ],
-                names=["subject_id", *SUB_SCORE_COLUMNS],
+                names=["subject_id", *_tally_columns(got.sums.shape[1])],
             )
 
     return run
 
 
+def _tally_columns(width: int) -> list[str]:
+    """Names of the tally's columns in Spark's frames (``t0``, ``t1``, …)."""
+    return [f"t{j}" for j in range(width)]
+
+
 def _finish(rulebook: Rulebook) -> Any:
-    """The ``mapInArrow`` function: per-subject sums in, totals and tiers out."""
+    """The ``mapInArrow`` function: per-subject tallies in, scores out."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             ids = as_numpy(batch.column(0)).astype(np.int64, copy=False)
             sums = np.column_stack(
-                [as_numpy(batch.column(j + 1)) for j in range(len(SUB_SCORE_COLUMNS))]
+                [as_numpy(batch.column(j + 1)) for j in range(batch.num_columns - 1)]
             ).astype(np.float64, copy=False)
             yield from score_table(ids, sums, rulebook).to_batches()
 
@@ -165,14 +169,14 @@ def scores_frame(
     kernel = Kernel(types, at_us)
     records = spark.read.parquet(str(input_dir / RECORDS_DIR))
     present = [c for c in RECORD_COLUMNS if c in records.columns]
-    partial = records.select(*present).mapInArrow(_partial_sums(kernel, counted), _SUMS_DDL)
-    # Sums are additive: a subject's partial sums from every batch and partition add up
-    # to its sums over all its records.
-    summed = partial.groupBy("subject_id").agg(*(F.sum(c).alias(c) for c in SUB_SCORE_COLUMNS))
+    columns = _tally_columns(types.width)
+    ddl = "subject_id long, " + ", ".join(f"{c} double" for c in columns)
+    partial = records.select(*present).mapInArrow(_partial_sums(kernel, counted), ddl)
+    # Tallies are additive: a subject's partial tallies from every batch and partition
+    # add up to the tally of all their records.
+    summed = partial.groupBy("subject_id").agg(*(F.sum(c).alias(c) for c in columns))
     subjects = spark.read.parquet(str(input_dir / SUBJECTS_DIR)).select("subject_id")
-    everyone = subjects.join(summed, "subject_id", "left").fillna(
-        0.0, subset=list(SUB_SCORE_COLUMNS)
-    )
+    everyone = subjects.join(summed, "subject_id", "left").fillna(0.0, subset=columns)
     return everyone.mapInArrow(_finish(book), _SCORES_DDL)
 
 

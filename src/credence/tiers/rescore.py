@@ -35,6 +35,11 @@ def rescore(
         session,
         edition.rulebook,
         at,
-        zip(population.subject_ids.tolist(), population.totals.tolist(), strict=True),
+        zip(
+            population.subject_ids.tolist(),
+            population.totals.tolist(),
+            population.against.tolist(),
+            strict=True,
+        ),
     )
     return RescoreReport(summary=summary, moves=moves)

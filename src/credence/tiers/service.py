@@ -10,7 +10,7 @@ refreshed in between); a change is also a notification.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,11 +48,16 @@ class TierMoves:
 
 
 def update_tiers(
-    session: Session, book: Rulebook, at: datetime, totals: Iterable[tuple[int, float]]
+    session: Session,
+    book: Rulebook,
+    at: datetime,
+    scores: Iterable[tuple[int, float, Sequence[float]]],
 ) -> TierMoves:
-    """Apply hysteresis to each ``(subject_id, total)``; store, notify and journal every
-    change. Returns how many tiers were set first, moved up and moved down."""
-    pairs = dict(totals)
+    """Apply hysteresis to each ``(subject_id, total, against)`` (``against``: negative
+    records weighing against the subject, by severity, least severe first: what tier
+    conditions read); store, notify and journal every change. Returns how many tiers
+    were set first, moved up and moved down."""
+    pairs = {subject_id: (total, against) for subject_id, total, against in scores}
     ids = sorted(pairs)
     current: dict[int, SubjectTier] = {}
     for chunk in _chunks(ids):
@@ -61,13 +66,13 @@ def update_tiers(
     first: list[SubjectTier] = []
     changes: list[tuple[SubjectTier, str]] = []
     for subject_id in ids:
-        total = pairs[subject_id]
+        total, against = pairs[subject_id]
         row = current.get(subject_id)
         if row is None:
-            tier = next_tier(book, None, total)
+            tier = next_tier(book, None, total, against)
             first.append(SubjectTier(subject_id=subject_id, tier=tier, total=total, since=at))
             continue
-        tier = next_tier(book, row.tier, total)
+        tier = next_tier(book, row.tier, total, against)
         if tier != row.tier:
             changes.append((row, row.tier))
             row.tier, row.total, row.since = tier, total, at

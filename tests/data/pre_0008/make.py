@@ -351,8 +351,9 @@ def flow(factory: sessionmaker[Session], clock: FixedClock) -> list[str]:
     clock.advance(timedelta(days=1))
     assert ask() == []
     with factory.begin() as session:
-        update_tiers(session, book, clock.now(), [(person.id, 1000.0)])
-        update_tiers(session, book, clock.now(), [(person.id, 0.0)])  # moves the tier down
+        update_tiers(session, book, clock.now(), [(person.id, 1000.0, (0, 0, 0))])
+        # Moves the tier down.
+        update_tiers(session, book, clock.now(), [(person.id, 0.0, (0, 0, 0))])
         operator = create_principal(
             session, role=Role.OPERATOR, name="Migration operator", clock=clock
         )

@@ -18,11 +18,17 @@ router = APIRouter(prefix="/v1/rulebook", tags=["rulebook"], route_class=Committ
 
 
 def _out(edition: store.Edition) -> RulebookOut:
+    book = edition.rulebook
+    published = book.model_dump(mode="json")
+    # A tier's description is generated from its threshold and conditions (an edition
+    # published before that may carry free text: it is not shown).
+    for tier in published["tiers"]:
+        tier["description"] = book.tier_description(tier["code"])
     return RulebookOut(
         version=edition.version,
         content_hash=edition.content_hash,
         published_at=edition.published_at,
-        rulebook=edition.rulebook.model_dump(mode="json"),
+        rulebook=published,
         purposes={
             code: {**asdict(p), "categories": sorted(c.value for c in p.categories)}
             for code, p in PURPOSES.items()

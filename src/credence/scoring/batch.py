@@ -67,7 +67,7 @@ def score_population(
     at_us = to_micros(at)
     n_ids = (session.scalar(select(func.max(Subject.id))) or 0) + 1
     total_records = session.scalar(select(func.count(Record.id))) or 0
-    tallied = np.zeros((n_ids, types.width), dtype=np.float64)
+    tallied = formula.empty_tally(n_ids, types)
     code_index = {code: i for i, code in enumerate(types.codes)}
 
     raw = BigInteger()

@@ -242,8 +242,8 @@ class Kernel:
         return np.unique(np.concatenate(found)) if len(found) > 1 else found[0]
 
     def sums(self, batch: pa.RecordBatch | pa.Table, *, compact: bool = False) -> BatchSums:
-        """Per-(subject, category) sums of the records of ``batch`` that count at the
-        kernel's instant.
+        """The tally (:func:`~credence.scoring.formula.tally`) of the records of
+        ``batch`` that count at the kernel's instant.
 
         Rows cover the range of subject ids in the batch. With ``compact``, a batch whose
         ids spread over a range much longer than the batch (unsorted input) gets one row
@@ -251,7 +251,7 @@ class Kernel:
         """
         n = batch.num_rows
         if n == 0:
-            return BatchSums(0, np.zeros((0, self.types.width)), None, 0, 0)
+            return BatchSums(0, formula.empty_tally(0, self.types), None, 0, 0)
         names = batch.schema.names
         subject = as_numpy(batch.column(names.index("subject_id")))
         type_idx, maybe_unknown = self.type_index(batch.column(names.index("record_type")))
@@ -484,20 +484,14 @@ def score_part_sums(
 ) -> tuple[FloatArray, int]:
     """The ``(subjects in part, width)`` tally of one part, and how many records
     counted."""
-    sums = np.zeros((part.subjects, kernel.types.width), dtype=np.float64)
+    sums = formula.empty_tally(part.subjects, kernel.types)
     counted = 0
     if not part.records.exists():
         return sums, 0
-    end = part.first_subject + part.subjects
     for batch in part_batches(part.records, kernel.at_us, batch_records):
         got = kernel.sums(batch)
         if got.sums.shape[0]:
-            lo = got.lo - part.first_subject
-            if lo < 0 or got.lo + got.sums.shape[0] > end:
-                raise ValueError(
-                    f"{part.records}: a record's subject lies outside the part's subjects "
-                    f"{part.first_subject}..{end - 1}"
-                )
+            lo = _within(part, got.lo, got.sums.shape[0])
             sums[lo : lo + got.sums.shape[0]] += got.sums
         counted += got.counted
         if on_batch is not None:
@@ -505,26 +499,148 @@ def score_part_sums(
     return sums, counted
 
 
+@dataclass(frozen=True)
+class PartScores:
+    """Scores of one part's subjects, in subject order: sub-scores as one contiguous
+    column per category (``(4, n)``), totals and tier numbers."""
+
+    sub_scores: FloatArray
+    totals: FloatArray
+    tiers: IntArray
+
+    @classmethod
+    def allocate(cls, n: int) -> PartScores:
+        # Sub-scores and totals in one block: for a large part it is one mapping of its
+        # own, outside the heap that the batches' temporaries come and go from (on a
+        # worker thread's heap, a long-lived block in between made glibc map and unmap
+        # heaps over and over: ten times the page faults).
+        block = np.empty((N_CATEGORIES + 1, n))
+        return cls(block[:N_CATEGORIES], block[N_CATEGORIES], np.empty(n, dtype=np.int8))
+
+    @classmethod
+    def of(cls, rows: FloatArray, rulebook: Rulebook) -> PartScores:
+        """The scores of whole tally rows."""
+        scores = cls.allocate(rows.shape[0])
+        scores.put(0, rows, rulebook)
+        return scores
+
+    def put(self, at: int, rows: FloatArray, rulebook: Rulebook) -> None:
+        """Finish tally ``rows`` (:func:`~credence.scoring.formula.finish`) into the
+        scores of subjects ``at``, ``at + 1``, …"""
+        finished = formula.finish(rows, rulebook)
+        end = at + rows.shape[0]
+        self.sub_scores[:, at:end] = finished.sub_scores.T
+        self.totals[at:end] = finished.totals
+        self.tiers[at:end] = finished.tiers
+
+
+class _Unsorted(Exception):
+    """A part's records are not in subject order (the streaming path needs them so)."""
+
+    def __init__(self, reported: int) -> None:
+        super().__init__("records not in subject order")
+        #: Records already reported to the progress callback.
+        self.reported = reported
+
+
+def score_part(
+    part: PartInput,
+    kernel: Kernel,
+    rulebook: Rulebook,
+    *,
+    batch_records: int = BATCH_RECORDS,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[PartScores, int]:
+    """The scores of one part's subjects, and how many records counted.
+
+    Records in subject order (as the export and the generator write them) are scored
+    as they stream: after each batch, the subjects before the batch's last one have all
+    their records, so their tally rows are finished at once and dropped; only a window
+    of about one batch's subjects is held (and stays in the core's cache). A part whose
+    records are not in subject order is noticed (a batch reaches back before the window)
+    and scored again from a tally of the whole part (:func:`score_part_sums`).
+    """
+    try:
+        return _score_sorted_part(part, kernel, rulebook, batch_records, on_batch)
+    except _Unsorted as unsorted:
+        rows, counted = score_part_sums(part, kernel, batch_records=batch_records)
+        if on_batch is not None:
+            on_batch(part.record_count - unsorted.reported)
+        return PartScores.of(rows, rulebook), counted
+
+
+def _score_sorted_part(
+    part: PartInput,
+    kernel: Kernel,
+    rulebook: Rulebook,
+    batch_records: int,
+    on_batch: Callable[[int], None] | None,
+) -> tuple[PartScores, int]:
+    scores = PartScores.allocate(part.subjects)
+    #: The tally row of subject ``start``, the last one of the previous batch (its
+    #: records may go on in the next batch); empty before the first batch.
+    window = formula.empty_tally(0, kernel.types)
+    start = counted = reported = 0
+    if part.records.exists():
+        for batch in part_batches(part.records, kernel.at_us, batch_records):
+            got = kernel.sums(batch)
+            rows = got.sums.shape[0]
+            if rows:
+                lo = _within(part, got.lo, rows)
+                if lo < start:
+                    raise _Unsorted(reported)
+                tally = got.sums  # the batch's own array: added into, finished, dropped
+                if lo == start:
+                    tally[: window.shape[0]] += window
+                elif lo > start:  # the window's subject and any without records: done
+                    before = formula.empty_tally(lo - start, kernel.types)
+                    before[: window.shape[0]] = window
+                    scores.put(start, before, rulebook)
+                # Subjects before the batch's last one have all their records.
+                scores.put(lo, tally[:-1], rulebook)
+                window, start = tally[-1:], lo + rows - 1
+            counted += got.counted
+            reported += got.records
+            if on_batch is not None:
+                on_batch(got.records)
+    rest = formula.empty_tally(part.subjects - start, kernel.types)
+    rest[: window.shape[0]] = window
+    scores.put(start, rest, rulebook)
+    return scores, counted
+
+
+def _within(part: PartInput, first: int, rows: int) -> int:
+    """The part-relative number of subject ``first``, once rows ``first`` ..
+    ``first + rows - 1`` are known to be the part's subjects."""
+    lo = first - part.first_subject
+    end = part.first_subject + part.subjects
+    if lo < 0 or first + rows > end:
+        raise ValueError(
+            f"{part.records}: a record's subject lies outside the part's subjects "
+            f"{part.first_subject}..{end - 1}"
+        )
+    return lo
+
+
 def score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> pa.Table:
     """Scores (:data:`SCORE_SCHEMA`) of ``subject_ids`` from their tally rows, by the
     formula's :func:`~credence.scoring.formula.finish`."""
-    table = _coded_score_table(subject_ids, sums, rulebook)
+    table = _coded_score_table(subject_ids, PartScores.of(sums, rulebook), rulebook)
     tier = table.column("tier").combine_chunks().dictionary_decode()
     return table.set_column(table.num_columns - 1, SCORE_SCHEMA.field("tier"), tier)
 
 
-def _coded_score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook) -> pa.Table:
-    finished = formula.finish(sums, rulebook)
+def _coded_score_table(subject_ids: IntArray, scores: PartScores, rulebook: Rulebook) -> pa.Table:
     # The tier column is built from integer codes: no Python string per subject.
     tier = pa.DictionaryArray.from_arrays(
-        arrow(finished.tiers.astype(np.int8)),
+        arrow(scores.tiers.astype(np.int8, copy=False)),
         strings([str(c) for c in formula.tier_order(rulebook)]),
     )
     return pa.Table.from_arrays(
         [
             arrow(subject_ids.astype(np.int64, copy=False)),
-            arrow(finished.totals),
-            *(arrow(finished.sub_scores[:, j]) for j in range(N_CATEGORIES)),
+            arrow(scores.totals),
+            *(arrow(scores.sub_scores[j]) for j in range(N_CATEGORIES)),
             tier,
         ],
         schema=_WRITE_SCHEMA,
@@ -532,11 +648,11 @@ def _coded_score_table(subject_ids: IntArray, sums: FloatArray, rulebook: Rulebo
 
 
 def write_scores(
-    path: Path, subject_ids: IntArray, sums: FloatArray, rulebook: Rulebook
+    path: Path, subject_ids: IntArray, scores: PartScores, rulebook: Rulebook
 ) -> pa.Table:
     """Write the scores of ``subject_ids`` to ``path`` (read back, the file has
     :data:`SCORE_SCHEMA`); returns the table written."""
-    table = _coded_score_table(subject_ids, sums, rulebook)
+    table = _coded_score_table(subject_ids, scores, rulebook)
     pq.write_table(table, path, **WRITE_OPTIONS)
     return table
 
@@ -604,7 +720,8 @@ def score_parquet(
     """Score every subject of the population under ``input_dir`` as of ``at`` and write
     ``out_dir/scores/part-*.parquet`` (one per input part, :data:`SCORE_SCHEMA`).
 
-    Memory holds one part's sums and one batch per worker thread.
+    Memory holds one part's scores and about one batch per worker thread (records in
+    subject order; otherwise one part's tally: see :func:`score_part`).
     """
     started = time.perf_counter()
     keep_heap()
@@ -628,11 +745,11 @@ def score_parquet(
             progress(now, total_records)
 
     def one(part: PartInput) -> tuple[int, dict[str, int]]:
-        sums, counted = score_part_sums(
-            part, kernel, batch_records=batch_records, on_batch=advanced
+        scores, counted = score_part(
+            part, kernel, book, batch_records=batch_records, on_batch=advanced
         )
         ids = np.arange(part.first_subject, part.first_subject + part.subjects, dtype=np.int64)
-        table = write_scores(scores_dir / part.name, ids, sums, book)
+        table = write_scores(scores_dir / part.name, ids, scores, book)
         return counted, tier_counts(table.column("tier"), book)
 
     if progress is not None:

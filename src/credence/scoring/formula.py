@@ -48,6 +48,7 @@ from credence.rulebook.model import (
     SEVERITIES,
     SEVERITY_INDEX,
     Rulebook,
+    Tier,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -101,15 +102,26 @@ def tally(
 ) -> FloatArray:
     """The ``(n_subjects, types.width)`` tally of records (see the module docstring):
     each record's contribution added into its type's column, and 1 into its severity's
-    column if it weighs against the subject (contribution < 0). Two bincounts."""
+    column if it weighs against the subject (contribution < 0). Two bincounts.
+
+    Stored column by column (the array is Fortran-ordered): :func:`finish` works a
+    column at a time, and a column of a batch's tally is contiguous.
+    """
     width = types.width
-    flat = subject_idx * width + types.column[type_idx]
-    out = np.bincount(flat, weights=contrib, minlength=n_subjects * width)
+    flat = types.column[type_idx] * n_subjects + subject_idx
+    out = np.bincount(flat, weights=contrib, minlength=width * n_subjects)
+    columns = out.astype(np.float64, copy=False).reshape(width, n_subjects)
     against = (contrib < 0.0).nonzero()[0]
     if against.size:
-        slots = subject_idx[against] * width + types.against_column[type_idx[against]]
-        out += np.bincount(slots, minlength=n_subjects * width)
-    return out.astype(np.float64, copy=False).reshape(n_subjects, width)
+        n = len(SEVERITIES)
+        slots = types.severity[type_idx[against]] * n_subjects + subject_idx[against]
+        columns[width - n :] += np.bincount(slots, minlength=n * n_subjects).reshape(n, -1)
+    return columns.T
+
+
+def empty_tally(n_subjects: int, types: TypeTable) -> FloatArray:
+    """A tally of no records for ``n_subjects`` (column by column, as :func:`tally`)."""
+    return np.zeros((n_subjects, types.width), order="F")
 
 
 @dataclass(frozen=True)
@@ -130,52 +142,62 @@ class Finished:
     against: FloatArray
 
 
-#: Tally rows finished at a time: a block's temporaries stay in the core's cache (4,096
-#: rows of a 26-column tally are 832 KiB), and no temporary the size of a part is made.
-FINISH_BLOCK = 1 << 12
+#: Subjects finished at a time: a block's temporaries stay in the core's cache, and no
+#: temporary the size of a part is made.
+FINISH_BLOCK = 1 << 14
 
 
 def finish(rows: FloatArray, rulebook: Rulebook) -> Finished:
     """Sub-scores, totals and tiers of tally rows (:func:`tally`), by the bounds and the
-    tier conditions of ``rulebook``, a block of rows at a time."""
+    tier conditions of ``rulebook``: a block of subjects at a time, a column at a time
+    (fastest on a tally stored column by column, as :func:`tally` makes them)."""
     types = type_table(rulebook)
     n = rows.shape[0]
+    columns = rows.T
     first = 2 * N_CATEGORIES
     bounded = len(types.bounded)
-    sub = np.empty((n, N_CATEGORIES))
-    positive = np.empty((n, N_CATEGORIES))
+    severities = types.width - len(SEVERITIES)
+    upper = np.where(types.bounded_signs == 0, types.bounds, np.inf)[:, None]
+    lower = np.where(types.bounded_signs == 1, -types.bounds, -np.inf)[:, None]
+    caps = types.positive_caps[:, None]
+    scale = rulebook.scale
+    sub = np.empty((N_CATEGORIES, n))
+    positive = np.empty((N_CATEGORIES, n))
     total = np.empty(n)
     tiers = np.empty(n, dtype=np.intp)
     for lo in range(0, n, FINISH_BLOCK):
-        block = rows[lo : lo + FINISH_BLOCK]
-        signed = block[:, :first].copy()  # (positive, negative) per category
+        hi = min(lo + FINISH_BLOCK, n)
+        block = columns[:, lo:hi]
+        signed = block[:first].copy()  # (positive, negative) per category
         if bounded:
-            # Each bounded type's effect clamped to ±its bound, added into its category
-            # and sign's column (a 0/1 matrix: products are exact).
-            clamped = np.clip(block[:, first : first + bounded], -types.bounds, types.bounds)
-            signed += clamped @ types.bounded_into
-        up = positive[lo : lo + FINISH_BLOCK]
-        up[:] = signed[:, 0::2]
-        capped = np.minimum(up, types.positive_caps)
-        part = sub[lo : lo + FINISH_BLOCK]
-        np.add(capped, signed[:, 1::2], out=part)
-        total[lo : lo + FINISH_BLOCK] = totals(part, rulebook)
-        against = block[:, types.width - len(SEVERITIES) :]
-        tiers[lo : lo + FINISH_BLOCK] = tier_index(total[lo : lo + FINISH_BLOCK], rulebook, against)
-    effects = rows[:, first : first + bounded]
-    return Finished(sub, total, tiers, effects, positive, rows[:, types.width - len(SEVERITIES) :])
-
-
-def totals(sub_scores: FloatArray, rulebook: Rulebook) -> FloatArray:
-    """Totals from sub-scores: base plus the sum over categories, clamped to the scale."""
-    scale = rulebook.scale
-    # clamp(x) = min(max(x, scale.min), scale.max), as np.clip computes it, in place:
-    # np.clip's dispatch costs more than the arithmetic on a handful of subjects.
-    total: FloatArray = np.add.reduce(sub_scores, axis=1)
-    np.add(total, scale.base, out=total)  # base + Σ: addition commutes exactly
-    np.maximum(total, scale.min, out=total)
-    np.minimum(total, scale.max, out=total)
-    return total
+            # Each bounded type's effect clamped to its bound (in a copy: a positive
+            # type's effect is never below 0 and a negative one's never above, so one
+            # side each), then each group's clamped effects added into its category and
+            # sign's column, in column order.
+            clamped = np.minimum(block[first : first + bounded], upper)
+            if types.negative_bounded:
+                np.maximum(clamped, lower, out=clamped)
+            for into, start, end in types.groups:
+                target = signed[into]
+                for j in range(start, end):
+                    target += clamped[j]
+        up = positive[:, lo:hi]
+        up[:] = signed[0::2]
+        part = sub[:, lo:hi]
+        np.minimum(up, caps, out=part)
+        part += signed[1::2]
+        # total = clamp(base + Σ sub-scores, scale.min, scale.max), summed in category
+        # order.
+        t = total[lo:hi]
+        np.add(part[0], part[1], out=t)
+        for c in range(2, N_CATEGORIES):
+            t += part[c]
+        t += scale.base
+        np.maximum(t, scale.min, out=t)
+        np.minimum(t, scale.max, out=t)
+        tiers[lo:hi] = tier_index(t, rulebook, block[severities:].T)
+    effects = columns[first : first + bounded].T
+    return Finished(sub.T, total, tiers, effects, positive.T, columns[severities:].T)
 
 
 def tier_of(total: float, rulebook: Rulebook, against: Sequence[float]) -> str:
@@ -206,16 +228,22 @@ def eligible(rulebook: Rulebook, against: FloatArray) -> npt.NDArray[np.bool_]:
     against them, by severity (``(n, 3)``, least severe first)."""
     ordered = rulebook.tiers[::-1]
     ok = np.ones((against.shape[0], len(ordered)), dtype=bool)
-    columns = [against[:, k] for k in range(len(SEVERITIES))]
     for k, tier in enumerate(ordered):
-        if tier.no_negative_at_or_above is not None:
-            worst = SEVERITY_INDEX[tier.no_negative_at_or_above]
-            for column in columns[worst:]:
-                ok[:, k] &= column == 0
-        if tier.max_negative_records is not None:
-            count = sum(columns[1:], columns[0])
-            ok[:, k] &= count <= tier.max_negative_records
+        if tier.conditional:
+            ok[:, k] = ~_misses(tier, against)
     return ok
+
+
+def _misses(tier: Tier, against: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether each subject misses a condition of ``tier`` (see :func:`eligible`)."""
+    columns = [against[:, k] for k in range(len(SEVERITIES))]
+    missed = np.zeros(against.shape[0], dtype=bool)
+    if tier.no_negative_at_or_above is not None:
+        for column in columns[SEVERITY_INDEX[tier.no_negative_at_or_above] :]:
+            missed |= column != 0
+    if tier.max_negative_records is not None:
+        missed |= sum(columns[1:], columns[0]) > tier.max_negative_records
+    return missed
 
 
 def tier_index(total: Any, rulebook: Rulebook, against: FloatArray) -> Any:
@@ -228,21 +256,14 @@ def tier_index(total: Any, rulebook: Rulebook, against: FloatArray) -> Any:
     """
     thresholds = derived(rulebook, "tier_thresholds", _thresholds)
     index = np.searchsorted(thresholds, total, side="right")
-    if derived(rulebook, "tier_conditions", _has_conditions):
-        ok = eligible(rulebook, against)
-        rows = np.arange(index.shape[0])
-        # Step down, highest tier first, while the tier reached is one whose conditions
-        # fail; the lowest tier (0) always holds.
-        for _ in range(len(rulebook.tiers) - 1):
-            down = (index > 0) & ~ok[rows, index]
-            if not down.any():
-                break
-            index = index - down
+    # From the highest tier down: a subject placed in a tier whose conditions they miss
+    # steps down one; the step is checked again at the tier below (the lowest tier has
+    # no conditions, so everyone stops there).
+    ordered = rulebook.tiers[::-1]
+    for k in range(len(ordered) - 1, 0, -1):
+        if ordered[k].conditional:
+            index -= (index == k) & _misses(ordered[k], against)
     return index
-
-
-def _has_conditions(rulebook: Rulebook) -> bool:
-    return any(t.conditional for t in rulebook.tiers)
 
 
 _derived: dict[tuple[int, str], tuple[Rulebook, Any]] = {}
@@ -284,7 +305,13 @@ class TypeTable:
         # per type with a bound of its own, then one per severity.
         sign = np.array([1 if rt.points < 0 else 0 for rt in types], dtype=np.int64)
         column = 2 * self.category + sign
-        bounded = [i for i, rt in enumerate(types) if rt.max_points is not None]
+        # Bounded types' columns are grouped by the (category, sign) column they go into,
+        # so that one reduceat sums each group's clamped effects.
+        bounded = sorted(
+            (i for i, rt in enumerate(types) if rt.max_points is not None),
+            key=lambda i: (int(column[i]), i),
+        )
+        into = [int(column[i]) for i in bounded]
         for j, i in enumerate(bounded):
             column[i] = 2 * N_CATEGORIES + j
         #: Each type's tally column.
@@ -295,17 +322,22 @@ class TypeTable:
         ]
         #: Which type each bounded column is (its number).
         self.bounded_types: list[int] = bounded
-        #: Each bounded type's bound, and the 0/1 matrix that adds its column into its
-        #: category and sign's (``(bounded, 8)``).
+        #: Each bounded type's bound.
         self.bounds = np.array([b for *_, b in self.bounded], dtype=np.float64)
-        self.bounded_into = np.zeros((len(bounded), 2 * N_CATEGORIES), dtype=np.float64)
-        for j, (category, sign_of, _) in enumerate(self.bounded):
-            self.bounded_into[j, 2 * category + sign_of] = 1.0
+        #: Each bounded column's sign (1: a negative type), and whether any is negative.
+        self.bounded_signs = np.array([int(sign[i]) for i in bounded], dtype=np.int64)
+        self.negative_bounded = bool(self.bounded_signs.any())
+        #: The groups of bounded columns (among them: start, end) that go into the same
+        #: (category, sign) column, and that column.
+        starts = [j for j in range(len(into)) if j == 0 or into[j] != into[j - 1]]
+        self.groups: list[tuple[int, int, int]] = [
+            (into[a], a, b) for a, b in zip(starts, [*starts[1:], len(into)], strict=True)
+        ]
         self.width = 2 * N_CATEGORIES + len(bounded) + len(SEVERITIES)
-        #: The column a record of each type adds 1 to when it weighs against the subject.
-        self.against_column: IntArray = np.array(
-            [self.width - len(SEVERITIES) + SEVERITY_INDEX[rt.severity] for rt in types],
-            dtype=np.int64,
+        #: Each type's severity number (the tally's last columns count the records that
+        #: weigh against the subject, by severity).
+        self.severity: IntArray = np.array(
+            [SEVERITY_INDEX[rt.severity] for rt in types], dtype=np.int64
         )
         caps = rulebook.positive_caps
         #: Each category's cap on positive points (inf where it has none).

@@ -146,9 +146,12 @@ def _finish(rulebook: Rulebook) -> Any:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             ids = as_numpy(batch.column(0)).astype(np.int64, copy=False)
-            sums = np.column_stack(
-                [as_numpy(batch.column(j + 1)) for j in range(batch.num_columns - 1)]
-            ).astype(np.float64, copy=False)
+            # Column by column, as the formula keeps a tally.
+            sums = (
+                np.stack([as_numpy(batch.column(j + 1)) for j in range(batch.num_columns - 1)])
+                .astype(np.float64, copy=False)
+                .T
+            )
             yield from score_table(ids, sums, rulebook).to_batches()
 
     return run

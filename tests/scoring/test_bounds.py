@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -240,6 +241,20 @@ def test_the_columnar_engine_applies_the_same_bounds(tmp_path: Path, order: str)
         for category, value in online.sub_scores.items():
             assert got[sid][category.value] == pytest.approx(value, rel=1e-12, abs=1e-12)
     assert [row["tier"] for row in got] == ["AA", "A", "AA", "A"]
+
+
+def test_a_rulebook_without_bounds_sums_every_record() -> None:
+    text = re.sub(r"(?m)^max_points = .*\n", "", default_text())
+    text = re.sub(r"(?ms)^\[positive_caps\]\n.*?\n\n", "", text)
+    unbounded = edition(text)
+    assert not load_text(text).positive_caps
+    views = records("tax_paid_on_time", 169, every=10.5)
+    got = score(views, unbounded)
+    assert got.bounds == []
+    assert got.sub_scores[Category.GOVERNMENT_AFFAIRS] == pytest.approx(
+        sum(c.points for c in got.contributions), rel=1e-12
+    )
+    assert got.sub_scores[Category.GOVERNMENT_AFFAIRS] > 3 * bound_of("tax_paid_on_time")
 
 
 @pytest.mark.parametrize(

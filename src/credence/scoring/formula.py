@@ -330,8 +330,9 @@ class TypeTable:
         #: The groups of bounded columns (among them: start, end) that go into the same
         #: (category, sign) column, and that column.
         starts = [j for j in range(len(into)) if j == 0 or into[j] != into[j - 1]]
+        ends = [*starts[1:], len(into)] if starts else []
         self.groups: list[tuple[int, int, int]] = [
-            (into[a], a, b) for a, b in zip(starts, [*starts[1:], len(into)], strict=True)
+            (into[a], a, b) for a, b in zip(starts, ends, strict=True)
         ]
         self.width = 2 * N_CATEGORIES + len(bounded) + len(SEVERITIES)
         #: Each type's severity number (the tally's last columns count the records that

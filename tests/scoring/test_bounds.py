@@ -294,3 +294,18 @@ def test_a_published_edition_with_a_written_tier_description_still_reads() -> No
         "A total of at least 1,050 points; no negative record of any severity still counting."
     )
     assert book.tier_description("D") == "Every subject not placed in a higher tier."
+
+
+def test_a_new_edition_s_diff_names_every_bound_and_condition_it_changes() -> None:
+    from credence.rulebook.diff import diff
+
+    text = default_text()
+    changed = (
+        text.replace("max_points = 40", "max_points = 30", 1)
+        .replace("commercial = 60", "commercial = 50", 1)
+        .replace('no_negative_at_or_above = "serious"', 'no_negative_at_or_above = "general"')
+    )
+    said = [str(c) for c in diff(load_text(text), load_text(changed))]
+    assert "changed record_type tax_paid_on_time: max_points 40.0 -> 30.0" in said
+    assert "changed tier AA: no_negative_at_or_above 'serious' -> 'general'" in said
+    assert "changed positive_caps positive_caps: commercial 60.0 -> 50.0" in said

@@ -1,7 +1,7 @@
 """Comparing two editions of a rulebook, item by item and field by field.
 
-:func:`diff` lists what was added, removed or changed: the metadata, the scale and
-dispute settings, the categories and severity classes, and each tier, record type and
+:func:`diff` lists what was added, removed or changed: the metadata, the scale,
+dispute settings and positive caps, the categories and severity classes, and each tier, record type and
 service by its code. A changed item names each field that differs (nested tables as
 dotted keys, lists of tables with indices) with its old and new value.
 """
@@ -83,7 +83,7 @@ def diff(old: Rulebook, new: Rulebook) -> list[Change]:
     fields = _field_changes({k: a[k] for k in sections}, {k: b[k] for k in sections})
     if fields:
         changes.append(Change("changed", "rulebook", "metadata", fields))
-    for what in ("scale", "dispute"):
+    for what in ("scale", "dispute", "positive_caps"):
         fields = _field_changes(a[what], b[what])
         if fields:
             changes.append(Change("changed", what, what, fields))

@@ -1,8 +1,8 @@
 """Comparing two editions of a rulebook, item by item and field by field.
 
 :func:`diff` lists what was added, removed or changed: the metadata, the scale,
-dispute settings and positive caps, the categories and severity classes, and each tier, record type and
-service by its code. A changed item names each field that differs (nested tables as
+dispute settings and positive caps, the categories and severity classes, and each tier,
+record type and service by its code. A changed item names each field that differs (nested tables as
 dotted keys, lists of tables with indices) with its old and new value.
 """
 

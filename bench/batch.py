@@ -386,8 +386,11 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _spawn(args: argparse.Namespace, engine: str, population: Path) -> dict[str, Any]:
-    command = [
+def worker_command(
+    engine: str, population: Path, out: Path, workers: int, *options: str
+) -> list[str]:
+    """The command line of one ``--worker`` run of ``engine`` (``options`` appended)."""
+    return [
         sys.executable,
         "-m",
         "bench.batch",
@@ -396,16 +399,23 @@ def _spawn(args: argparse.Namespace, engine: str, population: Path) -> dict[str,
         "--population",
         str(population),
         "--out",
-        str(Path(args.work) / f"out-{engine}"),
+        str(out),
         "--workers",
-        str(args.workers),
-        "--pandas-records",
-        str(args.pandas_records),
-        "--duckdb-records",
-        str(args.duckdb_records),
-        "--runs",
-        str(args.runs),
+        str(workers),
+        *options,
     ]
+
+
+def _spawn(args: argparse.Namespace, engine: str, population: Path) -> dict[str, Any]:
+    command = worker_command(
+        engine,
+        population,
+        Path(args.work) / f"out-{engine}",
+        args.workers,
+        *("--pandas-records", str(args.pandas_records)),
+        *("--duckdb-records", str(args.duckdb_records)),
+        *("--runs", str(args.runs)),
+    )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{engine} failed:\n{done.stderr[-4000:]}")

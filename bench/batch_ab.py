@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.ab import REPO, Version, base_worktree, git, working_tree
-from bench.batch import CORES, ensure_population
+from bench.batch import CORES, ensure_population, worker_command
 
 OUT = REPO / "bench" / "out"
 ENGINES = ("columnar", "kernel")
@@ -81,21 +81,9 @@ def spawn(
 ) -> dict[str, Any]:
     """One timed run of ``engine`` by ``variant``, in a fresh subprocess."""
     out = Path(args.work) / variant.folder
-    command = [
-        sys.executable,
-        "-m",
-        "bench.batch",
-        "--worker",
-        engine,
-        "--population",
-        str(population),
-        "--out",
-        str(out),
-        "--workers",
-        str(args.workers),
-        "--pandas-records",
-        str(args.kernel_records),
-    ]
+    command = worker_command(
+        engine, population, out, args.workers, "--pandas-records", str(args.kernel_records)
+    )
     if variant.rulebook is not None:
         command += ["--rulebook", str(variant.rulebook)]
     load_before = os.getloadavg()[0]

@@ -26,6 +26,7 @@ from credence.rulebook.model import Category
 from credence.rulebook.store import edition_of
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import Score, compute
+from tests.scoring.test_online import view
 
 BOOK = default_rulebook()
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -45,24 +46,10 @@ def records(
 ) -> list[RecordView]:
     """``n`` records of ``record_type``, the newest ``start`` days ago, one every
     ``every`` days."""
-    out = []
-    for i in range(n):
-        at = NOW - timedelta(days=start + i * every)
-        out.append(
-            RecordView(
-                record_id=f"rec_{record_type}_{i}",
-                source_code="src",
-                source_name="Source",
-                source_ref=f"{record_type}-{i}",
-                record_type=record_type,
-                occurred_at=at,
-                received_at=at,
-                quantity=None,
-                decision_ref="D-1",
-                ended_at=None,
-            )
-        )
-    return out
+    return [
+        view(record_type, NOW - timedelta(days=start + i * every), ref=f"{record_type}-{i}")
+        for i in range(n)
+    ]
 
 
 def score(views: list[RecordView], ed: object = DEFAULT) -> Score:

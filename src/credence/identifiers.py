@@ -54,8 +54,22 @@ def date_in_china(at: datetime) -> date:
     return (at.astimezone(UTC) + CHINA_TIME).date()
 
 
+def start_in_china(day: date) -> datetime:
+    """The instant (UTC) at which the calendar date ``day`` begins in China: a person is
+    born by then on their birth date."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - CHINA_TIME
+
+
 def _today(today: date | None) -> date:
     return today if today is not None else date_in_china(datetime.now(UTC))
+
+
+def birth_date(resident_id: str) -> date:
+    """The birth date a compact resident identity number carries (a date in China):
+    characters 7 to 14, where python-stdnum's ``cn.ric.get_birth_date`` reads it, without
+    compacting the number again (registered numbers are stored compact). Raises
+    :class:`ValueError` if they are no real date (never for a validated number)."""
+    return date(int(resident_id[6:10]), int(resident_id[10:12]), int(resident_id[12:14]))
 
 
 def validate_resident_id(value: str, *, today: date | None = None) -> str:
@@ -72,7 +86,7 @@ def validate_resident_id(value: str, *, today: date | None = None) -> str:
     if not compact[:17].isdigit() or not (compact[17].isdigit() or compact[17] == "X"):
         raise InvalidIdentifier("a resident identity number is 17 digits followed by a digit or X")
     try:
-        born = date(int(compact[6:10]), int(compact[10:12]), int(compact[12:14]))
+        born = birth_date(compact)
     except ValueError:
         raise InvalidIdentifier(
             "the birth date in the resident identity number is not a real date"

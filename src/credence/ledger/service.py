@@ -32,7 +32,7 @@ from credence.errors import (
     InvalidInput,
     NotFound,
 )
-from credence.identifiers import validate_any
+from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
 from credence.ledger import reinsertion
 from credence.ledger.registry import SubjectRef, source_types
@@ -106,16 +106,26 @@ def parse_records(items: Sequence[object]) -> list[RecordIn | CredenceError]:
     return parsed
 
 
-def _subjects_by(session: Session, column: Any, keys: set[str]) -> dict[str, SubjectRef]:
+def _subjects_by(
+    session: Session, column: Any, keys: set[str], born: dict[int, int]
+) -> dict[str, SubjectRef]:
+    """The subjects with these keys (public ids or identifiers), in one query per chunk
+    of keys; the instant (microseconds) each person's birth date begins in China goes
+    into ``born``, by subject id, read from the identifier the same row carries."""
     found: dict[str, SubjectRef] = {}
     if not keys:
         return found
     direct = Direct.within(session)
     query = _subjects_by_query(column.key, direct.dialect.name)
     for chunk in chunked(sorted(keys)):
-        for key, subject_id, public_id, kind in query.run(direct, {"keys": chunk}):
+        for key, subject_id, public_id, kind, identifier in query.run(direct, {"keys": chunk}):
             found[key] = SubjectRef(subject_id, public_id, kind)
+            if kind == _PERSON:
+                born[subject_id] = to_micros(start_in_china(birth_date(identifier)))
     return found
+
+
+_PERSON = SubjectKind.PERSON.value
 
 
 @functools.cache
@@ -123,7 +133,7 @@ def _subjects_by_query(key: str, dialect: str) -> Prepared:
     """Subjects by ``public_id`` or ``identifier`` (parameter ``keys``), built once."""
     column = Subject.__table__.c[key]
     return Prepared(
-        select(column, Subject.id, Subject.public_id, Subject.kind).where(
+        select(column, Subject.id, Subject.public_id, Subject.kind, Subject.identifier).where(
             in_list(column, "keys", dialect)
         )
     )
@@ -144,7 +154,7 @@ def plan_records(
     (all or nothing).
     """
     allowed = source_types(session, source.id)
-    subjects = _resolve_subjects(session, records)
+    subjects, born = _resolve_subjects(session, records)
     ended, ended_hashes = reinsertion.ended_by_dispute(
         session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at
     )
@@ -164,6 +174,7 @@ def plan_records(
         existing=existing,
         ended=ended,
         ended_hashes=ended_hashes,
+        born=born,
         rulebook=rulebook,
         at=at,
         at_micros=to_micros(at),
@@ -198,8 +209,10 @@ def _existing_refs_query(dialect: str) -> Prepared:
 
 def _resolve_subjects(
     session: Session, records: Sequence[RecordIn | CredenceError]
-) -> list[SubjectRef | CredenceError]:
-    """The subject each record names, looked up in bulk; an error where it names none."""
+) -> tuple[list[SubjectRef | CredenceError], dict[int, int]]:
+    """The subject each record names, looked up in bulk; an error where it names none.
+    With them, by subject id, the instant each person among them was born by (see
+    :attr:`_Batch.born`), read in the same queries."""
     unregistered = InvalidInput(
         "the subject is not registered; subjects are registered by an identity "
         "authority before records about them are accepted",
@@ -212,7 +225,8 @@ def _resolve_subjects(
         for rec in records
         if isinstance(rec, RecordIn) and rec.identifier
     }
-    by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()))
+    born: dict[int, int] = {}
+    by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()), born)
     compact: dict[str, str | InvalidIdentifier] = {}
     for raw, key in cleaned.items():
         if key in by_ident:
@@ -226,6 +240,7 @@ def _resolve_subjects(
         session,
         Subject.public_id,
         {r.subject_id for r in records if isinstance(r, RecordIn) and r.subject_id is not None},
+        born,
     )
     resolved: list[SubjectRef | CredenceError] = []
     for rec in records:
@@ -238,7 +253,7 @@ def _resolve_subjects(
             )
         else:
             resolved.append(by_public.get(rec.subject_id or "", unregistered))
-    return resolved
+    return resolved, born
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +272,9 @@ class _Batch:
     #: Content hash → record id: records a dispute ended whose content is erased but
     #: for what a reinsertion check needs (see credence.ledger.erasure).
     ended_hashes: dict[str, str]
+    #: Subject id → the instant (microseconds) the person's birth date begins in China
+    #: (from their resident identity number); no entry for organisations.
+    born: dict[int, int]
     rulebook: Rulebook
     at: datetime
     at_micros: int
@@ -275,6 +293,14 @@ def _plan_one(
     row and journal entry, and its reinsertion step if it reinstates a record)."""
     rt, subject = _admissible(rec, subject, batch)
     occurred_at = to_micros(rec.occurred_at)
+    if occurred_at < batch.born.get(subject.id, occurred_at):
+        # Never the birth date or the identifier: the message goes back to the source
+        # and into import reports.
+        raise InvalidInput(
+            "the record occurred before the subject was born (by the birth date of their "
+            "resident identity number): check occurred_at and the subject it names",
+            code="occurred_before_birth",
+        )
     digest = journal.record_content_hash(
         subject_id=subject.public_id,
         record_type=rt.code,

@@ -11,6 +11,7 @@ Identifiers never appear in URLs or logs: see :func:`mask`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -309,6 +310,37 @@ def guess_kind(value: str, *, today: date | None = None) -> SubjectKind | None:
         return validate_any(value, today=today)[0]
     except InvalidIdentifier:
         return None
+
+
+#: An 18-character run of letters and digits with at least six digits: the shape of both
+#: national identifiers.
+IDENTIFIER_SHAPE = re.compile(
+    r"(?<![0-9A-Za-z])(?=(?:[A-Za-z]*[0-9]){6})[0-9A-Za-z]{18}(?![0-9A-Za-z])"
+)
+#: Fifteen digits or more in a row: an identity number of either generation (15 digits,
+#: or 17 and a check character), or a good part of one.
+_DIGIT_RUN = re.compile(r"[0-9]{15,}")
+#: What may be written between the groups of an identifier's characters.
+_SEPARATORS = re.compile(r"[\s\-./_]+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
+def contains_identifier(text: str) -> bool:
+    """Whether ``text`` carries what may be a national identifier: the shape of one
+    (:data:`IDENTIFIER_SHAPE`), fifteen digits in a row once spaces, hyphens, dots,
+    slashes and underscores are taken out ("1101 0519 8001 0112 34"), or a valid
+    identifier once every character but letters and digits is. For free text that is
+    to be stored or shown (a reference), never for an identifier field."""
+    if IDENTIFIER_SHAPE.search(text) or _DIGIT_RUN.search(_SEPARATORS.sub("", text)):
+        return True
+    joined = _NOT_ALNUM.sub("", text).upper()
+    for start in range(len(joined) - 17):
+        try:
+            validate_any(joined[start : start + 18])
+        except InvalidIdentifier:
+            continue
+        return True
+    return False
 
 
 def mask(value: str) -> str:

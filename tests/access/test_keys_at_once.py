@@ -55,7 +55,9 @@ class Servers:
         direct = on.post(
             "/v1/decisions", json={"subject_id": subject, "service": "air_travel"}, headers=headers
         )
-        routed = on.get(f"/v1/subjects/{subject}/score", params={"purpose": "t"}, headers=headers)
+        routed = on.get(
+            f"/v1/subjects/{subject}/score", params={"purpose": "audit"}, headers=headers
+        )
         return direct.status_code, routed.status_code
 
     def accepted(self, key: str) -> bool:

@@ -378,7 +378,7 @@ def _free(ids: Ids, variant: str) -> str:
     return str(_mine(variant, ids.free_own, ids.free_other))
 
 
-_PURPOSE = {"purpose": "security review"}
+_PURPOSE = {"purpose": "audit"}
 _NEW_RECORD = {
     "source_ref": "MATRIX-1",
     "record_type": "loan_repaid",

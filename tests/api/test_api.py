@@ -186,7 +186,7 @@ def test_register_submit_score_decide_and_see_it_on_the_file(
         api.call("GET", f"/v1/subjects/{subject_id}/file", "operator"), 422, "purpose_required"
     )
     operator_view = api.call(
-        "GET", f"/v1/subjects/{subject_id}/file", "operator", params={"purpose": "ticket 17"}
+        "GET", f"/v1/subjects/{subject_id}/file", "operator", params={"purpose": "dispute_handling"}
     ).json()
     assert [i["service"] for i in operator_view["inquiries"]] == ["air_travel", "lookup"]
     assert operator_view["inquiries"][0]["asked_by"] == "Sky Airlines"

@@ -174,7 +174,15 @@ class AccessOut(BaseModel):
     actor: str
     action: str
     what: str
-    purpose: str
+    purpose: str = Field(
+        description="The purpose declared, as logged: a code of the catalogue "
+        "(dispute_handling, repair_review, audit, legal_order:<reference>), 'own file' "
+        "for your own reads, 'operations' for an operator's action."
+    )
+    purpose_label: str = Field(description="The purpose in plain words.")
+    legal_order_reference: str | None = Field(
+        description="For a read under a legal order: the order's reference."
+    )
     at: datetime
 
 

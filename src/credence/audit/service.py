@@ -3,7 +3,8 @@
 Every read of a subject's file, score or explanation is logged with who, when, what
 and the declared purpose, in the same transaction as the read, so a read that was
 answered is a read that was logged. A subject reading their own file is logged too (they
-see it as "you"); everyone else must declare a purpose.
+see it as "you"); everyone else must declare a purpose from the catalogue of
+:mod:`credence.audit.purposes`, which the subject sees in plain words.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credence.access.policy import Caller, Role
+from credence.audit import purposes
 from credence.audit.tables import AccessEntry
-from credence.errors import InvalidInput
 
-OWN_FILE = "own file"
+OWN_FILE = purposes.OWN_FILE
 
 
 @dataclass(frozen=True)
@@ -28,20 +29,23 @@ class Access:
     actor: str
     action: str
     what: str
+    #: As logged: a code of the catalogue (``legal_order:<reference>``), ``own file``,
+    #: ``operations``, or the free text of a read logged before the catalogue.
     purpose: str
     at: datetime
+    #: What the subject reads for it (see :func:`credence.audit.purposes.describe`).
+    purpose_label: str
+    legal_order_reference: str | None
 
 
 def declared_purpose(caller: Caller, subject_id: int, purpose: str | None) -> str:
-    """The purpose to log: the subject's own reads need none; everyone else must say why."""
+    """The purpose to log: the subject's own reads need none; everyone else must say why,
+    with a purpose from the catalogue (:func:`credence.audit.purposes.parse`)."""
     if caller.role is Role.SUBJECT and caller.subject_id == subject_id:
         return purpose or OWN_FILE
     if not purpose or not purpose.strip():
-        raise InvalidInput(
-            "declare why you read this file: add ?purpose=… (it is shown to the subject)",
-            code="purpose_required",
-        )
-    return purpose.strip()[:200]
+        raise purposes.required()
+    return purposes.parse(purpose).code
 
 
 def log_read(
@@ -108,4 +112,7 @@ def accesses(session: Session, subject_id: int, *, limit: int = 200) -> list[Acc
         .order_by(AccessEntry.at.desc(), AccessEntry.id.desc())
         .limit(limit)
     )
-    return [Access(r.role, r.actor, r.action, r.what, r.purpose, r.at) for r in rows]
+    return [
+        Access(r.role, r.actor, r.action, r.what, r.purpose, r.at, *purposes.describe(r.purpose))
+        for r in rows
+    ]

@@ -26,6 +26,7 @@ from credence.api.schemas import (
     SubjectRegistered,
     score_out,
 )
+from credence.audit import purposes
 from credence.audit import service as audit
 from credence.clock import Instant
 from credence.decisions.tables import Inquiry, LookupInquiry
@@ -45,8 +46,9 @@ Purpose = Annotated[
     str | None,
     Query(
         max_length=200,
-        description="Why you read this file (required of everyone but the subject; "
-        "it is shown to the subject).",
+        description="Why you read this file, from the catalogue: "
+        + ", ".join(purposes.forms())
+        + " (required of everyone but the subject; it is shown to the subject).",
     ),
 ]
 AsOf = Annotated[
@@ -210,7 +212,14 @@ def file(
         log_entries=subject_file.record_entry_seqs(session, subject.id),
         accessed_by=[
             AccessOut(
-                role=a.role, actor=a.actor, action=a.action, what=a.what, purpose=a.purpose, at=a.at
+                role=a.role,
+                actor=a.actor,
+                action=a.action,
+                what=a.what,
+                purpose=a.purpose,
+                purpose_label=a.purpose_label,
+                legal_order_reference=a.legal_order_reference,
+                at=a.at,
             )
             for a in audit.accesses(session, subject.id)
         ],

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from credence.disputes import four_eyes
 from credence.journal import JournalEntry
+from credence.ledger.lifting import PendingChange
 from credence.ledger.tables import Record, Subject
 from credence.notifications.service import NotificationView, for_subject
 from credence.scoring.online import Contribution, Score, score_subject
@@ -48,3 +50,23 @@ def notes(sessions: sessionmaker[Session], subject: Subject) -> list[Notificatio
     """The subject's notifications, oldest first."""
     with sessions() as session:
         return list(reversed(for_subject(session, subject.id)))
+
+
+def confirm_held(sessions: sessionmaker[Session], record: str, at: datetime) -> str:
+    """Confirm, at ``at``, the change of ``record`` (public id) held for a second
+    reviewer (a retraction or a dispute's answer of a record that restricts someone);
+    the change's id."""
+    with sessions.begin() as session:
+        change = session.scalars(
+            select(PendingChange.public_id)
+            .join(Record, Record.id == PendingChange.record_id)
+            .where(Record.public_id == record, PendingChange.status == "pending")
+        ).one()
+        four_eyes.confirm_change(
+            session,
+            change_id=change,
+            by=four_eyes.Decider(principal_id=None),
+            reason="Checked against the court's decision.",
+            at=at,
+        )
+    return change

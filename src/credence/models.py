@@ -6,6 +6,7 @@ from credence.db import Base
 from credence.decisions import tables as decision_tables
 from credence.disputes import tables as dispute_tables
 from credence.journal import tables as journal_tables
+from credence.ledger import lifting as lifting_tables
 from credence.ledger import tables as ledger_tables
 from credence.notifications import tables as notification_tables
 from credence.rulebook import tables as rulebook_tables
@@ -22,6 +23,7 @@ __all__ = [
     "dispute_tables",
     "journal_tables",
     "ledger_tables",
+    "lifting_tables",
     "metadata",
     "notification_tables",
     "rulebook_tables",

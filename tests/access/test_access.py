@@ -57,6 +57,7 @@ decision_request  -       any            -        -         -         -
 dispute_open      -       -              own      -         -         -
 dispute_answer    own     -              -        -         -         -
 dispute_review    -       -              -        any       -         -
+change_review     -       -              -        any       -         -
 key_manage        -       -              -        -         any       -
 source_manage     -       -              -        -         any       -
 party_manage      -       -              -        -         any       -

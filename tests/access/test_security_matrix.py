@@ -39,6 +39,8 @@ from credence.context import Context
 from credence.db import make_engine, session_factory
 from credence.disputes import repair
 from credence.disputes import service as disputes
+from credence.ledger import service as ledger
+from credence.ledger.lifting import PendingChange
 from credence.ledger.subject_file import record_entry_seqs
 from credence.migrate import upgrade
 from credence.settings import Settings
@@ -112,6 +114,9 @@ GET  /v1/repairs/{repair_id}              own        401 401 401 401 403 403 403
 GET  /v1/repairs/{repair_id}              other      401 401 401 401 403 403 403 403 200 403
 POST /v1/repairs/{repair_id}/decision     own        401 401 401 401 403 403 403 403 200 403
 POST /v1/repairs/{repair_id}/decision     other      401 401 401 401 403 403 403 403 200 403
+GET  /v1/pending-changes                  -          401 401 401 401 403 403 403 403 200 403
+POST /v1/pending-changes/{change_id}/confirmation - 401 401 401 401 403 403 403 403 200 403
+POST /v1/pending-changes/{change_id}/refusal -       401 401 401 401 403 403 403 403 200 403
 POST /v1/keys                             -          401 401 401 401 403 403 403 403 403 201
 POST /v1/keys/{prefix}/revocation         -          401 401 401 401 403 403 403 403 403 200
 POST /v1/keys/{prefix}/rotation           -          401 401 401 401 403 403 403 403 403 200
@@ -178,6 +183,7 @@ class Ids:
     repair_own: str  # pending: my repair application
     repair_other: str  # pending: the other subject's repair application
     spare_key: str  # prefix of a reviewer's key, to revoke or rotate
+    change: str  # pending: the court's retraction of a judgment default on my file
     seq: int  # the log entry of free_own
 
 
@@ -278,6 +284,18 @@ def populate(
             ).repair_id
             for who, subject, ref in (("own", me, "OWN-R"), ("other", other, "OTHER-R"))
         }
+    listed = rec("OWN-J", me, "judgment_default", occurred, decision_ref="(2026)Zhi-2")
+    assert submit(sessions, world, "court", occurred, listed) == ["created"]
+    with sessions.begin() as session:
+        held, _ = ledger.retract_record(
+            session,
+            source=session.merge(world.sources["court"]),
+            record_id=record_id(sessions, "OWN-J"),
+            reason="entered against the wrong person",
+            at=T0,
+        )
+        assert isinstance(held, PendingChange)
+        change = held.public_id
     free_own = record_id(sessions, "OWN-FREE")
     with sessions() as session:
         seq = record_entry_seqs(session, me.id)[free_own]
@@ -293,6 +311,7 @@ def populate(
         repair_own=applied["own"],
         repair_other=applied["other"],
         spare_key=keys.pop("spare")[:12],
+        change=change,
         seq=seq,
     )
     return keys, ids
@@ -441,6 +460,13 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
     ("POST", "/v1/repairs/{repair_id}/decision"): lambda ids, v: Call(
         {"repair_id": _mine(v, ids.repair_own, ids.repair_other)},
         json={"approve": True, "reasons": "repaid, and the bank confirms it"},
+    ),
+    ("GET", "/v1/pending-changes"): lambda ids, v: Call(),
+    ("POST", "/v1/pending-changes/{change_id}/confirmation"): lambda ids, v: Call(
+        {"change_id": ids.change}, json={"reasons": "the appeal judgment quashes it"}
+    ),
+    ("POST", "/v1/pending-changes/{change_id}/refusal"): lambda ids, v: Call(
+        {"change_id": ids.change}, json={"reasons": "the enforcement order stands"}
     ),
     ("POST", "/v1/keys"): lambda ids, v: Call(json={"role": "reviewer", "name": "a new reviewer"}),
     ("POST", "/v1/keys/{prefix}/revocation"): lambda ids, v: Call({"prefix": ids.spare_key}),

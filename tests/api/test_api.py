@@ -199,8 +199,17 @@ def test_register_submit_score_decide_and_see_it_on_the_file(
         "court",
         json={"reason": "entered against the wrong person"},
     )
-    assert retract.status_code == 200
+    # The judgment restricts: its retraction waits for a reviewer's confirmation.
+    assert retract.status_code == 202
     assert retract.json()["created"] is True
+    change = retract.json()["pending_change"]["change_id"]
+    confirmed = api.call(
+        "POST",
+        f"/v1/pending-changes/{change}/confirmation",
+        "reviewer",
+        json={"reasons": "the court's own register shows the error"},
+    )
+    assert confirmed.status_code == 200, confirmed.text
     after = api.call(
         "POST", "/v1/decisions", "airline", json={"subject_id": subject_id, "service": "air_travel"}
     ).json()

@@ -10,7 +10,8 @@ and waits to write, so all of them decide on the same reading, the worst case fo
 * identical registrations: one 201, the rest the 200 a resend gets, all naming the
   same subject; one subject, one journal entry;
 * retractions of one record: one created, the rest the answer a repeat gets; one
-  retraction, one journal entry;
+  retraction, one journal entry; of a record that restricts someone (held for a
+  reviewer's confirmation), one change held, the rest the 202 a repeat gets, naming it;
 * disputes of one record: one 201, the rest the 409 a second dispute gets; exactly one
   open dispute.
 
@@ -45,6 +46,7 @@ from credence.context import Context
 from credence.disputes.tables import Dispute
 from credence.identifiers import make_resident_id
 from credence.journal import JournalEntry
+from credence.ledger.lifting import PendingChange
 from credence.ledger.tables import Retraction, Subject
 from credence.settings import Settings
 from tests.world import World, build_world
@@ -86,11 +88,12 @@ class Service:
 
 
 def issue_keys(sessions: sessionmaker[Session], world: World, clock: FixedClock) -> dict[str, str]:
-    """Keys for the civil registry, the bank and the first person."""
+    """Keys for the civil registry, the bank, the court and the first person."""
     keys: dict[str, str] = {}
     links: dict[str, tuple[Role, dict[str, int]]] = {
         "registry": (Role.SOURCE, {"source_id": world.sources["civil_registry"].id}),
         "bank": (Role.SOURCE, {"source_id": world.sources["bank"].id}),
+        "court": (Role.SOURCE, {"source_id": world.sources["court"].id}),
         "subject": (Role.SUBJECT, {"subject_id": world.people[0].id}),
     }
     with sessions.begin() as session:
@@ -315,6 +318,39 @@ def race_retraction(service: Service, ref: str) -> None:
     assert count(engine, select(func.count()).where(JournalEntry.kind == "retraction")) == 1
 
 
+def race_held_retraction(service: Service, ref: str) -> None:
+    record = {
+        "source_ref": ref,
+        "subject_id": service.world.people[0].public_id,
+        "record_type": "judgment_default",
+        "occurred_at": (service.now() - timedelta(days=10)).isoformat(),
+        "decision_ref": f"(2026)Zhi-{ref}",
+    }
+    sent = service.call("POST", "/v1/records", "court", json={"records": [record]})
+    assert sent.status_code == 200, sent.text
+    path = f"/v1/records/{sent.json()['results'][0]['record_id']}/retraction"
+    body = {"reason": "entered against the wrong person"}
+
+    def retract(client: httpx.Client) -> httpx.Response:
+        return service.call("POST", path, "court", client=client, json=body)
+
+    responses = race(service, "pending_changes", retract)
+    repeat = service.call("POST", path, "court", json=body)
+    assert repeat.status_code == 202, repeat.text
+    assert repeat.json()["created"] is False
+    assert [r.status_code for r in responses] == [202] * CONTENDERS
+    created = [r.json() for r in responses if r.json()["created"]]
+    assert len(created) == 1, [r.json() for r in responses]
+    for loser in (r for r in responses if not r.json()["created"]):
+        assert loser.json() == repeat.json()  # what a sequential repeat gets
+    assert repeat.json() == {**created[0], "created": False}
+    engine = service.engine
+    assert count(engine, select(func.count()).select_from(PendingChange)) == 1
+    held = select(func.count()).where(JournalEntry.kind == "pending_change_requested")
+    assert count(engine, held) == 1
+    assert count(engine, select(func.count()).select_from(Retraction)) == 0
+
+
 def race_dispute(service: Service, ref: str) -> None:
     record = loan_default(service, ref)
     body = {"record_id": record, "reason": "I repaid this loan on time."}
@@ -345,6 +381,10 @@ def test_identical_registrations_at_once_make_one_subject(service: Service) -> N
 
 def test_retractions_of_one_record_at_once_make_one_retraction(service: Service) -> None:
     race_retraction(service, "L-RACE")
+
+
+def test_held_retractions_of_one_record_at_once_hold_one_change(service: Service) -> None:
+    race_held_retraction(service, "J-RACE")
 
 
 def test_disputes_of_one_record_at_once_open_one_dispute(service: Service) -> None:

@@ -143,6 +143,7 @@ def known(ids: Ids) -> dict[str, list[Any]]:
         "repair_id": [ids.repair_own, ids.repair_other],
         "seq": [ids.seq, 1],
         "prefix": [ids.spare_key],
+        "change_id": [ids.change],
     }
 
 

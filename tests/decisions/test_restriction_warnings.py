@@ -15,6 +15,7 @@ from credence.ledger import service as ledger
 from credence.ledger.tables import Record, Subject
 from credence.notifications.tables import Notification
 from credence.rulebook.model import Outcome
+from tests.due_process import confirm_held
 from tests.world import World, build_world, rec, submit
 
 
@@ -104,6 +105,7 @@ def test_once_no_longer_caught_a_later_catch_warns_again(
             reason="quashed on appeal",
             at=clock.now(),
         )
+    confirm_held(sessions, record_id, clock.now())  # the judgment restricts: four eyes
     clock.advance(timedelta(days=1))
     assert ask(sessions, clock, world, company, "public_procurement_bid").warnings == []
     submit(

@@ -19,7 +19,14 @@ from credence.ledger import service as ledger
 from credence.ledger.tables import Subject
 from credence.rulebook.model import Outcome
 from credence.scoring.batch import score_population
-from tests.due_process import contribution, journal_kinds, notes, record_id, score_at
+from tests.due_process import (
+    confirm_held,
+    contribution,
+    journal_kinds,
+    notes,
+    record_id,
+    score_at,
+)
 from tests.world import World, build_world, rec, submit
 
 US = timedelta(microseconds=1)
@@ -288,6 +295,9 @@ def test_enforcement_ended_by_retraction_lifts_the_restrictions(
             reason="enforcement terminated",
             at=clock.now(),
         )
+    # Held for a second reviewer: the ban holds until the retraction is confirmed.
+    assert air_travel(sessions, clock, world) is Outcome.DENY
+    confirm_held(sessions, record, clock.now())
     assert air_travel(sessions, clock, world) is Outcome.ALLOW
 
 
@@ -317,4 +327,7 @@ def test_enforcement_ended_by_a_dispute_answer_lifts_the_restrictions(
             rulebook=world.edition.rulebook,
             at=clock.now(),
         )
+    # Held for a second reviewer: the ban holds until the answer is confirmed.
+    assert air_travel(sessions, clock, world) is Outcome.DENY
+    confirm_held(sessions, record, clock.now())
     assert air_travel(sessions, clock, world) is Outcome.ALLOW

@@ -28,8 +28,9 @@ from credence.access.policy import Role
 from credence.clock import FixedClock
 from credence.context import Context
 from credence.decisions.service import decide
-from credence.disputes import repair
+from credence.disputes import four_eyes, repair
 from credence.disputes import service as disputes
+from credence.disputes.four_eyes import Decider
 from credence.disputes.service import Answerer
 from credence.identifiers import SubjectKind, make_credit_code
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
@@ -37,6 +38,7 @@ from credence.lab.demo import build_demo
 from credence.ledger import registry
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
+from credence.ledger.lifting import PendingChange
 from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.tables import Record, Source
 from credence.models import metadata
@@ -246,6 +248,50 @@ def demo_flow(
             reason="entered twice",
             at=clock.now(),
         )
+    # Four eyes on what lifts a sanction: a judgment default's retraction held, then
+    # refused; another's deletion after a dispute held, then superseded by the dispute's
+    # lapse (the sweep below).
+    judgments: list[dict[str, object]] = [
+        {
+            "source_ref": ref,
+            "subject_id": p.public_id,
+            "record_type": "judgment_default",
+            "occurred_at": (clock.now() - timedelta(days=30)).isoformat(),
+            "decision_ref": f"(2026)Zhi-{ref}",
+        }
+        for ref in ("JD-1", "JD-2")
+    ]
+    assert submit("intermediate_court", *judgments) == ["created"] * 2
+    with sessions.begin() as session:
+        held, created = ledger.retract_record(
+            session,
+            source=session.merge(sources["intermediate_court"]),
+            record_id=record_id("JD-1"),
+            reason="entered twice",
+            at=clock.now(),
+        )
+        assert isinstance(held, PendingChange)
+        assert created
+        refused = held.public_id
+    with sessions.begin() as session:
+        four_eyes.refuse_change(
+            session,
+            change_id=refused,
+            by=Decider(principal_id=None),
+            reason="The enforcement order stands.",
+            at=clock.now(),
+        )
+    lapsing = open_dispute(record_id("JD-2"))
+    with sessions.begin() as session:
+        assert disputes.answer_dispute(
+            session,
+            dispute_id=lapsing,
+            outcome="deleted",
+            explanation="Listed in error.",
+            by=Answerer(kind="source", name="intermediate_court"),
+            rulebook=book,
+            at=clock.now(),
+        ).pending_change
     clock.advance(timedelta(days=60))
     with sessions.begin() as session:
         assert disputes.sweep(session, clock.now())
@@ -292,11 +338,22 @@ def demo_flow(
 
     assert ask()
     with sessions.begin() as session:
-        ledger.retract_record(
+        held, _ = ledger.retract_record(
             session,
             source=session.merge(sources["intermediate_court"]),
             record_id=record_id("FJ-1"),
             reason="quashed on appeal",
+            at=clock.now(),
+        )
+        assert isinstance(held, PendingChange)
+        confirmed = held.public_id
+    assert ask()  # held: the judgment counts until a reviewer confirms its retraction
+    with sessions.begin() as session:
+        four_eyes.confirm_change(
+            session,
+            change_id=confirmed,
+            by=Decider(principal_id=None),
+            reason="The appeal judgment quashes it.",
             at=clock.now(),
         )
     clock.advance(timedelta(days=1))

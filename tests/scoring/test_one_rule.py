@@ -27,6 +27,7 @@ from credence.scoring import counting
 from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import score_subject
+from tests.due_process import confirm_held
 from tests.world import build_world, rec, submit
 
 BOOK = default_rulebook()
@@ -60,6 +61,8 @@ def _ledger_world(sessions: sessionmaker[Session], clock: FixedClock) -> tuple[A
         ledger.retract_record(
             session, source=court, record_id=record_id, reason="paid", at=clock.now()
         )
+    # The judgment restricts: its retraction takes effect once a reviewer confirms it.
+    confirm_held(sessions, record_id, clock.now())
     clock.advance(timedelta(days=1))
     return world, person.id
 

@@ -40,11 +40,13 @@ from sqlalchemy import BigInteger, Engine, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
+from credence.disputes import four_eyes
 from credence.export.service import export_ledger
 from credence.identifiers import SubjectKind
 from credence.lab.city import build_city
 from credence.ledger import service as ledger
 from credence.ledger.endings import effect_ends
+from credence.ledger.lifting import PendingChange
 from credence.ledger.registry import register_subject
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.subject_file import RecordView
@@ -445,6 +447,17 @@ def handcraft(sessions: sessionmaker[Session]) -> dict[str, int]:
             source=sources["traffic_police"],
             record_id=retracted,
             reason="sent in error",
+            at=RETRACTED_AT,
+        )
+        # A serious record: its retraction takes effect once a reviewer confirms it.
+        [held] = session.scalars(
+            select(PendingChange.public_id).where(PendingChange.status == "pending")
+        )
+        four_eyes.confirm_change(
+            session,
+            change_id=held,
+            by=four_eyes.Decider(principal_id=None),
+            reason="sent in error, as the source says",
             at=RETRACTED_AT,
         )
         submit("traffic_police", LATE_AT, item("late", "drunk_driving_penalty", T0, **decided))

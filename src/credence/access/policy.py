@@ -53,6 +53,7 @@ class Action(StrEnum):
     DISPUTE_OPEN = "dispute_open"
     DISPUTE_ANSWER = "dispute_answer"
     DISPUTE_REVIEW = "dispute_review"
+    CHANGE_REVIEW = "change_review"
     KEY_MANAGE = "key_manage"
     SOURCE_MANAGE = "source_manage"
     PARTY_MANAGE = "party_manage"
@@ -106,6 +107,9 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
     _R.REVIEWER: {
         _A.FILE_READ: _S.ANY,
         _A.DISPUTE_REVIEW: _S.ANY,
+        # The second pair of eyes on a change that lifts a sanction (a reviewer other
+        # than whoever asked: enforced by credence.disputes.four_eyes).
+        _A.CHANGE_REVIEW: _S.ANY,
         # A reviewer may not change records directly.
         _A.RECORD_SUBMIT: _S.NONE,
         _A.RECORD_RETRACT: _S.NONE,
@@ -149,6 +153,7 @@ _VERB: Mapping[Action, str] = {
     _A.DISPUTE_OPEN: "open disputes",
     _A.DISPUTE_ANSWER: "answer disputes",
     _A.DISPUTE_REVIEW: "review disputes",
+    _A.CHANGE_REVIEW: "confirm or refuse changes that lift a sanction (a reviewer's four eyes)",
     _A.KEY_MANAGE: "manage API keys",
     _A.SOURCE_MANAGE: "manage sources",
     _A.PARTY_MANAGE: "manage relying parties",

@@ -12,6 +12,7 @@ from credence import __version__
 from credence.api import errors
 from credence.api.ratelimit import RateLimits
 from credence.api.routers import (
+    changes,
     decisions,
     disputes,
     keys,
@@ -116,6 +117,6 @@ def create_app(ctx: Context) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (rulebook, subjects, records, decisions, disputes, repairs, log, keys):
+    for module in (rulebook, subjects, records, decisions, disputes, repairs, changes, log, keys):
         app.include_router(module.router)
     return app

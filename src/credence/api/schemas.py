@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from credence.decisions.service import Decision
+from credence.ledger.lifting import ChangeView
 from credence.ledger.schemas import NO_NUL, RecordResult
 from credence.scoring.online import Score
 
@@ -84,10 +85,78 @@ class RetractIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
+class ChangeOut(BaseModel):
+    """A change that lifts a sanction, held until a reviewer other than whoever asked
+    confirms it: a source's retraction, or a dispute answered deleted or corrected, of
+    a record that restricts someone. The record counts until it is confirmed."""
+
+    change_id: str
+    kind: Literal["retraction", "dispute_deleted", "dispute_corrected"]
+    record_id: str
+    record_type: str | None = Field(description="null once the record is erased")
+    subject_id: str
+    source: str = Field(description="The record's source (code).")
+    source_name: str
+    dispute_id: str | None = Field(description="The dispute a held answer answers.")
+    requested_by: Literal["source", "reviewer"]
+    requested_at: datetime
+    reason: str = Field(description="The retraction's reason or the answer's explanation.")
+    correction: dict[str, Any] | None = Field(
+        description="A held correction: the record appended when the change is confirmed."
+    )
+    status: Literal["pending", "confirmed", "refused", "superseded"] = Field(
+        description="superseded: the record stopped counting first by another cause (a "
+        "dispute's deadline passed: the lapse wins)."
+    )
+    decided_at: datetime | None
+    decided_reason: str | None = Field(description="The reviewer's reasons.")
+    ended_at: datetime | None = Field(description="When the record stopped counting, if it has.")
+    ended_by: str | None
+
+    @classmethod
+    def of(cls, view: ChangeView) -> ChangeOut:
+        return cls(
+            change_id=view.change_id,
+            kind=view.kind,
+            record_id=view.record_id,
+            record_type=view.record_type,
+            subject_id=view.subject_id,
+            source=view.source,
+            source_name=view.source_name,
+            dispute_id=view.dispute_id,
+            requested_by=view.requested_by,
+            requested_at=view.requested_at,
+            reason=view.reason,
+            correction=view.correction,
+            status=view.status,
+            decided_at=view.decided_at,
+            decided_reason=view.decided_reason,
+            ended_at=view.ended_at,
+            ended_by=view.ended_by,
+        )
+
+
+class ChangeDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reasons: str = Field(
+        min_length=1, max_length=2000, description="Why, in words the subject can read."
+    )
+
+
 class RetractionOut(BaseModel):
     record_id: str
-    retracted_at: datetime
-    created: bool
+    status: Literal["retracted", "pending_confirmation"] = Field(
+        description="retracted: the record stopped counting at retracted_at. "
+        "pending_confirmation (answered 202): the record restricts someone, so the "
+        "retraction waits for a reviewer's confirmation (pending_change) and the record "
+        "counts until then."
+    )
+    retracted_at: datetime | None
+    created: bool = Field(
+        description="false for a resend: the retraction, or the change awaiting "
+        "confirmation, was asked for before."
+    )
+    pending_change: ChangeOut | None = None
 
 
 class ReasonOut(BaseModel):
@@ -223,6 +292,13 @@ class FileOut(BaseModel):
     )
     notifications: list[NotificationOut] = Field(
         default_factory=list, description="What happened on the file, newest first."
+    )
+    pending_changes: list[ChangeOut] = Field(
+        default_factory=list,
+        description="Changes that lift a sanction on this file (a retraction, or a "
+        "dispute's answer, of a record that restricts you), held for a reviewer's "
+        "confirmation, and what became of them; newest first. A pending one does not "
+        "count yet: the record still does.",
     )
 
 

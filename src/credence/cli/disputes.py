@@ -173,4 +173,11 @@ def answer(
             at=at,
             correction=fixed,
         )
+    if answered.pending_change is not None:
+        terminal.console().print(
+            f"dispute {answered.dispute_id}: the answer lifts a sanction and awaits a second "
+            f"reviewer's confirmation (change {answered.pending_change}); the record counts "
+            "until then"
+        )
+        return
     terminal.console().print(f"dispute {answered.dispute_id} answered: {answered.status}")

@@ -68,6 +68,12 @@ class DisputeOut(BaseModel):
     answered_by: str | None
     corrected_record_id: str | None
     lapse_recorded_at: datetime | None
+    pending_change: str | None = Field(
+        default=None,
+        description="An answer deleted or corrected of a record that restricts the subject "
+        "awaits a second reviewer's confirmation (this change): the dispute stays open, "
+        "and lapses at its deadline if the answer is not confirmed by then.",
+    )
 
     @classmethod
     def of(cls, view: DisputeView) -> DisputeOut:
@@ -90,6 +96,7 @@ class DisputeOut(BaseModel):
             answered_by=view.answered_by,
             corrected_record_id=view.corrected_record_id,
             lapse_recorded_at=view.lapse_recorded_at,
+            pending_change=view.pending_change,
         )
 
 

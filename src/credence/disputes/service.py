@@ -44,7 +44,7 @@ from credence.db import insert_new
 from credence.disputes.tables import Dispute, DisputeAnswer, DisputeLapse, Statement
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.ids import new_id
-from credence.ledger import endings, registry
+from credence.ledger import endings, lifting, registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Source, Subject
@@ -113,6 +113,9 @@ class DisputeView:
     #: Internal ids, for authorisation (whose file, whose record); not shown.
     owner_subject: int
     owner_source: int
+    #: An answer that awaits a second reviewer's confirmation (``chg_…``): the dispute
+    #: is open until it is confirmed (see :mod:`credence.ledger.lifting`).
+    pending_change: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def _views(session: Session, query: Select[Any], at: datetime) -> list[DisputeVi
             DisputeAnswer,
             corrected.c.public_id,
             DisputeLapse.recorded_at,
+            lifting.PendingChange.public_id,
         )
         .join(Record, Record.id == Dispute.record_id)
         .join(Subject, Subject.id == Dispute.subject_id)
@@ -167,10 +171,15 @@ def _views(session: Session, query: Select[Any], at: datetime) -> list[DisputeVi
         .outerjoin(DisputeAnswer, DisputeAnswer.dispute_id == Dispute.id)
         .outerjoin(corrected, corrected.c.id == DisputeAnswer.corrected_record_id)
         .outerjoin(DisputeLapse, DisputeLapse.dispute_id == Dispute.id)
+        .outerjoin(
+            lifting.PendingChange,
+            (lifting.PendingChange.reference == Dispute.public_id)
+            & (lifting.PendingChange.status == "pending"),
+        )
         .order_by(Dispute.deadline, Dispute.id)
     ).all()
     views = []
-    for d, record_id, record_type, subject_id, code, name, answer, fixed, swept in rows:
+    for d, record_id, record_type, subject_id, code, name, answer, fixed, swept, held in rows:
         answered = answer is not None and answer.answered_at <= at
         status: DisputeStatus
         if answered:
@@ -201,6 +210,7 @@ def _views(session: Session, query: Select[Any], at: datetime) -> list[DisputeVi
                 lapse_recorded_at=swept if swept is not None and swept <= at else None,
                 owner_subject=d.subject_id,
                 owner_source=d.source_id,
+                pending_change=held if status == "open" else None,
             )
         )
     return views
@@ -421,7 +431,13 @@ def answer_dispute(
     ``corrected`` (the source sends ``correction``; the disputed record's effect ends and
     the corrected record is appended, linked to the dispute) or ``deleted`` (the
     record's effect ends now). Refused once answered, and at or after the deadline: the
-    record's effect has then ended as unverifiable, and a late answer cannot revive it."""
+    record's effect has then ended as unverifiable, and a late answer cannot revive it.
+
+    ``deleted`` or ``corrected`` of a record that restricts someone
+    (:func:`credence.ledger.lifting.lifts_a_sanction`) is held instead: a pending change
+    that takes effect only when a reviewer other than whoever answered confirms it
+    (:mod:`credence.disputes.four_eyes`). The dispute stays open meanwhile, its deadline
+    running: unconfirmed by then, it lapses as any unanswered dispute does."""
     if outcome not in OUTCOMES:
         raise InvalidInput(
             f"outcome must be one of {', '.join(OUTCOMES)}", code="invalid_dispute_outcome"
@@ -449,8 +465,15 @@ def answer_dispute(
     assert record is not None  # foreign keys, all three
     assert source is not None
     assert subject is not None
-    corrected: str | None = None
-    corrected_pk: int | None = None
+    held = lifting.pending_of(session, record.id)
+    if held is not None and held.reference == dispute.public_id:
+        raise Conflict(
+            f"dispute {dispute_id} was answered {held.kind.removeprefix('dispute_')} on "
+            f"{_when(held.requested_at)}; that answer (change {held.public_id}) awaits a "
+            "reviewer's confirmation, and the dispute takes no other answer meanwhile",
+            code="answer_awaits_confirmation",
+            details={"change_id": held.public_id},
+        )
     if outcome == "corrected":
         if by.kind != "source":
             raise Forbidden(
@@ -463,45 +486,158 @@ def answer_dispute(
                 "an answer 'corrected' carries the corrected record in 'correction'",
                 code="correction_required",
             )
-        # Appended before the answer, so the reinsertion check sees the disputed record
-        # still in effect: a correction is not a reinsertion.
-        result = ledger.submit_records(
-            session,
-            source=source,
-            records=[_correction(session, correction, subject)],
-            rulebook=rulebook,
-            at=at,
-        )[0]
-        if result.status != "created":
-            error = result.error or {}
-            raise InvalidInput(
-                str(
-                    error.get("message")
-                    or "the correction repeats a record already sent; send it under a new "
-                    "source_ref"
-                ),
-                code=str(error.get("code") or "correction_not_new"),
-                details={"correction": error.get("details")},
-            )
-        corrected = result.record_id
-        corrected_pk = session.scalar(select(Record.id).where(Record.public_id == corrected))
+        correction = _correction(session, correction, subject)
     elif correction is not None:
         raise InvalidInput(
             f"only an answer 'corrected' carries a correction, not {outcome!r}",
             code="correction_not_expected",
         )
+    if outcome != "verified" and lifting.lifts_a_sanction(session, record, rulebook, at):
+        _hold_answer(
+            session,
+            dispute=dispute,
+            record=record,
+            source=source,
+            outcome=outcome,
+            explanation=explanation,
+            by=by,
+            correction=correction,
+            rulebook=rulebook,
+            at=at,
+        )
+    else:
+        apply_answer(
+            session,
+            dispute=dispute,
+            outcome=outcome,
+            explanation=explanation,
+            answered_by=by.kind,
+            principal_id=by.principal_id,
+            correction=correction,
+            rulebook=rulebook,
+            at=at,
+        )
+    session.flush()
+    return get_dispute(session, dispute_id, at)
+
+
+def _checked_correction(
+    session: Session, source: Source, correction: RecordIn, rulebook: Rulebook, at: datetime
+) -> None:
+    """Refuse a correction its source could not submit now (checked, nothing written)."""
+    planned = ledger.plan_records(
+        session, source=source, records=[correction], rulebook=rulebook, at=at
+    )[0].result
+    if planned.status != "created":
+        raise _not_created(planned.error)
+
+
+def _not_created(error: dict[str, Any] | None) -> InvalidInput:
+    error = error or {}
+    return InvalidInput(
+        str(
+            error.get("message")
+            or "the correction repeats a record already sent; send it under a new source_ref"
+        ),
+        code=str(error.get("code") or "correction_not_new"),
+        details={"correction": error.get("details")},
+    )
+
+
+def _hold_answer(
+    session: Session,
+    *,
+    dispute: Dispute,
+    record: Record,
+    source: Source,
+    outcome: str,
+    explanation: str,
+    by: Answerer,
+    correction: RecordIn | None,
+    rulebook: Rulebook,
+    at: datetime,
+) -> None:
+    """Hold an answer that lifts a sanction until a second reviewer confirms it."""
+    fixed: dict[str, Any] | None = None
+    if correction is not None:
+        _checked_correction(session, source, correction, rulebook, at)
+        # Kept by the subject's public id, never by a national identifier.
+        subject_id = session.get_one(Subject, dispute.subject_id).public_id
+        fixed = correction.model_copy(
+            update={"subject_id": subject_id, "identifier": None}
+        ).model_dump(mode="json", exclude_none=True)
+    rt = rulebook.record_type(record.record_type)
+    what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
+    who = source.name if by.kind == "source" else "A Credence reviewer"
+
+    def notice(change: str) -> str:
+        return (
+            f"{who} answered your dispute {dispute.public_id} of {what}: {outcome}. "
+            f"{explanation} Because the record restricts you, this answer takes effect "
+            "only once a Credence reviewer other than whoever answered confirms it (change "
+            f"{change}); until then the record still counts. If it is not confirmed by "
+            f"{_when(dispute.deadline)}, your dispute lapses then and the record stops "
+            "counting, as unverifiable. You will be told of the outcome."
+        )
+
+    lifting.request_change(
+        session,
+        record=record,
+        kind=lifting.DISPUTE_DELETED if outcome == "deleted" else lifting.DISPUTE_CORRECTED,
+        reference=dispute.public_id,
+        requested_by=by.kind,
+        principal_id=by.principal_id,
+        reason=explanation,
+        correction=fixed,
+        notice=notice,
+        at=at,
+    )
+
+
+def apply_answer(
+    session: Session,
+    *,
+    dispute: Dispute,
+    outcome: str,
+    explanation: str,
+    answered_by: str,
+    principal_id: int | None,
+    correction: RecordIn | None,
+    rulebook: Rulebook,
+    at: datetime,
+    change: str | None = None,
+) -> DisputeAnswer:
+    """Write the answer to ``dispute`` at ``at`` (checked by the caller): the corrected
+    record first (``corrected``), the answer, their entries. Told to the subject, unless
+    it is a held answer a reviewer confirmed (``change``: that confirmation tells)."""
+    record = session.get_one(Record, dispute.record_id)
+    source = session.get_one(Source, dispute.source_id)
+    subject = session.get_one(Subject, dispute.subject_id)
+    corrected: str | None = None
+    corrected_pk: int | None = None
+    if correction is not None:
+        # Appended before the answer, so the reinsertion check sees the disputed record
+        # still in effect: a correction is not a reinsertion.
+        result = ledger.submit_records(
+            session, source=source, records=[correction], rulebook=rulebook, at=at
+        )[0]
+        if result.status != "created":
+            raise _not_created(result.error)
+        corrected = result.record_id
+        corrected_pk = session.scalar(select(Record.id).where(Record.public_id == corrected))
     answer = DisputeAnswer(
         dispute_id=dispute.id,
         outcome=outcome,
         explanation=explanation,
         answered_at=at,
-        answered_by=by.kind,
-        principal_id=by.principal_id,
+        answered_by=answered_by,
+        principal_id=principal_id,
         corrected_record_id=corrected_pk,
     )
     rt = rulebook.record_type(record.record_type)
     what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
-    who = source.name if by.kind == "source" else "A Credence reviewer"
+    who = source.name if answered_by == "source" else "A Credence reviewer"
+    dispute_id = dispute.public_id
     text = {
         "verified": f"{who} verified {what} after your dispute {dispute_id}: {explanation} "
         "The record stands. You may add a statement to it; a new dispute of it needs new "
@@ -521,12 +657,13 @@ def answer_dispute(
             "dispute": dispute.public_id,
             "record": record.public_id,
             "outcome": outcome,
-            "answered_by": by.kind,
+            "answered_by": answered_by,
             "source": source.code,
             "explanation_sha256": text_digest(explanation),
             "corrected_record": corrected,
+            **({"change": change} if change else {}),
         },
-        notice=Notice(text),
+        notice=None if change else Notice(text),
     )
     if corrected is not None:
         record_event(
@@ -536,8 +673,7 @@ def answer_dispute(
             subject_id=subject.id,
             data={"record": record.public_id, "corrected_by": corrected, "dispute": dispute_id},
         )
-    session.flush()
-    return get_dispute(session, dispute_id, at)
+    return answer
 
 
 # --- lapsing -------------------------------------------------------------------------
@@ -549,7 +685,10 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
 
     The record's effect ended at the deadline already (:mod:`credence.ledger.endings`);
     running the sweep late, twice or never changes no score. It makes the lapse a ledger
-    entry of its own and tells the subject.
+    entry of its own and tells the subject. It also closes, as superseded, every change
+    held for confirmation whose record stopped counting meanwhile
+    (:func:`credence.ledger.lifting.supersede_ended`): a held answer whose dispute lapsed
+    first, above all.
     """
     due = session.scalars(
         select(Dispute)
@@ -591,6 +730,9 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
                 "that it is accurate, and you would be told."
             ),
         )
+    # An answer held for confirmation when its dispute lapsed: the lapse won (the record
+    # stopped counting at the deadline); the held change is closed as superseded.
+    lifting.supersede_ended(session, at)
     session.flush()
     return [get_dispute(session, d.public_id, at) for d in due]
 

@@ -35,6 +35,10 @@ class EventKind(StrEnum):
     PARTY_REGISTERED = "party_registered"
     PRINCIPAL_CREATED = "principal_created"
     RECORD_ERASED = "record_erased"
+    PENDING_CHANGE_REQUESTED = "pending_change_requested"
+    PENDING_CHANGE_CONFIRMED = "pending_change_confirmed"
+    PENDING_CHANGE_REFUSED = "pending_change_refused"
+    PENDING_CHANGE_SUPERSEDED = "pending_change_superseded"
     LOG_CONTINUED = "log_continued"
     CARRIED_OVER = "carried_over"
 
@@ -115,6 +119,25 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
             "A record's content erased (retention ended, a dispute deleted it, or a "
             "repair): the row keeps its id, subject and place in the log; why and when "
             "are in the erasure row the entry lists."
+        ),
+        EventKind.PENDING_CHANGE_REQUESTED: (
+            "A change that would lift a sanction (a retraction, or a dispute answered "
+            "deleted or corrected, of a record that restricts someone) held for a second "
+            "reviewer's confirmation: the record, the kind, who asked and a digest of the "
+            "reason. The record keeps counting."
+        ),
+        EventKind.PENDING_CHANGE_CONFIRMED: (
+            "A reviewer other than whoever asked confirmed a held change: its ending (the "
+            "retraction, or the dispute's answer and any corrected record) was written "
+            "by the entries just before, at this instant. A digest of the reasons."
+        ),
+        EventKind.PENDING_CHANGE_REFUSED: (
+            "A reviewer refused a held change, with a digest of the reasons: the record "
+            "keeps counting."
+        ),
+        EventKind.PENDING_CHANGE_SUPERSEDED: (
+            "A held change closed unconfirmed because the record's effect ended first by "
+            "another cause (a dispute's deadline passed: the lapse wins)."
         ),
         EventKind.LOG_CONTINUED: (
             "The first entry of a log that continues an earlier one: the earlier log's "

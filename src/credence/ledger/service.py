@@ -34,7 +34,7 @@ from credence.errors import (
 )
 from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
-from credence.ledger import reinsertion
+from credence.ledger import lifting, reinsertion
 from credence.ledger.registry import SubjectRef, source_types
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import (
@@ -45,6 +45,7 @@ from credence.ledger.tables import (
     Subject,
 )
 from credence.notifications.service import Event, Notice, record_event, record_events
+from credence.rulebook import store
 from credence.rulebook.model import RecordType, Rulebook
 
 #: The columns of a planned record's row, in the order of :attr:`_Planned.row`.
@@ -501,10 +502,23 @@ def submit_records(
 
 
 def retract_record(
-    session: Session, *, source: Source, record_id: str, reason: str, at: datetime
-) -> tuple[Retraction, bool]:
+    session: Session,
+    *,
+    source: Source,
+    record_id: str,
+    reason: str,
+    at: datetime,
+    principal_id: int | None = None,
+) -> tuple[Retraction | lifting.PendingChange, bool]:
     """A source withdraws its own record. Returns ``(retraction, created)``; retracting
-    again returns the first retraction."""
+    again returns the first retraction.
+
+    A record that restricts someone (:func:`credence.ledger.lifting.lifts_a_sanction`)
+    is not withdrawn now: the retraction is held as a pending change until a reviewer
+    other than the source confirms it (:mod:`credence.ledger.lifting`), and the record
+    counts meanwhile. That returns ``(change, created)``; asking again while it waits
+    returns the same change (a resend), whatever the reason given. ``principal_id``
+    is who asked (None from the command line or a test)."""
     record = session.scalar(select(Record).where(Record.public_id == record_id))
     if record is None or record.source_id != source.id:
         # The same answer for "absent" and "another source's": no probing of others' files.
@@ -513,12 +527,54 @@ def retract_record(
     existing = _retraction_of(session, record)
     if existing is not None:
         return existing, False
+    rulebook = store.in_force(session, at).rulebook
+    if lifting.pending_of(session, record.id) is not None or lifting.lifts_a_sanction(
+        session, record, rulebook, at
+    ):
+        rt = rulebook.record_type(record.record_type)
+        what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
+
+        def notice(change: str) -> str:
+            return (
+                f"{source.name} asked on {at:%Y-%m-%d %H:%M} UTC to withdraw {what}, which "
+                f"restricts you, saying: {reason} A withdrawal that lifts a restriction "
+                "takes effect only once a Credence reviewer other than whoever asked "
+                f"confirms it (change {change}); until then the record still counts. You "
+                "will be told whether it is confirmed or refused."
+            )
+
+        return lifting.request_change(
+            session,
+            record=record,
+            kind=lifting.RETRACTION,
+            reference=None,
+            requested_by="source",
+            principal_id=principal_id,
+            reason=reason,
+            correction=None,
+            notice=notice,
+            at=at,
+        )
+    return write_retraction(session, record=record, reason=reason, at=at)
+
+
+def write_retraction(
+    session: Session, *, record: Record, reason: str, at: datetime, change: str | None = None
+) -> tuple[Retraction, bool]:
+    """The retraction of ``record`` by its source, effective at ``at``: its row and its
+    entry (naming the ``change`` a reviewer confirmed, if it was held). Returns
+    ``(retraction, created)``; a record already retracted keeps its first retraction."""
     # Retractions of one record at once: one is stored, the others read it (see
     # insert_new), as a repeat would.
     retraction_id = insert_new(
         session,
         _RETRACTIONS,
-        {"record_id": record.id, "source_id": source.id, "reason": reason, "received_at": at},
+        {
+            "record_id": record.id,
+            "source_id": record.source_id,
+            "reason": reason,
+            "received_at": at,
+        },
         unique=("record_id",),
     )
     if retraction_id is None:
@@ -531,7 +587,7 @@ def retract_record(
         kind=journal.EventKind.RETRACTION,
         at=at,
         subject_id=record.subject_id,
-        data={"record": record.public_id},
+        data={"record": record.public_id, **({"change": change} if change else {})},
         rows=[retraction],
     )
     return retraction, True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -127,9 +127,21 @@ def get_dispute(
     "/disputes/{dispute_id}/answer",
     response_model=DisputeOut,
     summary="Answer a dispute before its deadline: verified, corrected or deleted",
+    responses={
+        202: {
+            "model": DisputeOut,
+            "description": "Deleted or corrected, of a record that restricts the subject: the "
+            "answer awaits a second reviewer's confirmation (pending_change).",
+        }
+    },
 )
 def answer_dispute(
-    dispute_id: str, body: AnswerIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+    dispute_id: str,
+    body: AnswerIn,
+    caller: CallerDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    response: Response,
 ) -> DisputeOut:
     at = ctx.clock.now()
     view = service.get_dispute(session, dispute_id, at)
@@ -153,6 +165,8 @@ def answer_dispute(
         at=at,
         correction=body.correction,
     )
+    if answered.pending_change is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
     return DisputeOut.of(answered)
 
 

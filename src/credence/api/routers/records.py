@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, status
 
 from credence.access.policy import Action, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import OrjsonRoute
-from credence.api.schemas import BatchOut, RecordBatchIn, RetractIn, RetractionOut
+from credence.api.schemas import BatchOut, ChangeOut, RecordBatchIn, RetractIn, RetractionOut
 from credence.errors import InvalidInput
-from credence.ledger import registry
+from credence.ledger import lifting, registry
 from credence.ledger import service as ledger
 from credence.ledger.intake import Intake
 
@@ -50,14 +50,45 @@ def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, request: Req
 @router.post(
     "/{record_id}/retraction",
     response_model=RetractionOut,
-    summary="Retract one of your records; its effect ends now (a new ledger entry)",
+    summary="Retract one of your records; its effect ends now (a new ledger entry), or, for "
+    "a record that restricts someone, once a reviewer confirms (202)",
+    responses={
+        202: {
+            "model": RetractionOut,
+            "description": "The record restricts someone: the retraction awaits a reviewer's "
+            "confirmation (pending_change) and the record counts until then.",
+        }
+    },
 )
 def retract(
-    record_id: str, body: RetractIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+    record_id: str,
+    body: RetractIn,
+    caller: CallerDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    response: Response,
 ) -> RetractionOut:
     authorize(caller, Action.RECORD_RETRACT, source_id=caller.source_id)
     source = registry.submitting_source(session, caller.source_id)
-    retraction, created = ledger.retract_record(
-        session, source=source, record_id=record_id, reason=body.reason, at=ctx.clock.now()
+    at = ctx.clock.now()
+    done, created = ledger.retract_record(
+        session,
+        source=source,
+        record_id=record_id,
+        reason=body.reason,
+        at=at,
+        principal_id=caller.principal_id,
     )
-    return RetractionOut(record_id=record_id, retracted_at=retraction.received_at, created=created)
+    if isinstance(done, lifting.PendingChange):
+        response.status_code = status.HTTP_202_ACCEPTED
+        held = ChangeOut.of(lifting.get_change(session, done.public_id, at))
+        return RetractionOut(
+            record_id=record_id,
+            status="pending_confirmation",
+            retracted_at=None,
+            created=created,
+            pending_change=held,
+        )
+    return RetractionOut(
+        record_id=record_id, status="retracted", retracted_at=done.received_at, created=created
+    )

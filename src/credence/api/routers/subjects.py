@@ -16,6 +16,7 @@ from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import (
     AccessOut,
+    ChangeOut,
     ErasureOut,
     FileOut,
     InquiryOut,
@@ -32,7 +33,7 @@ from credence.clock import Instant
 from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
-from credence.ledger import registry, subject_file
+from credence.ledger import lifting, registry, subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
 from credence.notifications.service import for_subject
@@ -228,6 +229,10 @@ def file(
                 kind=n.kind, text=n.text, at=n.at, delivered_at=n.delivered_at, channel=n.channel
             )
             for n in for_subject(session, subject.id)
+        ],
+        pending_changes=[
+            ChangeOut.of(v)
+            for v in lifting.list_changes(session, at=at, status="all", subject_id=subject.id)
         ],
     )
 

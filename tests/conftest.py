@@ -19,10 +19,12 @@ An unreachable PostgreSQL fails the PostgreSQL half of the suite; set
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -164,3 +166,17 @@ def api(
 ) -> Api:
     """The one API under test, on ``world``: see :func:`tests.client.open_api`."""
     return open_api(engine, sessions, clock, world, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark session per test worker, shared by every module that scores on
+    Spark (a JVM start costs seconds); skipped without PySpark or a Java runtime."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime for Spark")
+    from credence.scoring.spark import spark_session
+
+    session = spark_session("local[2]", memory="1g", shuffle_partitions=2)
+    yield session
+    session.stop()

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import Clock
+from credence.context import Context
 from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
 from credence.ledger import registry
 from credence.ledger import service as ledger
@@ -20,6 +23,7 @@ from credence.ledger.tables import Source, Subject
 from credence.rulebook import store
 from credence.rulebook.loader import default_text
 from credence.rulebook.model import Rulebook
+from credence.settings import Settings
 
 SOURCES: dict[str, tuple[str | None, list[str]]] = {
     "civil_registry": ("person", []),
@@ -157,3 +161,12 @@ def tier_for(book: Rulebook, total: float) -> str:
         if total >= tier.min_score:
             return tier.code
     return book.tiers[-1].code
+
+
+def store_context(
+    engine: Engine, sessions: sessionmaker[Session], clock: Clock, key: Path
+) -> Context:
+    """A context on a test store whose log is signed with the key at ``key`` (created
+    when first needed): what an export or a log check runs in."""
+    settings = Settings(db_url=str(engine.url), log_key_path=str(key))
+    return Context(settings=settings, engine=engine, sessions=sessions, clock=clock)

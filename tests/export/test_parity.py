@@ -10,10 +10,7 @@ disputed (deleted, corrected, verified, left to lapse), repaired and erased.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
-from credence.context import Context
 from credence.disputes import repair
 from credence.disputes import service as disputes
 from credence.errors import CredenceError
@@ -42,7 +38,7 @@ from credence.scoring import layout
 from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import score_subject
-from credence.settings import Settings
+from tests.world import store_context
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +60,6 @@ def second_edition() -> str:
     assert tighter.count("max_points = 25") >= 2
     assert "commercial = 45" in tighter
     return tighter
-
-
-def context(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, key: Path
-) -> Context:
-    settings = Settings(db_url=str(engine.url), log_key_path=str(key))
-    return Context(settings=settings, engine=engine, sessions=sessions, clock=clock)
 
 
 def city_with_every_ending(sessions: sessionmaker[Session], clock: FixedClock) -> None:
@@ -190,25 +179,13 @@ def assert_same(scores: Any, totals: np.ndarray, tiers: list[str]) -> None:
     assert scores.column("tier").to_pylist() == tiers
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    pytest.importorskip("pyspark")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime for Spark")
-    from credence.scoring.spark import spark_session
-
-    session = spark_session("local[2]", memory="1g", shuffle_partitions=2)
-    yield session
-    session.stop()
-
-
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 def test_every_engine_scores_the_exported_city_as_the_online_path_does(
     engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path, spark: Any
 ) -> None:
     city_with_every_ending(sessions, clock)
     clock.advance(timedelta(days=90))  # past every lapse, after the second edition
-    ctx = context(engine, sessions, clock, tmp_path / "log.key")
+    ctx = store_context(engine, sessions, clock, tmp_path / "log.key")
     out = tmp_path / "export"
     summary = export_ledger(ctx, out, part_subjects=4_000)
     assert summary.subjects == PERSONS + ORGANISATIONS

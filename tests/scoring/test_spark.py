@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("no Java runtime for Spark", allow_module_level=True)
 
 from credence.scoring import counting
-from credence.scoring.spark import score_parquet_spark, spark_session
+from credence.scoring.spark import score_parquet_spark
 from tests.scoring.test_one_rule import NOW as ONE_RULE_NOW
 from tests.scoring.test_one_rule import ignores_endings, write_population
 
@@ -38,13 +37,6 @@ pytestmark = [
 
 BOOK = default_rulebook()
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    session = spark_session("local[2]", memory="1g", shuffle_partitions=2)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

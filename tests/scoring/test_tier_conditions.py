@@ -59,8 +59,7 @@ from credence.scoring import layout
 from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import compute
-from tests.export.test_parity import context, spark  # noqa: F401  (spark: a fixture)
-from tests.world import person_id
+from tests.world import person_id, store_context
 
 # --- the oracle ----------------------------------------------------------------------------
 
@@ -560,7 +559,9 @@ def test_every_engine_places_every_subject_in_the_highest_tier_it_qualifies_for(
 
     clock.set(TB)
     out = tmp_path / "export"
-    export_ledger(context(engine, sessions, clock, tmp_path / "log.key"), out, part_subjects=200)
+    export_ledger(
+        store_context(engine, sessions, clock, tmp_path / "log.key"), out, part_subjects=200
+    )
     exported = export_records(out)
     subjects = pq.read_table(out / layout.SUBJECTS_DIR, columns=["subject_id", "public_id"])
     with sessions() as session:

@@ -555,8 +555,8 @@ def score_part(
 
     Records in subject order (as the export and the generator write them) are scored
     as they stream: after each batch, the subjects before the batch's last one have all
-    their records, so their tally rows are finished at once and dropped; only a window
-    of about one batch's subjects is held (and stays in the core's cache). A part whose
+    their records, so their tally rows are finished at once and dropped; only the last
+    subject's row is carried to the next batch. A part whose
     records are not in subject order is noticed (a batch reaches back before the window)
     and scored again from a tally of the whole part (:func:`score_part_sums`).
     """
@@ -592,7 +592,7 @@ def _score_sorted_part(
                 tally = got.sums  # the batch's own array: added into, finished, dropped
                 if lo == start:
                     tally[: window.shape[0]] += window
-                elif lo > start:  # the window's subject and any without records: done
+                else:  # the window's subject and any without records before lo: done
                     before = formula.empty_tally(lo - start, kernel.types)
                     before[: window.shape[0]] = window
                     scores.put(start, before, rulebook)

@@ -35,6 +35,7 @@ into sub-scores, totals and tiers. So there is no second copy of the formula.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -155,10 +156,8 @@ def finish(rows: FloatArray, rulebook: Rulebook) -> Finished:
     n = rows.shape[0]
     columns = rows.T
     first = 2 * N_CATEGORIES
-    bounded = len(types.bounded)
+    bounded = len(types.bounded_types)
     severities = types.width - len(SEVERITIES)
-    upper = np.where(types.bounded_signs == 0, types.bounds, np.inf)[:, None]
-    lower = np.where(types.bounded_signs == 1, -types.bounds, -np.inf)[:, None]
     caps = types.positive_caps[:, None]
     scale = rulebook.scale
     sub = np.empty((N_CATEGORIES, n))
@@ -170,13 +169,12 @@ def finish(rows: FloatArray, rulebook: Rulebook) -> Finished:
         block = columns[:, lo:hi]
         signed = block[:first].copy()  # (positive, negative) per category
         if bounded:
-            # Each bounded type's effect clamped to its bound (in a copy: a positive
-            # type's effect is never below 0 and a negative one's never above, so one
-            # side each), then each group's clamped effects added into its category and
-            # sign's column, in column order.
-            clamped = np.minimum(block[first : first + bounded], upper)
+            # Each bounded type's effect clamped to its bound (in a copy), then each
+            # group's clamped effects added into its category and sign's column, in
+            # column order.
+            clamped = np.minimum(block[first : first + bounded], types.upper)
             if types.negative_bounded:
-                np.maximum(clamped, lower, out=clamped)
+                np.maximum(clamped, types.lower, out=clamped)
             for into, start, end in types.groups:
                 target = signed[into]
                 for j in range(start, end):
@@ -202,9 +200,8 @@ def finish(rows: FloatArray, rulebook: Rulebook) -> Finished:
 
 def tier_of(total: float, rulebook: Rulebook, against: Sequence[float]) -> str:
     """The letter tier of one total, given how many negative records of each severity
-    (least severe first) weigh against the subject."""
-    rows = np.array([against], dtype=np.float64).reshape(1, len(SEVERITIES))
-    code: str = tier_order(rulebook)[tier_index(np.array([total]), rulebook, rows)[0]]
+    (least severe first) weigh against the subject: :func:`tier_index` on one subject."""
+    code: str = tier_order(rulebook)[tier_index(total, rulebook, against)]
     return code
 
 
@@ -222,40 +219,47 @@ def _thresholds(rulebook: Rulebook) -> FloatArray:
     return np.array([t.min_score for t in rulebook.tiers[::-1]][1:], dtype=np.float64)
 
 
-def eligible(rulebook: Rulebook, against: FloatArray) -> npt.NDArray[np.bool_]:
-    """``(n, tiers)``: whether each subject meets each tier's conditions (tiers numbered
-    as :func:`tier_order`, lowest first), from the counts of negative records that weigh
-    against them, by severity (``(n, 3)``, least severe first)."""
-    ordered = rulebook.tiers[::-1]
-    ok = np.ones((against.shape[0], len(ordered)), dtype=bool)
-    for k, tier in enumerate(ordered):
-        if tier.conditional:
-            ok[:, k] = ~_misses(tier, against)
-    return ok
+def _threshold_list(rulebook: Rulebook) -> list[float]:
+    return [float(t) for t in _thresholds(rulebook)]
 
 
-def _misses(tier: Tier, against: FloatArray) -> npt.NDArray[np.bool_]:
-    """Whether each subject misses a condition of ``tier`` (see :func:`eligible`)."""
-    columns = [against[:, k] for k in range(len(SEVERITIES))]
-    missed = np.zeros(against.shape[0], dtype=bool)
+def meets(tier: Tier, against: Sequence[float]) -> bool:
+    """Whether one subject, with ``against`` negative records of each severity (least
+    severe first) weighing against them, meets ``tier``'s conditions."""
+    return not _misses(tier, against)
+
+
+def _misses(tier: Tier, against: Any) -> Any:
+    """Whether each subject misses a condition of ``tier``: ``against`` is ``(n, 3)``
+    counts of the negative records that weigh against them, by severity, least severe
+    first (an answer per subject), or one subject's three counts (one answer)."""
+    columns = (
+        [against[:, k] for k in range(len(SEVERITIES))]
+        if isinstance(against, np.ndarray) and against.ndim == 2
+        else list(against)
+    )
+    missed: Any = False
     if tier.no_negative_at_or_above is not None:
         for column in columns[SEVERITY_INDEX[tier.no_negative_at_or_above] :]:
-            missed |= column != 0
+            missed = missed | (column != 0)
     if tier.max_negative_records is not None:
-        missed |= sum(columns[1:], columns[0]) > tier.max_negative_records
+        missed = missed | (sum(columns[1:], columns[0]) > tier.max_negative_records)
     return missed
 
 
-def tier_index(total: Any, rulebook: Rulebook, against: FloatArray) -> Any:
+def tier_index(total: Any, rulebook: Rulebook, against: Any) -> Any:
     """Number of each total's tier in :func:`tier_order` (0 = lowest tier): the one
-    definition of a subject's tier. The highest tier whose threshold the total reaches
-    and whose conditions hold (:func:`eligible`); the lowest tier has no conditions.
+    definition of a subject's tier, for a column of totals (``against``: ``(n, 3)``) or
+    one total (``against``: its three counts). The highest tier whose threshold the total
+    reaches and whose conditions hold (:func:`meets`); the lowest tier has no conditions.
 
     Columnar writers keep this integer code (a dictionary index) instead of building one
     Python string per subject.
     """
-    thresholds = derived(rulebook, "tier_thresholds", _thresholds)
-    index = np.searchsorted(thresholds, total, side="right")
+    if isinstance(total, float | int):  # one subject: no numpy call per comparison
+        index = bisect_right(derived(rulebook, "tier_threshold_list", _threshold_list), total)
+    else:
+        index = np.searchsorted(derived(rulebook, "tier_thresholds", _thresholds), total, "right")
     # From the highest tier down: a subject placed in a tier whose conditions they miss
     # steps down one; the step is checked again at the tier below (the lowest tier has
     # no conditions, so everyone stops there).
@@ -306,7 +310,7 @@ class TypeTable:
         sign = np.array([1 if rt.points < 0 else 0 for rt in types], dtype=np.int64)
         column = 2 * self.category + sign
         # Bounded types' columns are grouped by the (category, sign) column they go into,
-        # so that one reduceat sums each group's clamped effects.
+        # so that finish adds each group's clamped effects into that column in turn.
         bounded = sorted(
             (i for i, rt in enumerate(types) if rt.max_points is not None),
             key=lambda i: (int(column[i]), i),
@@ -316,17 +320,15 @@ class TypeTable:
             column[i] = 2 * N_CATEGORIES + j
         #: Each type's tally column.
         self.column: IntArray = column
-        self.bounded: list[tuple[int, int, float]] = [
-            (int(self.category[i]), int(sign[i]), float(types[i].max_points or 0.0))
-            for i in bounded
-        ]
-        #: Which type each bounded column is (its number).
+        #: Which type each bounded column is (its number), and its bound.
         self.bounded_types: list[int] = bounded
-        #: Each bounded type's bound.
-        self.bounds = np.array([b for *_, b in self.bounded], dtype=np.float64)
-        #: Each bounded column's sign (1: a negative type), and whether any is negative.
-        self.bounded_signs = np.array([int(sign[i]) for i in bounded], dtype=np.int64)
-        self.negative_bounded = bool(self.bounded_signs.any())
+        self.bounds = np.array([types[i].max_points for i in bounded], dtype=np.float64)
+        # What finish clamps each bounded column to: a positive type's effect is never
+        # below 0 and a negative one's never above, so each has one side only.
+        negative = sign[bounded].astype(bool)
+        self.upper = np.where(negative, np.inf, self.bounds)[:, None]
+        self.lower = np.where(negative, -self.bounds, -np.inf)[:, None]
+        self.negative_bounded = bool(negative.any())
         #: The groups of bounded columns (among them: start, end) that go into the same
         #: (category, sign) column, and that column.
         starts = [j for j in range(len(into)) if j == 0 or into[j] != into[j - 1]]

@@ -249,7 +249,7 @@ def _bounds(
     points before and after its cap."""
     types = formula.type_table(book)
     out: list[Bound] = []
-    for j, (_, _, bound) in enumerate(types.bounded):
+    for j, bound in enumerate(types.bounds.tolist()):
         before = float(finished.type_effects[0, j])
         if abs(before) <= bound:
             continue

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from credence.rulebook.model import Rulebook
-from credence.scoring.formula import eligible, tier_of, tier_order
+from credence.scoring.formula import meets, tier_of
 
 
 def rank(book: Rulebook, tier: str) -> int:
@@ -47,8 +45,5 @@ def next_tier(book: Rulebook, previous: str | None, total: float, against: Seque
 
 def _meets(book: Rulebook, tier: str, against: Sequence[float]) -> bool:
     """Whether a subject meets the conditions of ``tier`` (an unknown tier: no)."""
-    codes = list(tier_order(book))
-    if tier not in codes:
-        return False
-    rows = np.array([against], dtype=np.float64).reshape(1, -1)
-    return bool(eligible(book, rows)[0, codes.index(tier)])
+    found = next((t for t in book.tiers if t.code == tier), None)
+    return found is not None and meets(found, against)

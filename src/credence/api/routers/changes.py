@@ -9,9 +9,12 @@ first, so a key of the source that asked, or the reviewer who answered, hears it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from credence.access.policy import Action, Caller, authorize
 from credence.api.deps import CallerDep, ContextDep, SessionDep
@@ -45,6 +48,22 @@ def list_changes(
     return [ChangeOut.of(v) for v in views]
 
 
+def _decide(
+    decide: Callable[..., lifting.ChangeView],
+    change_id: str,
+    body: ChangeDecisionIn,
+    caller: Caller,
+    at: datetime,
+    session: Session,
+) -> ChangeOut:
+    """Confirm or refuse a change: the rule of four eyes first (so whoever asked hears it
+    named), then the policy."""
+    by = _decider(caller)
+    four_eyes.check_four_eyes(lifting.get_change(session, change_id, at), by)
+    authorize(caller, Action.CHANGE_REVIEW)
+    return ChangeOut.of(decide(session, change_id=change_id, by=by, reason=body.reasons, at=at))
+
+
 @router.post(
     "/{change_id}/confirmation",
     response_model=ChangeOut,
@@ -57,13 +76,7 @@ def confirm(
     ctx: ContextDep,
     session: SessionDep,
 ) -> ChangeOut:
-    at = ctx.clock.now()
-    four_eyes.check_four_eyes(lifting.get_change(session, change_id, at), _decider(caller))
-    authorize(caller, Action.CHANGE_REVIEW)
-    view = four_eyes.confirm_change(
-        session, change_id=change_id, by=_decider(caller), reason=body.reasons, at=at
-    )
-    return ChangeOut.of(view)
+    return _decide(four_eyes.confirm_change, change_id, body, caller, ctx.clock.now(), session)
 
 
 @router.post(
@@ -78,10 +91,4 @@ def refuse(
     ctx: ContextDep,
     session: SessionDep,
 ) -> ChangeOut:
-    at = ctx.clock.now()
-    four_eyes.check_four_eyes(lifting.get_change(session, change_id, at), _decider(caller))
-    authorize(caller, Action.CHANGE_REVIEW)
-    view = four_eyes.refuse_change(
-        session, change_id=change_id, by=_decider(caller), reason=body.reasons, at=at
-    )
-    return ChangeOut.of(view)
+    return _decide(four_eyes.refuse_change, change_id, body, caller, ctx.clock.now(), session)

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.disputes.service import apply_answer, text_digest
+from credence.disputes.service import apply_answer
 from credence.disputes.tables import Dispute
 from credence.errors import Conflict, Forbidden, InvalidInput
 from credence.ledger import lifting
@@ -118,6 +118,15 @@ def _taken(change_id: str) -> Conflict:
     )
 
 
+def _decision_data(view: ChangeView, reason: str) -> dict[str, str | None]:
+    """What the entry of a confirmation or a refusal records (the reasons as a digest)."""
+    return {
+        "record": view.record_id,
+        "kind": view.kind,
+        "reasons_sha256": journal.text_digest(reason),
+    }
+
+
 def confirm_change(
     session: Session, *, change_id: str, by: Decider, reason: str, at: datetime
 ) -> ChangeView:
@@ -161,7 +170,7 @@ def confirm_change(
         reason=reason,
         at=at,
         kind=journal.EventKind.PENDING_CHANGE_CONFIRMED,
-        data={"record": view.record_id, "kind": view.kind, "reasons_sha256": text_digest(reason)},
+        data=_decision_data(view, reason),
         notice=(
             f"A Credence reviewer other than whoever asked confirmed {lifting.describe(view)}"
             f", asked for on {_when(view.requested_at)}: {reason} {effect}"
@@ -196,7 +205,7 @@ def refuse_change(
         reason=reason,
         at=at,
         kind=journal.EventKind.PENDING_CHANGE_REFUSED,
-        data={"record": view.record_id, "kind": view.kind, "reasons_sha256": text_digest(reason)},
+        data=_decision_data(view, reason),
         notice=(
             f"A Credence reviewer refused {lifting.describe(view)}, asked for on "
             f"{_when(view.requested_at)}: {reason} {after}"

@@ -30,7 +30,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.disputes.service import effect_ended, record_on_file, text_digest
+from credence.disputes.service import effect_ended, record_on_file
 from credence.disputes.tables import Repair, RepairDecision
 from credence.errors import Conflict, InvalidInput, NotFound
 from credence.ids import new_id
@@ -240,7 +240,7 @@ def apply_for_repair(
             "repair": repair.public_id,
             "record": record.public_id,
             "subject": subject.public_id,
-            "commitment_sha256": text_digest(commitment),
+            "commitment_sha256": journal.text_digest(commitment),
             "evidence": evidence,
         },
         notice=Notice(
@@ -302,7 +302,7 @@ def decide_repair(
             "repair": repair.public_id,
             "record": record.public_id,
             "approved": approve,
-            "reasons_sha256": text_digest(reasons),
+            "reasons_sha256": journal.text_digest(reasons),
         },
         notice=Notice(text),
     )

@@ -31,7 +31,6 @@ the one policy layer (:mod:`credence.access.policy`) in the API and CLI.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -66,11 +65,6 @@ _ANSWERED: dict[str, DisputeStatus] = {
 MAX_STATEMENT = 500
 
 _DISPUTES = Dispute.metadata.tables[Dispute.__tablename__]
-
-
-def text_digest(text: str) -> str:
-    """SHA-256 of free text: what the journal keeps of it (see the module docstring)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _when(at: datetime) -> str:
@@ -346,8 +340,8 @@ def open_dispute(
             "source": source.code,
             "deadline": dispute.deadline,
             "rulebook_version": rulebook.version,
-            "reason_sha256": text_digest(reason),
-            "new_information_sha256": text_digest(info) if info else None,
+            "reason_sha256": journal.text_digest(reason),
+            "new_information_sha256": journal.text_digest(info) if info else None,
         },
         notice=Notice(
             f"Your dispute {dispute.public_id} of record {record.public_id} "
@@ -659,7 +653,7 @@ def apply_answer(
             "outcome": outcome,
             "answered_by": answered_by,
             "source": source.code,
-            "explanation_sha256": text_digest(explanation),
+            "explanation_sha256": journal.text_digest(explanation),
             "corrected_record": corrected,
             **({"change": change} if change else {}),
         },
@@ -765,7 +759,7 @@ def add_statement(
         data={
             "record": record.public_id,
             "subject": subject.public_id,
-            "text_sha256": text_digest(text),
+            "text_sha256": journal.text_digest(text),
         },
     )
     session.flush()

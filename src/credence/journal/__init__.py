@@ -38,7 +38,7 @@ from credence.journal.coverage import (
 )
 from credence.journal.entries import COLUMNS, append, append_many, checked, covered
 from credence.journal.kinds import DESCRIPTIONS, EventKind
-from credence.journal.payloads import record_content_hash
+from credence.journal.payloads import record_content_hash, text_digest
 from credence.journal.rows import (
     Journalled,
     allocate,
@@ -85,5 +85,6 @@ __all__ = [
     "record_content_hash",
     "registration",
     "row_key",
+    "text_digest",
     "uncovered",
 ]

@@ -1,4 +1,5 @@
-"""The digest of what a source asserts in a record."""
+"""Digests the journal keeps in place of content: what a source asserts in a record, and
+free text (a reason may carry personal data; the journal is published in proofs)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,8 @@ def record_content_hash(
         }
     )
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of free text (UTF-8): what an entry keeps of a reason or a statement."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

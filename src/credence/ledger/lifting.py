@@ -44,7 +44,6 @@ views. Functions take the caller's session and commit nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -316,7 +315,7 @@ def request_change(
             "dispute": reference,
             "requested_by": requested_by,
             "source": source.code,
-            "reason_sha256": journal_digest(reason),
+            "reason_sha256": journal.text_digest(reason),
         },
         notice=Notice(notice(change.public_id)),
     )
@@ -327,12 +326,6 @@ def _json(value: dict[str, Any] | None) -> str | None:
     if value is None:
         return None
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def journal_digest(text: str) -> str:
-    """SHA-256 of free text: what an entry keeps of it (a reason may carry personal
-    data; the journal is published in proofs)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _resent(held: PendingChange, kind: str, reference: str | None) -> PendingChange:

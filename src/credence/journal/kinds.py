@@ -39,6 +39,16 @@ class EventKind(StrEnum):
     PENDING_CHANGE_CONFIRMED = "pending_change_confirmed"
     PENDING_CHANGE_REFUSED = "pending_change_refused"
     PENDING_CHANGE_SUPERSEDED = "pending_change_superseded"
+    RECORDS_HELD = "records_held"
+    HOLD_RELEASED = "hold_released"
+    HOLD_REJECTED = "hold_rejected"
+    BACKFILL_APPROVED = "backfill_approved"
+    BACKFILL_DELIVERED = "backfill_delivered"
+    IDENTITY_FLAGGED = "identity_flagged"
+    IDENTITY_CONFIRMED_DISTINCT = "identity_confirmed_distinct"
+    SUBJECTS_MERGED = "subjects_merged"
+    SUBJECTS_UNMERGED = "subjects_unmerged"
+    IDENTITY_VOIDED = "identity_voided"
     LOG_CONTINUED = "log_continued"
     CARRIED_OVER = "carried_over"
 
@@ -138,6 +148,49 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.PENDING_CHANGE_SUPERSEDED: (
             "A held change closed unconfirmed because the record's effect ended first by "
             "another cause (a dispute's deadline passed: the lapse wins)."
+        ),
+        EventKind.RECORDS_HELD: (
+            "Records stored but held at intake (a burst from one source, a new identity's "
+            "positives beyond the rulebook's limit, a voided identity): the hold rows the "
+            "entry lists, each with its record and cause. A held record counts in no "
+            "engine until a reviewer releases it."
+        ),
+        EventKind.HOLD_RELEASED: (
+            "A reviewer released a held record: it counts from this instant. A digest of "
+            "the reasons."
+        ),
+        EventKind.HOLD_REJECTED: (
+            "A reviewer rejected a held record: it never counts. A digest of the reasons."
+        ),
+        EventKind.BACKFILL_APPROVED: (
+            "An operator approved a backfill run for a source: the period its records may "
+            "have occurred in and the expected volume. Its records are exempt from the "
+            "burst and new-identity limits, never from plausibility."
+        ),
+        EventKind.BACKFILL_DELIVERED: (
+            "A batch delivered under an approved backfill run: how many of its records "
+            "the run's scope exempted."
+        ),
+        EventKind.IDENTITY_FLAGGED: (
+            "A subject registered but flagged for the identity authority as a probable "
+            "duplicate of another (same name, birth date and region, or an identifier "
+            "one digit or one transposition away): the two public ids and the test that "
+            "matched (never a name or an identifier)."
+        ),
+        EventKind.IDENTITY_CONFIRMED_DISTINCT: (
+            "The identity authority confirmed a flagged subject and the other distinct "
+            "persons or organisations."
+        ),
+        EventKind.SUBJECTS_MERGED: (
+            "The identity authority found two subjects to be one: the alias and the file "
+            "it is read into. Records stay as stored; every engine reads the alias."
+        ),
+        EventKind.SUBJECTS_UNMERGED: (
+            "A merge undone: the alias is read as a file of its own again."
+        ),
+        EventKind.IDENTITY_VOIDED: (
+            "The identity authority voided a subject as fictitious: its records are held "
+            "and it can obtain no decision."
         ),
         EventKind.LOG_CONTINUED: (
             "The first entry of a log that continues an earlier one: the earlier log's "

@@ -6,6 +6,8 @@ from credence.db import Base
 from credence.decisions import tables as decision_tables
 from credence.disputes import tables as dispute_tables
 from credence.journal import tables as journal_tables
+from credence.ledger import backfill as backfill_tables
+from credence.ledger import holds as hold_tables
 from credence.ledger import lifting as lifting_tables
 from credence.ledger import tables as ledger_tables
 from credence.notifications import tables as notification_tables
@@ -19,8 +21,10 @@ metadata = Base.metadata
 __all__ = [
     "access_tables",
     "audit_tables",
+    "backfill_tables",
     "decision_tables",
     "dispute_tables",
+    "hold_tables",
     "journal_tables",
     "ledger_tables",
     "lifting_tables",

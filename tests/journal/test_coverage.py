@@ -38,6 +38,8 @@ from credence.models import metadata
 #: authorisation reads.
 MUST_COVER = {
     "api_keys",
+    "backfill_deliveries",
+    "backfill_runs",
     "dispute_answers",
     "dispute_lapses",
     "disputes",
@@ -45,6 +47,7 @@ MUST_COVER = {
     "pending_changes",
     "principals",
     "record_erasures",
+    "record_holds",
     "records",
     "relying_parties",
     "repair_decisions",
@@ -472,6 +475,49 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "decided_reason": "No evidence of the correction.",
         },
     ],
+    "record_holds": [
+        {
+            "id": 1,
+            "public_id": "hld_0001",
+            "record_id": 1,
+            "subject_id": 1,
+            "source_id": 2,
+            "cause": "burst",
+            "held_at": T - 2 * DAY,
+            "status": "held",
+            "decided_at": None,
+            "decided_principal_id": None,
+            "decided_reason": None,
+        },
+        {
+            "id": 2,
+            "public_id": "hld_0002",
+            "record_id": 2,
+            "subject_id": 1,
+            "source_id": 2,
+            "cause": "new_identity",
+            "held_at": T - 2 * DAY,
+            "status": "released",
+            "decided_at": T - DAY,
+            "decided_principal_id": 1,
+            "decided_reason": "核实 checked with the bank",
+        },
+    ],
+    "backfill_runs": [
+        {
+            "id": 1,
+            "public_id": "bkf_0001",
+            "source_id": 2,
+            "occurred_from": T - 900 * DAY,
+            "occurred_until": T - 10 * DAY,
+            "expected_records": 120000,
+            "approved_principal_id": None,
+            "approved_at": T - 5 * DAY,
+        }
+    ],
+    "backfill_deliveries": [
+        {"id": 1, "run_id": 1, "exempted": 5000, "delivered_at": T - 4 * DAY},
+    ],
 }
 
 #: SHA-256 of the canonical bytes of each table's sample rows, one after another: the
@@ -479,6 +525,8 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
 #: change of log format, never an accident).
 PINNED = {
     "api_keys": "9edf3308e920eb1388be615a99ab24b51ddff3e79f331e4ccfbe5fa9c3426b7f",
+    "backfill_deliveries": "5fd9ef0e5f7cad84778b08aa2d1cfb7e424d8f66612a468e4d51a439a1013db5",
+    "backfill_runs": "556ec6487ce82830752c3081e2a7d3d131003e24ece169d31542437d0f595f57",
     "dispute_answers": "efacdfb3677909e6f3a3d0a6d5bd494a06891b26388e4b60bf413f4f6baaf010",
     "dispute_lapses": "9f26bfbf175c39226fced3a9db9175cd6d8dd34c6acc7041e7ec38be7418fcdc",
     "disputes": "9554589ee7f49863b66b1c032d0b0efc41dd18cd6b2a9ec188e21f9fb7d48ad4",
@@ -486,6 +534,7 @@ PINNED = {
     "pending_changes": "0ce282c4f7f4a95a220c97636915725cd577cb0be3a6c0002190d3d6eed80403",
     "principals": "6f8fee8cf0722d002f45c2af439977f6784d2fe63ad5e25f60be4da2700dc23e",
     "record_erasures": "b545cc49bcd0686ab3f45090fec7ad8c21528f048fd13db0d34016406720be5d",
+    "record_holds": "c15e37cdffdbf4e18fe278ed8674311b3f8b4e242fc38ad02ce16d5d6827972f",
     "records": "dbebaf211e9818434b481fcfb145d51a2e6ecb02634ed77b06e044b525744acc",
     "relying_parties": "cf6d6e7a694af116c640277f2f3592c9f219a504cd2a7e7e3bce7f2e70bb2851",
     "repair_decisions": "d844d3eca904a0e268f245a9a435aaf1885f6102a51110915cafc9078cbf9b69",

@@ -127,6 +127,53 @@ class Quantity(Strict):
     max_units: float = Field(gt=0)
 
 
+class IntakeAction(StrEnum):
+    """What intake does with a record a check stops: refuse it (the source is told why
+    and nothing is stored) or hold it (stored, logged and shown on the file as held,
+    counting nowhere until a reviewer releases it)."""
+
+    REFUSE = "refuse"
+    HOLD = "hold"
+
+
+class BurstLimit(Strict):
+    """Per source and subject: at most ``max_positive`` positive records received in
+    any ``window_days`` (by the instant Credence received them, never by when they say
+    they occurred: a backdated burst is still a burst)."""
+
+    window_days: int = Field(gt=0)
+    max_positive: int = Field(ge=0)
+    action: IntakeAction = IntakeAction.HOLD
+
+
+class NewIdentityLimit(Strict):
+    """A subject registered less than ``days`` ago (by the instant of its registration,
+    not by the age of its records) gains at most ``max_positive`` positive records from
+    every source together; those beyond it get ``action``."""
+
+    days: int = Field(gt=0)
+    max_positive: int = Field(ge=0)
+    action: IntakeAction = IntakeAction.HOLD
+
+
+class Intake(Strict):
+    """The rulebook's intake checks beyond a record's own validity.
+
+    ``before_birth``: a record that occurred before its subject was born (persons, from
+    the resident identity number) or founded (organisations, from their registration).
+    ``spacing``: a record of a type with ``min_spacing_days`` that occurred closer than
+    that to another of the same type from the same source about the same subject. Both
+    always apply, to approved backfill runs too. ``burst`` and ``new_identity`` limit
+    volume; records of an approved backfill run within its scope are exempt from them.
+    No limit is set when a section is absent (editions published before intake checks).
+    """
+
+    before_birth: IntakeAction = IntakeAction.REFUSE
+    spacing: IntakeAction = IntakeAction.REFUSE
+    burst: BurstLimit | None = None
+    new_identity: NewIdentityLimit | None = None
+
+
 class RecordType(Strict):
     """One kind of fact a source may report, and what it weighs."""
 
@@ -154,6 +201,10 @@ class RecordType(Strict):
     #: most this many points (up for a positive type, down for a negative one), however
     #: many there are. None: no bound of its own (its category's may still apply).
     max_points: float | None = Field(default=None, gt=0)
+    #: For a type that reports a period (twelve months of on-time payments): two records
+    #: of it from one source about one subject must have occurred at least this many days
+    #: apart (see :class:`Intake`, ``spacing``). None: no spacing.
+    min_spacing_days: float | None = Field(default=None, gt=0)
 
     @property
     def negative(self) -> bool:
@@ -221,6 +272,8 @@ class Rulebook(Strict):
     positive_caps: dict[Category, PositiveCap] = Field(default_factory=dict)
     severity_classes: dict[Severity, SeverityClass]
     dispute: Dispute
+    #: Intake checks: plausibility, bursts, new identities (:class:`Intake`).
+    intake: Intake = Field(default_factory=Intake)
     record_types: tuple[RecordType, ...] = Field(min_length=1)
     services: tuple[Service, ...] = Field(min_length=1)
 

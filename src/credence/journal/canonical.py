@@ -10,7 +10,9 @@ as integer microseconds, SQLite's booleans as 0 and 1) encode alike:
 * instants (:class:`credence.db.Instant`): integer microseconds since the epoch (UTC);
 * integers: ``int``; floats: ``float`` (NaN and infinities are refused: JSON would
   write them as ``null``); booleans: ``true`` / ``false``; strings: as stored;
-* NULL: ``null``.
+* NULL: ``null``, except in a column added to a covered table after rows were logged
+  (an encoder's ``added``): there NULL is left out of the bytes, so the rows logged
+  before the column existed keep their digests.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class ColumnEncoder:
     columns: tuple[str, ...]
     #: The table itself, for its columns' types.
     source: Table = field(compare=False, repr=False)
+    #: Columns added after rows were logged: left out of the bytes when NULL.
+    added: frozenset[str] = frozenset()
 
     @cached_property
     def normalisers(self) -> tuple[tuple[str, Normalise], ...]:
@@ -135,6 +139,8 @@ class ColumnEncoder:
         values = {}
         for name, normalise in self.normalisers:
             value = row[name]
+            if value is None and name in self.added:
+                continue
             try:
                 values[name] = None if value is None else normalise(value)
             except (TypeError, ValueError) as exc:
@@ -152,10 +158,16 @@ def as_table(table: FromClause | Table) -> Table:
     return table
 
 
-def encoder(table: FromClause | Table, *columns: str) -> ColumnEncoder:
+def encoder(
+    table: FromClause | Table, *columns: str, added: tuple[str, ...] = ()
+) -> ColumnEncoder:
     """The encoder of ``table``'s rows by ``columns``: each row's canonical bytes hold
-    exactly these columns, normalised by type (see the module's docstring)."""
+    exactly these columns, normalised by type (see the module's docstring). ``added``:
+    columns (also among ``columns``) that a later release added to a table with logged
+    rows; a NULL in one is left out of the bytes, so those rows' digests hold."""
     table = as_table(table)
+    if not set(added) <= set(columns):
+        raise ValueError(f"added columns of {table.name} must be among its columns")
     missing = [c for c in columns if c not in table.c]
     if missing:
         raise ValueError(f"table {table.name} has no column {', '.join(missing)}")
@@ -164,4 +176,4 @@ def encoder(table: FromClause | Table, *columns: str) -> ColumnEncoder:
     for name in columns:
         if not isinstance(table.c[name].type, NullType):  # a foreign key's comes later
             normaliser(table.c[name].type)
-    return ColumnEncoder(table.name, tuple(columns), table)
+    return ColumnEncoder(table.name, tuple(columns), table, frozenset(added))

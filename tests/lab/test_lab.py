@@ -22,6 +22,7 @@ from credence.identifiers import SubjectKind, validate_identifier
 from credence.journal import JournalEntry
 from credence.lab.city import CityStats, build_city, plan_city
 from credence.lab.sources import DEMO_SOURCES
+from credence.ledger.holds import RecordHold
 from credence.ledger.tables import Record, Source, SourceRecordType, Subject
 from credence.migrate import reset
 from credence.rulebook.loader import default_rulebook
@@ -121,7 +122,13 @@ def test_the_city_is_built_through_the_ledger_and_plausible(
                 .group_by(Source.code)
             ).all()
         )
-        journal = session.scalar(select(func.count()).select_from(JournalEntry))
+        journal = dict(
+            session.execute(
+                select(JournalEntry.kind, func.count()).group_by(JournalEntry.kind)
+            ).all()
+        )
+        exempted = session.scalar(select(func.count()).where(Record.backfill_run_id.is_not(None)))
+        held = session.scalar(select(func.count()).select_from(RecordHold))
         registered = set(
             session.execute(
                 select(Source.code, SourceRecordType.record_type).join(
@@ -148,8 +155,19 @@ def test_the_city_is_built_through_the_ledger_and_plausible(
     assert kinds == stats.subjects_by_kind
     assert by_type == stats.records_by_type
     assert by_source == stats.records_by_source
-    # One journal entry per append: the rulebook, each source, subject and record.
-    assert journal == 1 + len(DEMO_SOURCES) + stats.subjects + RECORDS
+    # One journal entry per append: the rulebook, each source, subject and record; and
+    # the city loads through approved backfill runs (one per source that reports), so
+    # nothing is held: every record is exempted from the volume limits by its run.
+    assert journal.pop("backfill_approved") == len(by_source)
+    assert journal.pop("backfill_delivered") >= len(by_source)
+    assert journal == {
+        "rulebook_published": 1,
+        "source_registered": len(DEMO_SOURCES),
+        "subject_registered": stats.subjects,
+        "record": RECORDS,
+    }
+    assert exempted == RECORDS
+    assert held == 0
     assert len(rows) == RECORDS
 
     # Every record is one the ledger should have accepted, and looks like a real one.

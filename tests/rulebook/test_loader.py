@@ -78,7 +78,7 @@ def only(problems: list[Problem], fragment: str) -> Problem:
 def test_default_rulebook_loads_without_problems() -> None:
     assert check_text(DEFAULT, ORIGIN) == []
     book = default_rulebook()
-    assert book.version == "2026.2"
+    assert book.version == "2026.3"
     assert book.region == "national"
     assert (book.scale.base, book.scale.min, book.scale.max) == (1000, 300, 1300)
     assert [(t.code, t.min_score) for t in book.tiers] == [
@@ -623,7 +623,7 @@ reason = "Your civic record is at least 1,010 points."
 def test_diff_finds_changed_points_and_added_service() -> None:
     old = default_rulebook()
     text = replace_in(DEFAULT, "loan_repaid", "points = 5\n", "points = 7\n")
-    text = text.replace('version = "2026.2"', 'version = "2026.3"', 1) + EXTRA_SERVICE
+    text = text.replace('version = "2026.3"', 'version = "2026.9"', 1) + EXTRA_SERVICE
     new = load_text(text)
     changes = diff(old, new)
     assert Change("added", "service", "library_membership") in changes
@@ -633,7 +633,7 @@ def test_diff_finds_changed_points_and_added_service() -> None:
     assert changed[0].code == "loan_repaid"
     assert [tuple(f) for f in changed[0].fields] == [("points", 5.0, 7.0)]
     meta = [c for c in changes if c.what == "rulebook"]
-    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.2", "2026.3")]
+    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.3", "2026.9")]
     assert len(changes) == 3
 
 

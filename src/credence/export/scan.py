@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 from sqlalchemy import BigInteger, Connection, case, func, literal, select, type_coerce
 
-from credence.ledger import endings
+from credence.ledger import endings, holds
 from credence.ledger.tables import Record
 
 IntArray = npt.NDArray[np.int64]
@@ -41,16 +41,23 @@ _RAW = BigInteger()
 
 def _records(record_type: Any, *quantity: Any) -> Any:
     """The columns read of each record that still has content: its id, subject, source,
-    ``record_type`` as given, instants as stored, then the ``quantity`` columns given."""
-    return select(
-        Record.id,
-        Record.subject_id,
-        Record.source_id,
-        record_type,
-        type_coerce(Record.occurred_at, _RAW),
-        type_coerce(Record.received_at, _RAW),
-        *quantity,
-    ).where(Record.record_type.is_not(None))
+    ``record_type`` as given, instants as stored (for its receipt, when it starts to
+    count: a record held at intake counts from its release, or never,
+    :func:`credence.ledger.holds.effect_starts`), then the ``quantity`` columns given."""
+    starts = holds.effect_starts()
+    return (
+        select(
+            Record.id,
+            Record.subject_id,
+            Record.source_id,
+            record_type,
+            type_coerce(Record.occurred_at, _RAW),
+            holds.counts_from(Record.received_at, starts),
+            *quantity,
+        )
+        .outerjoin(starts, starts.c.record_id == Record.id)
+        .where(Record.record_type.is_not(None))
+    )
 
 
 @dataclass
@@ -159,11 +166,21 @@ def _sqlite_chunks(conn: Connection, types: dict[str, int]) -> Iterator[dict[str
                 "source_id": table[:, 2].astype(np.int64),
                 "type_index": type_index,
                 "occurred": table[:, 4].astype(np.int64),
-                "received": table[:, 5].astype(np.int64),
+                "received": _instants(table[:, 5]),
                 "quantity": quantity,
             }
     finally:
         cursor.close()
+
+
+def _instants(column: FloatArray) -> IntArray:
+    """Instants read as float64 back to microseconds: exact below 2**53; a record that
+    never starts to count (held, rejected: :data:`credence.ledger.holds.NEVER_US`, not
+    exact as a float) stays after every instant."""
+    never = column >= float(1 << 53)
+    out = np.where(never, 0.0, column).astype(np.int64)
+    out[never] = holds.NEVER_US
+    return out
 
 
 def _look_up_types(raw: Any, record_ids: IntArray, types: dict[str, int]) -> IntArray:

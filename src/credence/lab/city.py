@@ -22,7 +22,9 @@ How records are drawn, so that the city looks like a city:
 
 The total is exactly ``records``: counts are one multinomial draw over (subject, stream)
 cells weighted by rate, activity, reliability and exposure; each satisfied judgment
-replaces one drawn record of another type.
+replaces one drawn record of another type. Records of a type that reports a period (a
+year of on-time payments, of taxes paid) are spaced at least that period apart per
+subject and source, as intake checks.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from credence.identifiers import (
     validate_resident_id,
 )
 from credence.lab.sources import DEMO_SOURCES, register_demo_sources
+from credence.ledger import backfill
 from credence.ledger.registry import register_subject, source_types
 from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.service import submit_records
@@ -461,6 +464,56 @@ def _draw(
     return subject, stream, occurred
 
 
+def _space_periods(
+    rulebook: Rulebook,
+    streams: list[Stream],
+    rates: FloatArray,
+    kind_idx: IntArray,
+    subject: IntArray,
+    stream: IntArray,
+    occurred: IntArray,
+    now_s: int,
+) -> None:
+    """Keep records of a type that reports a period (``min_spacing_days``) that far apart
+    per subject and stream, as the intake's spacing check demands (in place): a record
+    drawn too close to the previous one moves to one period after it; one that would then
+    fall after now becomes a record of another positive stream of its source's kind
+    that the subject can have (the total stays exactly as drawn)."""
+    for j, s in enumerate(streams):
+        rt = rulebook.record_type(s.record_type)
+        if rt is None or not rt.min_spacing_days:
+            continue
+        gap = int(rt.min_spacing_days * DAY)
+        rows = np.flatnonzero(stream == j)
+        rows = rows[np.lexsort((occurred[rows], subject[rows]))]
+        last_subject, last = -1, 0
+        for i in rows.tolist():
+            if subject[i] != last_subject:
+                last_subject, last = int(subject[i]), int(occurred[i])
+                continue
+            if occurred[i] - last >= gap:
+                last = int(occurred[i])
+            elif last + gap <= now_s:
+                occurred[i] = last = last + gap
+            else:
+                stream[i] = _unspaced_stream(rulebook, streams, rates, int(kind_idx[subject[i]]), j)
+
+
+def _unspaced_stream(
+    rulebook: Rulebook, streams: list[Stream], rates: FloatArray, kind: int, instead: int
+) -> int:
+    """A positive stream without a period that subjects of ``kind`` have, preferably of
+    the same source as stream ``instead``."""
+
+    def fits(k: int) -> bool:
+        rt = rulebook.record_type(streams[k].record_type)
+        return rt is not None and rt.points > 0 and not rt.min_spacing_days and rates[kind, k] > 0
+
+    same = [k for k in range(len(streams)) if streams[k].source == streams[instead].source]
+    found = [k for k in same if fits(k)] or [k for k in range(len(streams)) if fits(k)]
+    return found[0] if found else instead
+
+
 def _follow_ups(
     rng: np.random.Generator,
     streams: list[Stream],
@@ -630,6 +683,7 @@ def plan_city(
 
     drawn = _draw(rng, weights, records, first, now_s)
     subject, stream, occurred, parent = _follow_ups(rng, streams, drawn, reliability, now_s)
+    _space_periods(rulebook, streams, rates, kind_idx, subject, stream, occurred, now_s)
     # Serials follow occurrence (ties by subject, then stream), so references read in
     # time order and a follow-up's parent always comes before it.
     order = np.lexsort((stream, subject, occurred))
@@ -732,7 +786,8 @@ def build_city(
             registered={code: source_types(session, s.id) for code, s in sources.items()},
         )
         subjects = _register_subjects(session, plan, sources, tick)
-        _ingest(session, plan, sources, [s.public_id for s in subjects], book, tick)
+        runs = _approve_backfill(session, plan, sources)
+        _ingest(session, plan, sources, runs, [s.public_id for s in subjects], book, tick)
 
     kinds = Counter(s.kind.value for s in plan.subjects)
     by_type = Counter(plan.type_codes[i] for i in plan.type_idx.tolist())
@@ -774,10 +829,35 @@ def _register_subjects(
     return subjects
 
 
+def _approve_backfill(
+    session: Session, plan: CityPlan, sources: dict[str, Source]
+) -> dict[str, str]:
+    """One approved backfill run per source for its whole history, its volume exactly
+    the plan's records of that source (as an operator approves a source's load): the
+    city's years arrive in weeks, and through a run the volume limits do not apply; the
+    plausibility checks do. The run ids, by source code."""
+    volume = Counter(plan.source_codes[i] for i in plan.source_idx.tolist())
+    runs = {
+        code: backfill.approve(
+            session,
+            source=sources[code],
+            occurred_from=plan.start,
+            occurred_until=plan.now + timedelta(microseconds=1),
+            expected_records=volume[code],
+            principal_id=None,
+            at=plan.start,
+        ).public_id
+        for code in sorted(volume)
+    }
+    session.commit()
+    return runs
+
+
 def _ingest(
     session: Session,
     plan: CityPlan,
     sources: dict[str, Source],
+    runs: dict[str, str],
     public_ids: list[str],
     rulebook: Rulebook,
     tick: Progress,
@@ -800,6 +880,7 @@ def _ingest(
             records=[plan.record(int(i), ids) for i in order[a:b]],
             rulebook=rulebook,
             at=_instant(int(received[a])),
+            backfill_run=runs[code],
         )
         for result in results:
             if result.status != "created":

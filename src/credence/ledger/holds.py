@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -84,6 +84,8 @@ Outcome = Literal["released", "rejected"]
 #: The start of a record that does not count yet (held) or ever (rejected), in
 #: microseconds: after every instant, like an effect that has not ended.
 NEVER_US = (1 << 63) - 1
+#: The same, as a datetime (the online path's instants).
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class RecordHold(journal.Journalled, Base):

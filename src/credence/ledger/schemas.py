@@ -88,7 +88,7 @@ class SubjectIn(BaseModel):
     region: str | None = Field(default=None, max_length=16)
 
 
-RecordStatus = Literal["created", "duplicate", "rejected"]
+RecordStatus = Literal["created", "held", "duplicate", "rejected"]
 
 
 @dataclass(slots=True)
@@ -103,3 +103,5 @@ class RecordResult:
     status: RecordStatus
     record_id: str | None = None
     error: dict[str, object] | None = None
+    #: For a record stored but held for review: why (``code``, ``message``).
+    hold: dict[str, str] | None = None

@@ -15,14 +15,16 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
+    BigInteger,
     Integer,
     bindparam,
+    func,
     select,
 )
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import to_micros
+from credence.clock import MICROS_PER_DAY, from_micros, to_micros
 from credence.db import Direct, Prepared, chunked, in_list, insert_new, insert_rows
 from credence.errors import (
     Conflict,
@@ -34,7 +36,8 @@ from credence.errors import (
 )
 from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
-from credence.ledger import lifting, reinsertion
+from credence.ledger import backfill as backfill_runs
+from credence.ledger import endings, holds, lifting, reinsertion
 from credence.ledger.registry import SubjectRef, source_types
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import (
@@ -46,7 +49,7 @@ from credence.ledger.tables import (
 )
 from credence.notifications.service import Event, Notice, record_event, record_events
 from credence.rulebook import store
-from credence.rulebook.model import RecordType, Rulebook
+from credence.rulebook.model import IntakeAction, RecordType, Rulebook
 
 #: The columns of a planned record's row, in the order of :attr:`_Planned.row`.
 RECORD_COLUMNS = STORED_RECORD_COLUMNS
@@ -64,6 +67,8 @@ class _Planned:
     entry: tuple[Any, ...] | None = None
     #: For a certified reinsertion: the step, with its notice to the subject.
     reinsertion: Event | None = None
+    #: Why the record is held (a cause of :mod:`credence.ledger.holds`), if it is.
+    hold: str | None = None
 
 
 def _rejected(index: int, ref: str | None, error: CredenceError) -> RecordResult:
@@ -108,22 +113,34 @@ def parse_records(items: Sequence[object]) -> list[RecordIn | CredenceError]:
 
 
 def _subjects_by(
-    session: Session, column: Any, keys: set[str], born: dict[int, int]
+    session: Session, column: Any, keys: set[str], known: _Known
 ) -> dict[str, SubjectRef]:
     """The subjects with these keys (public ids or identifiers), in one query per chunk
-    of keys; the instant (microseconds) each person's birth date begins in China goes
-    into ``born``, by subject id, read from the identifier the same row carries."""
+    of keys; what intake checks of each goes into ``known``, by subject id: the instant
+    (microseconds) each person's birth date begins in China, read from the identifier the
+    same row carries, and when each subject was registered."""
     found: dict[str, SubjectRef] = {}
     if not keys:
         return found
     direct = Direct.within(session)
     query = _subjects_by_query(column.key, direct.dialect.name)
     for chunk in chunked(sorted(keys)):
-        for key, subject_id, public_id, kind, identifier in query.run(direct, {"keys": chunk}):
+        rows = query.run(direct, {"keys": chunk})
+        for key, subject_id, public_id, kind, identifier, registered in rows:
             found[key] = SubjectRef(subject_id, public_id, kind)
+            known.registered[subject_id] = registered
             if kind == _PERSON:
-                born[subject_id] = to_micros(start_in_china(birth_date(identifier)))
+                known.born[subject_id] = to_micros(start_in_china(birth_date(identifier)))
     return found
+
+
+@dataclass(slots=True)
+class _Known:
+    """What intake knows of a batch's subjects, by subject id (microseconds): when each
+    person was born by (see :attr:`_Batch.born`) and when each subject was registered."""
+
+    born: dict[int, int]
+    registered: dict[int, int]
 
 
 _PERSON = SubjectKind.PERSON.value
@@ -133,10 +150,11 @@ _PERSON = SubjectKind.PERSON.value
 def _subjects_by_query(key: str, dialect: str) -> Prepared:
     """Subjects by ``public_id`` or ``identifier`` (parameter ``keys``), built once."""
     column = Subject.__table__.c[key]
+    table = Subject.__table__.c
     return Prepared(
-        select(column, Subject.id, Subject.public_id, Subject.kind, Subject.identifier).where(
-            in_list(column, "keys", dialect)
-        )
+        select(
+            column, table.id, table.public_id, table.kind, table.identifier, table.registered_at
+        ).where(in_list(column, "keys", dialect))
     )
 
 
@@ -147,15 +165,18 @@ def plan_records(
     records: Sequence[RecordIn | CredenceError],
     rulebook: Rulebook,
     at: datetime,
+    backfill: backfill_runs.Scope | None = None,
 ) -> list[_Planned]:
     """Check a batch against the rulebook and the store, without writing anything.
 
-    Each item gets a result (created / duplicate / rejected) and, when created, the rows
-    to insert. Used by :func:`submit_records` (per-record outcome) and by bulk import
-    (all or nothing).
+    Each item gets a result (created / held / duplicate / rejected) and, when stored, the
+    rows to insert. Used by :func:`submit_records` (per-record outcome) and by bulk
+    import (all or nothing). ``backfill``: the approved run the batch is delivered under
+    (its records within the run's scope are exempt from the volume limits; see
+    :func:`_volume_holds`).
     """
     allowed = source_types(session, source.id)
-    subjects, born = _resolve_subjects(session, records)
+    subjects, known = _resolve_subjects(session, records)
     ended, ended_hashes = reinsertion.ended_by_dispute(
         session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at
     )
@@ -175,7 +196,7 @@ def plan_records(
         existing=existing,
         ended=ended,
         ended_hashes=ended_hashes,
-        born=born,
+        born=known.born,
         rulebook=rulebook,
         at=at,
         at_micros=to_micros(at),
@@ -183,6 +204,7 @@ def plan_records(
             rt.code: frozenset(kind.value for kind in rt.subject_kinds)
             for rt in rulebook.record_types
         },
+        spaced=_spaced(session, source.id, records, subjects, rulebook),
     )
     record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
@@ -194,7 +216,221 @@ def plan_records(
             planned.append(_plan_one(index, rec, subject, batch, record_ids[index]))
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
+    _volume_holds(session, planned, batch, known, backfill)
     return planned
+
+
+# --- intake's volume limits: bursts and new identities -----------------------------------
+
+#: Positions in a planned record's row (see RECORD_COLUMNS).
+_SOURCE, _SUBJECT, _TYPE, _OCCURRED, _RECEIVED = 1, 3, 4, 5, 6
+_RUN = RECORD_COLUMNS.index("backfill_run_id")
+
+
+def _volume_holds(
+    session: Session,
+    planned: list[_Planned],
+    batch: _Batch,
+    known: _Known,
+    backfill: backfill_runs.Scope | None,
+) -> None:
+    """Mark the records of a planned batch that an approved backfill run exempts, and
+    hold the positive records beyond the rulebook's limits (:class:`~credence.rulebook.
+    model.Intake`): per source and subject, ``burst.max_positive`` received in any
+    ``burst.window_days``; per subject registered less than ``new_identity.days`` ago,
+    ``new_identity.max_positive`` from every source together. Records a run exempted are
+    not counted (they are in the store with the run's id); held ones are (a source cannot
+    retry its way past a limit). Set-wise: one indexed query per limit and chunk of
+    subjects, only for subjects with positives in the batch."""
+    stored = [p for p in planned if p.row is not None]
+    if backfill is not None:
+        for p in stored:
+            assert p.row is not None
+            if backfill.exempts(p.row[_OCCURRED]):
+                p.row = (*p.row[:_RUN], backfill.run_id, *p.row[_RUN + 1 :])
+    rulebook = batch.rulebook
+    limits = rulebook.intake
+    if limits.burst is None and limits.new_identity is None:
+        return
+    positive = {rt.code for rt in rulebook.record_types if rt.points > 0}
+    candidates = [
+        p
+        for p in stored
+        if p.row is not None and p.row[_RUN] is None and p.row[_TYPE] in positive and not p.hold
+    ]
+    if not candidates:
+        return
+    at_us = batch.at_micros
+    counted: dict[tuple[str, int], int] = {}
+    checks: list[tuple[str, int, Any, IntakeAction]] = []
+    subjects = {p.row[_SUBJECT] for p in candidates if p.row is not None}
+    if limits.burst is not None:
+        since = at_us - limits.burst.window_days * MICROS_PER_DAY
+        for subject_id, n in _positives_received(
+            session, subjects, positive, since, source_id=batch.source_id
+        ).items():
+            counted[(holds.BURST, subject_id)] = n
+        checks.append((holds.BURST, limits.burst.max_positive, None, limits.burst.action))
+    if limits.new_identity is not None:
+        since = at_us - limits.new_identity.days * MICROS_PER_DAY
+        new = {s for s in subjects if known.registered.get(s, since) > since}
+        if new:
+            for subject_id, n in _positives_received(session, new, positive, since).items():
+                counted[(holds.NEW_IDENTITY, subject_id)] = n
+            nid = limits.new_identity
+            checks.append((holds.NEW_IDENTITY, nid.max_positive, new, nid.action))
+    for p in candidates:
+        assert p.row is not None
+        subject_id = p.row[_SUBJECT]
+        for cause, most, among, action in checks:
+            if among is not None and subject_id not in among:
+                continue
+            key = (cause, subject_id)
+            counted[key] = counted.get(key, 0) + 1
+            if counted[key] > most and p.hold is None:
+                if action is IntakeAction.REFUSE:
+                    _refuse_planned(p, _limit_error(cause, most, rulebook))
+                else:
+                    _hold_planned(p, cause)
+
+
+def _limit_error(cause: str, most: int, rulebook: Rulebook) -> InvalidInput:
+    if cause == holds.BURST:
+        assert rulebook.intake.burst is not None
+        return InvalidInput(
+            f"more than {most} positive records from one source about one subject in "
+            f"{rulebook.intake.burst.window_days} days (rulebook {rulebook.version}); "
+            "a source loading its history asks an operator for a backfill run",
+            code="burst_limit",
+        )
+    assert rulebook.intake.new_identity is not None
+    return InvalidInput(
+        f"a subject registered less than {rulebook.intake.new_identity.days} days ago may "
+        f"gain at most {most} positive records (rulebook {rulebook.version})",
+        code="new_identity_limit",
+    )
+
+
+def _hold_planned(p: _Planned, cause: str) -> None:
+    p.hold = cause
+    p.result.status = "held"
+    p.result.hold = {"code": cause, "message": holds.CAUSE_TEXT[cause]}
+
+
+def _refuse_planned(p: _Planned, error: CredenceError) -> None:
+    p.result = _rejected(p.result.index, p.result.source_ref, error)
+    p.row = p.entry = None
+    p.reinsertion = None
+
+
+def _positives_received(
+    session: Session,
+    subjects: set[int],
+    positive: set[str],
+    since_us: int,
+    *,
+    source_id: int | None = None,
+) -> dict[int, int]:
+    """Per subject, the positive records received after ``since_us`` (from
+    ``source_id`` only, if given) that no backfill run exempted."""
+    found: dict[int, int] = {}
+    direct = Direct.within(session)
+    query = _positives_query(direct.dialect.name, source_id is not None)
+    types = sorted(positive)
+    for chunk in chunked(sorted(subjects)):
+        params: dict[str, Any] = {"subjects": chunk, "types": types, "since": since_us}
+        if source_id is not None:
+            params["source_id"] = source_id
+        for subject_id, n in query.run(direct, params):
+            found[subject_id] = int(n)
+    return found
+
+
+@functools.cache
+def _positives_query(dialect: str, by_source: bool) -> Prepared:
+    records = Record.__table__.c
+    conditions = [
+        in_list(records.subject_id, "subjects", dialect),
+        records.received_at > bindparam("since", type_=BigInteger()),
+        in_list(records.record_type, "types", dialect),
+        records.backfill_run_id.is_(None),
+    ]
+    if by_source:
+        conditions.append(records.source_id == bindparam("source_id", type_=Integer))
+    return Prepared(
+        select(records.subject_id, func.count()).where(*conditions).group_by(records.subject_id)
+    )
+
+
+# --- spacing of streak types --------------------------------------------------------------
+
+
+def _spaced(
+    session: Session,
+    source_id: int,
+    records: Sequence[RecordIn | CredenceError],
+    subjects: Sequence[SubjectRef | CredenceError],
+    rulebook: Rulebook,
+) -> dict[tuple[int, str], list[int]]:
+    """For the batch's records of types with ``min_spacing_days``: the occurrences
+    (microseconds) of the source's records of that type about that subject already in
+    the store and still in effect, by (subject id, type). The batch's own are added as
+    they are planned."""
+    spaced_types = {rt.code for rt in rulebook.record_types if rt.min_spacing_days}
+    wanted = {
+        (subject.id, rec.record_type)
+        for rec, subject in zip(records, subjects, strict=True)
+        if isinstance(rec, RecordIn)
+        and isinstance(subject, SubjectRef)
+        and rec.record_type in spaced_types
+    }
+    found: dict[tuple[int, str], list[int]] = {key: [] for key in wanted}
+    if not wanted:
+        return found
+    direct = Direct.within(session)
+    query = _spaced_query(direct.dialect.name)
+    types = sorted({t for _, t in wanted})
+    rows: list[tuple[int, int, str, int]] = []
+    for chunk in chunked(sorted({s for s, _ in wanted})):
+        params = {"source_id": source_id, "subjects": chunk, "types": types}
+        rows.extend(query.run(direct, params))
+    ended = _ended_among(session, [r[0] for r in rows])
+    for record_id, subject_id, record_type, occurred in rows:
+        key = (subject_id, record_type)
+        if key in found and record_id not in ended:
+            found[key].append(int(occurred))
+    return found
+
+
+@functools.cache
+def _spaced_query(dialect: str) -> Prepared:
+    records = Record.__table__.c
+    return Prepared(
+        select(records.id, records.subject_id, records.record_type, records.occurred_at).where(
+            records.source_id == bindparam("source_id", type_=Integer),
+            in_list(records.subject_id, "subjects", dialect),
+            in_list(records.record_type, "types", dialect),
+        )
+    )
+
+
+def _ended_among(session: Session, record_ids: list[int]) -> set[int]:
+    """Which of these records' effect ended (retracted, deleted after a dispute, ...) or
+    was rejected on review: they no longer stand in the way of a spaced record."""
+    if not record_ids:
+        return set()
+    chosen = select(Record.id).where(Record.id.in_(record_ids))
+    events = endings.ending_events(chosen).subquery()
+    ended = set(session.scalars(select(events.c.record_id)))
+    ended |= set(
+        session.scalars(
+            select(holds.RecordHold.record_id).where(
+                holds.RecordHold.record_id.in_(record_ids),
+                holds.RecordHold.status == "rejected",
+            )
+        )
+    )
+    return ended
 
 
 @functools.cache
@@ -210,10 +446,9 @@ def _existing_refs_query(dialect: str) -> Prepared:
 
 def _resolve_subjects(
     session: Session, records: Sequence[RecordIn | CredenceError]
-) -> tuple[list[SubjectRef | CredenceError], dict[int, int]]:
+) -> tuple[list[SubjectRef | CredenceError], _Known]:
     """The subject each record names, looked up in bulk; an error where it names none.
-    With them, by subject id, the instant each person among them was born by (see
-    :attr:`_Batch.born`), read in the same queries."""
+    With them, what intake checks of each (:class:`_Known`), read in the same queries."""
     unregistered = InvalidInput(
         "the subject is not registered; subjects are registered by an identity "
         "authority before records about them are accepted",
@@ -226,8 +461,8 @@ def _resolve_subjects(
         for rec in records
         if isinstance(rec, RecordIn) and rec.identifier
     }
-    born: dict[int, int] = {}
-    by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()), born)
+    known = _Known({}, {})
+    by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()), known)
     compact: dict[str, str | InvalidIdentifier] = {}
     for raw, key in cleaned.items():
         if key in by_ident:
@@ -241,7 +476,7 @@ def _resolve_subjects(
         session,
         Subject.public_id,
         {r.subject_id for r in records if isinstance(r, RecordIn) and r.subject_id is not None},
-        born,
+        known,
     )
     resolved: list[SubjectRef | CredenceError] = []
     for rec in records:
@@ -254,7 +489,7 @@ def _resolve_subjects(
             )
         else:
             resolved.append(by_public.get(rec.subject_id or "", unregistered))
-    return resolved, born
+    return resolved, known
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +516,9 @@ class _Batch:
     at_micros: int
     #: Record type → the subject kinds it applies to (values of SubjectKind).
     kinds: dict[str, frozenset[str]]
+    #: (subject id, type) → occurrences (microseconds) of the source's records of a type
+    #: with ``min_spacing_days`` about the subject: in the store, and planned so far.
+    spaced: dict[tuple[int, str], list[int]]
 
 
 def _plan_one(
@@ -294,14 +532,33 @@ def _plan_one(
     row and journal entry, and its reinsertion step if it reinstates a record)."""
     rt, subject = _admissible(rec, subject, batch)
     occurred_at = to_micros(rec.occurred_at)
+    intake = batch.rulebook.intake
+    hold: str | None = None
     if occurred_at < batch.born.get(subject.id, occurred_at):
-        # Never the birth date or the identifier: the message goes back to the source
-        # and into import reports.
-        raise InvalidInput(
-            "the record occurred before the subject was born (by the birth date of their "
-            "resident identity number): check occurred_at and the subject it names",
-            code="occurred_before_birth",
-        )
+        if intake.before_birth is IntakeAction.REFUSE:
+            # Never the birth date or the identifier: the message goes back to the
+            # source and into import reports.
+            raise InvalidInput(
+                "the record occurred before the subject was born (by the birth date of "
+                "their resident identity number): check occurred_at and the subject it "
+                "names",
+                code="occurred_before_birth",
+            )
+        hold = holds.BEFORE_BIRTH
+    spaced = batch.spaced.get((subject.id, rt.code)) if rt.min_spacing_days else None
+    if spaced is not None and hold is None:
+        assert rt.min_spacing_days is not None
+        gap = rt.min_spacing_days * MICROS_PER_DAY
+        if any(abs(occurred_at - other) < gap for other in spaced):
+            if intake.spacing is IntakeAction.REFUSE:
+                raise InvalidInput(
+                    f"a {rt.code} record covers a period of {rt.min_spacing_days:g} days: "
+                    "this one occurred closer than that to another of the same type from "
+                    "this source about this subject; check occurred_at, or retract the "
+                    "other if it was wrong",
+                    code="closer_than_period",
+                )
+            hold = holds.SPACING
     digest = journal.record_content_hash(
         subject_id=subject.public_id,
         record_type=rt.code,
@@ -320,6 +577,8 @@ def _plan_one(
         certified=rec.certified,
     )
     batch.existing[rec.source_ref] = (public_id, digest)  # a repeat in the batch: duplicate
+    if spaced is not None and hold is None:
+        spaced.append(occurred_at)
     row = (
         public_id,
         batch.source_id,
@@ -331,6 +590,7 @@ def _plan_one(
         rec.quantity,
         rec.decision_ref,
         digest,
+        None,  # backfill_run_id: set by _volume_holds if a run exempts the record
     )
     # The entry names the record; its content is the row's, which the entry lists.
     entry = (
@@ -342,9 +602,11 @@ def _plan_one(
     result = RecordResult(
         index=index, source_ref=rec.source_ref, status="created", record_id=public_id
     )
-    if reinstates is None:
-        return _Planned(result, row, entry)
-    return _Planned(result, row, entry, _reinsertion(rt, public_id, reinstates, subject, batch))
+    event = None if reinstates is None else _reinsertion(rt, public_id, reinstates, subject, batch)
+    planned = _Planned(result, row, entry, event)
+    if hold is not None:
+        _hold_planned(planned, hold)
+    return planned
 
 
 def _admissible(
@@ -468,6 +730,13 @@ def store_planned(session: Session, planned: Sequence[_Planned]) -> None:
             entries.append((seq, *p.entry, listed))
         insert_rows(session, _RECORDS, STORED_ROW_COLUMNS, rows)
         insert_rows(session, _JOURNAL, journal.COLUMNS, entries)
+        held = [
+            (holds.ToHold(record_id, p.row[_SUBJECT], p.row[_SOURCE], p.hold), p.row[_RECEIVED])
+            for p, record_id in zip(created, ids, strict=True)
+            if p.hold is not None and p.row is not None
+        ]
+        if held:
+            holds.place(session, [h for h, _ in held], at=from_micros(held[0][1]))
     # A certified reinsertion is a step of its own, after the record it reinserts.
     record_events(session, [p.reinsertion for p in planned if p.reinsertion is not None])
 
@@ -491,14 +760,28 @@ def submit_records(
     records: Sequence[RecordIn | CredenceError],
     rulebook: Rulebook,
     at: datetime,
+    backfill_run: str | None = None,
 ) -> list[RecordResult]:
-    """Append a batch: every valid record is stored, every invalid one reported.
+    """Append a batch: every valid record is stored (held, if an intake check holds it),
+    every invalid one reported. ``backfill_run``: the public id of the approved backfill
+    run the batch is delivered under (:mod:`credence.ledger.backfill`).
 
     The caller commits; if the commit fails nothing is acknowledged.
     """
-    planned = plan_records(session, source=source, records=records, rulebook=rulebook, at=at)
+    scope = None if backfill_run is None else backfill_runs.scope(session, backfill_run, source.id)
+    planned = plan_records(
+        session, source=source, records=records, rulebook=rulebook, at=at, backfill=scope
+    )
     store_planned(session, planned)
+    if scope is not None:
+        finish_backfill(session, scope, at=at)
     return [p.result for p in planned]
+
+
+def finish_backfill(session: Session, scope: backfill_runs.Scope, *, at: datetime) -> None:
+    """Log what batches delivered under an approved run were exempted (once, after the
+    last of them is stored: an import calls it after its last chunk)."""
+    backfill_runs.deliver(session, scope, at=at)
 
 
 def retract_record(

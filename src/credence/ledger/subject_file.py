@@ -21,6 +21,7 @@ from credence.clock import from_micros
 from credence.db import Connectable, Instant, Prepared, as_direct
 from credence.errors import NotFound
 from credence.ledger import endings
+from credence.ledger.holds import NEVER, RecordHold
 from credence.ledger.tables import Record, RecordErasure, Source, Subject
 
 
@@ -46,6 +47,25 @@ class RecordView:
     disputed: bool = False
     #: The subject's latest statement about the record, if any.
     statement: str | None = None
+    #: A record held at intake (:mod:`credence.ledger.holds`): the hold's id, its cause,
+    #: and ``held``, ``released`` or ``rejected`` (as of the instant read); None if the
+    #: record was never held.
+    hold_id: str | None = None
+    hold_cause: str | None = None
+    hold_status: str | None = None
+    #: When a released record started to count (the release); None otherwise.
+    released_at: datetime | None = None
+
+    @property
+    def counts_from(self) -> datetime:
+        """When the record starts to count (:func:`credence.ledger.holds.effect_starts`):
+        its receipt; for a held record its release, or never while it is held or once
+        it is rejected."""
+        if self.hold_status is None:
+            return self.received_at
+        if self.hold_status == "released" and self.released_at is not None:
+            return self.released_at
+        return NEVER
 
 
 def subject_records(
@@ -88,7 +108,8 @@ def views_direct(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[Rec
     return _views(
         (
             (*r[:5], from_micros(r[5]), from_micros(r[6]), r[7], r[8],
-             None if r[9] is None else from_micros(r[9]), r[10], r[11], r[12])
+             None if r[9] is None else from_micros(r[9]), r[10], r[11], r[12],
+             r[13], r[14], r[15], None if r[16] is None else from_micros(r[16]))
             for r in rows
         ),
         at,
@@ -102,6 +123,9 @@ def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordVie
         ended_at, cause = row[9], row[10]
         if at is not None and ended_at is not None and ended_at > at:
             ended_at = cause = None  # ends after the instant read (a pending lapse)
+        hold_status, decided_at = row[15], row[16]
+        if at is not None and decided_at is not None and decided_at > at:
+            hold_status, decided_at = "held", None  # decided after the instant read
         view = RecordView(
             record_id=row[0],
             source_code=row[1],
@@ -116,6 +140,10 @@ def _views(rows: Iterable[Sequence[Any]], at: datetime | None) -> list[RecordVie
             ended_by=cause,
             disputed=bool(row[11]),
             statement=row[12],
+            hold_id=row[13],
+            hold_cause=row[14],
+            hold_status=hold_status,
+            released_at=decided_at if hold_status == "released" else None,
         )
         seen = views.get(view.record_id)
         # A record with several ending events has a row for each: its effect ends at the
@@ -154,6 +182,7 @@ def file_query(
     # What the features that end records say of each (correlated subqueries, one row
     # per record: the online path stays one round trip).
     challenged, statement = _notes(at if as_of else None, statements=statements)
+    hold = RecordHold.__table__.alias("hold")
     query = (
         select(
             Record.public_id,
@@ -169,9 +198,14 @@ def file_query(
             ends.c.cause,
             challenged,
             statement,
+            hold.c.public_id,
+            hold.c.cause,
+            hold.c.status,
+            hold.c.decided_at,
         )
         .join(Source, Source.id == Record.source_id)
         .outerjoin(ends, ends.c.record_id == Record.id)
+        .outerjoin(hold, hold.c.record_id == Record.id)
         # An erased record is no longer on the file (its erasure is, see erasures()).
         .where(Record.subject_id == subject_id, Record.record_type.is_not(None))
     )

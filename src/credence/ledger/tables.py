@@ -88,6 +88,10 @@ class Record(journal.Journalled, Base):
     decision_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: SHA-256 of the record's canonical content: a resend with other content conflicts.
     content_hash: Mapped[str] = mapped_column(String(64), nullable=True)
+    #: The approved backfill run that exempted the record from the intake's volume limits
+    #: (:mod:`credence.ledger.backfill`), None for every other record. No foreign key:
+    #: the column was added to a table that already had rows (migration 0010).
+    backfill_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Retraction(journal.Journalled, Base):
@@ -163,10 +167,11 @@ ERASED_RECORD_COLUMNS = (
     "quantity",
     "decision_ref",
     "content_hash",
+    "backfill_run_id",
 )
 journal.cover(
     _records,
-    journal.encoder(_records, "id", *STORED_RECORD_COLUMNS),
+    journal.encoder(_records, "id", *STORED_RECORD_COLUMNS, added=("backfill_run_id",)),
     erasable=ERASED_RECORD_COLUMNS,
     erased_in=("record_erasures", "record_id"),
 )

@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
+from credence.ledger import holds
 from credence.ledger.endings import effect_ends
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
@@ -74,16 +75,19 @@ def score_population(
     # The same definition of "effect ended" as the online path reads (retractions,
     # dispute outcomes and lapses, approved repairs), so the two cannot disagree.
     ends = effect_ends()
+    # And of when it starts: its receipt, or for a record held at intake its release.
+    starts = holds.effect_starts()
     query = (
         select(
             Record.subject_id,
             Record.record_type,
             type_coerce(Record.occurred_at, raw),
             Record.quantity,
-            type_coerce(Record.received_at, raw),
+            holds.counts_from(Record.received_at, starts),
             type_coerce(ends.c.ended_at, raw),
         )
         .outerjoin(ends, ends.c.record_id == Record.id)
+        .outerjoin(starts, starts.c.record_id == Record.id)
         # An erased record has no type: nothing of it is left to count.
         .where(Record.record_type.is_not(None))
     )

@@ -37,7 +37,8 @@ class Contribution:
     category: Category | None
     weight: float
     points: float
-    #: counting | expired (past retention) | not_in_rulebook | not_yet_received, or how
+    #: counting | expired (past retention) | not_in_rulebook | not_yet_received | held
+    #: (at intake, awaiting review) | rejected (on review), or how
     #: its effect ended: retracted | deleted | corrected | unverifiable (dispute
     #: unanswered by its deadline) | repaired (see :data:`ENDED_STATUS`)
     status: str
@@ -114,15 +115,18 @@ def _statuses(records: Sequence[RecordView], at: datetime) -> list[str]:
     scores a handful), or why not."""
     counts, never = counting.counts, counting.NEVER
     return [
-        "counting" if counts(at, v.received_at, v.ended_at or never) else _why_not(v, at)
+        "counting" if counts(at, v.counts_from, v.ended_at or never) else _why_not(v, at)
         for v in records
     ]
 
 
 def _why_not(view: RecordView, at: datetime) -> str:
-    """Why a record the rule leaves out does not count: not received yet, or ended."""
+    """Why a record the rule leaves out does not count: not received yet, held for
+    review (or rejected on review), or ended."""
     if view.received_at > at:
         return "not_yet_received"
+    if view.hold_status is not None and view.counts_from > at:
+        return "rejected" if view.hold_status == "rejected" else "held"
     return ENDED_STATUS.get(view.ended_by or "retraction", "retracted")
 
 

@@ -7,7 +7,11 @@ for a source, exempt from the volume limits within their scope, and what each ba
 delivered under one was exempted). Their rows carry the journal's ``seq`` and ``salt``
 from the start, like every covered table since 0008.
 
-Only new tables: nothing existing changes. A release before this one does not read
+One new column, ``records.backfill_run_id`` (nullable, no foreign key: added to a table
+with rows): the run that exempted a record. Its encoder leaves a NULL out of a row's
+canonical bytes, so every record logged before keeps its digest.
+
+Otherwise only new tables. A release before this one does not read
 them; it would count held records (do not roll back a store that has holds).
 
 Revision ID: 0010
@@ -113,7 +117,11 @@ def upgrade() -> None:
     )
 
 
+    op.add_column("records", sa.Column("backfill_run_id", sa.Integer(), nullable=True))
+
+
 def downgrade() -> None:
+    op.drop_column("records", "backfill_run_id")
     op.drop_index(op.f("ix_backfill_deliveries_run_id"), table_name="backfill_deliveries")
     op.drop_table("backfill_deliveries")
     op.drop_index(op.f("ix_backfill_runs_source_id"), table_name="backfill_runs")

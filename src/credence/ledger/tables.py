@@ -157,6 +157,7 @@ STORED_RECORD_COLUMNS = (
     "quantity",
     "decision_ref",
     "content_hash",
+    "backfill_run_id",
 )
 _records = Record.__table__
 #: What an erasure removes from a record's row (with its salt).
@@ -167,7 +168,6 @@ ERASED_RECORD_COLUMNS = (
     "quantity",
     "decision_ref",
     "content_hash",
-    "backfill_run_id",
 )
 journal.cover(
     _records,

@@ -235,13 +235,14 @@ def _volume_holds(
     backfill: backfill_runs.Scope | None,
 ) -> None:
     """Mark the records of a planned batch that an approved backfill run exempts, and
-    hold the positive records beyond the rulebook's limits (:class:`~credence.rulebook.
-    model.Intake`): per source and subject, ``burst.max_positive`` received in any
-    ``burst.window_days``; per subject registered less than ``new_identity.days`` ago,
-    ``new_identity.max_positive`` from every source together. Records a run exempted are
-    not counted (they are in the store with the run's id); held ones are (a source cannot
-    retry its way past a limit). Set-wise: one indexed query per limit and chunk of
-    subjects, only for subjects with positives in the batch."""
+    hold the positive records that break the rulebook's limits (:class:`~credence.
+    rulebook.model.Intake`): per source and subject, ``burst.max_positive`` received in
+    any ``burst.window_days``; per subject registered less than ``new_identity.days``
+    ago, ``new_identity.max_positive`` from every source together. When the batch's
+    positives about a subject take it past a limit, all of them are held. Records a run
+    exempted are not counted (they are in the store with the run's id); held ones are (a
+    source cannot retry its way past a limit). Set-wise: one indexed query per limit and
+    chunk of subjects, only for subjects with positives in the batch."""
     stored = [p for p in planned if p.row is not None]
     if backfill is not None:
         for p in stored:
@@ -279,15 +280,22 @@ def _volume_holds(
                 counted[(holds.NEW_IDENTITY, subject_id)] = n
             nid = limits.new_identity
             checks.append((holds.NEW_IDENTITY, nid.max_positive, new, nid.action))
+    # A batch that takes a subject past a limit is held (or refused) whole for that
+    # subject: the reviewer sees the burst, not only its tail, and its first records buy
+    # nothing either.
+    by_subject: dict[int, list[_Planned]] = {}
     for p in candidates:
         assert p.row is not None
-        subject_id = p.row[_SUBJECT]
-        for cause, most, among, action in checks:
+        by_subject.setdefault(p.row[_SUBJECT], []).append(p)
+    for cause, most, among, action in checks:
+        for subject_id, mine in by_subject.items():
             if among is not None and subject_id not in among:
                 continue
-            key = (cause, subject_id)
-            counted[key] = counted.get(key, 0) + 1
-            if counted[key] > most and p.hold is None:
+            if counted.get((cause, subject_id), 0) + len(mine) <= most:
+                continue
+            for p in mine:
+                if p.hold is not None or p.row is None:
+                    continue
                 if action is IntakeAction.REFUSE:
                     _refuse_planned(p, _limit_error(cause, most, rulebook))
                 else:

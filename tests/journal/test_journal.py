@@ -35,7 +35,7 @@ from credence.disputes.service import Answerer
 from credence.identifiers import SubjectKind, make_credit_code
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
 from credence.lab.demo import build_demo
-from credence.ledger import registry
+from credence.ledger import holds, registry
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
 from credence.ledger.lifting import PendingChange
@@ -295,6 +295,28 @@ def demo_flow(
     clock.advance(timedelta(days=60))
     with sessions.begin() as session:
         assert disputes.sweep(session, clock.now())
+    # A burst of positives about a new identity is held; one hold released, one rejected.
+    repaid = [
+        {
+            "source_ref": f"BURST-{i}",
+            "subject_id": p.public_id,
+            "record_type": "loan_repaid",
+            "occurred_at": (clock.now() - timedelta(days=i + 1)).isoformat(),
+        }
+        for i in range(13)
+    ]
+    assert submit("city_bank", *repaid) == ["held"] * 13
+    with sessions.begin() as session:
+        queue = holds.list_holds(session)
+        for view, outcome in zip(queue[:2], ("released", "rejected"), strict=True):
+            holds.decide(
+                session,
+                hold_id=view.hold_id,
+                outcome=outcome,
+                principal_id=None,
+                reason="Checked with the bank.",
+                at=clock.now(),
+            )
     # Credit repair, applied for and decided.
     with sessions.begin() as session:
         applied = repair.apply_for_repair(

@@ -58,6 +58,8 @@ dispute_open      -       -              own      -         -         -
 dispute_answer    own     -              -        -         -         -
 dispute_review    -       -              -        any       -         -
 change_review     -       -              -        any       -         -
+hold_review       -       -              -        any       -         -
+backfill_approve  -       -              -        -         any       -
 key_manage        -       -              -        -         any       -
 source_manage     -       -              -        -         any       -
 party_manage      -       -              -        -         any       -

@@ -29,6 +29,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.access.keys import create_principal, create_relying_party, issue_key, revoke_key
@@ -39,9 +40,11 @@ from credence.context import Context
 from credence.db import make_engine, session_factory
 from credence.disputes import repair
 from credence.disputes import service as disputes
+from credence.ledger import holds
 from credence.ledger import service as ledger
 from credence.ledger.lifting import PendingChange
 from credence.ledger.subject_file import record_entry_seqs
+from credence.ledger.tables import Record
 from credence.migrate import upgrade
 from credence.settings import Settings
 from credence.translog.keys import signer_from_settings
@@ -117,6 +120,11 @@ POST /v1/repairs/{repair_id}/decision     other      401 401 401 401 403 403 403
 GET  /v1/pending-changes                  -          401 401 401 401 403 403 403 403 200 403
 POST /v1/pending-changes/{change_id}/confirmation - 401 401 401 401 403 403 403 403 200 403
 POST /v1/pending-changes/{change_id}/refusal -       401 401 401 401 403 403 403 403 200 403
+GET  /v1/holds                            -          401 401 401 401 403 403 403 403 200 403
+POST /v1/holds/{hold_id}/release          -          401 401 401 401 403 403 403 403 200 403
+POST /v1/holds/{hold_id}/rejection        -          401 401 401 401 403 403 403 403 200 403
+GET  /v1/backfill-runs                    -          401 401 401 401 403 403 403 403 403 200
+POST /v1/backfill-runs                    -          401 401 401 401 403 403 403 403 403 201
 POST /v1/keys                             -          401 401 401 401 403 403 403 403 403 201
 POST /v1/keys/{prefix}/revocation         -          401 401 401 401 403 403 403 403 403 200
 POST /v1/keys/{prefix}/rotation           -          401 401 401 401 403 403 403 403 403 200
@@ -185,6 +193,7 @@ class Ids:
     spare_key: str  # prefix of a reviewer's key, to revoke or rotate
     change: str  # pending: the court's retraction of a judgment default on my file
     seq: int  # the log entry of free_own
+    hold: str  # held: the bank's loan repayment on my file
 
 
 @dataclass(frozen=True)
@@ -296,6 +305,21 @@ def populate(
         )
         assert isinstance(held, PendingChange)
         change = held.public_id
+    repaid = rec("OWN-H", me, "loan_repaid", occurred)
+    assert submit(sessions, world, "bank", occurred, repaid) == ["created"]
+    with sessions.begin() as session:
+        [hold] = holds.place(
+            session,
+            [
+                holds.ToHold(
+                    session.scalars(select(Record.id).where(Record.source_ref == "OWN-H")).one(),
+                    me.id,
+                    world.sources["bank"].id,
+                    holds.BURST,
+                )
+            ],
+            at=T0,
+        )
     free_own = record_id(sessions, "OWN-FREE")
     with sessions() as session:
         seq = record_entry_seqs(session, me.id)[free_own]
@@ -313,6 +337,7 @@ def populate(
         spare_key=keys.pop("spare")[:12],
         change=change,
         seq=seq,
+        hold=hold.public_id,
     )
     return keys, ids
 
@@ -467,6 +492,22 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
     ),
     ("POST", "/v1/pending-changes/{change_id}/refusal"): lambda ids, v: Call(
         {"change_id": ids.change}, json={"reasons": "the enforcement order stands"}
+    ),
+    ("GET", "/v1/holds"): lambda ids, v: Call(),
+    ("POST", "/v1/holds/{hold_id}/release"): lambda ids, v: Call(
+        {"hold_id": ids.hold}, json={"reasons": "the bank's statements show the repayment"}
+    ),
+    ("POST", "/v1/holds/{hold_id}/rejection"): lambda ids, v: Call(
+        {"hold_id": ids.hold}, json={"reasons": "a refinancing, not a repayment"}
+    ),
+    ("GET", "/v1/backfill-runs"): lambda ids, v: Call(),
+    ("POST", "/v1/backfill-runs"): lambda ids, v: Call(
+        json={
+            "source": "bank",
+            "occurred_from": "2019-01-01T00:00:00Z",
+            "occurred_until": "2026-01-01T00:00:00Z",
+            "expected_records": 1000,
+        }
     ),
     ("POST", "/v1/keys"): lambda ids, v: Call(json={"role": "reviewer", "name": "a new reviewer"}),
     ("POST", "/v1/keys/{prefix}/revocation"): lambda ids, v: Call({"prefix": ids.spare_key}),

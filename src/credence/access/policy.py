@@ -54,6 +54,8 @@ class Action(StrEnum):
     DISPUTE_ANSWER = "dispute_answer"
     DISPUTE_REVIEW = "dispute_review"
     CHANGE_REVIEW = "change_review"
+    HOLD_REVIEW = "hold_review"
+    BACKFILL_APPROVE = "backfill_approve"
     KEY_MANAGE = "key_manage"
     SOURCE_MANAGE = "source_manage"
     PARTY_MANAGE = "party_manage"
@@ -110,6 +112,8 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         # The second pair of eyes on a change that lifts a sanction (a reviewer other
         # than whoever asked: enforced by credence.disputes.four_eyes).
         _A.CHANGE_REVIEW: _S.ANY,
+        # Release or reject records held at intake (credence.ledger.holds).
+        _A.HOLD_REVIEW: _S.ANY,
         # A reviewer may not change records directly.
         _A.RECORD_SUBMIT: _S.NONE,
         _A.RECORD_RETRACT: _S.NONE,
@@ -122,6 +126,9 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         _A.SOURCE_MANAGE: _S.ANY,
         _A.PARTY_MANAGE: _S.ANY,
         _A.RULEBOOK_PUBLISH: _S.ANY,
+        # Approve a source's backfill run, exempt from intake's volume limits
+        # (credence.ledger.backfill); the operator sends no records of it.
+        _A.BACKFILL_APPROVE: _S.ANY,
         # An operator may not edit or delete records; sources retract their own.
         _A.RECORD_SUBMIT: _S.NONE,
         _A.RECORD_RETRACT: _S.NONE,
@@ -154,6 +161,8 @@ _VERB: Mapping[Action, str] = {
     _A.DISPUTE_ANSWER: "answer disputes",
     _A.DISPUTE_REVIEW: "review disputes",
     _A.CHANGE_REVIEW: "confirm or refuse changes that lift a sanction (a reviewer's four eyes)",
+    _A.HOLD_REVIEW: "release or reject records held at intake",
+    _A.BACKFILL_APPROVE: "approve or list backfill runs",
     _A.KEY_MANAGE: "manage API keys",
     _A.SOURCE_MANAGE: "manage sources",
     _A.PARTY_MANAGE: "manage relying parties",

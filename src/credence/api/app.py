@@ -12,9 +12,11 @@ from credence import __version__
 from credence.api import errors
 from credence.api.ratelimit import RateLimits
 from credence.api.routers import (
+    backfill,
     changes,
     decisions,
     disputes,
+    holds,
     keys,
     log,
     records,
@@ -117,6 +119,18 @@ def create_app(ctx: Context) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (rulebook, subjects, records, decisions, disputes, repairs, changes, log, keys):
+    for module in (
+        rulebook,
+        subjects,
+        records,
+        decisions,
+        disputes,
+        repairs,
+        changes,
+        holds,
+        backfill,
+        log,
+        keys,
+    ):
         app.include_router(module.router)
     return app

@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from credence.clock import Instant
 from credence.decisions.service import Decision
+from credence.ledger.backfill import RunView
+from credence.ledger.holds import HoldView
 from credence.ledger.lifting import ChangeView
 from credence.ledger.schemas import NO_NUL, RecordResult
 from credence.scoring.online import Score
@@ -141,6 +144,88 @@ class ChangeDecisionIn(BaseModel):
     reasons: str = Field(
         min_length=1, max_length=2000, description="Why, in words the subject can read."
     )
+
+
+class HoldOut(BaseModel):
+    """A record held at intake: stored and on the subject's file, but counting in no
+    score until a reviewer releases it (it counts from the release on) or rejects it
+    (it never counts)."""
+
+    hold_id: str
+    record_id: str
+    record_type: str | None = Field(description="null once the record is erased")
+    subject_id: str
+    source: str = Field(description="The record's source (code).")
+    cause: str = Field(
+        description="Why it is held: burst, new_identity, spacing, before_birth or "
+        "identity_voided (explanation says it in words)."
+    )
+    explanation: str
+    held_at: datetime
+    status: Literal["held", "released", "rejected"]
+    decided_at: datetime | None
+    decided_reason: str | None = Field(description="The reviewer's reasons.")
+
+    @classmethod
+    def of(cls, view: HoldView) -> HoldOut:
+        return cls(
+            hold_id=view.hold_id,
+            record_id=view.record_id,
+            record_type=view.record_type,
+            subject_id=view.subject_id,
+            source=view.source,
+            cause=view.cause,
+            explanation=view.explanation,
+            held_at=view.held_at,
+            status=view.status,
+            decided_at=view.decided_at,
+            decided_reason=view.decided_reason,
+        )
+
+
+class HoldDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Blank or missing reasons are refused by the service (422 reasons_required).
+    reasons: str = Field(
+        default="", max_length=2000, description="Why, in words the subject can read."
+    )
+
+
+class BackfillRunIn(BaseModel):
+    """A backfill run to approve: the source whose history it loads, the period its
+    records occurred in (from inclusive, until exclusive) and how many it may exempt."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=64, pattern=NO_NUL, description="Code.")
+    occurred_from: Instant
+    occurred_until: Instant
+    expected_records: int = Field(strict=True, description="At most this many are exempted.")
+
+
+class BackfillRunOut(BaseModel):
+    """An approved backfill run: records of its source that occurred in its period,
+    delivered under it, are exempt from intake's burst and new-identity limits, up to
+    the expected volume; plausibility always applies."""
+
+    run_id: str = Field(description="What a source names as backfill_run when delivering.")
+    source: str
+    occurred_from: datetime
+    occurred_until: datetime
+    expected_records: int
+    exempted: int = Field(description="Records exempted so far, of expected_records.")
+    approved_at: datetime
+
+    @classmethod
+    def of(cls, view: RunView) -> BackfillRunOut:
+        return cls(
+            run_id=view.run_id,
+            source=view.source,
+            occurred_from=view.occurred_from,
+            occurred_until=view.occurred_until,
+            expected_records=view.expected_records,
+            exempted=view.exempted,
+            approved_at=view.approved_at,
+        )
 
 
 class RetractionOut(BaseModel):

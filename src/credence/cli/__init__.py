@@ -9,10 +9,12 @@ from __future__ import annotations
 import typer
 
 from credence.cli import (
+    backfill,
     database,
     disputes,
     explain,
     export,
+    holds,
     imports,
     keys,
     lab,
@@ -39,6 +41,8 @@ app.add_typer(database.app, name="db")
 app.add_typer(lab.app, name="lab")
 app.add_typer(log.app, name="log")
 app.add_typer(disputes.app, name="disputes")
+app.add_typer(holds.app, name="holds")
+app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")
 app.command("import")(imports.import_command)
 app.command("score")(score.score)

@@ -9,6 +9,14 @@ any line is bad the transaction is rolled back and the report lists every bad li
 with its line number; otherwise it commits. Re-importing a file is harmless: its lines
 come back as duplicates.
 
+A record an intake check holds (a burst from the source about one subject, say) is not
+a bad line: it is stored, held for a reviewer, and counted in the report. A source
+loading its history names the backfill run an operator approved for it
+(``backfill_run``): records of the file within the run's scope are exempt from the
+intake's volume limits (:mod:`credence.ledger.backfill`), and what the run exempted is
+logged once, when the file is stored. An unknown run, or another source's, refuses the
+file before anything is read.
+
 Only the file's *structure* can refuse it as a whole (unknown suffix, unreadable file,
 a header naming unknown fields): that raises :class:`~credence.errors.InvalidInput`
 before anything is read.
@@ -39,7 +47,7 @@ from credence.clock import Clock, ensure_utc
 from credence.db import bulk_load_cache
 from credence.errors import CredenceError, InvalidInput, NotFound
 from credence.identifiers import mask
-from credence.ledger import registry
+from credence.ledger import backfill, registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
@@ -91,7 +99,7 @@ class ImportReport:
     format: Format
     #: Lines read (blank lines and the CSV header do not count).
     lines: int
-    #: New records; when ``stored`` is false, none of them was kept.
+    #: New records (held ones included); when ``stored`` is false, none was kept.
     created: int
     #: Lines whose record was already in the ledger (or earlier in the file) unchanged.
     duplicates: int
@@ -99,6 +107,12 @@ class ImportReport:
     #: Whether the file was committed (true only when ``errors`` is empty).
     stored: bool = False
     seconds: float = 0.0
+    #: New records an intake check held for a reviewer (counted in ``created`` too).
+    held: int = 0
+    #: The approved backfill run the file was delivered under, and how many of its
+    #: records the run exempted from the volume limits.
+    backfill_run: str | None = None
+    exempted: int = 0
 
     @property
     def rate(self) -> float:
@@ -379,6 +393,9 @@ def _tally(report: ImportReport, batch: list[RawLine], results: list[RecordResul
     for result, (number, item) in zip(results, batch, strict=True):
         if result.status == "created":
             report.created += 1
+        elif result.status == "held":
+            report.created += 1
+            report.held += 1
         elif result.status == "duplicate":
             report.duplicates += 1
         else:
@@ -403,16 +420,19 @@ def import_file(
     clock: Clock,
     chunk: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    backfill_run: str | None = None,
 ) -> ImportReport:
     """Import a file of records for the source ``source_code``: all lines or none.
 
     The file is streamed ``chunk`` lines at a time through one transaction. Every line
     is checked (even after a bad one, so the report is complete); the transaction is
     committed only when no line is bad. ``progress`` is called after each chunk with
-    the number of lines read so far.
+    the number of lines read so far. ``backfill_run``: the public id of the approved
+    backfill run the file is delivered under.
 
     Raises :class:`InvalidInput` for a file that cannot be read as records at all,
-    :class:`NotFound` for a missing file, an unknown source or no rulebook.
+    :class:`NotFound` for a missing file, an unknown source, an unknown backfill run or
+    no rulebook, :class:`~credence.errors.Forbidden` for another source's run.
     """
     if chunk < 1:
         raise InvalidInput("chunk must be at least 1")
@@ -421,14 +441,17 @@ def import_file(
         raise NotFound(f"no file {str(path)!r}", code="file_not_found")
     started = time.perf_counter()
     now = clock.now()
-    report = ImportReport(path=path, format=fmt, lines=0, created=0, duplicates=0)
+    report = ImportReport(
+        path=path, format=fmt, lines=0, created=0, duplicates=0, backfill_run=backfill_run
+    )
     with _collector_paused(), sessions() as session:
         source = registry.source_by_code(session, source_code)
+        run = None if backfill_run is None else backfill.scope(session, backfill_run, source.id)
         rulebook = store.in_force(session, now).rulebook
         with bulk_load_cache(session):
             for batch, records in _parsed_ahead(read_lines(path, fmt, batch_size=chunk), chunk):
                 planned = ledger.plan_records(
-                    session, source=source, records=records, rulebook=rulebook, at=now
+                    session, source=source, records=records, rulebook=rulebook, at=now, backfill=run
                 )
                 # Stored now (in this transaction) so later chunks see these source_refs.
                 ledger.store_planned(session, planned)
@@ -439,6 +462,9 @@ def import_file(
         if report.errors:
             session.rollback()
         else:
+            if run is not None:
+                ledger.finish_backfill(session, run, at=now)
+                report.exempted = run.exempted
             session.commit()
             report.stored = True
     report.seconds = time.perf_counter() - started

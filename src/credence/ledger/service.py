@@ -553,6 +553,17 @@ def _plan_one(
                 code="occurred_before_birth",
             )
         hold = holds.BEFORE_BIRTH
+    digest = journal.record_content_hash(
+        subject_id=subject.public_id,
+        record_type=rt.code,
+        occurred_at=rec.occurred_at,
+        quantity=rec.quantity,
+        decision_ref=rec.decision_ref,
+    )
+    duplicate = _duplicate(index, rec, digest, batch)
+    if duplicate is not None:
+        return duplicate
+    # After the duplicate check: a resend is a duplicate, not a record too close to itself.
     spaced = batch.spaced.get((subject.id, rt.code)) if rt.min_spacing_days else None
     if spaced is not None and hold is None:
         assert rt.min_spacing_days is not None
@@ -567,16 +578,6 @@ def _plan_one(
                     code="closer_than_period",
                 )
             hold = holds.SPACING
-    digest = journal.record_content_hash(
-        subject_id=subject.public_id,
-        record_type=rt.code,
-        occurred_at=rec.occurred_at,
-        quantity=rec.quantity,
-        decision_ref=rec.decision_ref,
-    )
-    duplicate = _duplicate(index, rec, digest, batch)
-    if duplicate is not None:
-        return duplicate
     reinstates = reinsertion.reinstated(
         batch.ended,
         batch.ended_hashes,

@@ -13,10 +13,22 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from itertools import zip_longest
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Connection, Engine, Float, Integer, String, Table, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Float,
+    Integer,
+    String,
+    Table,
+    text,
+)
 
 from credence import journal
 from credence.db import Instant
@@ -177,13 +189,17 @@ def other_strings(value: str | None) -> Iterator[str]:
 def candidates(conn: Connection, column: Column[Any], value: Any) -> Iterator[Any]:
     """Values of ``column``'s type other than ``value``, the likeliest first: for a
     foreign key the ids of other rows of the table it refers to; for an integer key
-    new ids; an instant one microsecond (then a day) later; a boolean flipped."""
+    new ids; an instant one microsecond (then a day) later; a boolean flipped; a
+    date one day later."""
     type_ = column.type
     if isinstance(type_, Instant):
         base = value if value is not None else 1_780_000_000_000_000
         yield from (base + 1, base + DAY_MICROS) if value is not None else (base,)
     elif isinstance(type_, Boolean):
         yield (not value) if value is not None else True
+    elif isinstance(type_, Date):
+        day = date.fromisoformat(value) if isinstance(value, str) else value  # SQLite: text
+        yield day + timedelta(days=1) if day is not None else date(2001, 3, 14)
     elif isinstance(type_, Integer):
         target = referenced(column)
         if target is not None:

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,11 @@ from credence.context import Context
 from credence.db import make_engine, session_factory
 from credence.disputes import repair
 from credence.disputes import service as disputes
-from credence.ledger import holds
+from credence.identifiers import SubjectKind, make_resident_id
+from credence.ledger import holds, identities, registry
 from credence.ledger import service as ledger
 from credence.ledger.lifting import PendingChange
+from credence.ledger.schemas import SubjectIn
 from credence.ledger.subject_file import record_entry_seqs
 from credence.ledger.tables import Record
 from credence.migrate import upgrade
@@ -125,6 +127,12 @@ POST /v1/holds/{hold_id}/release          -          401 401 401 401 403 403 403
 POST /v1/holds/{hold_id}/rejection        -          401 401 401 401 403 403 403 403 200 403
 GET  /v1/backfill-runs                    -          401 401 401 401 403 403 403 403 403 200
 POST /v1/backfill-runs                    -          401 401 401 401 403 403 403 403 403 201
+GET  /v1/identity-flags                   -          401 401 401 401 200 403 403 403 403 403
+GET  /v1/identity-flags/{flag_id}         -          401 401 401 401 200 403 403 403 403 403
+POST /v1/identity-flags/{flag_id}/distinct -         401 401 401 401 200 403 403 403 403 403
+POST /v1/identity-flags/{flag_id}/merge   -          401 401 401 401 200 403 403 403 403 403
+POST /v1/identity-flags/{flag_id}/void    -          401 401 401 401 200 403 403 403 403 403
+POST /v1/aliases/{alias_id}/end           -          401 401 401 401 200 403 403 403 403 403
 POST /v1/keys                             -          401 401 401 401 403 403 403 403 403 201
 POST /v1/keys/{prefix}/revocation         -          401 401 401 401 403 403 403 403 403 200
 POST /v1/keys/{prefix}/rotation           -          401 401 401 401 403 403 403 403 403 200
@@ -194,6 +202,8 @@ class Ids:
     change: str  # pending: the court's retraction of a judgment default on my file
     seq: int  # the log entry of free_own
     hold: str  # held: the bank's loan repayment on my file
+    flag: str  # open: a second "Twin" flagged as a probable duplicate of the first
+    alias: str  # a third "Twin" merged into the first
 
 
 @dataclass(frozen=True)
@@ -320,6 +330,34 @@ def populate(
             ],
             at=T0,
         )
+    with sessions.begin() as session:
+        civil = session.merge(world.sources["civil_registry"])
+        twins = [
+            registry.register_subject(
+                session,
+                source=civil,
+                data=SubjectIn(
+                    kind=SubjectKind.PERSON,
+                    identifier=make_resident_id("110105", date(1985, 5, 5), n),
+                    name="Twin Matrix",
+                    region="110105",
+                ),
+                at=T0,
+            )[0]
+            for n in (1, 40, 70)
+        ]
+        [flag] = identities.flags_of(session, twins[1].id)
+        third = identities.flags_of(session, twins[2].id)
+        merged, _ = identities.resolve_flag(
+            session,
+            flag_id=next(f.flag_id for f in third if f.other == twins[0].id),
+            outcome=identities.MERGED,
+            authority=civil,
+            principal_id=None,
+            reason="one person",
+            at=T0,
+        )
+        assert merged.alias_id is not None
     free_own = record_id(sessions, "OWN-FREE")
     with sessions() as session:
         seq = record_entry_seqs(session, me.id)[free_own]
@@ -338,6 +376,8 @@ def populate(
         change=change,
         seq=seq,
         hold=hold.public_id,
+        flag=flag.flag_id,
+        alias=merged.alias_id,
     )
     return keys, ids
 
@@ -508,6 +548,20 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
             "occurred_until": "2026-01-01T00:00:00Z",
             "expected_records": 1000,
         }
+    ),
+    ("GET", "/v1/identity-flags"): lambda ids, v: Call(),
+    ("GET", "/v1/identity-flags/{flag_id}"): lambda ids, v: Call({"flag_id": ids.flag}),
+    ("POST", "/v1/identity-flags/{flag_id}/distinct"): lambda ids, v: Call(
+        {"flag_id": ids.flag}, json={"reasons": "twins"}
+    ),
+    ("POST", "/v1/identity-flags/{flag_id}/merge"): lambda ids, v: Call(
+        {"flag_id": ids.flag}, json={"reasons": "one person"}
+    ),
+    ("POST", "/v1/identity-flags/{flag_id}/void"): lambda ids, v: Call(
+        {"flag_id": ids.flag}, json={"reasons": "fictitious"}
+    ),
+    ("POST", "/v1/aliases/{alias_id}/end"): lambda ids, v: Call(
+        {"alias_id": ids.alias}, json={"reasons": "two persons"}
     ),
     ("POST", "/v1/keys"): lambda ids, v: Call(json={"role": "reviewer", "name": "a new reviewer"}),
     ("POST", "/v1/keys/{prefix}/revocation"): lambda ids, v: Call({"prefix": ids.spare_key}),

@@ -144,6 +144,9 @@ def known(ids: Ids) -> dict[str, list[Any]]:
         "seq": [ids.seq, 1],
         "prefix": [ids.spare_key],
         "change_id": [ids.change],
+        "hold_id": [ids.hold],
+        "flag_id": [ids.flag],
+        "alias_id": [ids.alias],
     }
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,10 @@ from credence.disputes import four_eyes, repair
 from credence.disputes import service as disputes
 from credence.disputes.four_eyes import Decider
 from credence.disputes.service import Answerer
-from credence.identifiers import SubjectKind, make_credit_code
+from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
 from credence.lab.demo import build_demo
-from credence.ledger import holds, registry
+from credence.ledger import holds, identities, registry
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
 from credence.ledger.lifting import PendingChange
@@ -167,6 +167,7 @@ def demo_flow(
                 kind=SubjectKind.COMPANY,
                 identifier=make_credit_code("9", "1", "371082", "000009001"),
                 name="Flow Co",
+                founded_on=date(2009, 9, 1),
             ),
             at=clock.now(),
         )[0]
@@ -380,6 +381,50 @@ def demo_flow(
         )
     clock.advance(timedelta(days=1))
     assert ask() == []
+    # Four registrations alike (same name, birth date and region): the later three are
+    # flagged; the civil registry merges one and undoes it, voids one, finds one distinct.
+    with sessions.begin() as session:
+        twins = [
+            registry.register_subject(
+                session,
+                source=sources["civil_registry"],
+                data=SubjectIn(
+                    kind=SubjectKind.PERSON,
+                    identifier=make_resident_id("110105", date(1977, 7, 7), n),
+                    name="Flow Twin",
+                    region="110105",
+                ),
+                at=clock.now(),
+            )[0]
+            for n in (1, 30, 50, 70)
+        ]
+        first = twins[0].id
+        flags = [
+            next(f.flag_id for f in identities.flags_of(session, t.id) if f.other == first)
+            for t in twins[1:]
+        ]
+        answers = zip(
+            flags, (identities.MERGED, identities.VOIDED, identities.DISTINCT), strict=True
+        )
+        for flag, outcome in answers:
+            resolved, _ = identities.resolve_flag(
+                session,
+                flag_id=flag,
+                outcome=outcome,
+                authority=sources["civil_registry"],
+                principal_id=None,
+                reason="Checked against the household register.",
+                at=clock.now(),
+            )
+            if resolved.alias_id is not None:
+                identities.end_alias(
+                    session,
+                    alias_id=resolved.alias_id,
+                    authority=sources["civil_registry"],
+                    principal_id=None,
+                    reason="Two persons after all.",
+                    at=clock.now(),
+                )
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
         update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])

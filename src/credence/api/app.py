@@ -17,6 +17,7 @@ from credence.api.routers import (
     decisions,
     disputes,
     holds,
+    identities,
     keys,
     log,
     records,
@@ -129,6 +130,7 @@ def create_app(ctx: Context) -> FastAPI:
         changes,
         holds,
         backfill,
+        identities,
         log,
         keys,
     ):

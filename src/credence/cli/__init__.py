@@ -15,6 +15,7 @@ from credence.cli import (
     explain,
     export,
     holds,
+    identities,
     imports,
     keys,
     lab,
@@ -43,6 +44,7 @@ app.add_typer(log.app, name="log")
 app.add_typer(disputes.app, name="disputes")
 app.add_typer(holds.app, name="holds")
 app.add_typer(backfill.app, name="backfill")
+app.add_typer(identities.app, name="identities")
 app.add_typer(retention.app, name="retention")
 app.command("import")(imports.import_command)
 app.command("score")(score.score)

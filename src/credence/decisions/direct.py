@@ -52,7 +52,7 @@ from credence.identifiers import validate_any
 from credence.ledger import registry
 from credence.ledger.registry import SubjectKey, SubjectRef, unknown_subject
 from credence.ledger.subject_file import RecordView, file_query, subject_records, views_direct
-from credence.ledger.tables import Subject
+from credence.ledger.tables import IdentityVoid, Subject
 from credence.notifications.service import NoticeKind, notification_row
 from credence.notifications.tables import Notification
 from credence.rulebook import store
@@ -77,6 +77,9 @@ _NOTIFICATION = insert(Notification).values(
     }
 )
 _PREPARED_REGISTERED = Prepared(REGISTERED)
+#: Whether a subject was voided as fictitious (its void row, by the unique index).
+_VOIDED = select(IdentityVoid.id).where(IdentityVoid.subject_id == bindparam("subject_id"))
+_PREPARED_VOIDED = Prepared(_VOIDED)
 _PREPARED_INQUIRY = Prepared(_INQUIRY)
 _PREPARED_NOTIFICATION = Prepared(_NOTIFICATION)
 
@@ -118,6 +121,12 @@ class DirectStore:
             return file.registered
         found = _PREPARED_REGISTERED.run(self.direct, {"party_id": party_id, "service": service})
         return bool(found)
+
+    def voided(self, subject_id: int) -> bool:
+        file = self.file
+        if file is not None and file.subject.id == subject_id:
+            return file.voided
+        return bool(_PREPARED_VOIDED.run(self.direct, {"subject_id": subject_id}))
 
     def records(
         self, subject_id: int, record_types: Sequence[str], at: datetime
@@ -183,6 +192,8 @@ class SubjectFile:
     #: Whether the caller's key (by its hash) existed and was neither revoked nor
     #: expired at ``at``, read in the same statement.
     key_valid: bool
+    #: Whether the subject was voided as fictitious (no decision about it).
+    voided: bool = False
 
 
 def _type_key(record_types: Sequence[str]) -> tuple[str, ...]:
@@ -217,6 +228,7 @@ _SUBJECT_COLUMNS = (
     exists(REGISTERED).label("registered"),
     _NEWEST_HASH.scalar_subquery().label("newest_edition"),
     _KEY_VALID_UNTIL.scalar_subquery().label("key_valid_until"),
+    exists(select(IdentityVoid.id).where(IdentityVoid.subject_id == Subject.id)).label("voided"),
 )
 #: Where a row of the file statement has the record's columns.
 _RECORD_AT = len(_SUBJECT_COLUMNS)
@@ -255,10 +267,10 @@ def read_file(
 ) -> SubjectFile:
     """Find the subject (by ``public_id``, else by national ``identifier``) and read, in
     one statement, their records of ``record_types`` as of ``at``, whether ``party_id``
-    is registered for ``service``, the newest edition's hash, and whether the caller's
-    key (``key_hash``) is valid at ``at``: what a decision on :class:`DirectStore` would
-    read in five. :class:`NotFound` for an unknown subject, as
-    :func:`credence.ledger.registry.subject_ref` raises it."""
+    is registered for ``service``, the newest edition's hash, whether the caller's key
+    (``key_hash``) is valid at ``at`` and whether the subject was voided as fictitious:
+    what a decision on :class:`DirectStore` would read in six. :class:`NotFound` for an
+    unknown subject, as :func:`credence.ledger.registry.subject_ref` raises it."""
     types = _type_key(record_types)
     if public_id is not None:
         by, key = "public_id", public_id
@@ -283,6 +295,7 @@ def read_file(
         registered=bool(first[3]),
         newest_edition=first[4],
         key_valid=first[5] is not None and first[5] > to_micros(at),
+        voided=bool(first[6]),
     )
 
 

@@ -32,9 +32,10 @@ from credence.access.tables import PartyService
 from credence.db import core
 from credence.decisions import restriction_warnings
 from credence.decisions.tables import Inquiry
-from credence.errors import Forbidden, InvalidInput, NotFound
+from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
+from credence.ledger import identities
 from credence.ledger.registry import SubjectKey, get_subject
 from credence.ledger.subject_file import (
     RecordView,
@@ -300,6 +301,8 @@ def decide_with(
             f"service {service_code!r} does not apply to a {subject.kind}",
             code="service_not_for_subject_kind",
         )
+    if store.voided(subject.id):
+        raise identity_voided()
     # Purpose binding: only the record types of the service's categories are read from
     # the ledger, so no other record can reach the score or the rules.
     record_types = category_types(book, frozenset(service.categories))
@@ -370,6 +373,18 @@ def decide_with(
     return decision
 
 
+def identity_voided() -> Conflict:
+    """The refusal of a decision about a subject whose identity authority voided it as
+    fictitious: 409, as the request is sound but the subject's state forbids any answer
+    (naming no subject: the caller named it)."""
+    return Conflict(
+        "the identity authority voided this subject as fictitious: no decision can be "
+        "made about it; if the identity is real, its holder should contact the identity "
+        "authority",
+        code="identity_voided",
+    )
+
+
 # --- where decisions read and write ---------------------------------------------------
 
 
@@ -378,6 +393,11 @@ class DecisionStore(Protocol):
 
     def registered(self, party_id: int, service: str) -> bool:
         """Whether relying party ``party_id`` may ask about ``service``."""
+        ...
+
+    def voided(self, subject_id: int) -> bool:
+        """Whether the subject was voided as fictitious
+        (:func:`credence.ledger.identities.voided_among`)."""
         ...
 
     def records(
@@ -420,6 +440,9 @@ class SessionStore:
     def registered(self, party_id: int, service: str) -> bool:
         found = core(self.session).execute(REGISTERED, {"party_id": party_id, "service": service})
         return found.first() is not None
+
+    def voided(self, subject_id: int) -> bool:
+        return bool(identities.voided_among(self.session, (subject_id,)))
 
     def records(
         self, subject_id: int, record_types: Sequence[str], at: datetime

@@ -8,6 +8,8 @@ datetimes, booleans as ``bool``) and the same row read raw from either store (in
 as integer microseconds, SQLite's booleans as 0 and 1) encode alike:
 
 * instants (:class:`credence.db.Instant`): integer microseconds since the epoch (UTC);
+* calendar dates (``Date``): ``"YYYY-MM-DD"`` (a :class:`~datetime.date` through the ORM
+  and from PostgreSQL, that text from SQLite, read raw);
 * integers: ``int``; floats: ``float`` (NaN and infinities are refused: JSON would
   write them as ``null``); booleans: ``true`` / ``false``; strings: as stored;
 * NULL: ``null``, except in a column added to a covered table after rows were logged
@@ -20,12 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Boolean, Float, Integer, String, Table
+from sqlalchemy import Boolean, Date, Float, Integer, String, Table
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import NullType, TypeEngine
 
@@ -94,6 +96,19 @@ def _boolean(value: Any) -> bool:
     raise TypeError(f"a boolean column holds a bool, not {type(value)}")
 
 
+def _date(value: Any) -> str:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):  # SQLite's dates, read raw
+        try:
+            if date.fromisoformat(value).isoformat() == value:
+                return value
+        except ValueError:
+            pass
+        raise ValueError("a date column holds a date written YYYY-MM-DD")
+    raise TypeError(f"a date column holds a date, not {type(value)}")
+
+
 def _string(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -108,6 +123,8 @@ def normaliser(type_: TypeEngine[Any]) -> Normalise:
         return _instant
     if isinstance(type_, Boolean):
         return _boolean
+    if isinstance(type_, Date):
+        return _date
     if isinstance(type_, Integer):
         return _integer
     if isinstance(type_, Float):
@@ -158,9 +175,7 @@ def as_table(table: FromClause | Table) -> Table:
     return table
 
 
-def encoder(
-    table: FromClause | Table, *columns: str, added: tuple[str, ...] = ()
-) -> ColumnEncoder:
+def encoder(table: FromClause | Table, *columns: str, added: tuple[str, ...] = ()) -> ColumnEncoder:
     """The encoder of ``table``'s rows by ``columns``: each row's canonical bytes hold
     exactly these columns, normalised by type (see the module's docstring). ``added``:
     columns (also among ``columns``) that a later release added to a table with logged

@@ -174,23 +174,28 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.IDENTITY_FLAGGED: (
             "A subject registered but flagged for the identity authority as a probable "
             "duplicate of another (same name, birth date and region, or an identifier "
-            "one digit or one transposition away): the two public ids and the test that "
-            "matched (never a name or an identifier)."
+            "one digit or one transposition away): the flag, the two public ids and the "
+            "test that matched (never a name or an identifier)."
         ),
         EventKind.IDENTITY_CONFIRMED_DISTINCT: (
             "The identity authority confirmed a flagged subject and the other distinct "
-            "persons or organisations."
+            "persons or organisations: the flag, both public ids, the authority and a "
+            "digest of its reasons. Nothing changes on either file."
         ),
         EventKind.SUBJECTS_MERGED: (
             "The identity authority found two subjects to be one: the alias and the file "
-            "it is read into. Records stay as stored; every engine reads the alias."
+            "it is read into from this instant, and a digest of its reasons. Records stay "
+            "as stored; every engine reads the alias."
         ),
         EventKind.SUBJECTS_UNMERGED: (
-            "A merge undone: the alias is read as a file of its own again."
+            "A merge undone by the identity authority: the alias is read as a file of its "
+            "own again from this instant. A digest of the reasons."
         ),
         EventKind.IDENTITY_VOIDED: (
-            "The identity authority voided a subject as fictitious: its records are held "
-            "and it can obtain no decision."
+            "The identity authority voided a flagged subject as fictitious, for good: "
+            "records sent about it from this instant are held and it can obtain no "
+            "decision; the real person (the flag's other subject) is told. A digest of "
+            "the reasons."
         ),
         EventKind.LOG_CONTINUED: (
             "The first entry of a log that continues an earlier one: the earlier log's "

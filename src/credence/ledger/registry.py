@@ -21,6 +21,7 @@ from credence.db import Connectable, Prepared, as_direct, insert_new
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind, date_in_china, validate_any, validate_identifier
 from credence.ids import new_id
+from credence.ledger import identities
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, SourceRecordType, Subject
 from credence.notifications.service import record_event
@@ -110,7 +111,11 @@ def register_subject(
 
     Returns ``(subject, created)``; registering the same identifier again returns the
     existing subject. A civil registry registers persons, a business registry
-    organisations; nobody else can bring a subject into existence.
+    organisations; nobody else can bring a subject into existence. An organisation's
+    founding date, if given, is checked (:func:`credence.ledger.identities.
+    check_founding`). A new subject that resembles an earlier one is registered and
+    flagged for its identity authority (:func:`credence.ledger.identities.
+    flag_duplicates`; :func:`~credence.ledger.identities.flags_of` reads the flags).
     """
     needed = PERSON_AUTHORITY if data.kind is SubjectKind.PERSON else ORGANISATION_AUTHORITY
     if source.identity_authority_for != needed:
@@ -122,6 +127,7 @@ def register_subject(
     # A birth date after the day the clock says (in China) is refused, whatever the date
     # of the machine.
     identifier = validate_identifier(data.kind, data.identifier, today=date_in_china(at))
+    identities.check_founding(data.kind, data.founded_on, at)
     existing = _registered(session, identifier, data.kind)
     if existing is not None:
         return existing, False
@@ -139,6 +145,7 @@ def register_subject(
             "region": data.region,
             "registered_by": source.id,
             "registered_at": at,
+            "founded_on": data.founded_on,
         },
         unique=("identifier",),
     )
@@ -156,6 +163,7 @@ def register_subject(
         data={"subject": subject.public_id},
         rows=[subject],
     )
+    identities.flag_duplicates(session, subject, at)
     return subject, True
 
 

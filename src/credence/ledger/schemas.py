@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -86,6 +87,14 @@ class SubjectIn(BaseModel):
     identifier: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=200)
     region: str | None = Field(default=None, max_length=16)
+    founded_on: date | None = Field(
+        default=None,
+        description=(
+            "An organisation's founding date (YYYY-MM-DD, a date in China): no record "
+            "about it may be dated earlier. Refused for a person (whose birth date is in "
+            "the resident identity number), after today or before 1900-01-01."
+        ),
+    )
 
 
 RecordStatus = Literal["created", "held", "duplicate", "rejected"]

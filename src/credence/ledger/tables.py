@@ -8,9 +8,10 @@ it happened: the journal is what the transparency log hashes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -53,6 +54,8 @@ class Subject(journal.Journalled, Base):
     arrays by it); ``public_id`` is the opaque handle used in URLs."""
 
     __tablename__ = "subjects"
+    # Probable duplicates are looked up by name at registration (ledger.identities).
+    __table_args__ = (Index("ix_subjects_name_region", "name", "region"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -62,6 +65,10 @@ class Subject(journal.Journalled, Base):
     region: Mapped[str | None] = mapped_column(String(16), nullable=True)
     registered_by: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     registered_at: Mapped[datetime] = mapped_column(Instant)
+    #: An organisation's founding date (a date in China), if its registry gave one;
+    #: always None for a person, whose birth date is in the identifier. Added by
+    #: migration 0011: NULL is left out of the row's bytes (see the encoder below).
+    founded_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
 class Record(journal.Journalled, Base):
@@ -142,6 +149,8 @@ journal.cover(
         "region",
         "registered_by",
         "registered_at",
+        "founded_on",
+        added=("founded_on",),
     ),
 )
 #: What a record's row holds besides its key: what ingestion writes, and what the
@@ -185,3 +194,145 @@ journal.cover(
     _retractions,
     journal.encoder(_retractions, "id", "record_id", "source_id", "reason", "received_at"),
 )
+
+
+# --- identities: probable duplicates and what the identity authority found ---------------
+# (credence.ledger.identities; every row written once, by the entry of its step)
+
+
+class IdentityFlag(journal.Journalled, Base):
+    """A subject registered but flagged for its identity authority as a probable
+    duplicate of ``other_subject_id``, an earlier subject of the same kind: same name,
+    birth (or founding) date and region, or same name and an identifier one character
+    or one adjacent transposition away (``test``)."""
+
+    __tablename__ = "identity_flags"
+    __table_args__ = (
+        UniqueConstraint("subject_id", "other_subject_id"),
+        Index("ix_identity_flags_other_subject_id", "other_subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    #: The subject just registered (the one that may be fictitious).
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    #: The earlier subject it resembles.
+    other_subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    #: ``same_name_birth_region`` or ``near_identifier``.
+    test: Mapped[str] = mapped_column(String(32))
+    flagged_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class IdentityResolution(journal.Journalled, Base):
+    """The identity authority's answer to a flag: ``distinct``, ``merged`` or
+    ``voided``. One per flag (the unique ``flag_id`` keeps one of two at once)."""
+
+    __tablename__ = "identity_resolutions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("identity_flags.id"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: The identity authority that answered, and its principal (None from the CLI).
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), nullable=True)
+    #: The authority's reasons, shown to the subjects (the journal keeps a digest).
+    reason: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class SubjectAlias(journal.Journalled, Base):
+    """A merge: from ``merged_at`` on, ``alias_subject_id`` is read into the file of
+    ``into_subject_id`` by every engine (its records stay as stored), until an
+    :class:`AliasEnd` of it."""
+
+    __tablename__ = "subject_aliases"
+    __table_args__ = (
+        # At most one alias of a subject at a time: see ``attempt``.
+        UniqueConstraint("alias_subject_id", "attempt"),
+        Index("ix_subject_aliases_into_subject_id", "into_subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    #: The resolution (outcome ``merged``) that made it.
+    resolution_id: Mapped[int] = mapped_column(ForeignKey("identity_resolutions.id"), unique=True)
+    alias_subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    into_subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"))
+    #: How many aliases of ``alias_subject_id`` were made before this one (all ended):
+    #: unique with it, so two merges of one subject at once cannot both be stored.
+    attempt: Mapped[int] = mapped_column(Integer)
+    merged_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class AliasEnd(journal.Journalled, Base):
+    """An unmerge: the alias is read as a file of its own again from ``ended_at``."""
+
+    __tablename__ = "alias_ends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alias_id: Mapped[int] = mapped_column(ForeignKey("subject_aliases.id"), unique=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    ended_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class IdentityVoid(journal.Journalled, Base):
+    """A subject voided as fictitious from ``voided_at`` (for good): its new records are
+    held and it can obtain no decision."""
+
+    __tablename__ = "identity_voids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), unique=True)
+    #: The resolution (outcome ``voided``) that voided it.
+    resolution_id: Mapped[int] = mapped_column(ForeignKey("identity_resolutions.id"), unique=True)
+    voided_at: Mapped[datetime] = mapped_column(Instant)
+
+
+_flags = IdentityFlag.__table__
+journal.cover(
+    _flags,
+    journal.encoder(
+        _flags, "id", "public_id", "subject_id", "other_subject_id", "test", "flagged_at"
+    ),
+)
+_resolutions = IdentityResolution.__table__
+journal.cover(
+    _resolutions,
+    journal.encoder(
+        _resolutions,
+        "id",
+        "public_id",
+        "flag_id",
+        "outcome",
+        "source_id",
+        "principal_id",
+        "reason",
+        "resolved_at",
+    ),
+)
+_aliases = SubjectAlias.__table__
+journal.cover(
+    _aliases,
+    journal.encoder(
+        _aliases,
+        "id",
+        "public_id",
+        "resolution_id",
+        "alias_subject_id",
+        "into_subject_id",
+        "attempt",
+        "merged_at",
+    ),
+)
+_alias_ends = AliasEnd.__table__
+journal.cover(
+    _alias_ends,
+    journal.encoder(
+        _alias_ends, "id", "alias_id", "source_id", "principal_id", "reason", "ended_at"
+    ),
+)
+_voids = IdentityVoid.__table__
+journal.cover(_voids, journal.encoder(_voids, "id", "subject_id", "resolution_id", "voided_at"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from credence.clock import Instant
 from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
-from credence.ledger import lifting, registry, subject_file
+from credence.ledger import identities, lifting, registry, subject_file
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, Subject
 from credence.notifications.service import for_subject
@@ -52,6 +53,56 @@ Purpose = Annotated[
         + " (required of everyone but the subject; it is shown to the subject).",
     ),
 ]
+
+
+class FlagRef(BaseModel):
+    """A probable duplicate the registration was flagged as, for the identity authority."""
+
+    flag_id: str
+    probable_duplicate_of: str = Field(description="The earlier subject it resembles.")
+    test: str = Field(description="same_name_birth_region or near_identifier.")
+    status: str = Field(description="open, distinct, merged, unmerged or voided.")
+
+
+class Registered(SubjectRegistered):
+    flagged: bool = Field(
+        description="Registered, but flagged for the identity authority as a probable "
+        "duplicate of an earlier subject (see flags and GET /v1/identity-flags)."
+    )
+    flags: list[FlagRef]
+
+
+class IdentityNoteOut(BaseModel):
+    """What the identity authority was asked, and found, about this file's identity."""
+
+    flag_id: str
+    role: Literal["flagged", "resembled"] = Field(
+        description="flagged: this subject was registered resembling the other; "
+        "resembled: another was registered resembling this one."
+    )
+    other_subject_id: str
+    test: str
+    flagged_at: datetime
+    status: str = Field(description="open, distinct, merged, unmerged or voided.")
+    resolved_at: datetime | None
+    reasons: str | None = Field(description="The identity authority's reasons.")
+    alias_id: str | None
+    read_into: str | None = Field(
+        description="A merge: the subject whose file the flagged subject's records are "
+        "read into, from merged_at until unmerged_at."
+    )
+    merged_at: datetime | None
+    unmerged_at: datetime | None
+
+
+class FileWithIdentities(FileOut):
+    identities: list[IdentityNoteOut] = Field(
+        default_factory=list,
+        description="Probable duplicates flagged at registration, by this subject or "
+        "against it, and what the identity authority found (distinct, merged, voided).",
+    )
+
+
 AsOf = Annotated[
     Instant | None,
     Query(description="Score as of this instant (ISO 8601); default now. Past scores are exact."),
@@ -60,14 +111,14 @@ AsOf = Annotated[
 
 @router.post(
     "/subjects",
-    response_model=SubjectRegistered,
+    response_model=Registered,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": SubjectRegistered, "description": "Already registered"}},
+    responses={200: {"model": Registered, "description": "Already registered"}},
     summary="Register a subject (identity authorities only)",
 )
 def register(
     body: SubjectIn, caller: CallerDep, ctx: ContextDep, session: SessionDep, response: Response
-) -> SubjectRegistered:
+) -> Registered:
     authorize(caller, Action.SUBJECT_REGISTER)
     source = session.get(Source, caller.source_id)
     if source is None:
@@ -77,7 +128,22 @@ def register(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return SubjectRegistered(subject_id=subject.public_id, kind=subject.kind, created=created)
+    flags = [
+        FlagRef(
+            flag_id=f.flag_id,
+            probable_duplicate_of=f.other_subject_id,
+            test=f.test,
+            status=f.status,
+        )
+        for f in identities.flags_of(session, subject.id)
+    ]
+    return Registered(
+        subject_id=subject.public_id,
+        kind=subject.kind,
+        created=created,
+        flagged=bool(flags),
+        flags=flags,
+    )
 
 
 @router.post(
@@ -153,7 +219,7 @@ def score(
 
 @router.get(
     "/subjects/{subject_id}/file",
-    response_model=FileOut,
+    response_model=FileWithIdentities,
     summary="A subject's whole file: every record with its weight, and who asked about them",
 )
 def file(
@@ -162,7 +228,7 @@ def file(
     ctx: ContextDep,
     session: SessionDep,
     purpose: Purpose = None,
-) -> FileOut:
+) -> FileWithIdentities:
     subject = registry.get_subject(session, public_id=subject_id)
     authorize(caller, Action.FILE_READ, subject_id=subject.id)
     at = ctx.clock.now()
@@ -196,7 +262,7 @@ def file(
         for inq, party in rows
     ]
     inquiries = sorted(decided + _lookups(session, subject.id), key=lambda i: i.at, reverse=True)
-    return FileOut(
+    return FileWithIdentities(
         subject_id=subject.public_id,
         kind=subject.kind,
         name=subject.name,
@@ -233,6 +299,23 @@ def file(
         pending_changes=[
             ChangeOut.of(v)
             for v in lifting.list_changes(session, at=at, status="all", subject_id=subject.id)
+        ],
+        identities=[
+            IdentityNoteOut(
+                flag_id=n.flag_id,
+                role=n.role,
+                other_subject_id=n.other_subject_id,
+                test=n.test,
+                flagged_at=n.flagged_at,
+                status=n.status,
+                resolved_at=n.resolved_at,
+                reasons=n.reason,
+                alias_id=n.alias_id,
+                read_into=n.read_into,
+                merged_at=n.merged_at,
+                unmerged_at=n.unmerged_at,
+            )
+            for n in identities.file_notes(session, subject.id)
         ],
     )
 

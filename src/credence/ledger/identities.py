@@ -41,13 +41,14 @@ taken in turn). Functions take the caller's session and commit nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, or_, select, text, union_all
+from sqlalchemy import Date, Select, bindparam, func, or_, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 
 from credence import journal
@@ -232,11 +233,13 @@ def _name_lock(session: Session, kind: str, name: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _candidates(session: Session, subject: Subject) -> Any:
-    """Earlier subjects of ``subject``'s kind and name that may be duplicates: by name
-    and region (with the same birth or founding date), and by every neighbouring
-    identifier (the parameter ``near``); each branch indexed."""
-    dialect = core(session).dialect.name
+@functools.lru_cache(maxsize=16)
+def _candidates(dialect: str, person: bool, region: bool, founded: bool) -> Any:
+    """Earlier subjects of a kind and name (parameters ``kind``, ``name``) that may be
+    duplicates: by name and region (``region``, if the new subject has one) with the same
+    birth date (``born``, ``YYYYMMDD``, a person's) or founding date (``founded``), and
+    by every neighbouring identifier (``near``); each branch indexed. Built once per
+    shape: building a statement costs more than running it."""
     columns = (
         Subject.id,
         Subject.public_id,
@@ -244,17 +247,16 @@ def _candidates(session: Session, subject: Subject) -> Any:
         Subject.region,
         Subject.founded_on,
     )
-    same = [Subject.kind == subject.kind, Subject.name == subject.name]
+    same = [Subject.kind == bindparam("kind"), Subject.name == bindparam("name")]
     branches = [select(*columns).where(*same, in_list(Subject.identifier, "near", dialect))]
-    if subject.region is not None:
-        same.append(or_(Subject.region == subject.region, Subject.region.is_(None)))
-    if subject.kind == SubjectKind.PERSON.value:
-        born = birth_date(subject.identifier).strftime("%Y%m%d")
-        branches.append(
-            select(*columns).where(*same, func.substr(Subject.identifier, 7, 8) == born)
-        )
-    elif subject.founded_on is not None:
-        branches.append(select(*columns).where(*same, Subject.founded_on == subject.founded_on))
+    if region:
+        same.append(or_(Subject.region == bindparam("region"), Subject.region.is_(None)))
+    if person:
+        born = func.substr(Subject.identifier, 7, 8) == bindparam("born")
+        branches.append(select(*columns).where(*same, born))
+    elif founded:
+        founding = Subject.founded_on == bindparam("founded", type_=Date())
+        branches.append(select(*columns).where(*same, founding))
     return union_all(*branches)
 
 
@@ -278,9 +280,21 @@ def flag_duplicates(session: Session, subject: Subject, at: datetime) -> list[Id
     may duplicate (see the module's docstring), at most :data:`MAX_FLAGS`, each with
     its entry; the flags (none if it resembles nobody)."""
     _name_lock(session, subject.kind, subject.name)
-    rows = session.execute(
-        _candidates(session, subject),
-        {"near": neighbours(subject.kind, subject.identifier)},
+    person = subject.kind == SubjectKind.PERSON.value
+    connection = core(session)
+    statement = _candidates(
+        connection.dialect.name, person, subject.region is not None, subject.founded_on is not None
+    )
+    rows = connection.execute(
+        statement,
+        {
+            "kind": subject.kind,
+            "name": subject.name,
+            "region": subject.region,
+            "born": birth_date(subject.identifier).strftime("%Y%m%d") if person else None,
+            "founded": subject.founded_on,
+            "near": neighbours(subject.kind, subject.identifier),
+        },
     ).all()
     found: dict[int, tuple[str, str]] = {}
     for other_id, public_id, identifier, region, founded_on in rows:

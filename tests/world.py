@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import Clock
 from credence.context import Context
 from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
-from credence.ledger import registry
+from credence.ledger import backfill, registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.tables import Source, Subject
@@ -126,8 +126,10 @@ def submit(
     source: str,
     at: datetime,
     *records: dict[str, object],
+    backfill_run: str | None = None,
 ) -> list[str]:
-    """Submit records as ``source`` at ``at``; return their statuses (or error codes)."""
+    """Submit records as ``source`` at ``at`` (under an approved ``backfill_run``, if
+    given); return their statuses (or error codes)."""
     with sessions.begin() as session:
         results = ledger.submit_records(
             session,
@@ -135,8 +137,26 @@ def submit(
             records=ledger.parse_records(list(records)),
             rulebook=world.edition.rulebook,
             at=at,
+            backfill_run=backfill_run,
         )
     return [r.status if r.error is None else str(r.error["code"]) for r in results]
+
+
+def history_run(
+    sessions: sessionmaker[Session], world: World, source: str, at: datetime, *, years: int = 10
+) -> str:
+    """An approved backfill run for ``source``'s history (the ``years`` before ``at``):
+    for tests that load a past in one go, which the intake's volume limits would hold."""
+    with sessions.begin() as session:
+        return backfill.approve(
+            session,
+            source=session.merge(world.sources[source]),
+            occurred_from=at - timedelta(days=366 * years),
+            occurred_until=at + timedelta(microseconds=1),
+            expected_records=1_000_000,
+            principal_id=None,
+            at=at,
+        ).public_id
 
 
 def rec(
@@ -151,7 +171,7 @@ def rec(
     }
 
 
-__all__ = ["RecordIn", "World", "build_world", "rec", "submit"]
+__all__ = ["RecordIn", "World", "build_world", "history_run", "rec", "submit"]
 
 
 def tier_for(book: Rulebook, total: float) -> str:

@@ -23,7 +23,7 @@ from credence.ledger import registry, subject_file
 from credence.ledger import service as ledger
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Record, Retraction, Subject
-from tests.world import World, build_world, company_id, person_id, rec, submit
+from tests.world import World, build_world, company_id, history_run, person_id, rec, submit
 
 
 @pytest.fixture
@@ -379,7 +379,9 @@ def test_large_batches_round_trip_exactly(
         )
         for i in range(1200)
     ]
-    assert set(submit(sessions, world, "volunteers", clock.now(), *batch)) == {"created"}
+    run = history_run(sessions, world, "volunteers", clock.now())
+    statuses = submit(sessions, world, "volunteers", clock.now(), *batch, backfill_run=run)
+    assert set(statuses) == {"created"}
     with sessions() as session:
         views = subject_file.subject_records(session, p.id)
         kinds = session.scalars(select(JournalEntry.kind).where(JournalEntry.kind == "record"))

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from credence.clock import Instant
 from credence.decisions.service import Decision
 from credence.ledger.backfill import RunView
-from credence.ledger.holds import HoldView
+from credence.ledger.holds import CAUSE_TEXT, HoldView
 from credence.ledger.lifting import ChangeView
 from credence.ledger.schemas import NO_NUL, RecordResult
+from credence.ledger.subject_file import RecordView
 from credence.scoring.online import Score
 
 
@@ -283,6 +284,21 @@ class ContributionOut(BaseModel):
     statement: str | None = Field(
         default=None, description="The subject's statement about this record."
     )
+    held: RecordHoldOut | None = Field(
+        default=None,
+        description=(
+            "Set when intake held the record for review: it counts for nothing until a "
+            "reviewer releases it (from then on) and never if rejected."
+        ),
+    )
+
+
+class RecordHoldOut(BaseModel):
+    hold_id: str
+    cause: str
+    explanation: str
+    status: str = Field(description="held, released or rejected (as of the score's instant)")
+    released_at: datetime | None = None
 
 
 class ScoreOut(BaseModel):
@@ -460,9 +476,22 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
                 ended_at=c.record.ended_at,
                 disputed=c.record.disputed,
                 statement=c.record.statement,
+                held=_held(c.record),
             )
             for c in score.contributions
         ],
+    )
+
+
+def _held(record: RecordView) -> RecordHoldOut | None:
+    if record.hold_id is None or record.hold_cause is None or record.hold_status is None:
+        return None
+    return RecordHoldOut(
+        hold_id=record.hold_id,
+        cause=record.hold_cause,
+        explanation=CAUSE_TEXT.get(record.hold_cause, record.hold_cause),
+        status=record.hold_status,
+        released_at=record.released_at,
     )
 
 

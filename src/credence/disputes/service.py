@@ -613,7 +613,12 @@ def apply_answer(
         # Appended before the answer, so the reinsertion check sees the disputed record
         # still in effect: a correction is not a reinsertion.
         result = ledger.submit_records(
-            session, source=source, records=[correction], rulebook=rulebook, at=at
+            session,
+            source=source,
+            records=[correction],
+            rulebook=rulebook,
+            at=at,
+            replacing=record.id,
         )[0]
         if result.status != "created":
             raise _not_created(result.error)

@@ -166,6 +166,7 @@ def plan_records(
     rulebook: Rulebook,
     at: datetime,
     backfill: backfill_runs.Scope | None = None,
+    replacing: int | None = None,
 ) -> list[_Planned]:
     """Check a batch against the rulebook and the store, without writing anything.
 
@@ -173,7 +174,8 @@ def plan_records(
     rows to insert. Used by :func:`submit_records` (per-record outcome) and by bulk
     import (all or nothing). ``backfill``: the approved run the batch is delivered under
     (its records within the run's scope are exempt from the volume limits; see
-    :func:`_volume_holds`).
+    :func:`_volume_holds`). ``replacing``: the store id of the record a dispute's
+    correction replaces (it does not stand in the way of its own correction's spacing).
     """
     allowed = source_types(session, source.id)
     subjects, known = _resolve_subjects(session, records)
@@ -204,7 +206,7 @@ def plan_records(
             rt.code: frozenset(kind.value for kind in rt.subject_kinds)
             for rt in rulebook.record_types
         },
-        spaced=_spaced(session, source.id, records, subjects, rulebook),
+        spaced=_spaced(session, source.id, records, subjects, rulebook, replacing),
     )
     record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
@@ -379,6 +381,7 @@ def _spaced(
     records: Sequence[RecordIn | CredenceError],
     subjects: Sequence[SubjectRef | CredenceError],
     rulebook: Rulebook,
+    replacing: int | None = None,
 ) -> dict[tuple[int, str], list[int]]:
     """For the batch's records of types with ``min_spacing_days``: the occurrences
     (microseconds) of the source's records of that type about that subject already in
@@ -403,6 +406,8 @@ def _spaced(
         params = {"source_id": source_id, "subjects": chunk, "types": types}
         rows.extend(query.run(direct, params))
     ended = _ended_among(session, [r[0] for r in rows])
+    if replacing is not None:
+        ended.add(replacing)
     for record_id, subject_id, record_type, occurred in rows:
         key = (subject_id, record_type)
         if key in found and record_id not in ended:
@@ -770,16 +775,24 @@ def submit_records(
     rulebook: Rulebook,
     at: datetime,
     backfill_run: str | None = None,
+    replacing: int | None = None,
 ) -> list[RecordResult]:
     """Append a batch: every valid record is stored (held, if an intake check holds it),
     every invalid one reported. ``backfill_run``: the public id of the approved backfill
-    run the batch is delivered under (:mod:`credence.ledger.backfill`).
+    run the batch is delivered under (:mod:`credence.ledger.backfill`); ``replacing``:
+    the store id of the record a dispute's correction replaces.
 
     The caller commits; if the commit fails nothing is acknowledged.
     """
     scope = None if backfill_run is None else backfill_runs.scope(session, backfill_run, source.id)
     planned = plan_records(
-        session, source=source, records=records, rulebook=rulebook, at=at, backfill=scope
+        session,
+        source=source,
+        records=records,
+        rulebook=rulebook,
+        at=at,
+        backfill=scope,
+        replacing=replacing,
     )
     store_planned(session, planned)
     if scope is not None:

@@ -116,7 +116,6 @@ def upgrade() -> None:
         op.f("ix_backfill_deliveries_run_id"), "backfill_deliveries", ["run_id"], unique=False
     )
 
-
     op.add_column("records", sa.Column("backfill_run_id", sa.Integer(), nullable=True))
 
 

@@ -15,12 +15,14 @@ dispute_lapsed       the dispute's ``deadline``, when no answer came before it
                      same whether or not the sweep has written its lapse entry yet; an
                      answer at or after the deadline does not revive the record
 repair               the approving repair decision's ``decided_at``
+identity_voided      the instant the identity authority voided the record's subject as
+                     fictitious (every record of it, received before or after)
 ===================  ===================================================================
 
 Expiry at the end of a record type's retention period is not here: it depends on the
 rulebook, and scoring applies it.
 
-The ledger owns retractions. Disputes and repairs are features above the ledger: they
+The ledger owns retractions and voids. Disputes and repairs are features above the ledger: they
 report their endings through :class:`EndingSource`, which they :func:`provide` when
 their package is imported (``credence.disputes``), so the ledger never reads their
 tables by name. A source may also say, for the subject's file, whether a record is
@@ -54,13 +56,14 @@ from sqlalchemy import (
     union_all,
 )
 
-from credence.ledger.tables import Retraction
+from credence.ledger.tables import IdentityVoid, Record, Retraction
 
 RETRACTION = "retraction"
 DISPUTE_DELETED = "dispute_deleted"
 DISPUTE_CORRECTED = "dispute_corrected"
 DISPUTE_LAPSED = "dispute_lapsed"
 REPAIR = "repair"
+IDENTITY_VOIDED = "identity_voided"
 
 #: Causes by which a dispute ended a record: such a record comes back only if its
 #: source certifies it (a "reinsertion").
@@ -68,7 +71,14 @@ DISPUTE_CAUSES = frozenset({DISPUTE_DELETED, DISPUTE_CORRECTED, DISPUTE_LAPSED})
 
 #: Which cause is named when two events end a record at the same instant; every cause
 #: the ledger knows.
-CAUSE_ORDER = (RETRACTION, DISPUTE_DELETED, DISPUTE_CORRECTED, DISPUTE_LAPSED, REPAIR)
+CAUSE_ORDER = (
+    RETRACTION,
+    DISPUTE_DELETED,
+    DISPUTE_CORRECTED,
+    DISPUTE_LAPSED,
+    REPAIR,
+    IDENTITY_VOIDED,
+)
 
 #: Narrows events to some records: a select of record ids, or None for every record.
 Records = Select[Any] | None
@@ -127,7 +137,24 @@ def _retractions(records: Records) -> Sequence[Branch]:
 
 RETRACTIONS = EndingSource("retractions", frozenset({RETRACTION}), _retractions)
 
-_sources: dict[str, EndingSource] = {RETRACTIONS.name: RETRACTIONS}
+
+def _voids(records: Records) -> Sequence[Branch]:
+    query = (
+        select(
+            Record.id.label("record_id"),
+            IdentityVoid.voided_at.label("ended_at"),
+            cause_literal(IDENTITY_VOIDED).label("cause"),
+        )
+        .join(IdentityVoid, IdentityVoid.subject_id == Record.subject_id)
+        .where(*only(Record.id, records))
+    )
+    return [Branch(frozenset({IDENTITY_VOIDED}), query)]
+
+
+#: A subject the identity authority voided as fictitious: its records stop counting then.
+VOIDS = EndingSource("voids", frozenset({IDENTITY_VOIDED}), _voids)
+
+_sources: dict[str, EndingSource] = {RETRACTIONS.name: RETRACTIONS, VOIDS.name: VOIDS}
 
 
 def provide(source: EndingSource) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -37,11 +37,12 @@ from credence.errors import (
 from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
 from credence.ledger import backfill as backfill_runs
-from credence.ledger import endings, holds, lifting, reinsertion
+from credence.ledger import endings, holds, identities, lifting, reinsertion
 from credence.ledger.registry import SubjectRef, source_types
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import (
     STORED_RECORD_COLUMNS,
+    IdentityVoid,
     Record,
     Retraction,
     Source,
@@ -126,21 +127,29 @@ def _subjects_by(
     query = _subjects_by_query(column.key, direct.dialect.name)
     for chunk in chunked(sorted(keys)):
         rows = query.run(direct, {"keys": chunk})
-        for key, subject_id, public_id, kind, identifier, registered in rows:
+        for key, subject_id, public_id, kind, identifier, registered, founded, void in rows:
             found[key] = SubjectRef(subject_id, public_id, kind)
             known.registered[subject_id] = registered
             if kind == _PERSON:
                 known.born[subject_id] = to_micros(start_in_china(birth_date(identifier)))
+            elif founded is not None:
+                # SQLite hands a date back as its text when read raw.
+                day = founded if isinstance(founded, date) else date.fromisoformat(founded)
+                known.born[subject_id] = identities.founded_instant(day)
+            if void is not None:
+                known.voided.add(subject_id)
     return found
 
 
 @dataclass(slots=True)
 class _Known:
     """What intake knows of a batch's subjects, by subject id (microseconds): when each
-    person was born by (see :attr:`_Batch.born`) and when each subject was registered."""
+    person was born or organisation founded by (see :attr:`_Batch.born`), when each
+    subject was registered, and which were voided as fictitious."""
 
     born: dict[int, int]
     registered: dict[int, int]
+    voided: set[int]
 
 
 _PERSON = SubjectKind.PERSON.value
@@ -151,10 +160,20 @@ def _subjects_by_query(key: str, dialect: str) -> Prepared:
     """Subjects by ``public_id`` or ``identifier`` (parameter ``keys``), built once."""
     column = Subject.__table__.c[key]
     table = Subject.__table__.c
+    void = IdentityVoid.__table__.c
     return Prepared(
         select(
-            column, table.id, table.public_id, table.kind, table.identifier, table.registered_at
-        ).where(in_list(column, "keys", dialect))
+            column,
+            table.id,
+            table.public_id,
+            table.kind,
+            table.identifier,
+            table.registered_at,
+            table.founded_on,
+            void.subject_id,
+        )
+        .outerjoin(IdentityVoid.__table__, void.subject_id == table.id)
+        .where(in_list(column, "keys", dialect))
     )
 
 
@@ -199,6 +218,7 @@ def plan_records(
         ended=ended,
         ended_hashes=ended_hashes,
         born=known.born,
+        voided=known.voided,
         rulebook=rulebook,
         at=at,
         at_micros=to_micros(at),
@@ -474,7 +494,7 @@ def _resolve_subjects(
         for rec in records
         if isinstance(rec, RecordIn) and rec.identifier
     }
-    known = _Known({}, {})
+    known = _Known({}, {}, set())
     by_ident = _subjects_by(session, Subject.identifier, set(cleaned.values()), known)
     compact: dict[str, str | InvalidIdentifier] = {}
     for raw, key in cleaned.items():
@@ -522,8 +542,11 @@ class _Batch:
     #: for what a reinsertion check needs (see credence.ledger.erasure).
     ended_hashes: dict[str, str]
     #: Subject id → the instant (microseconds) the person's birth date begins in China
-    #: (from their resident identity number); no entry for organisations.
+    #: (from their resident identity number), or the organisation's founding date does
+    #: (from its registration; no entry for one registered without it).
     born: dict[int, int]
+    #: Subjects the identity authority voided as fictitious: their records are held.
+    voided: set[int]
     rulebook: Rulebook
     at: datetime
     at_micros: int
@@ -551,13 +574,21 @@ def _plan_one(
         if intake.before_birth is IntakeAction.REFUSE:
             # Never the birth date or the identifier: the message goes back to the
             # source and into import reports.
+            if subject.kind == _PERSON:
+                raise InvalidInput(
+                    "the record occurred before the subject was born (by the birth date "
+                    "of their resident identity number): check occurred_at and the "
+                    "subject it names",
+                    code="occurred_before_birth",
+                )
             raise InvalidInput(
-                "the record occurred before the subject was born (by the birth date of "
-                "their resident identity number): check occurred_at and the subject it "
-                "names",
-                code="occurred_before_birth",
+                "the record occurred before the organisation was founded (by the founding "
+                "date it was registered with): check occurred_at and the subject it names",
+                code="occurred_before_founding",
             )
         hold = holds.BEFORE_BIRTH
+    if subject.id in batch.voided:
+        hold = holds.IDENTITY_VOIDED
     digest = journal.record_content_hash(
         subject_id=subject.public_id,
         record_type=rt.code,

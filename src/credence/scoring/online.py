@@ -106,6 +106,7 @@ ENDED_STATUS = {
     "dispute_corrected": "corrected",
     "dispute_lapsed": "unverifiable",
     "repair": "repaired",
+    "identity_voided": "voided",
 }
 
 

@@ -193,9 +193,9 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         ),
         EventKind.IDENTITY_VOIDED: (
             "The identity authority voided a flagged subject as fictitious, for good: "
-            "records sent about it from this instant are held and it can obtain no "
-            "decision; the real person (the flag's other subject) is told. A digest of "
-            "the reasons."
+            "its records stop counting at this instant in every engine, records sent "
+            "about it later are held, and it can obtain no decision; the real person (the "
+            "flag's other subject) is told. A digest of the reasons."
         ),
         EventKind.LOG_CONTINUED: (
             "The first entry of a log that continues an earlier one: the earlier log's "

@@ -81,6 +81,10 @@ class BatchOut(BaseModel):
     created: int
     duplicates: int
     rejected: int
+    held: int = Field(
+        description="Records stored but held for a reviewer by the intake's checks (each "
+        "result says why): they count for nothing until released."
+    )
     results: list[RecordResult]
 
 

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/v1/records", tags=["records"], route_class=OrjsonRou
 @router.post(
     "",
     response_model=BatchOut,
-    summary="Submit a batch of records (sources); each record gets its own status",
+    summary="Submit a batch of records (sources); each record gets its own status "
+    "(created, duplicate, rejected, or held for a reviewer by the intake's checks)",
 )
 def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, request: Request) -> Response:
     authorize(caller, Action.RECORD_SUBMIT, source_id=caller.source_id)
@@ -42,6 +43,7 @@ def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, request: Req
         "created": sum(r.status == "created" for r in results),
         "duplicates": sum(r.status == "duplicate" for r in results),
         "rejected": sum(r.status == "rejected" for r in results),
+        "held": sum(r.status == "held" for r in results),
         "results": results,  # dataclasses: orjson writes them as objects
     }
     return Response(orjson.dumps(out), media_type="application/json")

@@ -75,6 +75,16 @@ class RecordBatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     records: list[Any] = Field(min_length=1)
+    backfill_run: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        pattern=NO_NUL,
+        description="The approved backfill run (bkf_…) the batch is delivered under: its "
+        "records within the run's scope are exempt from the intake's volume limits. An "
+        "unknown run (404 unknown_backfill_run) or another source's (403 "
+        "backfill_run_of_another_source) refuses the whole batch.",
+    )
 
 
 class BatchOut(BaseModel):

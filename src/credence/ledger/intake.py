@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import Clock
 from credence.db import write_lock
-from credence.errors import CredenceError, Forbidden
-from credence.ledger import registry
+from credence.errors import CredenceError, Forbidden, NotFound
+from credence.ledger import backfill, registry
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
@@ -44,6 +44,8 @@ MAX_GROUP_RECORDS = 20_000
 class _Batch:
     source_id: int | None
     records: Sequence[RecordIn | CredenceError]
+    #: The approved backfill run the batch is delivered under, if any.
+    backfill_run: str | None = None
     #: Set when the batch is written (results or error) or its submitter is to lead.
     wake: threading.Event = field(default_factory=threading.Event)
     written: bool = False
@@ -75,12 +77,16 @@ class Intake:
         self.batches = 0
 
     def submit(
-        self, source_id: int | None, records: Sequence[RecordIn | CredenceError]
+        self,
+        source_id: int | None,
+        records: Sequence[RecordIn | CredenceError],
+        backfill_run: str | None = None,
     ) -> list[RecordResult]:
-        """Store one source's batch; its results once the transaction holding it has
-        committed. Raises what storing it raised (:class:`Forbidden` when ``source_id``
-        names no source)."""
-        batch = _Batch(source_id, records)
+        """Store one source's batch (delivered under the approved ``backfill_run``, if
+        given); its results once the transaction holding it has committed. Raises what
+        storing it raised (:class:`Forbidden` when ``source_id`` names no source or the
+        run is another source's, :class:`NotFound` for an unknown run)."""
+        batch = _Batch(source_id, records, backfill_run)
         with self._mutex:
             self._queue.append(batch)
             lead = not self._leading
@@ -176,7 +182,18 @@ class Intake:
                 except Forbidden as refused:
                     outcomes.append((None, refused))
                     continue
+                if batch.backfill_run is not None:
+                    try:  # the run is looked up before anything is written
+                        backfill.scope(session, batch.backfill_run, source.id)
+                    except (Forbidden, NotFound) as refused:
+                        outcomes.append((None, refused))
+                        continue
                 stored = ledger.submit_records(
-                    session, source=source, records=batch.records, rulebook=rulebook, at=at
+                    session,
+                    source=source,
+                    records=batch.records,
+                    rulebook=rulebook,
+                    at=at,
+                    backfill_run=batch.backfill_run,
                 )
                 outcomes.append((stored, None))

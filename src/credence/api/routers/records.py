@@ -36,7 +36,7 @@ def submit(body: RecordBatchIn, caller: CallerDep, ctx: ContextDep, request: Req
     # Stored with the batches of other requests arriving meanwhile, in one transaction
     # (credence.ledger.intake), and answered once that transaction has committed.
     intake: Intake = request.app.state.intake
-    results = intake.submit(caller.source_id, records)
+    results = intake.submit(caller.source_id, records, backfill_run=body.backfill_run)
     # The BatchOut JSON, written directly: validating thousands of results the service
     # has just built, to serialise them, would cost more than storing them.
     out = {

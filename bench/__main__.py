@@ -7,7 +7,8 @@ after a single name go to it (``python -m bench export --subjects 10000 --record
 described in bench/README.md.
 
 ``python -m bench.ab --base REV`` (not run from here: it needs a revision) runs the online
-benchmark against the working tree and ``REV`` in one run and compares them."""
+benchmark against the working tree and ``REV`` in one run and compares them;
+``python -m bench.import_ab --base REV`` does the same for ``credence import``."""
 
 from __future__ import annotations
 

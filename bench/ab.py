@@ -17,7 +17,10 @@ migrations, its bulk load) and cached under ``bench/out/`` by size, seed and bas
 commit. The new version runs on a copy of it upgraded by the new code's migrations
 (``credence.migrate.upgrade``), as a deployment upgrades a store; that copy is made
 again on every run, since the working tree changes. Both versions thus read and write
-the same rows, each with the schema it was written for. Every server start gets a fresh
+the same rows, each with the schema it was written for. The new version's copy then gets
+the new code's default rulebook published (as its release would publish it; checks and
+limits a new edition adds, such as intake's, apply only through it), unless
+``--base-rulebook`` keeps the base's edition in force. Every server start gets a fresh
 copy of its version's store (SQLite file copy; PostgreSQL ``CREATE DATABASE …
 TEMPLATE``), so ingestion in one round does not grow the next round's store.
 
@@ -79,13 +82,25 @@ got = build(url, subjects=int(subjects), per_subject=float(per_subject), seed=in
 Path(manifest).write_text(json.dumps(got, indent=2))
 """
 
-#: Upgrades a store with the version's own migrations (run with that version's src).
+#: Upgrades a store with the version's own migrations (run with that version's src), then,
+#: unless told otherwise, publishes the version's default rulebook as a release does.
 UPGRADE = """
 import sys
-from credence.db import make_engine
+from datetime import UTC, datetime
+from credence.db import make_engine, session_factory
+from credence.errors import Conflict
 from credence.migrate import upgrade
+from credence.rulebook import store
+from credence.rulebook.loader import default_text
 engine = make_engine(sys.argv[1])
 upgrade(engine)
+if sys.argv[2] == "publish":
+    try:
+        with session_factory(engine).begin() as session:
+            edition = store.publish(session, text=default_text(), at=datetime.now(UTC))
+            print(f"store: the new code's default rulebook {edition.rulebook.version} in force")
+    except Conflict as error:
+        print(f"store: the new code's default rulebook not published: {error.message}")
 if engine.dialect.name == "sqlite":
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -244,10 +259,15 @@ def _sqlite_path(url: str) -> Path:
 
 
 def _revision(url: str) -> str:
+    """The store's schema revision and the version of its newest rulebook."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar())
+            schema = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            book = conn.execute(
+                text("SELECT version FROM rulebooks ORDER BY published_at DESC LIMIT 1")
+            ).scalar()
+            return f"{schema}, rulebook {book}"
     finally:
         engine.dispose()
 
@@ -302,7 +322,7 @@ def prepare_stores(args: argparse.Namespace, base: Version, new: Version, sha: s
     else:
         new_url = _pg_create(args.db, f"{key.replace('-', '_')}_new", key.replace("-", "_"))
     print("store: upgrading a copy with the new code's migrations…", flush=True)
-    new.python(UPGRADE, new_url, quiet=False)
+    new.python(UPGRADE, new_url, "keep" if args.base_rulebook else "publish", quiet=False)
     revisions = {"base": _revision(base_url), "new": _revision(new_url)}
     print(f"store: schema revision base {revisions['base']}, new {revisions['new']}", flush=True)
     return Stores(manifest, ids_file, {"base": base_url, "new": new_url}, args.db, revisions)
@@ -513,6 +533,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=5.0,
         help="largest acceptable growth of CPU per operation, percent",
+    )
+    parser.add_argument(
+        "--base-rulebook",
+        action="store_true",
+        help="the new version keeps the base store's rulebook (default: the new code's "
+        "default rulebook is published on its store, as its release would)",
     )
     parser.add_argument("--json", type=Path, help="where to write the results")
     args = parser.parse_args(argv)

@@ -6,9 +6,10 @@ PostgreSQL at ``postgresql://postgres@127.0.0.1:5432/postgres``). For each store
 
 1. takes the store built by ``bench.online`` (built here if missing) and one fresh copy
    of it, into which every run of this invocation goes;
-2. writes a bank's file of ``--records`` records about random registered persons (95 %
-   repayments and streaks, 5 % defaults with a decision reference), in each format
-   (Parquet, CSV, JSON lines), new source references for every run;
+2. writes a bank's file of ``--records`` records of its feed (:mod:`bench.feed`: 95 %
+   repayments and streaks, 5 % defaults with a decision reference, spread over the
+   registered persons so that intake refuses and holds none), in each format (Parquet,
+   CSV, JSON lines), new source references for every run;
 3. imports each file with :func:`credence.ledger.importer.import_file`, the code behind
    ``credence import`` (every line checked, all or nothing, one transaction), and counts
    records per second;
@@ -30,17 +31,15 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.http_ingestion import BANK_TYPES
+from bench.feed import SOURCE, BankFeed
 from bench.store import OUT, SEED, ensure_store, fresh_copy
 from credence.clock import SystemClock
 from credence.db import bulk_load_cache, make_engine, session_factory
@@ -50,30 +49,7 @@ from credence.ledger.importer import import_file
 from credence.rulebook import store as rulebook_store
 
 FORMATS = ("parquet", "csv", "jsonl")
-SOURCE = "city_bank"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _lines(
-    rng: np.random.Generator, ids: Sequence[str], n: int, tag: str, now: datetime
-) -> list[dict[str, Any]]:
-    codes = [c for c, _ in BANK_TYPES]
-    which = rng.choice(len(codes), size=n, p=[w for _, w in BANK_TYPES])
-    subjects = rng.integers(len(ids), size=n)
-    ages = rng.integers(1, 700 * 86_400, size=n)
-    lines = []
-    for k in range(n):
-        code = codes[int(which[k])]
-        lines.append(
-            {
-                "source_ref": f"{tag}-{k}",
-                "subject_id": ids[int(subjects[k])],
-                "record_type": code,
-                "occurred_at": (now - timedelta(seconds=int(ages[k]))).isoformat(),
-                "decision_ref": f"HCB-DEF-{tag}-{k}" if code.endswith("default") else None,
-            }
-        )
-    return lines
 
 
 def write_file(lines: list[dict[str, Any]], fmt: str, path: Path) -> Path:
@@ -132,19 +108,20 @@ def bench_store(args: argparse.Namespace, db: str | None) -> dict[str, Any]:
     url = fresh_copy(built, db)
     engine = make_engine(url)
     sessions = session_factory(engine)
-    rng = np.random.default_rng([args.seed, 1])
     now = datetime.now(UTC)
+    # One feed for the copy every run goes into: it sends each person one streak at most.
+    feed = BankFeed.of_store(url, ids, now, args.seed)
     stamp = now.strftime("%Y%m%d%H%M%S")
     rates: dict[str, list[float]] = {name: [] for name in ("baseline", *args.formats)}
     print(f"{backend}: {len(ids):,} subjects; {args.records:,} records per run", flush=True)
     try:
         for run in range(args.runs):
-            lines = _lines(rng, ids, args.records, f"b{stamp}-{run}", now)
+            lines = feed.batch(args.records, f"b{stamp}-{run}")
             seconds = raw_insert(sessions, lines)
             rates["baseline"].append(args.records / seconds)
             print(f"  run {run + 1} baseline (storing only): {args.records / seconds:,.0f}/s")
             for fmt in args.formats:
-                lines = _lines(rng, ids, args.records, f"{fmt}{stamp}-{run}", now)
+                lines = feed.batch(args.records, f"{fmt}{stamp}-{run}")
                 path = write_file(lines, fmt, OUT / f"ingest-{backend}")
                 report = import_file(sessions, path, source_code=SOURCE, clock=SystemClock())
                 if not report.stored or report.created != args.records:

@@ -5,7 +5,10 @@
 :func:`build` unless it is already there: schema by the migrations, rulebook, sources, a
 relying party and keys through the services, then subjects, records, retractions and
 their journal entries by bulk inserts (:mod:`bench.bulk`), from the synthetic history of
-:mod:`bench.history`. Every run starts from :func:`fresh_copy` of it.
+:mod:`bench.history`. The history is a load of the past, as a deployment makes it: one
+backfill run per source approved for its records (:mod:`credence.ledger.backfill`), each
+record stored with its run, and the run's delivery logged, so the volume limits of
+intake count none of it. Every run starts from :func:`fresh_copy` of it.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import itertools
 import json
 import shutil
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, make_url, text
+from sqlalchemy.orm import Session
 
 from bench.bulk import BulkLoader
 from bench.history import (
@@ -34,24 +41,26 @@ from bench.history import (
 from credence import journal
 from credence.access.keys import create_principal, create_relying_party, issue_key
 from credence.access.policy import Role
-from credence.clock import EPOCH, FixedClock
+from credence.clock import EPOCH, FixedClock, to_micros
 from credence.db import make_engine, normalise_url, session_factory
 from credence.identifiers import make_resident_id
 from credence.lab.city import PERSON_PLACES
 from credence.lab.sources import register_demo_sources
+from credence.ledger import backfill
+from credence.ledger.tables import Source
 from credence.migrate import upgrade
 from credence.rulebook import store as rulebook_store
 from credence.rulebook.loader import default_text
 
 OUT = Path(__file__).resolve().parent / "out"
-FORMAT = "credence-online-bench/2"
+FORMAT = "credence-online-bench/3"
 SEED = 7
 #: The columns the builder writes, in order (a covered row ends with its seq and salt).
 SUBJECT_COLUMNS = ("id", "public_id", "kind", "identifier", "name", "region",
                    "registered_by", "registered_at", "seq", "salt")  # fmt: skip
 RECORD_COLUMNS = ("id", "public_id", "source_id", "source_ref", "subject_id", "record_type",
                   "occurred_at", "received_at", "quantity", "decision_ref", "content_hash",
-                  "seq", "salt")  # fmt: skip
+                  "backfill_run_id", "seq", "salt")  # fmt: skip
 RETRACTION_COLUMNS = ("id", "record_id", "source_id", "reason", "received_at", "seq", "salt")
 JOURNAL_COLUMNS = ("seq", "kind", "subject_id", "at", "data", "rows")
 
@@ -97,6 +106,7 @@ def build(
     upgrade(engine)
     sessions = session_factory(engine)
     clock = FixedClock(start)
+    now_us = int((now - EPOCH).total_seconds()) * US
     with sessions.begin() as session:
         edition = rulebook_store.publish(session, text=default_text(), at=start)
         book = edition.rulebook
@@ -115,24 +125,27 @@ def build(
             )
             keys[name] = issue_key(session, principal=principal, clock=clock)
         source_ids = {code: s.id for code, s in sources.items()}
+        # Everything drawn at random, in the order the store has always drawn it: the
+        # subjects, then their records (whose volume per source the runs are approved for).
+        places = rng.choice(
+            len(PERSON_PLACES), size=subjects, p=np.array([p.weight for p in PERSON_PLACES])
+        )
+        births = rng.integers(0, (date(2006, 12, 31) - date(1950, 1, 1)).days + 1, size=subjects)
+        public_ids = hex_ids(rng, "sub", subjects)
+        plan, streams = plan_records(rng, subjects, per_subject, now_us, book)
+        runs = _approve_runs(session, plan.stream, streams, sources, start, now)
+        run_ids = {code: run.run_id for code, run in runs.items()}
     loader = BulkLoader(engine)
     # Entries written by the services above hold the first numbers; the bulk rows' entries
     # follow, numbered here, each listing its row's salted digest (as the services do).
     with engine.connect() as conn:
         seq = conn.execute(text("SELECT max(seq) FROM journal")).scalar_one()
     numbers = itertools.count(int(seq) + 1)
-    encode = {
-        name: journal.covered(name).encoder for name in ("subjects", "records", "retractions")
-    }
-    now_us = int((now - EPOCH).total_seconds()) * US
+    encode = {name: _encoder(name) for name in ("subjects", "records", "retractions")}
     start_us = int((start - EPOCH).total_seconds()) * US
 
     # Subjects (persons), each registered by the civil registry at the start.
     print(f"building: {subjects:,} subjects…", flush=True)
-    places = rng.choice(
-        len(PERSON_PLACES), size=subjects, p=np.array([p.weight for p in PERSON_PLACES])
-    )
-    births = rng.integers(0, (date(2006, 12, 31) - date(1950, 1, 1)).days + 1, size=subjects)
     codes = person_codes()
     first_day = date(1950, 1, 1)
     years = np.array([(first_day + timedelta(days=d)).year for d in range(int(births.max()) + 1)])
@@ -146,7 +159,6 @@ def build(
     seqs = ranks_within(code_of[places, years[births] - 1950] * 100_000 + births)
     if seqs.size and int(seqs.max()) >= 1000:
         raise SystemExit("too many persons for the identifier space; use fewer subjects")
-    public_ids = hex_ids(rng, "sub", subjects)
     registry = source_ids["civil_registry"]
     subject_rows: list[tuple[Any, ...]] = []
     entry_rows: list[tuple[Any, ...]] = []
@@ -174,7 +186,6 @@ def build(
     ids_file.write_text("\n".join(public_ids) + "\n")
 
     # Records in the order they were received; retractions after them.
-    plan, streams = plan_records(rng, subjects, per_subject, now_us, book)
     n = plan.subject.size
     print(f"building: {n:,} records…", flush=True)
     record_ids = hex_ids(rng, "rec", n)
@@ -206,7 +217,7 @@ def build(
             )
             rows.append(
                 [i + 1, record_ids[i], source_ids[src], source_ref, sid, code, occurred,
-                 received, quantity, ref, digest, None, None]
+                 received, quantity, ref, digest, run_ids[src], None, None]
             )  # fmt: skip
             data = journal.canonical({"record": record_ids[i]})
             events.append(
@@ -243,6 +254,10 @@ def build(
         loader.commit()
         print(f"  {hi:,} / {n:,}", flush=True)
     loader.close()
+    # Each run's one delivery, logged after its records (sequences are past them now).
+    with sessions.begin() as session:
+        for run in runs.values():
+            backfill.deliver(session, run, at=now)
     engine.dispose()
     return {
         "format": FORMAT,
@@ -256,7 +271,54 @@ def build(
         "seconds": round(time.perf_counter() - started, 1),
         "keys": keys,
         "services": list(SERVICES),
+        "backfill_runs": {code: run.public_id for code, run in runs.items()},
     }
+
+
+def _encoder(table: str) -> Callable[[dict[str, Any]], bytes]:
+    """The journal's encoder of ``table``'s rows, for rows that leave out the columns a
+    later release added (``subjects.founded_on``, say): they stay NULL in the store, and
+    the encoder leaves a NULL added column out of the bytes."""
+    encoder = journal.covered(table).encoder
+    added: dict[str, Any] = dict.fromkeys(getattr(encoder, "added", ()))
+    return lambda values: encoder({**added, **values})
+
+
+def _approve_runs(
+    session: Session,
+    stream: npt.NDArray[np.int64],
+    streams: list[tuple[str, str]],
+    sources: dict[str, Source],
+    start: datetime,
+    now: datetime,
+) -> dict[str, backfill.Scope]:
+    """One backfill run per source of the history, approved at its start for the records
+    it is about to load (their period, their number), as an operator approves a source's
+    load; each as delivered whole (every record it was approved for exempted)."""
+    volume = Counter(streams[s][1] for s in stream.tolist())
+    runs: dict[str, backfill.Scope] = {}
+    for code, count in sorted(volume.items()):
+        until = now + timedelta(microseconds=1)
+        run = backfill.approve(
+            session,
+            source=sources[code],
+            occurred_from=start,
+            occurred_until=until,
+            expected_records=count,
+            principal_id=None,
+            at=start,
+        )
+        session.flush()
+        runs[code] = backfill.Scope(
+            run_id=run.id,
+            public_id=run.public_id,
+            source_id=run.source_id,
+            occurred_from_us=to_micros(start),
+            occurred_until_us=to_micros(until),
+            remaining=0,
+            exempted=count,
+        )
+    return runs
 
 
 def _flush_subjects(

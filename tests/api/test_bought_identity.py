@@ -180,7 +180,11 @@ def test_a_bought_identity_burst_is_held_and_buys_no_reward(
     before = api.clock.now()
     api.clock.advance(timedelta(hours=1))
     with sessions.begin() as session:
-        for record, outcome in ((released, "released"), (rejected, "rejected")):
+        decisions: tuple[tuple[str, holds.Outcome], ...] = (
+            (released, "released"),
+            (rejected, "rejected"),
+        )
+        for record, outcome in decisions:
             hold = session.scalars(
                 select(RecordHold.public_id)
                 .join(Record, Record.id == RecordHold.record_id)
@@ -195,9 +199,9 @@ def test_a_bought_identity_burst_is_held_and_buys_no_reward(
                 at=api.clock.now(),
             )
     after = _online(sessions, api, subject_id, api.clock.now())
-    statuses = {c.record.record_id: c.status for c in after.contributions}
-    assert statuses[released] == "counting"
-    assert statuses[rejected] == "rejected"
+    status_of = {c.record.record_id: c.status for c in after.contributions}
+    assert status_of[released] == "counting"
+    assert status_of[rejected] == "rejected"
     assert after.total > 1000.0
     assert _online(sessions, api, subject_id, before).total == 1000.0
     assert _nightly_total(sessions, api, subject_id) == after.total

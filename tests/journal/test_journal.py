@@ -297,7 +297,7 @@ def demo_flow(
     with sessions.begin() as session:
         assert disputes.sweep(session, clock.now())
     # A burst of positives about a new identity is held; one hold released, one rejected.
-    repaid = [
+    repaid: list[dict[str, object]] = [
         {
             "source_ref": f"BURST-{i}",
             "subject_id": p.public_id,
@@ -309,11 +309,12 @@ def demo_flow(
     assert submit("city_bank", *repaid) == ["held"] * 13
     with sessions.begin() as session:
         queue = holds.list_holds(session)
-        for view, outcome in zip(queue[:2], ("released", "rejected"), strict=True):
+        verdicts: tuple[holds.Outcome, ...] = ("released", "rejected")
+        for view, verdict in zip(queue[:2], verdicts, strict=True):
             holds.decide(
                 session,
                 hold_id=view.hold_id,
-                outcome=outcome,
+                outcome=verdict,
                 principal_id=None,
                 reason="Checked with the bank.",
                 at=clock.now(),

@@ -15,7 +15,14 @@ of :mod:`credence.scoring.layout`:
   outcomes and lapses, repairs). Expiry is the rulebook's, applied by the engines.
 * ``editions/<sha256>.toml``: every published rulebook edition, so that batch scoring
   applies the edition in force at its instant.
-* ``manifest.json``: the instant, the parts (with each file's SHA-256), the editions, and
+* ``aliases.parquet``, when the ledger has merges: every merge of the identity
+  authority (:mod:`credence.ledger.identities`), ended or not, by the export's subject
+  numbers, with when it began and ended (``merged_at``, ``ended_at``), so that batch
+  scoring reads each alias into the other file as of its instant
+  (:func:`credence.scoring.layout.aliases_at`). Public ids only by number: never an
+  identifier, a name or a reason.
+* ``manifest.json``: the instant, the parts (with each file's SHA-256), the editions,
+  the aliases (how many, and the file's SHA-256), and
   the log state: the export is the ledger after the first ``entries`` journal entries,
   whose tree root is ``root``; ``checkpoint`` is a signed checkpoint of the log and
   ``consistency`` the RFC 9162 proof that the exported tree is a prefix of it. A batch
@@ -50,14 +57,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
 
 import credence.disputes  # noqa: F401 - the dispute and repair endings, registered
 from credence.context import Context
 from credence.errors import Conflict, InvalidInput
-from credence.export.scan import Endings, PartRecords, scan_endings, scan_records
+from credence.export.scan import Endings, PartRecords, positions, scan_endings, scan_records
 from credence.journal import JournalEntry
-from credence.ledger import endings
+from credence.ledger import endings, identities
 from credence.ledger.tables import Source, Subject
 from credence.rulebook.store import Edition, edition_of
 from credence.rulebook.tables import PublishedRulebook
@@ -175,6 +182,9 @@ class _Snapshot:
     parts: tuple[_Part, ...]
     written: tuple[str, ...]
     editions: tuple[Edition, ...]
+    #: The aliases file's bytes and rows (None and 0: the ledger has no merge).
+    aliases: bytes | None = None
+    alias_count: int = 0
 
 
 def export_ledger(
@@ -211,6 +221,7 @@ def export_ledger(
                 code="export_raced",
             )
         _write_editions(out_dir, snap.editions, marker)
+        aliases_sha256 = _write_aliases(out_dir, snap.aliases, marker)
         subjects = sum(p.subjects for p in snap.parts)
         records = sum(p.records for p in snap.parts)
         manifest = {
@@ -227,6 +238,7 @@ def export_ledger(
                 }
                 for e in snap.editions
             ],
+            "aliases": {"count": snap.alias_count, "sha256": aliases_sha256},
             "log": state.as_json(),
         }
         parts = {p.name for p in snap.parts}
@@ -287,6 +299,7 @@ def _export_snapshot(
     codes = [rt.code for e in editions for rt in e.rulebook.record_types]
     scanned = scan_records(conn, ids, part_subjects, codes)
     ends = scan_endings(conn)
+    aliases = _alias_table(conn, ids)
     n_parts = len(scanned.parts)
     parts: list[_Part] = []
     written: list[str] = []
@@ -315,7 +328,46 @@ def _export_snapshot(
         parts.append(part)
         if progress is not None:
             progress(k + 1, n_parts)
-    return _Snapshot(head, int(entries), tuple(parts), tuple(written), editions)
+    alias_bytes = None
+    if aliases.num_rows:
+        sink = pa.BufferOutputStream()
+        pq.write_table(aliases, sink, compression=layout.COMPRESSION)
+        alias_bytes = bytes(sink.getvalue())
+    return _Snapshot(
+        head, int(entries), tuple(parts), tuple(written), editions, alias_bytes, aliases.num_rows
+    )
+
+
+def _alias_table(conn: Connection, ids: npt.NDArray[np.int64]) -> pa.Table:
+    """Every merge (:func:`credence.ledger.identities.alias_rows`), its subjects by
+    their export numbers (ranks among ``ids``), ordered by alias and start."""
+    merges = identities.alias_rows().subquery()
+    raw = BigInteger()
+    rows = conn.execute(
+        select(
+            merges.c.alias_subject_id,
+            merges.c.into_subject_id,
+            type_coerce(merges.c.merged_at, raw),
+            type_coerce(merges.c.ended_at, raw),
+        )
+    ).all()
+    if not rows:
+        return layout.ALIAS_SCHEMA.empty_table()
+    rank = positions(ids)
+    alias = rank(np.array([r[0] for r in rows], dtype=np.int64))
+    into = rank(np.array([r[1] for r in rows], dtype=np.int64))
+    merged = np.array([r[2] for r in rows], dtype=np.int64)
+    ended = np.array([0 if r[3] is None else r[3] for r in rows], dtype=np.int64)
+    order = np.lexsort((merged, alias))
+    return pa.Table.from_arrays(
+        [
+            arrow(alias[order]),
+            arrow(into[order]),
+            arrow(merged[order]),
+            arrow(ended[order], valid=np.array([r[3] is not None for r in rows])[order]),
+        ],
+        schema=layout.ALIAS_SCHEMA,
+    )
 
 
 def _editions(conn: Connection) -> tuple[Edition, ...]:
@@ -471,6 +523,22 @@ def _write_editions(out_dir: Path, editions: Sequence[Edition], marker: _Marker)
             layout.write_atomically(path, data)
 
 
+def _write_aliases(out_dir: Path, data: bytes | None, marker: _Marker) -> str | None:
+    """Write the aliases file (unless it holds these bytes already), or remove it when
+    the ledger has no merge; the SHA-256 of what is there."""
+    path = out_dir / layout.ALIASES
+    if data is None:
+        if path.exists():
+            marker.mark()
+            path.unlink()
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if not path.exists() or layout.sha256_file(path) != digest:
+        marker.mark()
+        layout.write_atomically(path, data)
+    return digest
+
+
 def _remove_stale(out_dir: Path, parts: set[str], editions: set[str], marker: _Marker) -> None:
     """Remove part files and editions that the new manifest does not list."""
     stale = [
@@ -492,6 +560,7 @@ _OURS = frozenset(
         layout.SUBJECTS_DIR,
         layout.RECORDS_DIR,
         layout.EDITIONS_DIR,
+        layout.ALIASES,
         layout.WRITING,
         layout.LOCK,
     }

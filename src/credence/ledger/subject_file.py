@@ -4,6 +4,11 @@ Every record on a subject's file, with when and how its effect ended (the ending
 of :mod:`credence.ledger.endings`, the earliest per record) and what the features that
 end records say about it (a challenge open, the subject's statement), in one statement:
 the decision path reads it on every request. Also the file's erasures.
+
+A subject's file holds the records of every subject read into it (a merge of the
+identity authority, :mod:`credence.ledger.identities`): while alias A is read into B,
+B's file is A's records and B's, and so is A's (the same person). Which subjects those
+are is worked out in the same statement, as of the instant read (:func:`members`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, false, null, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from credence.clock import from_micros
@@ -22,7 +40,7 @@ from credence.db import Connectable, Instant, Prepared, as_direct
 from credence.errors import NotFound
 from credence.ledger import endings
 from credence.ledger.holds import NEVER, RecordHold
-from credence.ledger.tables import Record, RecordErasure, Source, Subject
+from credence.ledger.tables import AliasEnd, Record, RecordErasure, Source, Subject, SubjectAlias
 
 
 @dataclass(frozen=True)
@@ -168,16 +186,22 @@ def file_query(
     ``record_types`` (``some_types``).
     """
     at = bindparam("at", type_=Instant())
-    subject_id: ColumnElement[Any]
+    subject: Select[Any]
     if by == "id":
-        subject_id = bindparam("subject_id", type_=Integer)
+        subject = select(bindparam("subject_id", type_=Integer).label("id"))
     else:
         key = Subject.public_id if by == "public_id" else Subject.identifier
-        subject_id = select(Subject.id).where(key == bindparam("key")).scalar_subquery()
+        subject = select(Subject.id).where(key == bindparam("key"))
+    # The subjects whose records are on the file (the subject, and those read into the
+    # same file at the instant), worked out once (one common table expression: each use
+    # of a list of subjects would be a temporary table of its own on SQLite, and as a
+    # subquery per use, more plan nodes on PostgreSQL); the file's records are joined to
+    # it, in the statement and in the narrowing of the ending events alike.
+    on_file = _File(subject, at if as_of else None).members().cte("file_subjects")
     # The ending events themselves rather than their earliest (endings.effect_ends): one
     # row per event, so the cause comes along; the earliest is picked below, as
     # effect_ends picks it in SQL for the batch runner. Most records have no event.
-    mine = select(Record.id).where(Record.subject_id == subject_id)
+    mine = select(Record.id).join_from(on_file, Record, Record.subject_id == on_file.c.subject_id)
     ends = endings.ending_events(mine).subquery("ending_events")
     # What the features that end records say of each (correlated subqueries, one row
     # per record: the online path stays one round trip).
@@ -203,15 +227,77 @@ def file_query(
             hold.c.status,
             hold.c.decided_at,
         )
+        .join_from(on_file, Record, Record.subject_id == on_file.c.subject_id)
         .join(Source, Source.id == Record.source_id)
         .outerjoin(ends, ends.c.record_id == Record.id)
         .outerjoin(hold, hold.c.record_id == Record.id)
         # An erased record is no longer on the file (its erasure is, see erasures()).
-        .where(Record.subject_id == subject_id, Record.record_type.is_not(None))
+        .where(Record.record_type.is_not(None))
     )
     if some_types:
         query = query.where(Record.record_type.in_(bindparam("record_types", expanding=True)))
     return query
+
+
+class _File:
+    """Which subjects' records are on a subject's file at ``at`` (without ``at``: now,
+    by every entry there is): the file's own subject, or the subject it is read into if
+    it is an alias then (the file's *root*), and every alias read into the root then.
+    Aliases never chain, so that is everyone.
+
+    Look-ups by index of ``subject_aliases`` (by alias, by the subject read into), each
+    empty for a subject never merged; :func:`file_query` works them out once per
+    statement (a common table expression that the file's records are joined to). An
+    alias counts from ``merged_at`` and up to, not at, the ``ended_at`` of its end, as
+    :func:`credence.ledger.identities.aliases_at` reads it.
+    """
+
+    def __init__(self, subject: Select[Any], at: ColumnElement[Any] | None) -> None:
+        #: A select of the subject's id, as ``id``.
+        self.subject = subject
+        self.at = at
+
+    def _root(self, name: str) -> tuple[Any, ColumnElement[Any]]:
+        """The subject joined to its merge in force (if it is an alias then), and the
+        file's root: a FROM of one row, with names of its own (never correlated)."""
+        subject = self.subject.subquery(f"{name}_subject")
+        own = _ALIASES.alias(f"{name}_merge")
+        joined = subject.outerjoin(
+            own, and_(own.c.alias_subject_id == subject.c.id, *_in_force(own, self.at))
+        )
+        return joined, func.coalesce(own.c.into_subject_id, subject.c.id)
+
+    def members(self) -> CompoundSelect[Any]:
+        """The ids of the subjects on the file: the root, then the aliases read into it."""
+        root_from, root = self._root("file")
+        read_from, read_root = self._root("read")
+        read_in = _ALIASES.alias("read_in")
+        into_root = read_from.join(
+            read_in,
+            and_(read_in.c.into_subject_id == read_root, *_in_force(read_in, self.at)),
+        )
+        return union_all(
+            select(root.label("subject_id")).select_from(root_from),
+            select(read_in.c.alias_subject_id).select_from(into_root),
+        )
+
+
+def members(subject_id: ColumnElement[Any], at: ColumnElement[Any] | None) -> CompoundSelect[Any]:
+    """The ids of the subjects whose records are on ``subject_id``'s file at ``at``
+    (without ``at``: now): see :class:`_File`."""
+    return _File(select(subject_id.label("id")), at).members()
+
+
+_ALIASES = SubjectAlias.__table__
+
+
+def _in_force(alias: Any, at: ColumnElement[Any] | None) -> list[ColumnElement[bool]]:
+    """The conditions that ``alias`` (a name for ``subject_aliases``) is in force at
+    ``at`` (merged by then, not ended by then); without ``at``, that it has not ended."""
+    ended = select(AliasEnd.id).where(AliasEnd.alias_id == alias.c.id)
+    if at is None:
+        return [~ended.exists()]
+    return [alias.c.merged_at <= at, ~ended.where(AliasEnd.ended_at <= at).exists()]
 
 
 @dataclass(frozen=True)
@@ -253,10 +339,12 @@ def _ending_key(view: RecordView) -> tuple[bool, datetime | None, int]:
 
 
 def record_entry_seqs(session: Session, subject_id: int) -> dict[str, int]:
-    """The journal ``seq`` of the entry that wrote each record on a subject's file, by
-    record public id (for linking each record of the file to its inclusion proof)."""
+    """The journal ``seq`` of the entry that wrote each record on a subject's file now
+    (those of the subjects read into it included), by record public id (for linking
+    each record of the file to its inclusion proof)."""
+    on_file = members(bindparam("subject_id", subject_id, type_=Integer), None)
     rows = session.execute(
-        select(Record.public_id, Record.seq).where(Record.subject_id == subject_id)
+        select(Record.public_id, Record.seq).where(Record.subject_id.in_(on_file))
     )
     return {public_id: seq for public_id, seq in rows if seq is not None}
 

@@ -5,6 +5,10 @@ functions as the online path (:mod:`credence.scoring.formula`) and adds into one
 (``(subjects, width)``, indexed by the dense subject id), which
 :func:`~credence.scoring.formula.finish` turns into scores. The result is written to the
 ``scores`` snapshot table.
+
+A merge (:mod:`credence.ledger.identities`) is read as of the instant scored: the tally
+of each alias in force then is added into the tally of the subject it is read into, and
+the alias gets that subject's row (one file, one score: :func:`fold_aliases`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
-from credence.ledger import holds
+from credence.ledger import holds, identities
 from credence.ledger.endings import effect_ends
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
@@ -111,11 +115,25 @@ def score_population(
         if progress is not None:
             progress(seen, total_records)
 
+    fold_aliases(tallied, identities.aliases_at(session, at))
     ids = np.array(sorted(session.scalars(select(Subject.id))), dtype=np.int64)
     finished = formula.finish(tallied[ids], edition.rulebook)
     order = formula.tier_order(edition.rulebook)
     tiers = [str(t) for t in order[finished.tiers]]
     return Population(ids, finished.sub_scores, finished.totals, tiers, seen, finished.against)
+
+
+def fold_aliases(tallied: formula.FloatArray, aliases: dict[int, int]) -> None:
+    """Read each alias into its subject's file, in place: ``tallied`` (rows indexed by
+    subject) gets each alias's row added into the row of the subject it is read into
+    (tallies add: the combined records' tally), and then each alias gets that row.
+    ``aliases``: alias -> the subject it is read into (aliases never chain)."""
+    if not aliases:
+        return
+    alias = np.fromiter(aliases.keys(), dtype=np.int64, count=len(aliases))
+    into = np.fromiter(aliases.values(), dtype=np.int64, count=len(aliases))
+    np.add.at(tallied, into, tallied[alias])
+    tallied[alias] = tallied[into]
 
 
 def write_snapshot(

@@ -21,6 +21,13 @@ Arrow batch Spark hands it.
 
 Output: ``out_dir/scores/part-00000.parquet`` per input part, with :data:`SCORE_SCHEMA`.
 
+Merges (an export's ``aliases``, :func:`~credence.scoring.layout.aliases_at`) are read
+as of the instant scored: every subject of a merged file (the subject read into, and the
+aliases read into it then) is scored again from the records of all of them, tallied
+apart from the parts and added up (tallies add), and that one score overwrites theirs
+before each part's scores are written (:func:`merged_scores`). A population without
+merges costs one look for the file.
+
 Why it is fast: record types map to rulebook indices through a lookup table built once
 per Parquet dictionary (no per-record Python), every step is a numpy pass over a batch of
 a few hundred thousand records (cache-sized), columns that cannot change the answer are
@@ -59,6 +66,7 @@ from credence.scoring.layout import (
     SCORES_DIR,
     SELECTION_COLUMNS,
     SUBJECTS_DIR,
+    aliases_at,
     check_complete,
 )
 
@@ -534,6 +542,87 @@ class PartScores:
         self.tiers[at:end] = finished.tiers
 
 
+@dataclass(frozen=True)
+class MergedScores:
+    """The scores of every subject of a merged file (see :func:`merged_scores`), to
+    overwrite theirs in each part."""
+
+    #: Sorted: each subject read into (a root) and each alias read into it.
+    subject_ids: IntArray
+    scores: PartScores
+
+    def put_into(self, first: int, scores: PartScores) -> None:
+        """Overwrite the scores of those of :attr:`subject_ids` that are among
+        subjects ``first``, ``first + 1``, … (``scores``'s, in order)."""
+        end = first + scores.totals.shape[0]
+        lo, hi = np.searchsorted(self.subject_ids, [first, end])
+        if lo == hi:
+            return
+        at = self.subject_ids[lo:hi] - first
+        scores.sub_scores[:, at] = self.scores.sub_scores[:, lo:hi]
+        scores.totals[at] = self.scores.totals[lo:hi]
+        scores.tiers[at] = self.scores.tiers[lo:hi]
+
+
+def merged_scores(
+    parts: Sequence[PartInput],
+    kernel: Kernel,
+    rulebook: Rulebook,
+    aliases: dict[int, int],
+    *,
+    batch_records: int = BATCH_RECORDS,
+) -> MergedScores:
+    """The score of each merged file at the kernel's instant, for each of its subjects:
+    ``aliases`` (alias -> the subject it is read into, then) names them. Their records
+    are read again, from the row groups that may hold them, tallied per subject, each
+    file's tallies added up into one (tallies add: the combined records' tally, so the
+    bounds, caps and tier conditions apply to them together), and finished once per
+    file; an alias gets the score of the file it is read into."""
+    members = np.unique(np.fromiter([*aliases, *aliases.values()], dtype=np.int64))
+    roots = np.array([aliases.get(m, m) for m in members.tolist()], dtype=np.int64)
+    tally = formula.empty_tally(members.size, kernel.types)
+    for part in parts:
+        end = part.first_subject + part.subjects
+        mine = members[(members >= part.first_subject) & (members < end)]
+        if not mine.size or not part.records.exists():
+            continue
+        for batch in _member_batches(part.records, mine, kernel.at_us, batch_records):
+            got = kernel.sums(batch, compact=True)
+            ids = got.subject_ids()
+            found = np.isin(ids, mine)
+            tally[np.searchsorted(members, ids[found])] += got.sums[found]
+    at_root = np.searchsorted(members, roots)
+    files = formula.empty_tally(members.size, kernel.types)
+    np.add.at(files, at_root, tally)
+    return MergedScores(members, PartScores.of(files[at_root], rulebook))
+
+
+def _member_batches(
+    path: Path, members: IntArray, at_us: int, batch_records: int
+) -> Iterator[pa.Table]:
+    """The records of ``members`` (sorted subject ids) in a records part: only the row
+    groups whose subject range meets them are read, with the columns that can matter
+    at ``at_us``."""
+    file = pq.ParquetFile(path, memory_map=True)
+    names = file.schema.names
+    column = names.index("subject_id")
+    meta = file.metadata
+    wanted = arrow(members)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = group.column(column).statistics
+        if stats is not None and stats.has_min_max:
+            lo, hi = np.searchsorted(members, [int(stats.min), int(stats.max) + 1])
+            if lo == hi:
+                continue
+        table = file.read_row_group(
+            g, columns=_needed_columns(group, names, at_us), use_threads=False
+        )
+        picked = table.filter(pc.is_in(table.column("subject_id"), value_set=wanted))
+        for start in range(0, picked.num_rows, batch_records):
+            yield picked.slice(start, batch_records)
+
+
 class _Unsorted(Exception):
     """A part's records are not in subject order (the streaming path needs them so)."""
 
@@ -729,6 +818,12 @@ def score_parquet(
     book, types = _types_of(rulebook)
     kernel = Kernel(types, to_micros(at))
     parts = discover(input_dir)
+    aliases = aliases_at(input_dir, kernel.at_us)
+    merged = (
+        merged_scores(parts, kernel, book, aliases, batch_records=batch_records)
+        if aliases
+        else None
+    )
     scores_dir = out_dir / SCORES_DIR
     scores_dir.mkdir(parents=True, exist_ok=True)
     for stale in scores_dir.glob("part-*.parquet"):
@@ -748,6 +843,8 @@ def score_parquet(
         scores, counted = score_part(
             part, kernel, book, batch_records=batch_records, on_batch=advanced
         )
+        if merged is not None:
+            merged.put_into(part.first_subject, scores)
         ids = np.arange(part.first_subject, part.first_subject + part.subjects, dtype=np.int64)
         table = write_scores(scores_dir / part.name, ids, scores, book)
         return counted, tier_counts(table.column("tier"), book)

@@ -7,6 +7,9 @@
     DIR/records/part-00000.parquet    subject_id, record_type, occurred_at, received_at,
                                       quantity, ended_at (an export adds source, ended_by)
     DIR/editions/<sha256>.toml        an export's rulebook editions, by content hash
+    DIR/aliases.parquet               an export's merges, if the ledger has any:
+                                      alias_subject_id, into_subject_id, merged_at,
+                                      ended_at
     OUT/scores/part-00000.parquet     a batch run's scores, one file per part
     OUT/run.json                      the run: instant, rulebook applied, input's log state
 
@@ -15,6 +18,12 @@ Part ``k`` of ``records`` holds only records of the subjects of part ``k`` of
 int64 microseconds since the Unix epoch (UTC); ``quantity`` is NaN for a record type
 without one; ``ended_at`` is null unless the record's effect ends (a retraction, a
 dispute's outcome or lapse, a repair: the earliest).
+
+A merge of the identity authority (:mod:`credence.ledger.identities`) is a row of
+``aliases``: from ``merged_at`` until ``ended_at`` (null while it lasts) the records of
+subject ``alias_subject_id`` are read into the file of ``into_subject_id`` (both the
+layout's subject ids). The engines read it as of the instant they score
+(:func:`aliases_at`): one file, one score for the two.
 
 This module is the one place that names the files, reads an input's instant and its
 editions, and writes parts atomically.
@@ -32,7 +41,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from credence.clock import ensure_utc
 from credence.rulebook.loader import content_hash, default_rulebook, default_text, load_text
@@ -43,6 +55,8 @@ SUBJECTS_DIR = "subjects"
 RECORDS_DIR = "records"
 SCORES_DIR = "scores"
 EDITIONS_DIR = "editions"
+#: An export's merges (absent when the ledger has none).
+ALIASES = "aliases.parquet"
 #: An export's manifest (:mod:`credence.export`).
 MANIFEST = "manifest.json"
 #: A generated population's manifest (:mod:`credence.lab.population`).
@@ -81,6 +95,42 @@ COMPRESSION = "none"
 #: enough to decode into the cache, large enough that per-group overhead is noise.
 ROW_GROUP_RECORDS = 1 << 18
 _STATISTICS = ("subject_id", "received_at", "ended_at")
+
+
+#: Columns of :data:`ALIASES`: subjects by the layout's ids, instants in microseconds.
+ALIAS_SCHEMA = pa.schema(
+    [
+        pa.field("alias_subject_id", pa.int64(), nullable=False),
+        pa.field("into_subject_id", pa.int64(), nullable=False),
+        pa.field("merged_at", pa.int64(), nullable=False),
+        pa.field("ended_at", pa.int64(), nullable=True),
+    ]
+)
+
+
+def aliases_at(input_dir: Path, at_us: int) -> dict[int, int]:
+    """The merges in force at ``at_us`` (merged at or before it, not ended by then):
+    alias subject id -> the subject whose file it is read into, by the layout's ids.
+    Empty for files without :data:`ALIASES` (a ledger never merged, a generated
+    population)."""
+    path = input_dir / ALIASES
+    if not path.exists():
+        return {}
+    table = pq.read_table(path, columns=ALIAS_SCHEMA.names)
+    column = {name: _int64s(table.column(name)) for name in ALIAS_SCHEMA.names}
+    live = (column["merged_at"] <= at_us) & (column["ended_at"] > at_us)
+    alias, into = column["alias_subject_id"][live], column["into_subject_id"][live]
+    return dict(zip(alias.tolist(), into.tolist(), strict=True))
+
+
+def _int64s(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
+    """An int64 column as numpy, the largest int64 where null (an alias not ended),
+    from its buffer (``to_numpy`` would import pandas: a second per process)."""
+    array = column.cast(pa.int64()).fill_null(np.iinfo(np.int64).max).combine_chunks()
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.int64)
+    values = np.frombuffer(array.buffers()[1], dtype=np.int64, count=array.offset + len(array))
+    return values[array.offset :]
 
 
 def part_name(index: int) -> str:

@@ -12,6 +12,12 @@ them up per subject across batches and partitions (a group-by), every subject of
 :func:`~credence.scoring.columnar.score_table` (the formula's ``finish``). Scores are
 written as Parquet with :data:`~credence.scoring.columnar.SCORE_SCHEMA`.
 
+Merges (an export's ``aliases``, :func:`~credence.scoring.layout.aliases_at`) are read
+as of the instant scored: before the group-by, each partial tally of an alias in force
+is relabelled with the subject it is read into (a broadcast join with the few aliases),
+so that file's tally is that of both subjects' records; every alias then takes the
+score of the file it is read into. Without aliases the plan is as it was.
+
 Results equal the local engine's to float rounding (≤ 1e-9 relative): only the order
 in which partial tallies of a subject are added differs.
 
@@ -52,7 +58,13 @@ from credence.scoring.columnar import (
     score_table,
     tier_counts,
 )
-from credence.scoring.layout import RECORD_COLUMNS, RECORDS_DIR, SCORES_DIR, SUBJECTS_DIR
+from credence.scoring.layout import (
+    RECORD_COLUMNS,
+    RECORDS_DIR,
+    SCORES_DIR,
+    SUBJECTS_DIR,
+    aliases_at,
+)
 
 #: Rows per Arrow batch Spark sends to the kernel: as large as the local runner's
 #: batches, so per-batch overhead stays small.
@@ -175,11 +187,29 @@ def scores_frame(
     columns = _tally_columns(types.width)
     ddl = "subject_id long, " + ", ".join(f"{c} double" for c in columns)
     partial = records.select(*present).mapInArrow(_partial_sums(kernel, counted), ddl)
+    subjects = spark.read.parquet(str(input_dir / SUBJECTS_DIR)).select("subject_id")
+    aliases = aliases_at(input_dir, at_us)
+    if aliases:
+        # One file per merge: an alias's partial tallies count as the file's it is read
+        # into (tallies add), and each alias is scored as that file.
+        into = F.broadcast(
+            spark.createDataFrame(list(aliases.items()), "subject_id long, into long")
+        )
+        partial = partial.join(into, "subject_id", "left").select(
+            F.coalesce("into", "subject_id").alias("subject_id"), *columns
+        )
+        subjects = subjects.join(into, "subject_id", "left").select(
+            "subject_id", F.coalesce("into", "subject_id").alias("file")
+        )
     # Tallies are additive: a subject's partial tallies from every batch and partition
     # add up to the tally of all their records.
     summed = partial.groupBy("subject_id").agg(*(F.sum(c).alias(c) for c in columns))
-    subjects = spark.read.parquet(str(input_dir / SUBJECTS_DIR)).select("subject_id")
-    everyone = subjects.join(summed, "subject_id", "left").fillna(0.0, subset=columns)
+    if aliases:
+        summed = summed.withColumnRenamed("subject_id", "file")
+        everyone = subjects.join(summed, "file", "left").select("subject_id", *columns)
+    else:
+        everyone = subjects.join(summed, "subject_id", "left")
+    everyone = everyone.fillna(0.0, subset=columns)
     return everyone.mapInArrow(_finish(book), _SCORES_DDL)
 
 

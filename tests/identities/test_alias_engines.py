@@ -20,10 +20,12 @@ verify`` passes throughout.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, select
@@ -31,10 +33,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.access.keys import create_principal, create_relying_party, issue_key
 from credence.access.policy import Role
+from credence.clock import to_micros
 from credence.export.service import export_ledger
 from credence.identifiers import make_resident_id
+from credence.lab.population import generate
 from credence.ledger.tables import Subject
 from credence.rulebook import store
+from credence.rulebook.loader import default_rulebook
 from credence.scoring import layout
 from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
@@ -300,3 +305,114 @@ def test_every_engine_reads_a_merge_as_of_the_instant_scored(
             assert loan_bound == []
             assert (scores[b]["tier"], scores[a]["tier"]) == ("AA", "A")
     verified(sessions)
+
+
+# --- many merges, in a generated population ----------------------------------------------
+
+
+def in_force(table: pa.Table, at_us: int) -> dict[int, int]:
+    """The test's own reading of an aliases file at an instant."""
+    found = {}
+    for row in table.to_pylist():
+        if row["merged_at"] <= at_us and (row["ended_at"] is None or row["ended_at"] > at_us):
+            found[row["alias_subject_id"]] = row["into_subject_id"]
+    return found
+
+
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
+def test_the_batch_engines_score_merged_files_as_if_their_records_were_sent_to_one(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Many merges (a file read into by one to three aliases, anywhere in the
+    population, some ended before the instant or made after it) scored by the columnar
+    and Spark engines, against the same records moved to each file's subject and scored
+    with no merge at all (one part, no aliases file)."""
+    book = default_rulebook()
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    at_us = to_micros(now)
+    n = 3_000
+    pop = tmp_path / "pop"
+    generate(
+        pop, subjects=n, records=60_000, seed=11, now=now, rulebook=book,
+        part_subjects=1_000, chunk_subjects=1_000,
+    )  # fmt: skip
+    # One part's records out of subject order: the columnar engine's second path.
+    shuffled = pop / layout.RECORDS_DIR / layout.part_name(1)
+    table = pq.read_table(shuffled)
+    order = np.random.default_rng(3).permutation(table.num_rows)
+    pq.write_table(table.take(pa.array(order)), shuffled)
+    alone = read_scores_of(score_parquet, pop, tmp_path / "alone", now, book)
+
+    rng = np.random.default_rng(5)
+    picked = rng.permutation(n)
+    rows: list[dict[str, Any]] = []
+    day = 86_400 * 1_000_000
+    for k in range(200):
+        root, aliases = int(picked[4 * k]), picked[4 * k + 1 : 4 * k + 1 + 1 + k % 3]
+        for alias in aliases.tolist():
+            rows.append(
+                {"alias_subject_id": alias, "into_subject_id": root,
+                 "merged_at": at_us - 10 * day, "ended_at": None}
+            )  # fmt: skip
+    # Not in force: ended before the instant, ended at it, made after it.
+    for k, (merged, ended) in enumerate(
+        [(at_us - 9 * day, at_us - day), (at_us - 9 * day, at_us), (at_us + 1, None)]
+    ):
+        alias, root = int(picked[800 + 2 * k]), int(picked[801 + 2 * k])
+        rows.append(
+            {"alias_subject_id": alias, "into_subject_id": root,
+             "merged_at": merged, "ended_at": ended}
+        )  # fmt: skip
+    aliases_table = pa.Table.from_pylist(rows, schema=layout.ALIAS_SCHEMA)
+    pq.write_table(aliases_table, pop / layout.ALIASES)
+    aliases = in_force(aliases_table, at_us)
+    assert len(aliases) == sum(1 + k % 3 for k in range(200))  # the last three left out
+
+    # The oracle: every record of an alias in force sent to its file's subject instead.
+    one = tmp_path / "one"
+    for directory in (layout.SUBJECTS_DIR, layout.RECORDS_DIR):
+        (one / directory).mkdir(parents=True)
+    pq.write_table(
+        pq.read_table(pop / layout.SUBJECTS_DIR).sort_by("subject_id"),
+        one / layout.SUBJECTS_DIR / layout.part_name(0),
+    )
+    records = pq.read_table(pop / layout.RECORDS_DIR)
+    moved = [aliases.get(s, s) for s in records.column("subject_id").to_pylist()]
+    records = records.set_column(
+        records.schema.get_field_index("subject_id"), "subject_id", pa.array(moved, pa.int64())
+    )
+    pq.write_table(records.sort_by("subject_id"), one / layout.RECORDS_DIR / layout.part_name(0))
+    sent = read_scores_of(score_parquet, one, tmp_path / "sent", now, book)
+    want = {s: sent[aliases.get(s, s)] for s in range(n)}
+
+    local = read_scores_of(score_parquet, pop, tmp_path / "local", now, book)
+
+    def on_spark(input_dir: Path, out: Path, **kw: Any) -> Any:
+        from credence.scoring.spark import score_parquet_spark
+
+        return score_parquet_spark(input_dir, out, spark=spark, **kw)
+
+    remote = read_scores_of(on_spark, pop, tmp_path / "spark", now, book)
+    for name, got in (("columnar", local), ("spark", remote)):
+        bad = [s for s in range(n) if not close(got[s][0], want[s][0]) or got[s][1] != want[s][1]]
+        assert bad == [], (name, bad[:5], [(got[s], want[s]) for s in bad[:5]])
+    # Not vacuous: most merged files score otherwise than their subjects alone, and a
+    # subject whose merge is not in force scores alone.
+    differ = [s for s in aliases if not close(alone[s][0], want[s][0])]
+    assert len(differ) > 300
+    for row in rows[-3:]:
+        assert local[row["alias_subject_id"]] == alone[row["alias_subject_id"]]
+
+
+def read_scores_of(
+    engine: Any, input_dir: Path, out: Path, at: datetime, book: Any
+) -> dict[int, tuple[float, str]]:
+    engine(input_dir, out, at=at, rulebook=book)
+    scores = read_scores(out)
+    return dict(
+        zip(
+            scores.column("subject_id").to_pylist(),
+            zip(scores.column("total").to_pylist(), scores.column("tier").to_pylist(), strict=True),
+            strict=True,
+        )
+    )

@@ -22,10 +22,10 @@ Arrow batch Spark hands it.
 Output: ``out_dir/scores/part-00000.parquet`` per input part, with :data:`SCORE_SCHEMA`.
 
 Merges (an export's ``aliases``, :func:`~credence.scoring.layout.aliases_at`) are read
-as of the instant scored: every subject of a merged file (the subject read into, and the
-aliases read into it then) is scored again from the records of all of them, tallied
-apart from the parts and added up (tallies add), and that one score overwrites theirs
-before each part's scores are written (:func:`merged_scores`). A population without
+as of the instant scored: the tally rows of every subject of a merged file (the subject
+read into, and the aliases read into it then) are kept as the parts are scored, added up
+per file once every part is done (tallies add), and that one score overwrites theirs;
+the parts that hold them are written last (:class:`MergedFiles`). A population without
 merges costs one look for the file.
 
 Why it is fast: record types map to rulebook indices through a lookup table built once
@@ -515,26 +515,36 @@ class PartScores:
     sub_scores: FloatArray
     totals: FloatArray
     tiers: IntArray
+    #: Given each tally row before it is finished (with the number of its first
+    #: subject): how the subjects of merged files are collected (:class:`MergedFiles`).
+    taker: Callable[[int, FloatArray], None] | None = None
 
     @classmethod
-    def allocate(cls, n: int) -> PartScores:
+    def allocate(cls, n: int, taker: Callable[[int, FloatArray], None] | None = None) -> PartScores:
         # Sub-scores and totals in one block: for a large part it is one mapping of its
         # own, outside the heap that the batches' temporaries come and go from (on a
         # worker thread's heap, a long-lived block in between made glibc map and unmap
         # heaps over and over: ten times the page faults).
         block = np.empty((N_CATEGORIES + 1, n))
-        return cls(block[:N_CATEGORIES], block[N_CATEGORIES], np.empty(n, dtype=np.int8))
+        return cls(block[:N_CATEGORIES], block[N_CATEGORIES], np.empty(n, dtype=np.int8), taker)
 
     @classmethod
-    def of(cls, rows: FloatArray, rulebook: Rulebook) -> PartScores:
+    def of(
+        cls,
+        rows: FloatArray,
+        rulebook: Rulebook,
+        taker: Callable[[int, FloatArray], None] | None = None,
+    ) -> PartScores:
         """The scores of whole tally rows."""
-        scores = cls.allocate(rows.shape[0])
+        scores = cls.allocate(rows.shape[0], taker)
         scores.put(0, rows, rulebook)
         return scores
 
     def put(self, at: int, rows: FloatArray, rulebook: Rulebook) -> None:
         """Finish tally ``rows`` (:func:`~credence.scoring.formula.finish`) into the
         scores of subjects ``at``, ``at + 1``, …"""
+        if self.taker is not None:
+            self.taker(at, rows)
         finished = formula.finish(rows, rulebook)
         end = at + rows.shape[0]
         self.sub_scores[:, at:end] = finished.sub_scores.T
@@ -542,85 +552,78 @@ class PartScores:
         self.tiers[at:end] = finished.tiers
 
 
-@dataclass(frozen=True)
-class MergedScores:
-    """The scores of every subject of a merged file (see :func:`merged_scores`), to
-    overwrite theirs in each part."""
+class MergedFiles:
+    """The files merged at the instant scored: ``aliases`` (alias -> the subject it is
+    read into then, by the layout's ids) names their subjects. As the parts are scored,
+    the tally row of each of those subjects is taken on its way to being finished
+    (:meth:`collector`); once every part is done, each file's rows are added up (tallies
+    add: the tally of the combined records, so bounds, caps and tier conditions apply
+    to them together) and finished once (:meth:`scores`), and every subject of the file
+    gets that score (:meth:`put_into`). Nothing is read twice; the parts that hold such
+    subjects are written last, once the files' scores are known."""
 
-    #: Sorted: each subject read into (a root) and each alias read into it.
-    subject_ids: IntArray
-    scores: PartScores
+    def __init__(self, aliases: dict[int, int], types: TypeTable) -> None:
+        members = np.unique(np.fromiter([*aliases, *aliases.values()], dtype=np.int64))
+        roots = np.array([aliases.get(m, m) for m in members.tolist()], dtype=np.int64)
+        #: Sorted: each subject read into (a file's root) and each alias read into it.
+        self.subject_ids: IntArray = members
+        self._file = np.searchsorted(members, roots)
+        self.types = types
+        self._tally = formula.empty_tally(members.size, types)
+        self._lock = threading.Lock()
 
-    def put_into(self, first: int, scores: PartScores) -> None:
-        """Overwrite the scores of those of :attr:`subject_ids` that are among
-        subjects ``first``, ``first + 1``, … (``scores``'s, in order)."""
-        end = first + scores.totals.shape[0]
-        lo, hi = np.searchsorted(self.subject_ids, [first, end])
-        if lo == hi:
-            return
+    def _range(self, first: int, n: int) -> tuple[int, int]:
+        lo, hi = np.searchsorted(self.subject_ids, [first, first + n])
+        return int(lo), int(hi)
+
+    def meets(self, part: PartInput) -> bool:
+        """Whether the part holds a subject of a merged file."""
+        lo, hi = self._range(part.first_subject, part.subjects)
+        return lo < hi
+
+    def collector(self, part: PartInput) -> _Collector:
+        """A taker of the part's tally rows (:attr:`PartScores.taker`) that keeps those
+        of the merged files' subjects; :meth:`_Collector.keep` adds them in once the
+        part is scored."""
+        return _Collector(self, part.first_subject, *self._range(part.first_subject, part.subjects))
+
+    def _keep(self, lo: int, rows: FloatArray) -> None:
+        with self._lock:
+            self._tally[lo : lo + rows.shape[0]] += rows
+
+    def scores(self, rulebook: Rulebook) -> PartScores:
+        """Each subject's score (in :attr:`subject_ids` order): its file's."""
+        files = formula.empty_tally(self.subject_ids.size, self.types)
+        np.add.at(files, self._file, self._tally)
+        return PartScores.of(files[self._file], rulebook)
+
+    def put_into(self, first: int, scores: PartScores, merged: PartScores) -> None:
+        """Overwrite, in ``scores`` (those of subjects ``first``, ``first + 1``, …), the
+        scores of the merged files' subjects with ``merged`` (:meth:`scores`)."""
+        lo, hi = self._range(first, scores.totals.shape[0])
         at = self.subject_ids[lo:hi] - first
-        scores.sub_scores[:, at] = self.scores.sub_scores[:, lo:hi]
-        scores.totals[at] = self.scores.totals[lo:hi]
-        scores.tiers[at] = self.scores.tiers[lo:hi]
+        scores.sub_scores[:, at] = merged.sub_scores[:, lo:hi]
+        scores.totals[at] = merged.totals[lo:hi]
+        scores.tiers[at] = merged.tiers[lo:hi]
 
 
-def merged_scores(
-    parts: Sequence[PartInput],
-    kernel: Kernel,
-    rulebook: Rulebook,
-    aliases: dict[int, int],
-    *,
-    batch_records: int = BATCH_RECORDS,
-) -> MergedScores:
-    """The score of each merged file at the kernel's instant, for each of its subjects:
-    ``aliases`` (alias -> the subject it is read into, then) names them. Their records
-    are read again, from the row groups that may hold them, tallied per subject, each
-    file's tallies added up into one (tallies add: the combined records' tally, so the
-    bounds, caps and tier conditions apply to them together), and finished once per
-    file; an alias gets the score of the file it is read into."""
-    members = np.unique(np.fromiter([*aliases, *aliases.values()], dtype=np.int64))
-    roots = np.array([aliases.get(m, m) for m in members.tolist()], dtype=np.int64)
-    tally = formula.empty_tally(members.size, kernel.types)
-    for part in parts:
-        end = part.first_subject + part.subjects
-        mine = members[(members >= part.first_subject) & (members < end)]
-        if not mine.size or not part.records.exists():
-            continue
-        for batch in _member_batches(part.records, mine, kernel.at_us, batch_records):
-            got = kernel.sums(batch, compact=True)
-            ids = got.subject_ids()
-            found = np.isin(ids, mine)
-            tally[np.searchsorted(members, ids[found])] += got.sums[found]
-    at_root = np.searchsorted(members, roots)
-    files = formula.empty_tally(members.size, kernel.types)
-    np.add.at(files, at_root, tally)
-    return MergedScores(members, PartScores.of(files[at_root], rulebook))
+class _Collector:
+    """The tally rows of one part's subjects of merged files (:meth:`MergedFiles.
+    collector`): each row is finished once, so each is taken once."""
 
+    def __init__(self, files: MergedFiles, first: int, lo: int, hi: int) -> None:
+        self.files, self.first, self.lo = files, first, lo
+        self.ids = files.subject_ids[lo:hi]
+        self.rows = formula.empty_tally(hi - lo, files.types)
 
-def _member_batches(
-    path: Path, members: IntArray, at_us: int, batch_records: int
-) -> Iterator[pa.Table]:
-    """The records of ``members`` (sorted subject ids) in a records part: only the row
-    groups whose subject range meets them are read, with the columns that can matter
-    at ``at_us``."""
-    file = pq.ParquetFile(path, memory_map=True)
-    names = file.schema.names
-    column = names.index("subject_id")
-    meta = file.metadata
-    wanted = arrow(members)
-    for g in range(meta.num_row_groups):
-        group = meta.row_group(g)
-        stats = group.column(column).statistics
-        if stats is not None and stats.has_min_max:
-            lo, hi = np.searchsorted(members, [int(stats.min), int(stats.max) + 1])
-            if lo == hi:
-                continue
-        table = file.read_row_group(
-            g, columns=_needed_columns(group, names, at_us), use_threads=False
-        )
-        picked = table.filter(pc.is_in(table.column("subject_id"), value_set=wanted))
-        for start in range(0, picked.num_rows, batch_records):
-            yield picked.slice(start, batch_records)
+    def __call__(self, at: int, rows: FloatArray) -> None:
+        start = self.first + at
+        lo, hi = np.searchsorted(self.ids, [start, start + rows.shape[0]])
+        if lo < hi:
+            self.rows[lo:hi] = rows[self.ids[lo:hi] - start]
+
+    def keep(self) -> None:
+        self.files._keep(self.lo, self.rows)
 
 
 class _Unsorted(Exception):
@@ -639,6 +642,7 @@ def score_part(
     *,
     batch_records: int = BATCH_RECORDS,
     on_batch: Callable[[int], None] | None = None,
+    merged: MergedFiles | None = None,
 ) -> tuple[PartScores, int]:
     """The scores of one part's subjects, and how many records counted.
 
@@ -648,14 +652,22 @@ def score_part(
     subject's row is carried to the next batch. A part whose
     records are not in subject order is noticed (a batch reaches back before the window)
     and scored again from a tally of the whole part (:func:`score_part_sums`).
+
+    With ``merged``, the tally rows of the merged files' subjects are kept there on the
+    way (their scores here are their own: :meth:`MergedFiles.put_into` replaces them).
     """
+    collect = merged.collector(part) if merged is not None and merged.meets(part) else None
     try:
-        return _score_sorted_part(part, kernel, rulebook, batch_records, on_batch)
+        scored = _score_sorted_part(part, kernel, rulebook, batch_records, on_batch, collect)
     except _Unsorted as unsorted:
         rows, counted = score_part_sums(part, kernel, batch_records=batch_records)
         if on_batch is not None:
             on_batch(part.record_count - unsorted.reported)
-        return PartScores.of(rows, rulebook), counted
+        collect = merged.collector(part) if collect is not None and merged else None
+        scored = PartScores.of(rows, rulebook, collect), counted
+    if collect is not None:
+        collect.keep()
+    return scored
 
 
 def _score_sorted_part(
@@ -664,8 +676,9 @@ def _score_sorted_part(
     rulebook: Rulebook,
     batch_records: int,
     on_batch: Callable[[int], None] | None,
+    taker: Callable[[int, FloatArray], None] | None = None,
 ) -> tuple[PartScores, int]:
-    scores = PartScores.allocate(part.subjects)
+    scores = PartScores.allocate(part.subjects, taker)
     #: The tally row of subject ``start``, the last one of the previous batch (its
     #: records may go on in the next batch); empty before the first batch.
     window = formula.empty_tally(0, kernel.types)
@@ -819,11 +832,7 @@ def score_parquet(
     kernel = Kernel(types, to_micros(at))
     parts = discover(input_dir)
     aliases = aliases_at(input_dir, kernel.at_us)
-    merged = (
-        merged_scores(parts, kernel, book, aliases, batch_records=batch_records)
-        if aliases
-        else None
-    )
+    merged = MergedFiles(aliases, types) if aliases else None
     scores_dir = out_dir / SCORES_DIR
     scores_dir.mkdir(parents=True, exist_ok=True)
     for stale in scores_dir.glob("part-*.parquet"):
@@ -839,20 +848,38 @@ def score_parquet(
                 now = done[0]
             progress(now, total_records)
 
-    def one(part: PartInput) -> tuple[int, dict[str, int]]:
-        scores, counted = score_part(
-            part, kernel, book, batch_records=batch_records, on_batch=advanced
-        )
-        if merged is not None:
-            merged.put_into(part.first_subject, scores)
+    def write(part: PartInput, scores: PartScores) -> dict[str, int]:
         ids = np.arange(part.first_subject, part.first_subject + part.subjects, dtype=np.int64)
         table = write_scores(scores_dir / part.name, ids, scores, book)
-        return counted, tier_counts(table.column("tier"), book)
+        return tier_counts(table.column("tier"), book)
+
+    #: Parts that hold subjects of merged files: written once the files are scored.
+    held: dict[str, PartScores] = {}
+
+    def one(part: PartInput) -> tuple[int, dict[str, int]]:
+        scores, counted = score_part(
+            part, kernel, book, batch_records=batch_records, on_batch=advanced, merged=merged
+        )
+        if merged is not None and merged.meets(part):
+            held[part.name] = scores
+            return counted, {}
+        return counted, write(part, scores)
 
     if progress is not None:
         progress(0, total_records)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, parts))
+        if merged is not None:
+            files = merged.scores(book)
+
+            def last(part: PartInput) -> dict[str, int]:
+                scores = held.pop(part.name)
+                merged.put_into(part.first_subject, scores, files)
+                return write(part, scores)
+
+            later = [k for k, part in enumerate(parts) if part.name in held]
+            for k, tiers in zip(later, pool.map(last, [parts[k] for k in later]), strict=True):
+                results[k] = (results[k][0], tiers)
     tiers = {t.code: sum(r[1][t.code] for r in results) for t in book.tiers}
     return ColumnarSummary(
         subjects=sum(p.subjects for p in parts),

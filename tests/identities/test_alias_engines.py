@@ -365,8 +365,8 @@ def test_the_batch_engines_score_merged_files_as_if_their_records_were_sent_to_o
         )  # fmt: skip
     aliases_table = pa.Table.from_pylist(rows, schema=layout.ALIAS_SCHEMA)
     pq.write_table(aliases_table, pop / layout.ALIASES)
-    aliases = in_force(aliases_table, at_us)
-    assert len(aliases) == sum(1 + k % 3 for k in range(200))  # the last three left out
+    merged_now = in_force(aliases_table, at_us)
+    assert len(merged_now) == sum(1 + k % 3 for k in range(200))  # the last three left out
 
     # The oracle: every record of an alias in force sent to its file's subject instead.
     one = tmp_path / "one"
@@ -377,13 +377,13 @@ def test_the_batch_engines_score_merged_files_as_if_their_records_were_sent_to_o
         one / layout.SUBJECTS_DIR / layout.part_name(0),
     )
     records = pq.read_table(pop / layout.RECORDS_DIR)
-    moved = [aliases.get(s, s) for s in records.column("subject_id").to_pylist()]
+    moved = [merged_now.get(s, s) for s in records.column("subject_id").to_pylist()]
     records = records.set_column(
         records.schema.get_field_index("subject_id"), "subject_id", pa.array(moved, pa.int64())
     )
     pq.write_table(records.sort_by("subject_id"), one / layout.RECORDS_DIR / layout.part_name(0))
     sent = read_scores_of(score_parquet, one, tmp_path / "sent", now, book)
-    want = {s: sent[aliases.get(s, s)] for s in range(n)}
+    want = {s: sent[merged_now.get(s, s)] for s in range(n)}
 
     local = read_scores_of(score_parquet, pop, tmp_path / "local", now, book)
 
@@ -398,7 +398,7 @@ def test_the_batch_engines_score_merged_files_as_if_their_records_were_sent_to_o
         assert bad == [], (name, bad[:5], [(got[s], want[s]) for s in bad[:5]])
     # Not vacuous: most merged files score otherwise than their subjects alone, and a
     # subject whose merge is not in force scores alone.
-    differ = [s for s in aliases if not close(alone[s][0], want[s][0])]
+    differ = [s for s in merged_now if not close(alone[s][0], want[s][0])]
     assert len(differ) > 300
     for row in rows[-3:]:
         assert local[row["alias_subject_id"]] == alone[row["alias_subject_id"]]

@@ -276,6 +276,7 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "quantity": 1234.5678,
             "decision_ref": "REG-1",
             "content_hash": HASH_A,
+            "backfill_run_id": None,
         },
         {
             "id": 2,
@@ -289,6 +290,7 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "quantity": None,
             "decision_ref": None,
             "content_hash": HASH_B,
+            "backfill_run_id": 1,
         },
     ],
     "retractions": [
@@ -612,7 +614,7 @@ PINNED = {
     "principals": "6f8fee8cf0722d002f45c2af439977f6784d2fe63ad5e25f60be4da2700dc23e",
     "record_erasures": "b545cc49bcd0686ab3f45090fec7ad8c21528f048fd13db0d34016406720be5d",
     "record_holds": "c15e37cdffdbf4e18fe278ed8674311b3f8b4e242fc38ad02ce16d5d6827972f",
-    "records": "dbebaf211e9818434b481fcfb145d51a2e6ecb02634ed77b06e044b525744acc",
+    "records": "a85a8e54404bd05392eb7123372727a805b516b45b32ca4b5818218c99ed70f6",
     "relying_parties": "cf6d6e7a694af116c640277f2f3592c9f219a504cd2a7e7e3bce7f2e70bb2851",
     "repair_decisions": "d844d3eca904a0e268f245a9a435aaf1885f6102a51110915cafc9078cbf9b69",
     "repairs": "c7ea353b2df4f3098ae4df64dd9f9262b1043d3177ee4c2cf315580ebf6babde",

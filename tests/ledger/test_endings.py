@@ -34,7 +34,7 @@ def test_every_cause_has_its_source_once_disputes_are_loaded() -> None:
 
     covered = {cause for source in endings.sources() for cause in source.causes}
     assert covered == set(endings.CAUSE_ORDER)
-    assert {s.name for s in endings.sources()} == {"retractions", "disputes", "repairs"}
+    assert {s.name for s in endings.sources()} == {"retractions", "voids", "disputes", "repairs"}
 
 
 def test_a_source_may_only_name_known_causes() -> None:

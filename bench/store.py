@@ -141,7 +141,14 @@ def build(
     with engine.connect() as conn:
         seq = conn.execute(text("SELECT max(seq) FROM journal")).scalar_one()
     numbers = itertools.count(int(seq) + 1)
-    encode = {name: _encoder(name) for name in ("subjects", "records", "retractions")}
+    encode = {
+        name: _encoder(name, columns)
+        for name, columns in (
+            ("subjects", SUBJECT_COLUMNS),
+            ("records", RECORD_COLUMNS),
+            ("retractions", RETRACTION_COLUMNS),
+        )
+    }
     start_us = int((start - EPOCH).total_seconds()) * US
 
     # Subjects (persons), each registered by the civil registry at the start.
@@ -275,13 +282,14 @@ def build(
     }
 
 
-def _encoder(table: str) -> Callable[[dict[str, Any]], bytes]:
-    """The journal's encoder of ``table``'s rows, for rows that leave out the columns a
-    later release added (``subjects.founded_on``, say): they stay NULL in the store, and
-    the encoder leaves a NULL added column out of the bytes."""
+def _encoder(table: str, written: tuple[str, ...]) -> Callable[[dict[str, Any]], bytes]:
+    """The journal's encoder of ``table``'s rows, for rows of the columns ``written``:
+    every covered column the builder does not write (``subjects.founded_on``, or any a
+    later release adds) stays NULL in the store and is encoded as NULL, which the encoder
+    leaves out of the bytes for a column added after rows were logged."""
     encoder = journal.covered(table).encoder
-    added: dict[str, Any] = dict.fromkeys(getattr(encoder, "added", ()))
-    return lambda values: encoder({**added, **values})
+    unwritten: dict[str, Any] = dict.fromkeys(c for c in encoder.columns if c not in written)
+    return lambda values: encoder({**unwritten, **values})
 
 
 def _approve_runs(

@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credence.clock import Instant
 from credence.decisions.service import Decision
-from credence.ledger.backfill import RunView
-from credence.ledger.holds import CAUSE_TEXT, HoldView
+from credence.ledger.holds import CAUSE_TEXT
 from credence.ledger.lifting import ChangeView
 from credence.ledger.schemas import NO_NUL, RecordResult
 from credence.ledger.subject_file import RecordView
@@ -161,7 +160,7 @@ class ChangeDecisionIn(BaseModel):
     )
 
 
-class HoldOut(BaseModel):
+class HoldOut(Out):
     """A record held at intake: stored and on the subject's file, but counting in no
     score until a reviewer releases it (it counts from the release on) or rejects it
     (it never counts)."""
@@ -180,22 +179,6 @@ class HoldOut(BaseModel):
     status: Literal["held", "released", "rejected"]
     decided_at: datetime | None
     decided_reason: str | None = Field(description="The reviewer's reasons.")
-
-    @classmethod
-    def of(cls, view: HoldView) -> HoldOut:
-        return cls(
-            hold_id=view.hold_id,
-            record_id=view.record_id,
-            record_type=view.record_type,
-            subject_id=view.subject_id,
-            source=view.source,
-            cause=view.cause,
-            explanation=view.explanation,
-            held_at=view.held_at,
-            status=view.status,
-            decided_at=view.decided_at,
-            decided_reason=view.decided_reason,
-        )
 
 
 class HoldDecisionIn(BaseModel):
@@ -217,7 +200,7 @@ class BackfillRunIn(BaseModel):
     expected_records: int = Field(strict=True, description="At most this many are exempted.")
 
 
-class BackfillRunOut(BaseModel):
+class BackfillRunOut(Out):
     """An approved backfill run: records of its source that occurred in its period,
     delivered under it, are exempt from intake's burst and new-identity limits, up to
     the expected volume; plausibility always applies."""
@@ -229,18 +212,6 @@ class BackfillRunOut(BaseModel):
     expected_records: int
     exempted: int = Field(description="Records exempted so far, of expected_records.")
     approved_at: datetime
-
-    @classmethod
-    def of(cls, view: RunView) -> BackfillRunOut:
-        return cls(
-            run_id=view.run_id,
-            source=view.source,
-            occurred_from=view.occurred_from,
-            occurred_until=view.occurred_until,
-            expected_records=view.expected_records,
-            exempted=view.exempted,
-            approved_at=view.approved_at,
-        )
 
 
 class RetractionOut(BaseModel):

@@ -51,16 +51,14 @@ def approve(
         at=at,
         caller=caller,
     )
-    return BackfillRunOut.of(
-        backfill.RunView(
-            run_id=run.public_id,
-            source=source.code,
-            occurred_from=run.occurred_from,
-            occurred_until=run.occurred_until,
-            expected_records=run.expected_records,
-            exempted=0,
-            approved_at=run.approved_at,
-        )
+    return BackfillRunOut(
+        run_id=run.public_id,
+        source=source.code,
+        occurred_from=run.occurred_from,
+        occurred_until=run.occurred_until,
+        expected_records=run.expected_records,
+        exempted=0,
+        approved_at=run.approved_at,
     )
 
 
@@ -71,4 +69,4 @@ def approve(
 )
 def list_runs(caller: CallerDep, session: SessionDep) -> list[BackfillRunOut]:
     authorize(caller, Action.BACKFILL_APPROVE)
-    return [BackfillRunOut.of(v) for v in backfill.list_runs(session)]
+    return [BackfillRunOut.model_validate(v) for v in backfill.list_runs(session)]

@@ -39,7 +39,7 @@ def list_holds(
     ] = "held",
 ) -> list[HoldOut]:
     authorize(caller, Action.HOLD_REVIEW)
-    return [HoldOut.of(v) for v in holds.list_holds(session, status=status)]
+    return [HoldOut.model_validate(v) for v in holds.list_holds(session, status=status)]
 
 
 def _decide(
@@ -59,7 +59,7 @@ def _decide(
         reason=body.reasons,
         at=ctx.clock.now(),
     )
-    return HoldOut.of(view)
+    return HoldOut.model_validate(view)
 
 
 @router.post(

@@ -85,16 +85,5 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     ctx = terminal.open_context(db)
     with terminal.errors(), ctx.sessions() as session:
-        rows = [
-            {
-                "run_id": v.run_id,
-                "source": v.source,
-                "occurred_from": v.occurred_from,
-                "occurred_until": v.occurred_until,
-                "expected_records": v.expected_records,
-                "exempted": v.exempted,
-                "approved_at": v.approved_at,
-            }
-            for v in backfill.list_runs(session)
-        ]
+        rows = [{c.key: getattr(v, c.key) for c in COLUMNS} for v in backfill.list_runs(session)]
     terminal.show(rows, COLUMNS, as_json=as_json, title="Backfill runs")

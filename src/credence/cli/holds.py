@@ -50,21 +50,8 @@ ReasonsOption = Annotated[
 
 
 def _rows(views: Sequence[HoldView]) -> list[dict[str, Any]]:
-    return [
-        {
-            "hold_id": v.hold_id,
-            "record_id": v.record_id,
-            "record_type": v.record_type,
-            "source": v.source,
-            "subject_id": v.subject_id,
-            "cause": v.cause,
-            "held_at": v.held_at,
-            "status": v.status,
-            "decided_at": v.decided_at,
-            "decided_reason": v.decided_reason,
-        }
-        for v in views
-    ]
+    """Each hold by the listing's columns (every one in ``--json``)."""
+    return [{c.key: getattr(v, c.key) for c in COLUMNS} for v in views]
 
 
 @app.command("list")

@@ -500,17 +500,28 @@ def report(results: dict[str, Any]) -> None:
 # --- main ----------------------------------------------------------------------------
 
 
+def store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of an A/B's base revision and of the store both versions run on."""
+    parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--subjects", type=int, default=200_000, help="persons in the store")
+    parser.add_argument("--records-per-subject", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--db", help="PostgreSQL server URL (default: SQLite under bench/out)")
+    parser.add_argument(
+        "--base-rulebook",
+        action="store_true",
+        help="the new version keeps the base store's rulebook (default: the new code's "
+        "default rulebook is published on its store, as its release would)",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ab",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--subjects", type=int, default=200_000, help="persons in the store")
-    parser.add_argument("--records-per-subject", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--db", help="PostgreSQL server URL (default: SQLite under bench/out)")
+    store_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per version")
     parser.add_argument(
         "--order",
@@ -533,12 +544,6 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=5.0,
         help="largest acceptable growth of CPU per operation, percent",
-    )
-    parser.add_argument(
-        "--base-rulebook",
-        action="store_true",
-        help="the new version keeps the base store's rulebook (default: the new code's "
-        "default rulebook is published on its store, as its release would)",
     )
     parser.add_argument("--json", type=Path, help="where to write the results")
     args = parser.parse_args(argv)

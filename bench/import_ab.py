@@ -44,11 +44,12 @@ from bench.ab import (
     git,
     prepare_stores,
     run_copy,
+    store_arguments,
     working_tree,
 )
 from bench.feed import SOURCE, BankFeed
 from bench.ingest import FORMATS, write_file
-from bench.store import OUT, SEED
+from bench.store import OUT
 
 #: One import with a version's code: prints its report and the CPU it took, as JSON.
 IMPORT = """
@@ -107,17 +108,12 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--subjects", type=int, default=200_000, help="persons in the store")
-    parser.add_argument("--records-per-subject", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--db", help="PostgreSQL server URL (default: SQLite under bench/out)")
+    store_arguments(parser)
     parser.add_argument("--records", type=int, default=100_000, help="records in the file")
     parser.add_argument("--format", choices=FORMATS, default="jsonl")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--order", choices=("ab", "abba"), default="abba")
     parser.add_argument("--max-growth", type=float, default=10.0, help="percent")
-    parser.add_argument("--base-rulebook", action="store_true", help="as in bench.ab")
     parser.add_argument("--json", type=Path, help="where to write the results")
     args = parser.parse_args(argv)
 

@@ -85,7 +85,6 @@ MERGED = "merged"
 VOIDED = "voided"
 OUTCOMES = (DISTINCT, MERGED, VOIDED)
 
-Outcome = Literal["distinct", "merged", "voided"]
 #: Where a flag stands: open, or its outcome (``unmerged`` once a merge is undone).
 FlagStatus = Literal["open", "distinct", "merged", "unmerged", "voided"]
 FlagFilter = Literal["open", "resolved", "all"]
@@ -261,11 +260,15 @@ def _candidates(dialect: str, person: bool, region: bool, founded: bool) -> Any:
 
 
 def _test(
-    subject: Subject, identifier: str, region: str | None, founded_on: date | None
+    subject: Subject,
+    mine: date | None,
+    identifier: str,
+    region: str | None,
+    founded_on: date | None,
 ) -> str | None:
     """Which test an earlier subject of the same kind and name meets against
-    ``subject``, if any (the first of :data:`TESTS` it meets)."""
-    mine = _birth_key(subject.kind, subject.identifier, subject.founded_on)
+    ``subject`` (born or founded on ``mine``), if any (the first of :data:`TESTS` it
+    meets)."""
     theirs = _birth_key(subject.kind, identifier, founded_on)
     same_region = region is None or subject.region is None or region == subject.region
     if mine is not None and theirs == mine and same_region:
@@ -281,6 +284,7 @@ def flag_duplicates(session: Session, subject: Subject, at: datetime) -> list[Id
     its entry; the flags (none if it resembles nobody)."""
     _name_lock(session, subject.kind, subject.name)
     person = subject.kind == SubjectKind.PERSON.value
+    mine = _birth_key(subject.kind, subject.identifier, subject.founded_on)
     connection = core(session)
     statement = _candidates(
         connection.dialect.name, person, subject.region is not None, subject.founded_on is not None
@@ -291,14 +295,16 @@ def flag_duplicates(session: Session, subject: Subject, at: datetime) -> list[Id
             "kind": subject.kind,
             "name": subject.name,
             "region": subject.region,
-            "born": birth_date(subject.identifier).strftime("%Y%m%d") if person else None,
+            "born": mine.strftime("%Y%m%d") if person and mine is not None else None,
             "founded": subject.founded_on,
             "near": neighbours(subject.kind, subject.identifier),
         },
     ).all()
     found: dict[int, tuple[str, str]] = {}
     for other_id, public_id, identifier, region, founded_on in rows:
-        test = None if other_id == subject.id else _test(subject, identifier, region, founded_on)
+        if other_id == subject.id:
+            continue
+        test = _test(subject, mine, identifier, region, founded_on)
         if test is not None:
             found[other_id] = (public_id, test)
     flags = []
@@ -360,7 +366,8 @@ class FlagView:
     other_name: str
     subject_region: str | None
     other_region: str | None
-    #: Internal ids.
+    #: Internal ids: the flag's, and its two subjects'.
+    id: int
     subject: int
     other: int
 
@@ -387,7 +394,8 @@ class IdentityNote:
 
 
 def _authority(kind: str) -> str:
-    """The ``identity_authority_for`` of a source that answers for subjects of ``kind``."""
+    """The ``identity_authority_for`` of a source that answers for subjects of ``kind``,
+    and what a subject of ``kind`` is called in a notice (a person, an organisation)."""
     return "person" if kind == SubjectKind.PERSON.value else "organisation"
 
 
@@ -477,6 +485,7 @@ def _views(session: Session, query: Select[*tuple[Any, ...]]) -> list[FlagView]:
             other_name=other_name,
             subject_region=subject_region,
             other_region=other_region,
+            id=flag.id,
             subject=flag.subject_id,
             other=flag.other_subject_id,
         )
@@ -589,15 +598,12 @@ def _active_alias(
     return session.scalars(query.order_by(SubjectAlias.id).limit(1)).first()
 
 
-def _voided(session: Session, subject_id: int) -> bool:
-    return bool(voided_among(session, [subject_id]))
-
-
 def _check_merge(session: Session, subject: Subject, other: Subject) -> None:
     """Refuse (409) a merge of ``subject`` into ``other`` that would read a voided file,
     read one subject into two files, or make a chain of aliases."""
+    voided_ids = voided_among(session, (subject.id, other.id))
     for voided in (subject, other):
-        if _voided(session, voided.id):
+        if voided.id in voided_ids:
             raise Conflict(
                 f"subject {voided.public_id} was voided as fictitious: no file can be read "
                 "into it or out of it",
@@ -655,10 +661,6 @@ def _when(at: datetime | None) -> str:
     return "an earlier date" if at is None else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
-def _what(kind: str) -> str:
-    return "person" if kind == SubjectKind.PERSON.value else "organisation"
-
-
 def resolve_flag(
     session: Session,
     *,
@@ -692,15 +694,12 @@ def resolve_flag(
         _check_merge(session, subject, other)
     elif outcome == VOIDED:
         _check_void(session, subject)
-    flag_row = session.scalars(
-        select(IdentityFlag.id).where(IdentityFlag.public_id == flag_id)
-    ).one()
     resolution_id = insert_new(
         session,
         _RESOLUTIONS,
         {
             "public_id": new_id("idr"),
-            "flag_id": flag_row,
+            "flag_id": view.id,
             "outcome": outcome,
             "source_id": source.id,
             "principal_id": principal_id,
@@ -721,7 +720,7 @@ def resolve_flag(
         "authority": source.code,
         "reason_sha256": journal.text_digest(reason),
     }
-    what = _what(subject.kind)
+    what = _authority(subject.kind)
     if outcome == DISTINCT:
         kind = journal.EventKind.IDENTITY_CONFIRMED_DISTINCT
         told_subject = (
@@ -783,15 +782,14 @@ def resolve_flag(
         )
     else:
         kind = journal.EventKind.IDENTITY_VOIDED
-        if not _voided(session, subject.id):
-            void_id = insert_new(
-                session,
-                _VOIDS,
-                {"subject_id": subject.id, "resolution_id": resolution.id, "voided_at": at},
-                unique=("subject_id",),
-            )
-            if void_id is not None:
-                rows.append(session.get_one(IdentityVoid, void_id))
+        void_id = insert_new(  # None if voided already, on another flag
+            session,
+            _VOIDS,
+            {"subject_id": subject.id, "resolution_id": resolution.id, "voided_at": at},
+            unique=("subject_id",),
+        )
+        if void_id is not None:
+            rows.append(session.get_one(IdentityVoid, void_id))
         told_subject = (
             f"{source.name}, the identity authority, found on {_when(at)} that file "
             f"{subject.public_id} is not a real {what} and voided it as fictitious: "
@@ -859,7 +857,7 @@ def end_alias(
         return get_flag(session, flag_id), False
     end = session.get_one(AliasEnd, end_id)
     into = session.get_one(Subject, alias.into_subject_id)
-    what = _what(subject.kind)
+    what = _authority(subject.kind)
     record_event(
         session,
         kind=journal.EventKind.SUBJECTS_UNMERGED,

@@ -137,7 +137,11 @@ def submit(
             records=ledger.parse_records(list(records)),
             rulebook=world.edition.rulebook,
             at=at,
-            backfill_run=backfill_run,
+            backfill=(
+                None
+                if backfill_run is None
+                else backfill.scope(session, backfill_run, world.sources[source].id)
+            ),
         )
     return [r.status if r.error is None else str(r.error["code"]) for r in results]
 

@@ -428,7 +428,7 @@ def handcraft(sessions: sessionmaker[Session]) -> dict[str, int]:
                 records=ledger.parse_records(list(items)),
                 rulebook=book,
                 at=at,
-                backfill_run=runs[source],
+                backfill=backfill.scope(session, runs[source], sources[source].id),
             )
             assert [r.error for r in results] == [None] * len(items)
             return [str(r.record_id) for r in results]

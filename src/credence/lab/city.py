@@ -880,7 +880,7 @@ def _ingest(
             records=[plan.record(int(i), ids) for i in order[a:b]],
             rulebook=rulebook,
             at=_instant(int(received[a])),
-            backfill_run=runs[code],
+            backfill=backfill.scope(session, runs[code], sources[code].id),
         )
         for result in results:
             if result.status != "created":

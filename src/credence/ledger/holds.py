@@ -202,15 +202,13 @@ def place(session: Session, held: Sequence[ToHold], *, at: datetime) -> list[Rec
                 status="held",
             )
         )
+    records = dict(
+        session.execute(
+            select(Record.id, Record.public_id).where(Record.id.in_([h.record_id for h in held]))
+        ).all()
+    )
     placed: list[RecordHold] = []
     for subject_id, rows in by_subject.items():
-        records = dict(
-            session.execute(
-                select(Record.id, Record.public_id).where(
-                    Record.id.in_([r.record_id for r in rows])
-                )
-            ).all()
-        )
         causes = sorted({r.cause for r in rows})
         record_event(
             session,
@@ -323,6 +321,19 @@ def get_hold(session: Session, hold_id: str) -> HoldView:
 # --- deciding ---------------------------------------------------------------------------
 
 
+def _decided(view: HoldView, outcome: Outcome) -> HoldView:
+    """A hold decided already: the same decision asked again is a resend (its view); the
+    other is refused (``hold_decided``)."""
+    if view.status == outcome:
+        return view
+    when = f" on {view.decided_at:%Y-%m-%d %H:%M} UTC" if view.decided_at else ""
+    raise Conflict(
+        f"hold {view.hold_id} was already {view.status}{when}",
+        code="hold_decided",
+        details={"hold_id": view.hold_id, "status": view.status},
+    )
+
+
 def decide(
     session: Session,
     *,
@@ -337,13 +348,7 @@ def decide(
     (``hold_decided``)."""
     view = get_hold(session, hold_id)
     if view.status != "held":
-        if view.status == outcome:
-            return view, False
-        raise Conflict(
-            f"hold {hold_id} was already {view.status} on {view.decided_at:%Y-%m-%d %H:%M} UTC",
-            code="hold_decided",
-            details={"hold_id": hold_id, "status": view.status},
-        )
+        return _decided(view, outcome), False
     reason = reason.strip()
     if not reason:
         raise InvalidInput("give your reasons: the subject reads them", code="reasons_required")
@@ -355,14 +360,7 @@ def decide(
     )
     if not getattr(claimed, "rowcount", 0):  # another reviewer decided it just now
         session.expire_all()
-        again = get_hold(session, hold_id)
-        if again.status == outcome:
-            return again, False
-        raise Conflict(
-            f"hold {hold_id} was {again.status} by another reviewer at the same moment",
-            code="hold_decided",
-            details={"hold_id": hold_id, "status": again.status},
-        )
+        return _decided(get_hold(session, hold_id), outcome), False
     hold = session.scalars(select(RecordHold).where(RecordHold.public_id == hold_id)).one()
     session.refresh(hold)
     hold.status = outcome

@@ -182,9 +182,10 @@ class Intake:
                 except Forbidden as refused:
                     outcomes.append((None, refused))
                     continue
+                scope = None
                 if batch.backfill_run is not None:
                     try:  # the run is looked up before anything is written
-                        backfill.scope(session, batch.backfill_run, source.id)
+                        scope = backfill.scope(session, batch.backfill_run, source.id)
                     except (Forbidden, NotFound) as refused:
                         outcomes.append((None, refused))
                         continue
@@ -194,6 +195,6 @@ class Intake:
                     records=batch.records,
                     rulebook=rulebook,
                     at=at,
-                    backfill_run=batch.backfill_run,
+                    backfill=scope,
                 )
                 outcomes.append((stored, None))

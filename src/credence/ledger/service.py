@@ -119,9 +119,8 @@ def _subjects_by(
     session: Session, column: Any, keys: set[str], known: _Known
 ) -> dict[str, SubjectRef]:
     """The subjects with these keys (public ids or identifiers), in one query per chunk
-    of keys; what intake checks of each goes into ``known``, by subject id: the instant
-    (microseconds) each person's birth date begins in China, read from the identifier the
-    same row carries, and when each subject was registered."""
+    of keys; what intake checks of each goes into ``known`` (:class:`_Known`), read from
+    the same rows."""
     found: dict[str, SubjectRef] = {}
     if not keys:
         return found
@@ -832,29 +831,28 @@ def submit_records(
     records: Sequence[RecordIn | CredenceError],
     rulebook: Rulebook,
     at: datetime,
-    backfill_run: str | None = None,
+    backfill: backfill_runs.Scope | None = None,
     replacing: int | None = None,
 ) -> list[RecordResult]:
     """Append a batch: every valid record is stored (held, if an intake check holds it),
-    every invalid one reported. ``backfill_run``: the public id of the approved backfill
-    run the batch is delivered under (:mod:`credence.ledger.backfill`); ``replacing``:
+    every invalid one reported. ``backfill``: the approved backfill run the batch is
+    delivered under (:func:`credence.ledger.backfill.scope`); ``replacing``:
     the store id of the record a dispute's correction replaces.
 
     The caller commits; if the commit fails nothing is acknowledged.
     """
-    scope = None if backfill_run is None else backfill_runs.scope(session, backfill_run, source.id)
     planned = plan_records(
         session,
         source=source,
         records=records,
         rulebook=rulebook,
         at=at,
-        backfill=scope,
+        backfill=backfill,
         replacing=replacing,
     )
     store_planned(session, planned)
-    if scope is not None:
-        finish_backfill(session, scope, at=at)
+    if backfill is not None:
+        finish_backfill(session, backfill, at=at)
     return [p.result for p in planned]
 
 

@@ -649,9 +649,9 @@ def score_part(
     Records in subject order (as the export and the generator write them) are scored
     as they stream: after each batch, the subjects before the batch's last one have all
     their records, so their tally rows are finished at once and dropped; only the last
-    subject's row is carried to the next batch. A part whose
-    records are not in subject order is noticed (a batch reaches back before the window)
-    and scored again from a tally of the whole part (:func:`score_part_sums`).
+    subject's row is carried to the next batch. A part whose records are not in subject
+    order is noticed (a batch reaches back before the window) and scored again from a
+    tally of the whole part (:func:`score_part_sums`).
 
     With ``merged``, the tally rows of the merged files' subjects are kept there on the
     way (their scores here are their own: :meth:`MergedFiles.put_into` replaces them).
@@ -663,7 +663,8 @@ def score_part(
         rows, counted = score_part_sums(part, kernel, batch_records=batch_records)
         if on_batch is not None:
             on_batch(part.record_count - unsorted.reported)
-        collect = merged.collector(part) if collect is not None and merged else None
+        # Every row is taken again as it is finished: what the sorted pass took is
+        # overwritten.
         scored = PartScores.of(rows, rulebook, collect), counted
     if collect is not None:
         collect.keep()

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -117,20 +116,16 @@ def aliases_at(input_dir: Path, at_us: int) -> dict[int, int]:
     if not path.exists():
         return {}
     table = pq.read_table(path, columns=ALIAS_SCHEMA.names)
-    column = {name: _int64s(table.column(name)) for name in ALIAS_SCHEMA.names}
+    never = int(np.iinfo(np.int64).max)  # an alias not ended
+    column = {
+        name: np.array(
+            [never if v is None else v for v in table.column(name).to_pylist()], dtype=np.int64
+        )
+        for name in ALIAS_SCHEMA.names
+    }
     live = (column["merged_at"] <= at_us) & (column["ended_at"] > at_us)
     alias, into = column["alias_subject_id"][live], column["into_subject_id"][live]
     return dict(zip(alias.tolist(), into.tolist(), strict=True))
-
-
-def _int64s(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    """An int64 column as numpy, the largest int64 where null (an alias not ended),
-    from its buffer (``to_numpy`` would import pandas: a second per process)."""
-    array = column.cast(pa.int64()).fill_null(np.iinfo(np.int64).max).combine_chunks()
-    if len(array) == 0:
-        return np.zeros(0, dtype=np.int64)
-    values = np.frombuffer(array.buffers()[1], dtype=np.int64, count=array.offset + len(array))
-    return values[array.offset :]
 
 
 def part_name(index: int) -> str:

@@ -10,8 +10,9 @@ times at once, and batches that only together pass a limit.
 * approvals of one backfill scope at once: each 201 is one run and one entry;
 * two batches under one backfill run at once: together they exempt at most the run's
   expected volume;
-* two API processes (two apps on one store) each taking half a burst at once: the
-  burst limit still holds what passes it.
+* two API processes (two apps on one store) each taking half a burst at once, or each
+  a source's half of a new identity's positives: the limit still holds what passes it;
+  identical batches through both: one stores, the other is told duplicate.
 
 Never a 5xx. The races are forced as in :mod:`tests.api.test_races` (a barrier, and the
 store's lock held on the table written until every contender waits to write).
@@ -26,7 +27,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -139,27 +139,6 @@ def test_identical_burst_batches_at_once_store_and_hold_once(service: Service) -
     verified(service)
 
 
-RESEND_500 = (
-    "identical batches through two processes at once on PostgreSQL: one gets 500 "
-    "internal_error. ledger.service.store_planned (src/credence/ledger/service.py:802, "
-    "insert_rows) inserts records whose (source_id, source_ref) the batch's plan read as "
-    "new; the other process inserted them meanwhile, uq_records_source_id_source_ref "
-    "raises UniqueViolation, and nothing turns it into the resend's 'duplicate' answer "
-    "(older than issue 13: the same for any batch, held or not)"
-)
-
-
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[pytest.mark.postgresql, pytest.mark.xfail(strict=True, reason=RESEND_500)],
-        ),
-    ],
-    indirect=True,
-)
 def test_identical_burst_batches_through_two_processes_at_once(
     service: Service, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
@@ -205,11 +184,13 @@ def through_two_processes(
     sessions: sessionmaker[Session],
     clock: FixedClock,
     bodies: list[dict[str, Any]],
+    senders: list[str] | None = None,
 ) -> list[httpx.Response]:
-    """``POST /v1/records`` as the bank, one body through each of two API processes at
-    once (two apps, each with its own intake, on one store; in one process the intake
-    takes batches in turn). On PostgreSQL both have read the store before either
-    writes (the ``records`` table is locked until both wait)."""
+    """``POST /v1/records`` as the bank (or each body as its key in ``senders``), one
+    body through each of two API processes at once (two apps, each with its own intake,
+    on one store; in one process the intake takes batches in turn). On PostgreSQL
+    neither has read the store before both are on their way (the ``records`` table is
+    locked until both wait, on it or on intake's turns)."""
     engine = service.engine
     running = RunningClock(clock.now())
     clients = [
@@ -226,12 +207,13 @@ def through_two_processes(
         )
         for _ in bodies
     ]
-    headers = {"Authorization": f"Bearer {service.keys['bank']}"}
+    keys = [service.keys[name] for name in senders or ["bank"] * len(bodies)]
     barrier = threading.Barrier(len(bodies) + 1)
     answers: list[Any] = [None] * len(bodies)
 
     def contender(i: int) -> None:
         barrier.wait()
+        headers = {"Authorization": f"Bearer {keys[i]}"}
         answers[i] = clients[i].post("/v1/records", json=bodies[i], headers=headers)
 
     threads = [threading.Thread(target=contender, args=(i,)) for i in range(len(bodies))]
@@ -256,27 +238,6 @@ def statuses(answers: list[httpx.Response]) -> Counter[str]:
     )
 
 
-BYPASS = (
-    "burst limit raced past on PostgreSQL: ledger.service._volume_holds "
-    "(src/credence/ledger/service.py:253) counts the positives already received with a "
-    "plain read and no lock (no advisory lock per source and subject, no FOR UPDATE, "
-    "READ COMMITTED); the Intake's group commit (src/credence/ledger/intake.py) takes "
-    "turns only within one process, so two API processes (or an import beside the API) "
-    "each see none of the other's batch and both store 12: 24 positives count"
-)
-
-
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[pytest.mark.postgresql, pytest.mark.xfail(strict=True, reason=BYPASS)],
-        ),
-    ],
-    indirect=True,
-)
 def test_half_a_burst_through_each_of_two_processes_at_once_is_still_held(
     service: Service, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
@@ -286,6 +247,45 @@ def test_half_a_burst_through_each_of_two_processes_at_once_is_still_held(
     bodies = [{"records": positives(service, f"P{n}", BURST_LIMIT)} for n in range(2)]
     found = statuses(through_two_processes(service, sessions, clock, bodies))
     assert found["created"] <= BURST_LIMIT, found
+
+
+def test_a_new_identity_fed_by_two_sources_through_two_processes_at_once_is_held(
+    service: Service, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """A subject registered today, 7 positives from the bank and 7 from the volunteers'
+    organisation through two processes at once: 14 together, past the new-identity
+    limit of 12 from all sources (each source alone stays under its burst limit). One
+    after the other the second batch is held; at once it must be too."""
+    with sessions.begin() as session:
+        source = service.world.sources["volunteers"]
+        principal = create_principal(
+            session, role=Role.SOURCE, name="volunteers", clock=clock, source_id=source.id
+        )
+        service.keys["volunteers"] = issue_key(session, principal=principal, clock=clock)
+    subject = register(service, 7, name="司马 Sima Xinran")["subject_id"]
+    bodies = [
+        {
+            "records": [
+                {
+                    "source_ref": f"N{sender}-{i}",
+                    "subject_id": subject,
+                    "record_type": record_type,
+                    "occurred_at": (service.now() - timedelta(hours=1 + i)).isoformat(),
+                    **extra,
+                }
+                for i in range(7)
+            ]
+        }
+        for sender, record_type, extra in (
+            ("bank", "loan_repaid", {}),
+            ("volunteers", "volunteer_service", {"quantity": 2}),  # hours
+        )
+    ]
+    answers = through_two_processes(service, sessions, clock, bodies, ["bank", "volunteers"])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    found = statuses(answers)
+    assert found == Counter({"created": 7, "held": 7}), found
+    verified(service)
 
 
 # --- identities ---------------------------------------------------------------------------
@@ -415,26 +415,6 @@ def test_approvals_at_once_are_one_run_each(
     verified(service)
 
 
-OVERSHOOT = (
-    "a backfill run's volume raced past on PostgreSQL: ledger.backfill.scope "
-    "(src/credence/ledger/backfill.py, remaining = expected_records - _used(...)) sums "
-    "the run's deliveries with a plain read and locks neither the run's row nor anything "
-    "else, so two processes delivering under one run at once each get the whole "
-    "remaining volume: together they exempt twice what the operator approved"
-)
-
-
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[pytest.mark.postgresql, pytest.mark.xfail(strict=True, reason=OVERSHOOT)],
-        ),
-    ],
-    indirect=True,
-)
 def test_batches_under_one_run_through_two_processes_exempt_at_most_its_volume(
     service: Service, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:

@@ -113,17 +113,18 @@ def allocate(session: Session, n: int) -> list[int]:
             {"n": n},
         )
         return sorted(numbers)
-    _write_transaction(session)
+    begin_write(session)
     top = session.scalar(select(func.coalesce(func.max(JournalEntry.seq), 0))) or 0
     return list(range(top + 1, top + 1 + n))
 
 
-def _write_transaction(session: Session) -> None:
-    """SQLite: make sure this transaction holds the database's write lock before the
-    highest number is read. Python's sqlite3 begins a transaction only at the first
-    write, so a read before it would see a state another writer can change before this
-    one writes; a write that changes nothing, as the first statement that writes, takes
-    the lock (waiting for another writer, as any write does)."""
+def begin_write(session: Session) -> None:
+    """SQLite: make sure this transaction holds the database's write lock before it
+    reads what its writes depend on (here, the highest number). Python's sqlite3 begins
+    a transaction only at the first write, so a read before it would see a state another
+    writer can change before this one writes; a write that changes nothing, as the first
+    statement that writes, takes the lock (waiting for another writer, as any write
+    does)."""
     session.execute(text("DELETE FROM journal WHERE 0 = 1"))
 
 
@@ -141,7 +142,7 @@ def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
             {"table": table.name, "n": n},
         )
         return sorted(numbers)
-    _write_transaction(session)
+    begin_write(session)
     top = session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0
     return list(range(top + 1, top + 1 + n))
 

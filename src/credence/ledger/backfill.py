@@ -33,6 +33,7 @@ from credence.clock import to_micros
 from credence.db import Base, Instant
 from credence.errors import Forbidden, InvalidInput, NotFound
 from credence.ids import new_id
+from credence.ledger import turns
 from credence.ledger.tables import Source
 from credence.notifications.service import record_event
 
@@ -195,6 +196,7 @@ def scope(session: Session, run_public_id: str, source_id: int) -> Scope:
             f"backfill run {run_public_id} was approved for another source",
             code="backfill_run_of_another_source",
         )
+    turns.take_sources(session, [source_id])  # the volume left is read in the source's turn
     return Scope(
         run_id=run.id,
         public_id=run.public_id,

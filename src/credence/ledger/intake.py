@@ -31,13 +31,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import Clock
 from credence.db import write_lock
 from credence.errors import CredenceError, Forbidden, NotFound
-from credence.ledger import backfill, registry
+from credence.ledger import backfill, registry, turns
 from credence.ledger import service as ledger
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.rulebook import store
 
 #: A group stops growing at this many records (a bound on one transaction's size).
 MAX_GROUP_RECORDS = 20_000
+#: How many times a batch is written when PostgreSQL ends it to break a deadlock over
+#: intake's turns (see credence.ledger.turns) before the error is its answer.
+DEADLOCK_ATTEMPTS = 3
 
 
 @dataclass(eq=False)
@@ -137,15 +140,17 @@ class Intake:
                 else:
                     self._leading = False
 
-    def _write(self, group: list[_Batch]) -> None:
+    def _write(self, group: list[_Batch], attempts: int = DEADLOCK_ATTEMPTS) -> None:
         try:
             self._store(group)
         except Exception as exc:
-            if len(group) == 1:
+            if len(group) > 1:
+                for batch in group:  # each on its own: one batch's failure is its own
+                    self._write([batch])
+            elif turns.is_deadlock(exc) and attempts > 1:
+                self._write(group, attempts - 1)  # it waited on another writer's turns
+            else:
                 group[0].error = exc
-                return
-            for batch in group:  # each on its own: one batch's failure is its own
-                self._write([batch])
 
     def _store(self, group: list[_Batch]) -> None:
         outcomes: list[tuple[list[RecordResult] | None, BaseException | None]] = []
@@ -174,6 +179,9 @@ class Intake:
         outcomes: list[tuple[list[RecordResult] | None, BaseException | None]],
     ) -> None:
         with Session(bind=connection) as session, session.begin():
+            # Every source's turn at once, in order, before anything is read (see
+            # credence.ledger.turns); the instant is taken once they are this group's.
+            turns.take_sources(session, {b.source_id for b in group if b.source_id is not None})
             at = self.clock.now()
             rulebook = store.in_force(session, at).rulebook
             for batch in group:

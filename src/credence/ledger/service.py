@@ -39,7 +39,7 @@ from credence.errors import (
 from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
 from credence.ledger import backfill as backfill_runs
-from credence.ledger import endings, holds, identities, lifting, reinsertion
+from credence.ledger import endings, holds, identities, lifting, reinsertion, turns
 from credence.ledger.registry import SubjectRef, source_types
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import (
@@ -188,7 +188,8 @@ def plan_records(
     backfill: backfill_runs.Scope | None = None,
     replacing: int | None = None,
 ) -> list[_Planned]:
-    """Check a batch against the rulebook and the store, without writing anything.
+    """Check a batch against the rulebook and the store, without storing anything (in
+    the turns of its source and new subjects, :mod:`credence.ledger.turns`).
 
     Each item gets a result (created / held / duplicate / rejected) and, when stored, the
     rows to insert. Used by :func:`submit_records` (per-record outcome) and by bulk
@@ -197,6 +198,7 @@ def plan_records(
     :func:`_volume_holds`). ``replacing``: the store id of the record a dispute's
     correction replaces (it does not stand in the way of its own correction's spacing).
     """
+    turns.take_sources(session, [source.id])  # before anything the checks read
     allowed = source_types(session, source.id)
     subjects, known = _resolve_subjects(session, records)
     ended, ended_hashes = reinsertion.ended_by_dispute(
@@ -299,6 +301,7 @@ def _volume_holds(
         since = at_us - limits.new_identity.days * MICROS_PER_DAY
         new = {s for s in subjects if known.registered.get(s, since) > since}
         if new:
+            turns.take_subjects(session, new)  # other sources count towards this limit
             for subject_id, n in _positives_received(session, new, positive, since).items():
                 counted[(holds.NEW_IDENTITY, subject_id)] = n
             nid = limits.new_identity

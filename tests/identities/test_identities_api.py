@@ -442,38 +442,53 @@ def test_a_chain_of_aliases_or_a_merged_subject_voided_is_refused(api: Api) -> N
 # --- hostile bytes, and the log -----------------------------------------------------------------
 
 
-HOSTILE = [
-    "张伟\u202e'; DROP TABLE subjects; --",
-    "line one\nline two\r\n\t\x1b[31mred",
-    "\x00",
-    "x" * 20_000,
-    "   ",
+#: Hostile values, each with the answer it must get: kept exactly (``None``), or refused
+#: with this error code naming the field (``invalid_request``: too long, or blank).
+HOSTILE: list[tuple[str, str | None]] = [
+    ("张伟\u202e'; DROP TABLE subjects; --", None),
+    ("line one\nline two\r\n\t\x1b[31mred", None),
+    ("\x00", "invalid_character"),
+    ("x" * 20_000, "invalid_request"),
+    ("   ", "invalid_request"),
 ]
 
 
+def _refused(response: Any, code: str, field: str) -> None:
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    if code == "invalid_request":
+        assert [d["field"] for d in error["details"]] == [field], error
+
+
 def test_hostile_names_and_reasons_get_a_4xx_or_are_kept_exactly(api: Api) -> None:
-    for n, name in enumerate(HOSTILE):
+    for n, (name, refused) in enumerate(HOSTILE):
         body = {"kind": "person", "identifier": person(600 + n), "name": name}
         response = api.call("POST", "/v1/subjects", "registry", json=body)
-        assert response.status_code < 500, response.text
-        if response.status_code == 201:
-            subject = response.json()["subject_id"]
-            assert file_of(api, subject)["name"] == name.strip()
+        if refused is not None:
+            _refused(response, refused, "name")
+            continue
+        assert response.status_code == 201, response.text
+        subject = response.json()["subject_id"]
+        assert file_of(api, subject)["name"] == name.strip()
         # The same again resembles it: flagged, name kept exactly.
         twin = api.call(
             "POST", "/v1/subjects", "registry", json=body | {"identifier": person(700 + n)}
         )
-        assert twin.status_code == response.status_code, twin.text
-    for n, reasons in enumerate(HOSTILE):
+        assert twin.status_code == 201, twin.text
+        [flag] = twin.json()["flags"]
+        assert flag["probable_duplicate_of"] == subject
+        assert file_of(api, twin.json()["subject_id"])["name"] == name.strip()
+    for n, (reasons, refused) in enumerate(HOSTILE):
         _, second, flag = twins(api, name=f"Twin {n}", sequences=(800 + n, 850 + n))
         response = resolve(api, flag, "distinct", reasons=reasons)
-        assert response.status_code < 500, response.text
-        if response.status_code == 200:
-            assert response.json()["reasons"] == reasons.strip()
-            [note] = file_of(api, second)["identities"]
-            assert note["reasons"] == reasons.strip()
-        else:
-            assert 400 <= response.status_code < 500
+        if refused is not None:
+            _refused(response, refused, "reasons")
+            continue
+        assert response.status_code == 200, response.text
+        assert response.json()["reasons"] == reasons.strip()
+        [note] = file_of(api, second)["identities"]
+        assert note["reasons"] == reasons.strip()
     for path in (f"/v1/identity-flags/{'x' * 20_000}/void", "/v1/aliases/%E5%BC%A0/end"):
         response = api.call("POST", path, "registry", json={"reasons": "x"})
         assert 400 <= response.status_code < 500, response.text

@@ -26,7 +26,9 @@ is ``person`` or ``organisation``) resolves a flag once (:func:`resolve_flag`):
   were stored (:func:`aliases_at`, :func:`alias_rows`); :func:`end_alias` undoes it
   (``alias_ends``), and the alias is a file of its own again from then on;
 * ``voided``: the flagged subject is fictitious (``identity_voids``). From then on its
-  new records are held at intake (:func:`voided_among`) and it can obtain no decision.
+  new records are held at intake (which reads the void with the batch's subjects), it
+  can obtain no decision (:func:`voided_among`), and its records stop counting (an
+  ending, ``credence.ledger.endings``).
 
 Each is an ``identity_resolutions`` row (one per flag) with its entry
 (``identity_confirmed_distinct``, ``subjects_merged``, ``identity_voided``;
@@ -922,11 +924,6 @@ def voided_among(session: Session, subject_ids: Collection[int]) -> set[int]:
             ).scalars()
         )
     return found
-
-
-def voided_subjects() -> Select[int, datetime]:
-    """Every voided subject and from when: ``(subject_id, voided_at)``."""
-    return select(IdentityVoid.subject_id, IdentityVoid.voided_at)
 
 
 def alias_rows() -> Select[int, int, datetime, datetime | None]:

@@ -8,18 +8,21 @@ nothing: the caller owns the transaction, so a batch is stored whole or not at a
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Integer,
+    String,
+    any_,
     bindparam,
-    func,
+    cast,
     literal_column,
     select,
 )
@@ -132,7 +135,13 @@ def _subjects_by(
             found[key] = SubjectRef(subject_id, public_id, kind)
             known.registered[subject_id] = registered
             if kind == _PERSON:
-                known.born[subject_id] = to_micros(start_in_china(birth_date(identifier)))
+                # Persons share birth dates (tens of thousands of days in all): the
+                # instant is worked out once per date, read off the identifier's digits.
+                digits = identifier[_BIRTH_DIGITS]
+                instant = _BORN_ON.get(digits)
+                if instant is None:
+                    instant = _BORN_ON[digits] = to_micros(start_in_china(birth_date(identifier)))
+                known.born[subject_id] = instant
             elif founded is not None:
                 # SQLite hands a date back as its text when read raw.
                 day = founded if isinstance(founded, date) else date.fromisoformat(founded)
@@ -154,6 +163,12 @@ class _Known:
 
 
 _PERSON = SubjectKind.PERSON.value
+#: The characters of a compact resident identity number that :func:`~credence.
+#: identifiers.birth_date` reads (the birth date, YYYYMMDD).
+_BIRTH_DIGITS = slice(6, 14)
+#: Birth-date digits → the instant (microseconds) that date begins in China. Bounded by
+#: the number of calendar days since the earliest birth date a number may carry.
+_BORN_ON: dict[str, int] = {}
 
 
 @functools.cache
@@ -230,6 +245,7 @@ def plan_records(
             for rt in rulebook.record_types
         },
         spaced=_spaced(session, source.id, records, subjects, rulebook, replacing),
+        positive=frozenset(rt.code for rt in rulebook.record_types if rt.points > 0),
     )
     record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
@@ -268,62 +284,56 @@ def _volume_holds(
     exempted are not counted (they are in the store with the run's id); held ones are (a
     source cannot retry its way past a limit). Set-wise: one indexed query per limit and
     chunk of subjects, only for subjects with positives in the batch."""
-    stored = [p for p in planned if p.row is not None]
-    if backfill is not None:
-        for p in stored:
-            assert p.row is not None
-            if backfill.exempts(p.row[_OCCURRED]):
-                p.row = (*p.row[:_RUN], backfill.run_id, *p.row[_RUN + 1 :])
-    rulebook = batch.rulebook
-    limits = rulebook.intake
-    if limits.burst is None and limits.new_identity is None:
+    limits = batch.rulebook.intake
+    limited = limits.burst is not None or limits.new_identity is not None
+    positive = batch.positive
+    # One pass: exemptions marked, and the positives the limits count grouped by subject.
+    by_subject: dict[int, list[_Planned]] = {}
+    for p in planned:
+        row = p.row
+        if row is None:
+            continue
+        if backfill is not None and backfill.exempts(row[_OCCURRED]):
+            p.row = (*row[:_RUN], backfill.run_id, *row[_RUN + 1 :])
+        elif limited and p.hold is None and row[_TYPE] in positive:
+            mine = by_subject.get(row[_SUBJECT])
+            if mine is None:
+                by_subject[row[_SUBJECT]] = [p]
+            else:
+                mine.append(p)
+    if not by_subject:
         return
-    positive = {rt.code for rt in rulebook.record_types if rt.points > 0}
-    candidates = [
-        p
-        for p in stored
-        if p.row is not None and p.row[_RUN] is None and p.row[_TYPE] in positive and not p.hold
-    ]
-    if not candidates:
-        return
-    at_us = batch.at_micros
-    counted: dict[tuple[str, int], int] = {}
-    checks: list[tuple[str, int, Any, IntakeAction]] = []
-    subjects = {p.row[_SUBJECT] for p in candidates if p.row is not None}
-    if limits.burst is not None:
-        since = at_us - limits.burst.window_days * MICROS_PER_DAY
-        for subject_id, n in _positives_received(
-            session, subjects, positive, since, source_id=batch.source_id
-        ).items():
-            counted[(holds.BURST, subject_id)] = n
-        checks.append((holds.BURST, limits.burst.max_positive, None, limits.burst.action))
-    if limits.new_identity is not None:
-        since = at_us - limits.new_identity.days * MICROS_PER_DAY
-        new = {s for s in subjects if known.registered.get(s, since) > since}
-        if new:
-            turns.take_subjects(session, new)  # other sources count towards this limit
-            for subject_id, n in _positives_received(session, new, positive, since).items():
-                counted[(holds.NEW_IDENTITY, subject_id)] = n
-            nid = limits.new_identity
-            checks.append((holds.NEW_IDENTITY, nid.max_positive, new, nid.action))
+    # Counted first, then applied (a burst hold does not change the store's counts).
     # A batch that takes a subject past a limit is held (or refused) whole for that
     # subject: the reviewer sees the burst, not only its tail, and its first records buy
     # nothing either.
-    by_subject: dict[int, list[_Planned]] = {}
-    for p in candidates:
-        assert p.row is not None
-        by_subject.setdefault(p.row[_SUBJECT], []).append(p)
-    for cause, most, among, action in checks:
-        for subject_id, mine in by_subject.items():
-            if among is not None and subject_id not in among:
-                continue
-            if counted.get((cause, subject_id), 0) + len(mine) <= most:
-                continue
-            for p in mine:
+    over: list[tuple[str, int, list[int], IntakeAction]] = []
+    at_us = batch.at_micros
+    if limits.burst is not None:
+        most = limits.burst.max_positive
+        since = at_us - limits.burst.window_days * MICROS_PER_DAY
+        counted = _positives_received(
+            session, by_subject.keys(), positive, since, source_id=batch.source_id
+        )
+        past = [s for s, mine in by_subject.items() if counted.get(s, 0) + len(mine) > most]
+        over.append((holds.BURST, most, past, limits.burst.action))
+    if limits.new_identity is not None:
+        nid = limits.new_identity
+        since = at_us - nid.days * MICROS_PER_DAY
+        registered = known.registered
+        new = {s for s in by_subject if registered.get(s, since) > since}
+        if new:
+            turns.take_subjects(session, new)  # other sources count towards this limit
+            counted = _positives_received(session, new, positive, since)
+            past = [s for s in new if counted.get(s, 0) + len(by_subject[s]) > nid.max_positive]
+            over.append((holds.NEW_IDENTITY, nid.max_positive, past, nid.action))
+    for cause, most, subjects, action in over:
+        for subject_id in subjects:
+            for p in by_subject[subject_id]:
                 if p.hold is not None or p.row is None:
                     continue
                 if action is IntakeAction.REFUSE:
-                    _refuse_planned(p, _limit_error(cause, most, rulebook))
+                    _refuse_planned(p, _limit_error(cause, most, batch.rulebook))
                 else:
                     _hold_planned(p, cause)
 
@@ -359,8 +369,8 @@ def _refuse_planned(p: _Planned, error: CredenceError) -> None:
 
 def _positives_received(
     session: Session,
-    subjects: set[int],
-    positive: set[str],
+    subjects: Collection[int],
+    positive: Collection[str],
     since_us: int,
     *,
     source_id: int | None = None,
@@ -372,11 +382,17 @@ def _positives_received(
     query = _positives_query(direct.dialect.name, source_id is not None)
     types = sorted(positive)
     for chunk in chunked(sorted(subjects)):
-        params: dict[str, Any] = {"subjects": chunk, "types": types, "since": since_us}
+        params: dict[str, Any] = {
+            "subjects": _ids_param(chunk, direct.dialect.name),
+            "types": types,
+            "since": since_us,
+        }
         if source_id is not None:
             params["source_id"] = source_id
-        for subject_id, n in query.run(direct, params):
-            found[subject_id] = int(n)
+        # One row per record (few: those within the window), counted here: SQLite's
+        # GROUP BY would sort them first.
+        for (subject_id,) in query.run(direct, params):
+            found[subject_id] = found.get(subject_id, 0) + 1
     return found
 
 
@@ -384,16 +400,14 @@ def _positives_received(
 def _positives_query(dialect: str, by_source: bool) -> Prepared:
     records = Record.__table__.c
     conditions = [
-        in_list(records.subject_id, "subjects", dialect),
+        _ids_in(records.subject_id, "subjects", dialect),
         records.received_at > bindparam("since", type_=BigInteger()),
         in_list(records.record_type, "types", dialect),
         records.backfill_run_id.is_(None),
     ]
     if by_source:
         conditions.append(_same_source(records.source_id))
-    return Prepared(
-        select(records.subject_id, func.count()).where(*conditions).group_by(records.subject_id)
-    )
+    return Prepared(select(records.subject_id).where(*conditions))
 
 
 # --- spacing of streak types --------------------------------------------------------------
@@ -436,7 +450,12 @@ def _spaced(
     )
     rows: list[tuple[int, int, str, int]] = []
     for chunk in chunked(sorted({s for s, _ in batch})):
-        params = {"source_id": source_id, "subjects": chunk, "types": types, "floor": floor}
+        params = {
+            "source_id": source_id,
+            "subjects": _ids_param(chunk, direct.dialect.name),
+            "types": types,
+            "floor": floor,
+        }
         rows.extend(query.run(direct, params))
     # Only a stored record close to one of the batch's can stop it: whether its effect
     # ended is asked of those alone (rare in live intake: no query at all).
@@ -459,13 +478,31 @@ def _spaced_query(dialect: str) -> Prepared:
     return Prepared(
         select(records.id, records.subject_id, records.record_type, records.occurred_at).where(
             _same_source(records.source_id),
-            in_list(records.subject_id, "subjects", dialect),
+            _ids_in(records.subject_id, "subjects", dialect),
             # A record is received after it occurred: only those received after the
             # floor can have occurred within a period of the batch's records.
             records.received_at > bindparam("floor", type_=BigInteger()),
             in_list(records.record_type, "types", dialect),
         )
     )
+
+
+def _ids_in(column: ColumnElement[int], name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` for a list of ids given by :func:`_ids_param`. On PostgreSQL
+    the ids go as one array literal, cast on the server: a Python list goes through
+    SQLAlchemy's ARRAY processor and the driver's list adapter element by element, which
+    costs intake's look-ups more CPU than the look-ups themselves. Elsewhere
+    :func:`credence.db.in_list`."""
+    if dialect == "postgresql":
+        return column == any_(cast(bindparam(name, type_=String()), ARRAY(BigInteger())))
+    return in_list(column, name, dialect)
+
+
+def _ids_param(ids: Sequence[int], dialect: str) -> Any:
+    """The value of an :func:`_ids_in` parameter."""
+    if dialect == "postgresql":
+        return "{" + ",".join(map(str, ids)) + "}"
+    return ids
 
 
 def _same_source(column: ColumnElement[int]) -> ColumnElement[bool]:
@@ -584,6 +621,8 @@ class _Batch:
     #: (subject id, type) → occurrences (microseconds) of the source's records of a type
     #: with ``min_spacing_days`` about the subject: in the store, and planned so far.
     spaced: dict[tuple[int, str], list[int]]
+    #: The record types that raise a score (the volume limits count them).
+    positive: frozenset[str]
 
 
 def _plan_one(

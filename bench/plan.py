@@ -1,0 +1,117 @@
+"""Intake's planning step alone: ``plan_records`` on the bank's feed, CPU per record.
+
+``python -m bench.plan URL IDS_FILE`` sends ``--batches`` batches of the bank's feed
+(:mod:`bench.feed`, ``--size`` records each) through
+:func:`credence.ledger.service.plan_records`, stores and commits each (as HTTP
+ingestion does), and reports the median process CPU of planning one batch (on SQLite
+that includes the database's work; on PostgreSQL only the client's), and the CPU of
+each statement run through :class:`credence.db.Prepared` during planning, per record.
+``--profile FILE`` runs the planning under cProfile as well (which inflates
+Python-level work, and the timings with it) and prints the functions by cumulative time.
+
+The store is one built by :mod:`bench.store` (or the A/B's cached base store, upgraded
+by ``credence.migrate.upgrade`` with the default rulebook published; see
+:mod:`bench.ab`); the run adds its records to it, so give each run a fresh copy (the feed
+starts again from the same persons, and a store that already has a run's records holds
+the next run's for a burst, which stops it). Run it with
+``PYTHONPATH`` set to a version's ``src`` to time that version (one whose
+``plan_records`` takes ``session, source, records, rulebook, at``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import pstats
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import credence.disputes  # noqa: F401 - the dispute endings intake asks about
+from bench.feed import SOURCE, BankFeed
+from credence import db
+from credence.db import make_engine, session_factory
+from credence.ledger import registry
+from credence.ledger import service as ledger
+from credence.rulebook import store as rulebook_store
+
+#: Statement (its first words) → [runs, CPU seconds], while planning.
+_STATEMENTS: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+_PLANNING = [False]
+
+
+def _timed_run(original: Any) -> Any:
+    def run(self: db.Prepared, direct: db.Direct, params: dict[str, Any]) -> list[Any]:
+        if not _PLANNING[0]:
+            return original(self, direct, params)  # type: ignore[no-any-return]
+        started = time.process_time()
+        try:
+            return original(self, direct, params)  # type: ignore[no-any-return]
+        finally:
+            seen = _STATEMENTS[" ".join(str(self.statement).split())[:110]]
+            seen[0] += 1
+            seen[1] += time.process_time() - started
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__)
+    parser.add_argument("url", help="the store (a copy: the run adds to it)")
+    parser.add_argument("ids", help="the store's subject ids file (bench.store)")
+    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--size", type=int, default=2_000, help="records per batch")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", help="write a cProfile of the planning here")
+    args = parser.parse_args(argv)
+    db.Prepared.run = _timed_run(db.Prepared.run)  # type: ignore[method-assign]
+    engine = make_engine(args.url)
+    sessions = session_factory(engine)
+    with open(args.ids) as handle:
+        ids = handle.read().split()
+    now = datetime.now(UTC)
+    feed = BankFeed.of_store(args.url, ids, now, args.seed)
+    profile = cProfile.Profile() if args.profile else None
+    planning: list[float] = []
+    for _ in range(args.batches):
+        lines = feed.batch(args.size, f"plan{now:%H%M%S}")
+        with sessions() as session:
+            source = registry.source_by_code(session, SOURCE)
+            at = datetime.now(UTC)
+            rulebook = rulebook_store.in_force(session, at).rulebook
+            records = ledger.parse_records(lines)
+            _PLANNING[0] = True
+            started = time.process_time()
+            if profile is not None:
+                profile.enable()
+            planned = ledger.plan_records(
+                session, source=source, records=records, rulebook=rulebook, at=at
+            )
+            if profile is not None:
+                profile.disable()
+            planning.append(time.process_time() - started)
+            _PLANNING[0] = False
+            refused = [p.result for p in planned if p.result.status != "created"]
+            if refused:
+                raise RuntimeError(f"the feed must be taken whole: {refused[:3]}")
+            ledger.store_planned(session, planned)
+            session.commit()
+    engine.dispose()
+    records_in_all = args.batches * args.size
+    median = statistics.median(planning)
+    print(
+        f"plan_records: median {median * 1e3:.1f} ms per batch of {args.size:,} "
+        f"({median / args.size * 1e6:.2f} µs per record), {args.batches} batches"
+    )
+    for statement, (runs, seconds) in sorted(_STATEMENTS.items(), key=lambda kv: -kv[1][1]):
+        per_record = seconds / records_in_all * 1e6
+        print(f"  {per_record:5.2f} µs/record  {int(runs):3d} runs  {statement}")
+    if profile is not None:
+        profile.dump_stats(args.profile)
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,26 +44,27 @@ from credence.ledger.tables import Source, Subject
 # Written out by hand from docs/roles.md, independently of credence.access.policy: changing
 # POLICY without changing this matrix fails the test. "-" is denied.
 EXPECTED_MATRIX = """
-action            source  relying_party  subject  reviewer  operator  public
-rulebook_read     any     any            any      any       any       any
-log_read          any     any            any      any       any       any
-subject_register  any     -              -        -         -         -
-subject_lookup    any     any            -        -         any       -
-record_submit     own     -              -        -         -         -
-record_retract    own     -              -        -         -         -
-file_read         -       -              own      any       any       -
-score_read        -       -              own      -         any       -
-decision_request  -       any            -        -         -         -
-dispute_open      -       -              own      -         -         -
-dispute_answer    own     -              -        -         -         -
-dispute_review    -       -              -        any       -         -
-change_review     -       -              -        any       -         -
-hold_review       -       -              -        any       -         -
-backfill_approve  -       -              -        -         any       -
-key_manage        -       -              -        -         any       -
-source_manage     -       -              -        -         any       -
-party_manage      -       -              -        -         any       -
-rulebook_publish  -       -              -        -         any       -
+action              source  relying_party  subject  reviewer  operator  public
+rulebook_read       any     any            any      any       any       any
+log_read            any     any            any      any       any       any
+source_status_read  any     any            any      any       any       any
+subject_register    any     -              -        -         -         -
+subject_lookup      any     any            -        -         any       -
+record_submit       own     -              -        -         -         -
+record_retract      own     -              -        -         -         -
+file_read           -       -              own      any       any       -
+score_read          -       -              own      -         any       -
+decision_request    -       any            -        -         -         -
+dispute_open        -       -              own      -         -         -
+dispute_answer      own     -              -        -         -         -
+dispute_review      -       -              -        any       -         -
+change_review       -       -              -        any       -         -
+hold_review         -       -              -        any       -         -
+backfill_approve    -       -              -        -         any       -
+key_manage          -       -              -        -         any       -
+source_manage       -       -              -        -         any       -
+party_manage        -       -              -        -         any       -
+rulebook_publish    -       -              -        -         any       -
 """
 
 
@@ -154,6 +155,7 @@ def test_public_is_asked_for_a_key() -> None:
     assert "Authorization: Bearer" in err.value.message
     authorize(PUBLIC, Action.RULEBOOK_READ)
     authorize(PUBLIC, Action.LOG_READ)
+    authorize(PUBLIC, Action.SOURCE_STATUS_READ)
 
 
 def test_subject_reads_only_own_file() -> None:
@@ -189,7 +191,11 @@ def test_unlinked_principal_is_refused_own_scope() -> None:
 
 
 def test_grants_lists_allowed_actions() -> None:
-    assert grants(Role.PUBLIC) == {Action.RULEBOOK_READ: Scope.ANY, Action.LOG_READ: Scope.ANY}
+    assert grants(Role.PUBLIC) == {
+        Action.RULEBOOK_READ: Scope.ANY,
+        Action.LOG_READ: Scope.ANY,
+        Action.SOURCE_STATUS_READ: Scope.ANY,
+    }
     assert grants(Role.SUBJECT)[Action.FILE_READ] is Scope.OWN
     assert Action.SCORE_READ not in grants(Role.RELYING_PARTY)
 

@@ -85,6 +85,7 @@ GET  /v1/rulebook                         -          200 200 200 200 200 200 200
 GET  /v1/rulebook/versions                -          200 200 200 200 200 200 200 200 200 200
 GET  /v1/rulebook/versions/{version}      -          200 200 200 200 200 200 200 200 200 200
 GET  /v1/rulebook/versions/{version}/text -          200 200 200 200 200 200 200 200 200 200
+GET  /v1/sources/status                   -          200 200 200 200 200 200 200 200 200 200
 GET  /v1/log/checkpoint                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/public-key                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/entries/{seq}                -          200 401 401 401 200 200 200 200 200 200
@@ -477,6 +478,7 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
     ("GET", "/v1/rulebook/versions"): lambda ids, v: Call(),
     ("GET", "/v1/rulebook/versions/{version}"): lambda ids, v: Call({"version": ids.version}),
     ("GET", "/v1/rulebook/versions/{version}/text"): lambda ids, v: Call({"version": ids.version}),
+    ("GET", "/v1/sources/status"): lambda ids, v: Call(),
     ("GET", "/v1/log/checkpoint"): lambda ids, v: Call(),
     ("GET", "/v1/log/public-key"): lambda ids, v: Call(),
     ("GET", "/v1/log/entries/{seq}"): lambda ids, v: Call({"seq": ids.seq}),

@@ -67,6 +67,7 @@ PUBLIC = {
     ("GET", "/v1/rulebook/versions"),
     ("GET", "/v1/rulebook/versions/{version}"),
     ("GET", "/v1/rulebook/versions/{version}/text"),
+    ("GET", "/v1/sources/status"),
     ("GET", "/v1/log/checkpoint"),
     ("GET", "/v1/log/public-key"),
     ("GET", "/v1/log/entries/{seq}"),

@@ -238,6 +238,24 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "source_record_types": [{"source_id": 2, "record_type": "loan_default"}],
+    "source_cadences": [
+        {
+            "id": 1,
+            "source_id": 2,
+            "record_type": "loan_default",
+            "cadence_days": 7,
+            "grace_days": 0,
+            "declared_at": T - 300 * DAY,
+        },
+        {
+            "id": 2,
+            "source_id": 2,
+            "record_type": "loan_default",
+            "cadence_days": 14,
+            "grace_days": 3,
+            "declared_at": T - 30 * DAY,
+        },
+    ],
     "subjects": [
         {
             "id": 1,
@@ -621,6 +639,7 @@ PINNED = {
     "restriction_warnings": "db03dad49a7175c2597ea4fa2fc9f94d7b7cc7cfa4fa2910037d9f8c413f14dd",
     "retractions": "f0f09f6311e401900468aa9b372aed084d4fb8f5c3ee41cf8bada5fa0eee9f2a",
     "rulebooks": "753a3e90d16bce652f3efbb2990e6a155f47597cac076a40be74178adbc523e9",
+    "source_cadences": "fdb0fda35784b173d94be6951bce7a07fbf96506edef6951efd7728326d129e9",
     "source_record_types": "2c9d1e2c452ec7272340f78801f84371daf7daa9b65e7844397b339438ee6dfb",
     "sources": "4e93a05daa0ba1d17777772db71274c15122cd4686564d0a7f72151c361f34ea",
     "statements": "85c41abfc984f6e38793543172e1df3d662f398524dd74652c1a5b4dd7f667ae",

@@ -35,7 +35,7 @@ from credence.disputes.service import Answerer
 from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
 from credence.lab.demo import build_demo
-from credence.ledger import holds, identities, registry
+from credence.ledger import freshness, holds, identities, registry
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
 from credence.ledger.lifting import PendingChange
@@ -70,6 +70,7 @@ FEATURES = (
     "settings",
     "tiers",
     "translog",
+    "watch",
 )
 
 
@@ -426,6 +427,14 @@ def demo_flow(
                     reason="Two persons after all.",
                     at=clock.now(),
                 )
+    # The bank's cadence of loan repayments declared anew.
+    with sessions.begin() as session:
+        freshness.declare(
+            session,
+            source=session.merge(sources["city_bank"]),
+            cadences=[freshness.Cadence("loan_repaid", 14, 7)],
+            at=clock.now(),
+        )
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
         update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])

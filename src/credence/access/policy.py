@@ -43,6 +43,7 @@ class Action(StrEnum):
 
     RULEBOOK_READ = "rulebook_read"
     LOG_READ = "log_read"
+    SOURCE_STATUS_READ = "source_status_read"
     SUBJECT_REGISTER = "subject_register"
     SUBJECT_LOOKUP = "subject_lookup"
     RECORD_SUBMIT = "record_submit"
@@ -78,7 +79,13 @@ _A = Action
 _S = Scope
 
 # Everyone, including callers without a key, may read what is published for all.
-_PUBLIC_GRANTS = {_A.RULEBOOK_READ: _S.ANY, _A.LOG_READ: _S.ANY}
+# The sources' status is public too: freshness, volume and their record in public, with
+# rates over fewer than 10 cases suppressed (credence.watch.status).
+_PUBLIC_GRANTS = {
+    _A.RULEBOOK_READ: _S.ANY,
+    _A.LOG_READ: _S.ANY,
+    _A.SOURCE_STATUS_READ: _S.ANY,
+}
 
 _GRANTS: dict[Role, dict[Action, Scope]] = {
     _R.PUBLIC: {},
@@ -150,6 +157,7 @@ POLICY: Mapping[tuple[Role, Action], Scope] = MappingProxyType(
 _VERB: Mapping[Action, str] = {
     _A.RULEBOOK_READ: "read the rulebook",
     _A.LOG_READ: "read the transparency log",
+    _A.SOURCE_STATUS_READ: "read the sources' status",
     _A.SUBJECT_REGISTER: "register subjects",
     _A.SUBJECT_LOOKUP: "look up subjects",
     _A.RECORD_SUBMIT: "submit records",

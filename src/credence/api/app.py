@@ -23,6 +23,7 @@ from credence.api.routers import (
     records,
     repairs,
     rulebook,
+    sources,
     subjects,
 )
 from credence.api.schemas import ErrorEnvelope
@@ -122,6 +123,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     for module in (
         rulebook,
+        sources,
         subjects,
         records,
         decisions,

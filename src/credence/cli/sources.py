@@ -1,16 +1,34 @@
-"""``credence sources``: register a source, list the registered ones."""
+"""``credence sources``: register a source, declare its cadences, list the registered
+ones, and show their status (freshness, volume, record in public)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from credence.cli import terminal
 from credence.cli.terminal import Column, DbOption, JsonOption
 
-app = typer.Typer(help="Register and list sources.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from credence.watch.status import Rate
+
+app = typer.Typer(
+    help="Register sources, declare their cadences, list them and show their status.",
+    no_args_is_help=True,
+)
+
+CadenceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cadence",
+        help="TYPE=DAYS[+GRACE]: the source reports TYPE at least every DAYS days, late by "
+        "at most GRACE more (repeat for each type it reports regularly).",
+    ),
+]
 
 
 @app.command("add")
@@ -22,11 +40,14 @@ def sources_add(
     identity_authority: Annotated[
         str | None, typer.Option(help="'person' (civil registry) or 'organisation'.")
     ] = None,
+    cadence: CadenceOption = None,
     db: DbOption = None,
 ) -> None:
-    """Register a source and the record types it may submit."""
+    """Register a source, the record types it may submit and the cadence of those it
+    reports regularly."""
     from credence.audit.service import log_operator_action
     from credence.ledger import registry
+    from credence.ledger.freshness import parse_cadence
     from credence.rulebook import store
 
     ctx = terminal.open_context(db)
@@ -41,6 +62,7 @@ def sources_add(
             rulebook=store.in_force(session, now).rulebook,
             at=now,
             identity_authority_for=identity_authority,
+            cadences=[parse_cadence(c) for c in cadence or ()],
         )
         log_operator_action(session, action="source_registered", what=f"source {code}", at=now)
     terminal.console().print(f"source {code} registered")
@@ -80,3 +102,127 @@ def sources_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             for s in list_sources(session)
         ]
     terminal.show(rows, COLUMNS, as_json=as_json, title="Sources")
+
+
+@app.command("cadence")
+def sources_cadence(
+    code: str,
+    cadence: Annotated[
+        list[str],
+        typer.Argument(
+            help="TYPE=DAYS[+GRACE] for each type declared anew: at least one report every "
+            "DAYS days, late by at most GRACE more."
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Declare a source's cadence anew for some of its record types, in force from now
+    (a journal entry; the declarations it replaces stay, for status as of the past)."""
+    from credence.audit.service import log_operator_action
+    from credence.ledger import freshness, registry
+
+    ctx = terminal.open_context(db)
+    now = ctx.clock.now()
+    with terminal.errors(), ctx.sessions.begin() as session:
+        rows = freshness.declare(
+            session,
+            source=registry.source_by_code(session, code),
+            cadences=[freshness.parse_cadence(c) for c in cadence],
+            at=now,
+        )
+        log_operator_action(
+            session, action="source_cadence_declared", what=f"source {code}", at=now
+        )
+    declared = ", ".join(
+        f"{r.record_type} every {r.cadence_days} d + {r.grace_days} d grace" for r in rows
+    )
+    terminal.console().print(Text(terminal.visible(f"source {code}: {declared}")))
+
+
+AtOption = Annotated[
+    datetime | None,
+    typer.Option("--at", "--as-of", help="Status as of this instant (ISO 8601, UTC); default now."),
+]
+
+
+def _when(value: datetime | None) -> str:
+    return terminal.cell(value) if value is not None else "never"
+
+
+def _outage(row: Mapping[str, Any]) -> str:
+    since = row["outage_since"]
+    return f"since {terminal.cell(since)}" if since is not None else "no"
+
+
+def _rate(rate: Rate) -> str:
+    if rate.value is None:
+        return f"— ({rate.suppressed})"
+    return f"{100 * rate.value:.1f} % of {rate.cases:,}"
+
+
+def _per_day(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def _cadence(row: Mapping[str, Any]) -> str:
+    if row["cadence_days"] is None:
+        return "not declared"
+    return f"{row['cadence_days']} d + {row['grace_days']} d grace"
+
+
+SOURCE_COLUMNS = (
+    Column("code", "source", is_id=True),
+    Column("name"),
+    Column("last_report", "last report", render=lambda r: _when(r["last_report"])),
+    Column("outage_since", "outage", render=_outage),
+    Column(
+        "records_per_day",
+        "records/day",
+        justify="right",
+        render=lambda r: _per_day(r["records_per_day"]),
+    ),
+    Column("retraction_rate", "retractions", render=lambda r: _rate(r["retraction_rate"])),
+    Column("disputes_upheld", "disputes upheld", render=lambda r: _rate(r["disputes_upheld"])),
+)
+TYPE_COLUMNS = (
+    Column("source", is_id=True),
+    Column("record_type", "record type", is_id=True),
+    Column("last_report", "last report", render=lambda r: _when(r["last_report"])),
+    Column("cadence_days", "cadence", render=_cadence),
+    Column("outage_since", "outage", render=_outage),
+    Column(
+        "records_per_day",
+        "records/day",
+        justify="right",
+        render=lambda r: _per_day(r["records_per_day"]),
+    ),
+)
+
+
+@app.command("status")
+def sources_status(db: DbOption = None, at: AtOption = None, as_json: JsonOption = False) -> None:
+    """Every source's freshness (last report, cadence, outage), volume and record in
+    public (retractions, disputes upheld; suppressed below 10 cases), as of an instant."""
+    from dataclasses import asdict
+
+    from credence.api.routers.sources import SourcesStatusOut
+    from credence.watch.status import status
+
+    ctx = terminal.open_context(db)
+    with terminal.errors(), ctx.sessions() as session:
+        found = status(session, terminal.instant(ctx, at), now=ctx.clock.now())
+    if as_json:
+        typer.echo(SourcesStatusOut.model_validate(found).model_dump_json(indent=2))
+        return
+    out = terminal.console()
+    sources = [
+        {**asdict(s), "retraction_rate": s.retraction_rate, "disputes_upheld": s.disputes_upheld}
+        for s in found.sources
+    ]
+    title = (
+        f"Sources as of {terminal.cell(found.at)} UTC "
+        f"(volume over the {found.window_days} days before)"
+    )
+    terminal.show(sources, SOURCE_COLUMNS, title=title, out=out)
+    types = [{**asdict(t), "source": s.code} for s in found.sources for t in s.types]
+    terminal.show(types, TYPE_COLUMNS, title="By record type", out=out)

@@ -15,6 +15,7 @@ class EventKind(StrEnum):
     """
 
     SOURCE_REGISTERED = "source_registered"
+    SOURCE_CADENCE_DECLARED = "source_cadence_declared"
     SUBJECT_REGISTERED = "subject_registered"
     RECORD = "record"
     RECORD_REINSERTED = "record_reinserted"
@@ -61,8 +62,14 @@ class EventKind(StrEnum):
 DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
     {
         EventKind.SOURCE_REGISTERED: (
-            "A source registered: its code, name, kind, record types and the identity "
-            "authority it holds, if any."
+            "A source registered: its code, name, kind, record types, the cadence it "
+            "declares for each type it reports regularly and the identity authority it "
+            "holds, if any."
+        ),
+        EventKind.SOURCE_CADENCE_DECLARED: (
+            "A source's cadence for record types declared anew: how often it reports "
+            "each and the grace after it, in force from this instant (the rows it "
+            "replaces stay, for status as of any earlier instant)."
         ),
         EventKind.SUBJECT_REGISTERED: (
             "A subject registered by an identity authority: public id and kind (never "

@@ -18,7 +18,11 @@ How records are drawn, so that the city looks like a city:
   (per subject-year, :data:`STREAMS`); persons only from their 18th birthday;
 * a judgment default is later satisfied (same court, same decision reference) with a
   probability that grows with reliability;
-* a source reports a record 0-20 days after it happened, in its weekly delivery.
+* a source reports a record 0-20 days after it happened, in its weekly delivery;
+* each source declares, for each type it reports, the cadence its volume makes honest
+  (:func:`honest_cadences`): long enough that its own history is never silent that long,
+  except by a chance of :data:`OUTAGE_ODDS` per type; a type too rare for any cadence
+  within the city's history is declared none (not watched).
 
 The total is exactly ``records``: counts are one multinomial draw over (subject, stream)
 cells weighted by rate, activity, reliability and exposure; each satisfied judgment
@@ -30,6 +34,7 @@ subject and source, as intake checks.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -49,8 +54,9 @@ from credence.identifiers import (
     validate_resident_id,
 )
 from credence.lab.sources import DEMO_SOURCES, register_demo_sources
-from credence.ledger import backfill
-from credence.ledger.registry import register_subject, source_types
+from credence.ledger import backfill, freshness
+from credence.ledger.freshness import Cadence
+from credence.ledger.registry import register_subject
 from credence.ledger.schemas import RecordIn, SubjectIn
 from credence.ledger.service import submit_records
 from credence.ledger.tables import Source, Subject
@@ -171,6 +177,9 @@ DELIVERY_EVERY_DAYS = 7
 BY_IDENTIFIER = frozenset(
     {"intermediate_court", "traffic_police", "railway_operator", "market_regulator"}
 )
+#: The chance, per source and record type, that an honest source's history holds a
+#: silence longer than the cadence and grace it declares (:func:`honest_cadences`).
+OUTAGE_ODDS = 1e-4
 
 #: Case words of court references ("(2024)Lu10Zhi123": enforcement case of court Lu10).
 COURT_CASE_WORDS: dict[str, str] = {
@@ -734,6 +743,54 @@ def plan_city(
     )
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """A cadence a source of the city declares, and when: at its registration (the
+    city's start), or, for a type that only follows others (:data:`FOLLOW_UP`), with
+    its first delivery of one."""
+
+    at: datetime
+    source: str
+    cadence: Cadence
+
+
+def honest_cadences(plan: CityPlan) -> list[Declaration]:
+    """The cadence each source of ``plan`` declares for each type it reports, from its
+    volume: what an honest source would promise.
+
+    A source delivers every :data:`DELIVERY_EVERY_DAYS` days; with ``m`` records of a
+    type per delivery on average, a delivery carries none of them with probability
+    about ``exp(-m)``, and a run of ``k`` such deliveries happens somewhere in ``W``
+    deliveries with probability about ``W exp(-k m)``. The source declares a cadence of
+    ``k`` deliveries, the fewest (at least one) that make that :data:`OUTAGE_ODDS`, and
+    a grace of one delivery; a type whose cadence would be longer than the time it
+    reports over gets none (too rare to promise any). A follow-up type (a judgment
+    satisfied) has nothing to follow at the start: its source declares it with its first
+    delivery of one, from its volume from then on."""
+    first: dict[tuple[int, int], int] = {}
+    counts: Counter[tuple[int, int]] = Counter()
+    for s, t, received in zip(
+        plan.source_idx.tolist(), plan.type_idx.tolist(), plan.received.tolist(), strict=True
+    ):
+        counts[s, t] += 1
+        first[s, t] = min(first.get((s, t), received), received)
+    declared = []
+    for (s, t), n in sorted(counts.items()):
+        code = plan.type_codes[t]
+        at = _instant(first[s, t]) if code == FOLLOW_UP[1] else plan.start
+        days = (plan.now - at) / timedelta(days=1)
+        deliveries = days / DELIVERY_EVERY_DAYS
+        if deliveries < 1:
+            continue
+        runs = math.ceil(math.log(deliveries / OUTAGE_ODDS) * deliveries / n)
+        cadence = DELIVERY_EVERY_DAYS * max(1, runs)
+        if cadence <= days:
+            declared.append(
+                Declaration(at, plan.source_codes[s], Cadence(code, cadence, DELIVERY_EVERY_DAYS))
+            )
+    return declared
+
+
 # --- building ----------------------------------------------------------------------------
 
 
@@ -752,7 +809,8 @@ def build_city(
     """Build a synthetic city into an empty, migrated store; return what was built.
 
     Publishes ``rulebook_edition_text`` (default: the default rulebook) ``years`` before
-    ``now``, registers the demo sources, registers the persons and organisations of
+    ``now``, registers the demo sources with the cadences their volumes make honest
+    (:func:`honest_cadences`), registers the persons and organisations of
     :func:`plan_city` through the two identity registries, then submits its records
     through :func:`credence.ledger.service.submit_records`, one call per source and
     delivery day (at most ``MAX_BATCH`` records), in the order they were received.
@@ -773,8 +831,6 @@ def build_city(
 
     with sessions() as session:
         book = store.publish(session, text=text, at=start).rulebook
-        sources = register_demo_sources(session, book, start)
-        session.commit()
         plan = plan_city(
             book,
             persons=persons,
@@ -783,11 +839,18 @@ def build_city(
             years=years,
             seed=seed,
             now=now,
-            registered={code: source_types(session, s.id) for code, s in sources.items()},
         )
+        declarations = honest_cadences(plan)
+        at_start: dict[str, list[Cadence]] = {}
+        for d in declarations:
+            if d.at == plan.start:
+                at_start.setdefault(d.source, []).append(d.cadence)
+        sources = register_demo_sources(session, book, start, cadences=at_start)
+        session.commit()
         subjects = _register_subjects(session, plan, sources, tick)
         runs = _approve_backfill(session, plan, sources)
-        _ingest(session, plan, sources, runs, [s.public_id for s in subjects], book, tick)
+        later = sorted((d for d in declarations if d.at != plan.start), key=lambda d: d.at)
+        _ingest(session, plan, sources, runs, [s.public_id for s in subjects], book, tick, later)
 
     kinds = Counter(s.kind.value for s in plan.subjects)
     by_type = Counter(plan.type_codes[i] for i in plan.type_idx.tolist())
@@ -861,8 +924,11 @@ def _ingest(
     public_ids: list[str],
     rulebook: Rulebook,
     tick: Progress,
+    later: list[Declaration],
 ) -> None:
-    """Submit the records in the order they were received, one call per delivery."""
+    """Submit the records in the order they were received, one call per delivery; each
+    of the ``later`` declarations (in order) just before the first delivery at or after
+    its instant."""
     stage, total = "ingesting records", len(plan)
     tick(stage, 0, total)
     order = np.lexsort((np.arange(total), plan.source_idx, plan.received))
@@ -873,13 +939,19 @@ def _ingest(
     done = since_commit = 0
     for a, b in itertools.pairwise(edges):
         code = plan.source_codes[int(source_idx[a])]
+        at = _instant(int(received[a]))
+        while later and later[0].at <= at:
+            declared = later.pop(0)
+            freshness.declare(
+                session, source=sources[declared.source], cadences=[declared.cadence], at=at
+            )
         ids = None if code in BY_IDENTIFIER else public_ids
         results = submit_records(
             session,
             source=sources[code],
             records=[plan.record(int(i), ids) for i in order[a:b]],
             rulebook=rulebook,
-            at=_instant(int(received[a])),
+            at=at,
             backfill=backfill.scope(session, runs[code], sources[code].id),
         )
         for result in results:

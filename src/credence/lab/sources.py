@@ -9,11 +9,13 @@ The names are made up (no real bank or court is said to have reported anything).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from credence.ledger.freshness import Cadence
 from credence.ledger.registry import ORGANISATION_AUTHORITY, PERSON_AUTHORITY, register_source
 from credence.ledger.tables import Source
 from credence.rulebook.model import Rulebook
@@ -152,8 +154,15 @@ DEMO_SOURCES: tuple[SourceSpec, ...] = (
 )
 
 
-def register_demo_sources(session: Session, rulebook: Rulebook, at: datetime) -> dict[str, Source]:
-    """Register every demo source through the ledger; return them by code.
+def register_demo_sources(
+    session: Session,
+    rulebook: Rulebook,
+    at: datetime,
+    *,
+    cadences: Mapping[str, Sequence[Cadence]] | None = None,
+) -> dict[str, Source]:
+    """Register every demo source through the ledger, each with the cadences
+    ``cadences`` names for it (by source code; none by default); return them by code.
 
     A source is registered only for the types ``rulebook`` defines, so the city can also
     be built under a pilot rulebook that leaves some types out. The caller commits.
@@ -169,5 +178,6 @@ def register_demo_sources(session: Session, rulebook: Rulebook, at: datetime) ->
             rulebook=rulebook,
             at=at,
             identity_authority_for=spec.identity_authority_for,
+            cadences=(cadences or {}).get(spec.code, ()),
         )
     return sources

@@ -22,6 +22,7 @@ from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind, date_in_china, validate_any, validate_identifier
 from credence.ids import new_id
 from credence.ledger import identities
+from credence.ledger.freshness import Cadence, cadence_rows
 from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Source, SourceRecordType, Subject
 from credence.notifications.service import record_event
@@ -44,8 +45,11 @@ def register_source(
     rulebook: Rulebook,
     at: datetime,
     identity_authority_for: str | None = None,
+    cadences: Iterable[Cadence] = (),
 ) -> Source:
-    """Register a source and the record types it may submit (all must exist)."""
+    """Register a source and the record types it may submit (all must exist), with the
+    cadence it declares for those it reports regularly (:mod:`credence.ledger.
+    freshness`; the others are not watched for outages)."""
     types = sorted(set(record_types))
     unknown = [t for t in types if rulebook.record_type(t) is None]
     if unknown:
@@ -66,12 +70,17 @@ def register_source(
     )
     session.add(source)
     session.flush()
+    declared = cadence_rows(source, cadences, types, at)
     record_event(
         session,
         kind=journal.EventKind.SOURCE_REGISTERED,
         at=at,
         data={"source": code},
-        rows=[source, *(SourceRecordType(source_id=source.id, record_type=t) for t in types)],
+        rows=[
+            source,
+            *(SourceRecordType(source_id=source.id, record_type=t) for t in types),
+            *declared,
+        ],
     )
     return source
 

@@ -1,4 +1,5 @@
-"""Ledger tables: sources and their record types, subjects, records, retractions.
+"""Ledger tables: sources, their record types and cadences, subjects, records,
+retractions.
 
 Nothing here is updated or deleted in place. A retraction is a new row; every append
 (subject registration, record, retraction, rulebook publication, key issue) also writes
@@ -47,6 +48,26 @@ class SourceRecordType(journal.Journalled, Base):
 
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
     record_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class SourceCadence(journal.Journalled, Base):
+    """A source's word on how often it reports a record type it is registered for: at
+    least once every ``cadence_days`` days, late by at most ``grace_days`` more, from
+    ``declared_at`` until a later declaration for the same source and type. Never
+    changed in place: a change is a new row (:mod:`credence.ledger.freshness`), so the
+    declaration in force at any past instant can be read again."""
+
+    __tablename__ = "source_cadences"
+    __table_args__ = (
+        Index("ix_source_cadences_source_id", "source_id", "record_type", "declared_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    record_type: Mapped[str] = mapped_column(String(64))
+    cadence_days: Mapped[int] = mapped_column(Integer)
+    grace_days: Mapped[int] = mapped_column(Integer)
+    declared_at: Mapped[datetime] = mapped_column(Instant)
 
 
 class Subject(journal.Journalled, Base):
@@ -136,6 +157,13 @@ journal.cover(
 )
 _types = SourceRecordType.__table__
 journal.cover(_types, journal.encoder(_types, "source_id", "record_type"))
+_cadences = SourceCadence.__table__
+journal.cover(
+    _cadences,
+    journal.encoder(
+        _cadences, "id", "source_id", "record_type", "cadence_days", "grace_days", "declared_at"
+    ),
+)
 _subjects = Subject.__table__
 journal.cover(
     _subjects,

@@ -1,0 +1,350 @@
+"""Freshness: how often each source says it reports each record type, and whether it
+has gone quiet. The one place of the outage rule.
+
+A source declares, per record type it reports regularly, a **cadence** (it reports that
+type at least once every so many days) and a **grace** (how many days more it may be
+late). A declaration is a row of ``source_cadences`` (:class:`SourceCadence`), written
+with the source's registration or by a ``source_cadence_declared`` entry of its own, and
+never changed: a new declaration is a new row, so the declaration in force at any past
+instant is read again exactly, and ``credence log verify`` covers every one.
+
+The rule, as of an instant ``at`` (:func:`outage_since`):
+
+* a type's **last report** is the latest ``received_at`` of the source's records of that
+  type received by ``at`` (held records included: the source did report them);
+* its **silence** runs from the last report or, when later or there is none, from the
+  first declaration of a cadence for the type (a source is not late for a promise it had
+  not made);
+* it is **in outage** once silent for longer than cadence + grace, under the
+  declaration in force at ``at``: from silence start + cadence + grace, never dated
+  before the declaration in force (a new declaration puts no source in outage before
+  it was made), until its next report;
+* a type with no declaration is not watched: it shows its last report and volume,
+  never an outage;
+* a source is in outage while any of its watched types is, since the earliest of
+  their outages.
+
+Everything is read set-wise and as of ``at`` (:func:`freshness`): one grouped query
+over the records, one over the declarations, whatever the number of sources, so the
+same answer comes from the API, the command line and any engine that asks as of the
+instant it scores. An erased record has lost its type: it counts for its source's last
+report and volume, not for a type's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, case, func, select
+from sqlalchemy.orm import Session
+
+from credence import journal
+from credence.clock import ensure_utc
+from credence.errors import InvalidInput
+from credence.ledger.tables import Record, Source, SourceCadence, SourceRecordType
+from credence.notifications.service import record_event
+
+#: The longest cadence or grace a source may declare, in days (ten years).
+MAX_DAYS = 3660
+#: Days of records the volume is counted over, ending at the instant asked for (four
+#: weeks: every weekday as often, for sources that deliver weekly).
+WINDOW_DAYS = 28
+
+Readable = Session | Connection
+
+
+# --- declaring -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """What a source declares for one record type: at least one report every
+    ``cadence_days`` days, late by at most ``grace_days`` more."""
+
+    record_type: str
+    cadence_days: int
+    grace_days: int = 0
+
+
+_CADENCE = re.compile(r"^\s*([A-Za-z0-9_]{1,64})\s*=\s*(\d{1,6})\s*(?:\+\s*(\d{1,6})\s*)?$")
+
+
+def parse_cadence(text: str) -> Cadence:
+    """``TYPE=DAYS`` or ``TYPE=DAYS+GRACE`` (days, whole numbers) as a :class:`Cadence`;
+    checked against a source's types by :func:`declare` and at registration."""
+    found = _CADENCE.match(text)
+    if found is None:
+        raise InvalidInput(
+            "a cadence is TYPE=DAYS or TYPE=DAYS+GRACE (whole days), e.g. loan_repaid=7+7",
+            code="invalid_cadence",
+        )
+    record_type, days, grace = found.groups()
+    return Cadence(record_type, int(days), int(grace or 0))
+
+
+def cadence_rows(
+    source: Source, cadences: Iterable[Cadence], registered: Collection[str], at: datetime
+) -> list[SourceCadence]:
+    """The rows that declare ``cadences`` for ``source`` from ``at``, checked: each type
+    one the source is ``registered`` for, named once, cadence 1 to :data:`MAX_DAYS`
+    days and grace 0 to :data:`MAX_DAYS`. The caller writes them with its entry."""
+    rows: list[SourceCadence] = []
+    seen: set[str] = set()
+    for cadence in cadences:
+        if cadence.record_type not in registered:
+            raise InvalidInput(
+                f"source {source.code!r} is not registered for record type "
+                f"{cadence.record_type!r}: it can declare a cadence only for its own types",
+                code="type_not_registered",
+            )
+        if cadence.record_type in seen:
+            raise InvalidInput(
+                f"record type {cadence.record_type!r} is declared twice", code="invalid_cadence"
+            )
+        seen.add(cadence.record_type)
+        if not 1 <= cadence.cadence_days <= MAX_DAYS or not 0 <= cadence.grace_days <= MAX_DAYS:
+            raise InvalidInput(
+                f"a cadence is 1 to {MAX_DAYS} days and its grace 0 to {MAX_DAYS} days",
+                code="invalid_cadence",
+            )
+        rows.append(
+            SourceCadence(
+                source_id=source.id,
+                record_type=cadence.record_type,
+                cadence_days=cadence.cadence_days,
+                grace_days=cadence.grace_days,
+                declared_at=at,
+            )
+        )
+    return rows
+
+
+def declare(
+    session: Session, *, source: Source, cadences: Iterable[Cadence], at: datetime
+) -> list[SourceCadence]:
+    """Declare ``source``'s cadence anew for some of its types, in force from ``at``:
+    new rows and one ``source_cadence_declared`` entry; the rows they replace stay."""
+    registered = set(
+        session.scalars(
+            select(SourceRecordType.record_type).where(SourceRecordType.source_id == source.id)
+        )
+    )
+    rows = cadence_rows(source, cadences, registered, at)
+    if not rows:
+        raise InvalidInput("declare the cadence of at least one record type", code="no_cadence")
+    record_event(
+        session,
+        kind=journal.EventKind.SOURCE_CADENCE_DECLARED,
+        at=at,
+        data={"source": source.code, "record_types": sorted(r.record_type for r in rows)},
+        rows=rows,
+    )
+    return rows
+
+
+# --- the rule ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The declaration in force for a source and type at an instant, and when a cadence
+    was first declared for them."""
+
+    cadence_days: int
+    grace_days: int
+    declared_at: datetime
+    first_declared_at: datetime
+
+    @property
+    def allowed_silence(self) -> timedelta:
+        return timedelta(days=self.cadence_days + self.grace_days)
+
+
+def outage_since(at: datetime, last_report: datetime | None, declared: Declared) -> datetime | None:
+    """When a type's outage began, if it is in outage at ``at`` (silent for longer than
+    cadence + grace since its last report, or since its first declaration), else None.
+    ``last_report`` is the last report received by ``at``."""
+    start = declared.first_declared_at
+    if last_report is not None and last_report > start:
+        start = last_report
+    since = max(start + declared.allowed_silence, declared.declared_at)
+    return since if at > since else None
+
+
+# --- reading, as of an instant ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeFreshness:
+    """One record type a source is registered for, as of an instant."""
+
+    record_type: str
+    last_report: datetime | None
+    #: Records of the type received by the instant, and in the window before it.
+    records: int
+    records_in_window: int
+    #: The declaration in force; None: the type is not watched.
+    declared: Declared | None
+    outage_since: datetime | None
+
+    @property
+    def in_outage(self) -> bool:
+        return self.outage_since is not None
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    """A source as of an instant: its last report, volume and types."""
+
+    source_id: int
+    code: str
+    name: str
+    kind: str
+    registered_at: datetime
+    last_report: datetime | None
+    #: Every record received by the instant (erased ones included), and in the window.
+    records: int
+    records_in_window: int
+    #: Where the window starts: ``window_days`` before the instant, or the source's
+    #: registration if later.
+    window_from: datetime
+    types: tuple[TypeFreshness, ...]
+
+    @property
+    def outage_since(self) -> datetime | None:
+        """The earliest outage among the types in outage; None if none is."""
+        return min((t.outage_since for t in self.types if t.outage_since is not None), default=None)
+
+    @property
+    def in_outage(self) -> bool:
+        return self.outage_since is not None
+
+
+def declarations(conn: Readable, at: datetime) -> dict[tuple[int, str], Declared]:
+    """The declaration in force at ``at`` for each source and type that has one."""
+    c = SourceCadence
+    group = (c.source_id, c.record_type)
+    ranked = (
+        select(
+            c.source_id,
+            c.record_type,
+            c.cadence_days,
+            c.grace_days,
+            c.declared_at,
+            func.row_number()
+            .over(partition_by=group, order_by=(c.declared_at.desc(), c.id.desc()))
+            .label("newest"),
+            func.min(c.declared_at).over(partition_by=group).label("first_declared_at"),
+        )
+        .where(c.declared_at <= at)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            ranked.c.source_id,
+            ranked.c.record_type,
+            ranked.c.cadence_days,
+            ranked.c.grace_days,
+            ranked.c.declared_at,
+            ranked.c.first_declared_at,
+        ).where(ranked.c.newest == 1)
+    )
+    return {
+        (source_id, record_type): Declared(cadence_days, grace_days, declared_at, first)
+        for source_id, record_type, cadence_days, grace_days, declared_at, first in rows
+    }
+
+
+@dataclass(frozen=True)
+class _Reports:
+    last: datetime
+    records: int
+    in_window: int
+
+
+def _reports(
+    conn: Readable, at: datetime, window_start: datetime
+) -> dict[tuple[int, str | None], _Reports]:
+    """Per source and type (None: erased records, whose type is gone): the last report,
+    the records received by ``at`` and those received after ``window_start``."""
+    rows = conn.execute(
+        select(
+            Record.source_id,
+            Record.record_type,
+            func.max(Record.received_at),
+            func.count(),
+            func.coalesce(func.sum(case((Record.received_at > window_start, 1), else_=0)), 0),
+        )
+        .where(Record.received_at <= at)
+        .group_by(Record.source_id, Record.record_type)
+    )
+    return {
+        (source_id, record_type): _Reports(last, int(records), int(in_window))
+        for source_id, record_type, last, records, in_window in rows
+    }
+
+
+def freshness(
+    conn: Readable, at: datetime, *, window_days: int = WINDOW_DAYS
+) -> list[SourceFreshness]:
+    """Every source registered by ``at``, by code, with each type it is registered for:
+    last report, volume over the ``window_days`` before ``at``, the declaration in
+    force and the outage, if any, all as of ``at``."""
+    at = ensure_utc(at)
+    window_start = at - timedelta(days=window_days)
+    sources = conn.execute(
+        select(Source.id, Source.code, Source.name, Source.kind, Source.created_at)
+        .where(Source.created_at <= at)
+        .order_by(Source.code)
+    ).all()
+    registered: dict[int, list[str]] = {}
+    for source_id, record_type in conn.execute(
+        select(SourceRecordType.source_id, SourceRecordType.record_type).order_by(
+            SourceRecordType.record_type
+        )
+    ):
+        registered.setdefault(source_id, []).append(record_type)
+    declared = declarations(conn, at)
+    reports = _reports(conn, at, window_start)
+    by_source: dict[int, list[_Reports]] = {}
+    for (source_id, _), counted in reports.items():
+        by_source.setdefault(source_id, []).append(counted)
+
+    out = []
+    for source_id, code, name, kind, created_at in sources:
+        types = []
+        for record_type in registered.get(source_id, ()):
+            report = reports.get((source_id, record_type))
+            last = report.last if report is not None else None
+            declaration = declared.get((source_id, record_type))
+            types.append(
+                TypeFreshness(
+                    record_type=record_type,
+                    last_report=last,
+                    records=report.records if report is not None else 0,
+                    records_in_window=report.in_window if report is not None else 0,
+                    declared=declaration,
+                    outage_since=None
+                    if declaration is None
+                    else outage_since(at, last, declaration),
+                )
+            )
+        mine = by_source.get(source_id, [])
+        out.append(
+            SourceFreshness(
+                source_id=source_id,
+                code=code,
+                name=name,
+                kind=kind,
+                registered_at=created_at,
+                last_report=max((r.last for r in mine), default=None),
+                records=sum(r.records for r in mine),
+                records_in_window=sum(r.in_window for r in mine),
+                window_from=max(window_start, created_at),
+                types=tuple(types),
+            )
+        )
+    return out

@@ -519,14 +519,14 @@ def test_an_entry_that_commits_late_below_the_snapshot_is_read_again(
         ).all()
         book = store.in_force(session, clock.now()).rulebook
 
-    def donation(session: Session, ref: str, subject: str) -> None:
-        source = session.scalars(select(Source).where(Source.code == "blood_centre")).one()
+    def donation(session: Session, ref: str, subject: str, source_code: str, **kind: Any) -> None:
+        source = session.scalars(select(Source).where(Source.code == source_code)).one()
         [result] = submit_records(
             session,
             source=source,
             records=parse_records(
-                [{"source_ref": ref, "subject_id": subject, "record_type": "blood_donation",
-                  "occurred_at": (clock.now() - timedelta(days=1)).isoformat()}]
+                [{"source_ref": ref, "subject_id": subject,
+                  "occurred_at": (clock.now() - timedelta(days=1)).isoformat(), **kind}]
             ),
             rulebook=book,
             at=clock.now(),
@@ -535,9 +535,13 @@ def test_an_entry_that_commits_late_below_the_snapshot_is_read_again(
 
     slow = sessions()
     slow.begin()
-    donation(slow, "slow-1", people[0])  # its entry's seq is taken, not committed
+    blood: dict[str, Any] = {"record_type": "blood_donation"}
+    donation(slow, "slow-1", people[0], "blood_centre", **blood)  # seq taken, not committed
+    # A higher seq, committed first: from another source (one source's deliveries take
+    # turns, credence.ledger.turns: the same source would wait for the slow one).
     with sessions.begin() as session:
-        donation(session, "fast-1", people[1])  # a higher seq, committed first
+        gift = {"record_type": "charitable_donation", "quantity": 2}
+        donation(session, "fast-1", people[1], "volunteer_federation", **gift)
     committer = threading.Timer(1.0, slow.commit)
     committer.start()
     try:

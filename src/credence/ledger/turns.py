@@ -26,12 +26,12 @@ SQLite has one writer at a time: a turn there is the store's write lock, taken b
 the checks read (the driver otherwise begins the transaction only at its first write,
 after them).
 
-The locks' keys are hashes: no identifier is sent with them.
+The locks' keys are hashes of store ids, scoped to the store's schema: no identifier is
+sent with them, and two stores in one database take turns apart.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from sqlalchemy import text
@@ -43,9 +43,15 @@ from credence.journal.rows import begin_write
 #: PostgreSQL's SQLSTATE for a transaction ended to break a deadlock.
 _DEADLOCK = "40P01"
 
+#: The turns of ``ids`` of one ``kind``: each key a hash of the kind, the store's schema
+#: (two Credence stores in one database do not wait on each other) and the id; the keys
+#: gathered into an array in ascending order, then taken one by one in that order.
 _TAKE = text(
-    "SELECT pg_advisory_xact_lock(k) "
-    "FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+    "SELECT pg_advisory_xact_lock(key) FROM unnest(ARRAY("
+    "SELECT DISTINCT hashtextextended('credence.intake:' || :kind || ':' "
+    "|| current_schema() || ':' || id::text, 0) "
+    "FROM unnest(CAST(:ids AS bigint[])) AS ids(id) ORDER BY 1"
+    ")) AS keys(key)"
 )
 
 
@@ -69,11 +75,6 @@ def _take(session: Session, kind: str, ids: Iterable[int]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         begin_write(session)
         return
-    keys = sorted({_key(kind, i) for i in ids})
-    if keys:
-        session.execute(_TAKE, {"keys": keys})
-
-
-def _key(kind: str, id_: int) -> int:
-    digest = hashlib.blake2b(f"credence.intake\0{kind}\0{id_}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    wanted = list(ids)
+    if wanted:
+        session.execute(_TAKE, {"kind": kind, "ids": wanted})

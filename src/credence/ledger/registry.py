@@ -50,6 +50,11 @@ def register_source(
     """Register a source and the record types it may submit (all must exist), with the
     cadence it declares for those it reports regularly (:mod:`credence.ledger.
     freshness`; the others are not watched for outages)."""
+    for field, value in (("code", code), ("name", name), ("kind", kind)):
+        if "\x00" in value:  # the command line has no request guard to refuse it
+            raise InvalidInput(
+                f"a source's {field} may not contain a NUL character", code="invalid_character"
+            )
     types = sorted(set(record_types))
     unknown = [t for t in types if rulebook.record_type(t) is None]
     if unknown:

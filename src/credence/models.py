@@ -9,6 +9,7 @@ from credence.journal import tables as journal_tables
 from credence.ledger import backfill as backfill_tables
 from credence.ledger import holds as hold_tables
 from credence.ledger import lifting as lifting_tables
+from credence.ledger import suspension as suspension_tables
 from credence.ledger import tables as ledger_tables
 from credence.notifications import tables as notification_tables
 from credence.rulebook import tables as rulebook_tables
@@ -32,6 +33,7 @@ __all__ = [
     "notification_tables",
     "rulebook_tables",
     "scoring_tables",
+    "suspension_tables",
     "tier_tables",
     "translog_tables",
 ]

@@ -63,6 +63,7 @@ hold_review         -       -              -        any       -         -
 backfill_approve    -       -              -        -         any       -
 key_manage          -       -              -        -         any       -
 source_manage       -       -              -        -         any       -
+source_suspend      -       -              -        -         any       -
 party_manage        -       -              -        -         any       -
 rulebook_publish    -       -              -        -         any       -
 """

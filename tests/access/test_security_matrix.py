@@ -41,7 +41,7 @@ from credence.db import make_engine, session_factory
 from credence.disputes import repair
 from credence.disputes import service as disputes
 from credence.identifiers import SubjectKind, make_resident_id
-from credence.ledger import holds, identities, registry
+from credence.ledger import holds, identities, registry, suspension
 from credence.ledger import service as ledger
 from credence.ledger.lifting import PendingChange
 from credence.ledger.schemas import SubjectIn
@@ -86,6 +86,8 @@ GET  /v1/rulebook/versions                -          200 200 200 200 200 200 200
 GET  /v1/rulebook/versions/{version}      -          200 200 200 200 200 200 200 200 200 200
 GET  /v1/rulebook/versions/{version}/text -          200 200 200 200 200 200 200 200 200 200
 GET  /v1/sources/status                   -          200 200 200 200 200 200 200 200 200 200
+POST /v1/sources/{code}/suspension        -          401 401 401 401 403 403 403 403 403 201
+POST /v1/sources/{code}/reinstatement     -          401 401 401 401 403 403 403 403 403 200
 GET  /v1/log/checkpoint                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/public-key                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/entries/{seq}                -          200 401 401 401 200 200 200 200 200 200
@@ -359,6 +361,15 @@ def populate(
             at=T0,
         )
         assert merged.alias_id is not None
+        # The traffic police suspended (no caller of the matrix is it): an operator
+        # reinstates it.
+        suspension.suspend(
+            session,
+            source=session.merge(world.sources["traffic_police"]),
+            reason="data_quality_investigation",
+            principal_id=None,
+            at=T0,
+        )
     free_own = record_id(sessions, "OWN-FREE")
     with sessions() as session:
         seq = record_entry_seqs(session, me.id)[free_own]
@@ -479,6 +490,10 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
     ("GET", "/v1/rulebook/versions/{version}"): lambda ids, v: Call({"version": ids.version}),
     ("GET", "/v1/rulebook/versions/{version}/text"): lambda ids, v: Call({"version": ids.version}),
     ("GET", "/v1/sources/status"): lambda ids, v: Call(),
+    ("POST", "/v1/sources/{code}/suspension"): lambda ids, v: Call(
+        {"code": "bank"}, json={"reason": "suspected_bribery"}
+    ),
+    ("POST", "/v1/sources/{code}/reinstatement"): lambda ids, v: Call({"code": "traffic_police"}),
     ("GET", "/v1/log/checkpoint"): lambda ids, v: Call(),
     ("GET", "/v1/log/public-key"): lambda ids, v: Call(),
     ("GET", "/v1/log/entries/{seq}"): lambda ids, v: Call({"seq": ids.seq}),

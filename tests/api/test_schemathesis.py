@@ -148,6 +148,7 @@ def known(ids: Ids) -> dict[str, list[Any]]:
         "hold_id": [ids.hold],
         "flag_id": [ids.flag],
         "alias_id": [ids.alias],
+        "code": ["bank", "traffic_police"],
     }
 
 

@@ -35,7 +35,7 @@ from credence.disputes.service import Answerer
 from credence.identifiers import SubjectKind, make_credit_code, make_resident_id
 from credence.journal import DESCRIPTIONS, EventKind, JournalEntry
 from credence.lab.demo import build_demo
-from credence.ledger import freshness, holds, identities, registry
+from credence.ledger import freshness, holds, identities, registry, suspension
 from credence.ledger import service as ledger
 from credence.ledger.erasure import sweep_retention
 from credence.ledger.lifting import PendingChange
@@ -435,6 +435,18 @@ def demo_flow(
             cadences=[freshness.Cadence("loan_repaid", 14, 7)],
             at=clock.now(),
         )
+    # The bank suspended under a legal order, then reinstated.
+    with sessions.begin() as session:
+        bank = session.merge(sources["city_bank"])
+        suspension.suspend(
+            session,
+            source=bank,
+            reason="legal_order",
+            reference="(2026) Hu 0105 Zhi 123",
+            principal_id=None,
+            at=clock.now(),
+        )
+        suspension.reinstate(session, source=bank, principal_id=None, at=clock.now())
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
         update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])

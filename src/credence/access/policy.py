@@ -59,6 +59,7 @@ class Action(StrEnum):
     BACKFILL_APPROVE = "backfill_approve"
     KEY_MANAGE = "key_manage"
     SOURCE_MANAGE = "source_manage"
+    SOURCE_SUSPEND = "source_suspend"
     PARTY_MANAGE = "party_manage"
     RULEBOOK_PUBLISH = "rulebook_publish"
 
@@ -131,6 +132,9 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         _A.SUBJECT_LOOKUP: _S.ANY,
         _A.KEY_MANAGE: _S.ANY,
         _A.SOURCE_MANAGE: _S.ANY,
+        # Suspend a source (its records held for reviewers) and reinstate it
+        # (credence.ledger.suspension).
+        _A.SOURCE_SUSPEND: _S.ANY,
         _A.PARTY_MANAGE: _S.ANY,
         _A.RULEBOOK_PUBLISH: _S.ANY,
         # Approve a source's backfill run, exempt from intake's volume limits
@@ -173,6 +177,7 @@ _VERB: Mapping[Action, str] = {
     _A.BACKFILL_APPROVE: "approve or list backfill runs",
     _A.KEY_MANAGE: "manage API keys",
     _A.SOURCE_MANAGE: "manage sources",
+    _A.SOURCE_SUSPEND: "suspend or reinstate sources",
     _A.PARTY_MANAGE: "manage relying parties",
     _A.RULEBOOK_PUBLISH: "publish rulebooks",
 }

@@ -1,5 +1,6 @@
 """``credence sources``: register a source, declare its cadences, list the registered
-ones, and show their status (freshness, volume, record in public)."""
+ones, show their status (freshness, volume, record in public, suspension), suspend and
+reinstate one."""
 
 from __future__ import annotations
 
@@ -139,6 +140,76 @@ def sources_cadence(
     terminal.console().print(Text(terminal.visible(f"source {code}: {declared}")))
 
 
+@app.command("suspend")
+def sources_suspend(
+    code: str,
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="Why, from the catalogue: suspected_bribery, data_quality_investigation, "
+            "legal_order (with --reference) or source_request."
+        ),
+    ],
+    reference: Annotated[
+        str | None, typer.Option(help="A legal order's reference (legal_order only).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Suspend a source: its records received from now on are held for review, until a
+    reviewer releases or rejects each (a journal entry). A source already suspended
+    keeps the suspension in force."""
+    from credence.audit.service import log_operator_action
+    from credence.ledger import registry, suspension
+
+    ctx = terminal.open_context(db)
+    now = ctx.clock.now()
+    with terminal.errors(), ctx.sessions.begin() as session:
+        found, new = suspension.suspend(
+            session,
+            source=registry.source_by_code(session, code),
+            reason=reason,
+            reference=reference,
+            principal_id=None,
+            at=now,
+        )
+        if new:
+            log_operator_action(session, action="source_suspended", what=f"source {code}", at=now)
+    state = "suspended" if new else "already suspended"
+    terminal.console().print(
+        Text(
+            terminal.visible(
+                f"source {code}: {state} since {terminal.cell(found.suspended_at)} UTC "
+                f"({found.reason}: {found.explanation})"
+            )
+        )
+    )
+
+
+@app.command("reinstate")
+def sources_reinstate(code: str, db: DbOption = None) -> None:
+    """Reinstate a suspended source: its records received from now on count as usual;
+    those held during the suspension stay held for a reviewer (a journal entry)."""
+    from credence.audit.service import log_operator_action
+    from credence.ledger import registry, suspension
+
+    ctx = terminal.open_context(db)
+    now = ctx.clock.now()
+    with terminal.errors(), ctx.sessions.begin() as session:
+        found = suspension.reinstate(
+            session, source=registry.source_by_code(session, code), principal_id=None, at=now
+        )
+        log_operator_action(session, action="source_reinstated", what=f"source {code}", at=now)
+    assert found.reinstated_at is not None
+    terminal.console().print(
+        Text(
+            terminal.visible(
+                f"source {code}: reinstated at {terminal.cell(found.reinstated_at)} UTC; "
+                "records held during the suspension stay held for a reviewer"
+            )
+        )
+    )
+
+
 AtOption = Annotated[
     datetime | None,
     typer.Option("--at", "--as-of", help="Status as of this instant (ISO 8601, UTC); default now."),
@@ -170,11 +241,20 @@ def _cadence(row: Mapping[str, Any]) -> str:
     return f"{row['cadence_days']} d + {row['grace_days']} d grace"
 
 
+def _suspended(row: Mapping[str, Any]) -> str:
+    found = row["suspension"]
+    if found is None:
+        return "-"
+    reference = f" {found['reference']}" if found["reference"] else ""
+    return f"since {_when(found['since'])} ({found['reason']}{reference})"
+
+
 SOURCE_COLUMNS = (
     Column("code", "source", is_id=True),
     Column("name"),
     Column("last_report", "last report", render=lambda r: _when(r["last_report"])),
     Column("outage_since", "outage", render=_outage),
+    Column("suspension", "suspended", render=_suspended),
     Column(
         "records_per_day",
         "records/day",

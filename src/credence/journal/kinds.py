@@ -16,6 +16,8 @@ class EventKind(StrEnum):
 
     SOURCE_REGISTERED = "source_registered"
     SOURCE_CADENCE_DECLARED = "source_cadence_declared"
+    SOURCE_SUSPENDED = "source_suspended"
+    SOURCE_REINSTATED = "source_reinstated"
     SUBJECT_REGISTERED = "subject_registered"
     RECORD = "record"
     RECORD_REINSERTED = "record_reinserted"
@@ -70,6 +72,15 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
             "A source's cadence for record types declared anew: how often it reports "
             "each and the grace after it, in force from this instant (the rows it "
             "replaces stay, for status as of any earlier instant)."
+        ),
+        EventKind.SOURCE_SUSPENDED: (
+            "A source suspended by an operator, with a reason from the catalogue (and the "
+            "digest of a legal order's reference): its records received from now on are "
+            "held for review."
+        ),
+        EventKind.SOURCE_REINSTATED: (
+            "A source's suspension ended by an operator: its records received from now on "
+            "count as usual; those held during the suspension stay held for a reviewer."
         ),
         EventKind.SUBJECT_REGISTERED: (
             "A subject registered by an identity authority: public id and kind (never "

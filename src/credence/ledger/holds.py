@@ -3,7 +3,8 @@
 Intake stores a record but *holds* it when the rulebook's intake checks say so
 (:class:`credence.rulebook.model.Intake`): a burst of positives from one source about one
 subject, a new identity's positives beyond its limit, a record of a subject the identity
-authority voided as fictitious (and, if a rulebook holds rather than refuses them, a
+authority voided as fictitious, every record from a suspended source
+(:mod:`credence.ledger.suspension`) (and, if a rulebook holds rather than refuses them, a
 record before the subject's birth or too close to another of its streak type). The
 record is on the subject's file, marked held, and the subject is told. The life of a
 hold::
@@ -61,7 +62,8 @@ NEW_IDENTITY = "new_identity"
 SPACING = "spacing"
 BEFORE_BIRTH = "before_birth"
 IDENTITY_VOIDED = "identity_voided"
-CAUSES = (BURST, NEW_IDENTITY, SPACING, BEFORE_BIRTH, IDENTITY_VOIDED)
+SOURCE_SUSPENDED = "source_suspended"
+CAUSES = (BURST, NEW_IDENTITY, SPACING, BEFORE_BIRTH, IDENTITY_VOIDED, SOURCE_SUSPENDED)
 
 #: What each cause means, for the source (in its reply) and the subject (on the file).
 CAUSE_TEXT = {
@@ -75,6 +77,9 @@ CAUSE_TEXT = {
     SPACING: "closer to another record of its type from the same source than its period",
     BEFORE_BIRTH: "dated before the subject was born or founded",
     IDENTITY_VOIDED: "about an identity the identity authority voided as fictitious",
+    SOURCE_SUSPENDED: (
+        "from a source Credence has suspended: its records count only once a reviewer releases them"
+    ),
 }
 
 HoldStatus = Literal["held", "released", "rejected"]

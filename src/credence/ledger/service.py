@@ -42,7 +42,15 @@ from credence.errors import (
 from credence.identifiers import SubjectKind, birth_date, start_in_china, validate_any
 from credence.ids import new_ordered_ids
 from credence.ledger import backfill as backfill_runs
-from credence.ledger import endings, holds, identities, lifting, reinsertion, turns
+from credence.ledger import (
+    endings,
+    holds,
+    identities,
+    lifting,
+    reinsertion,
+    suspension,
+    turns,
+)
 from credence.ledger.registry import SubjectRef, source_types
 from credence.ledger.schemas import RecordIn, RecordResult
 from credence.ledger.tables import (
@@ -214,6 +222,9 @@ def plan_records(
     correction replaces (it does not stand in the way of its own correction's spacing).
     """
     turns.take_sources(session, [source.id])  # before anything the checks read
+    # Read in the source's turn, which suspending takes too: once a suspension is
+    # acknowledged, no batch of the source gets through unheld.
+    suspended = suspension.in_force(session, source.id)
     allowed = source_types(session, source.id)
     subjects, known = _resolve_subjects(session, records)
     ended, ended_hashes = reinsertion.ended_by_dispute(
@@ -258,6 +269,10 @@ def plan_records(
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
     _volume_holds(session, planned, batch, known, backfill)
+    if suspended:
+        for p in planned:
+            if p.row is not None and p.hold is None:
+                _hold_planned(p, holds.SOURCE_SUSPENDED)
     return planned
 
 

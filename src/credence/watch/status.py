@@ -8,6 +8,9 @@ for, :func:`status` gives:
   when;
 * **volume**: records received per day over the :data:`~credence.ledger.freshness.
   WINDOW_DAYS` days before ``at`` (or since the source's registration, if later);
+* **suspension**, per source: the suspension in force at ``at``, if any
+  (:mod:`credence.ledger.suspension`): since when, and its reason from the catalogue
+  (with a legal order's reference), never free text;
 * **accountability**, per source, over its whole history up to ``at``:
 
   - its **retraction rate**: the records it retracted among the records it reported;
@@ -43,6 +46,7 @@ from credence.ledger.freshness import (
     TypeFreshness,
     freshness,
 )
+from credence.ledger.suspension import Suspension, as_of
 from credence.ledger.tables import Retraction
 
 #: The fewest cases a rate is shown over.
@@ -83,6 +87,23 @@ class TypeStatus:
 
 
 @dataclass(frozen=True)
+class SuspensionStatus:
+    """A suspension in force: since when, why (a reason of the catalogue, what it means,
+    and a legal order's reference)."""
+
+    since: datetime
+    reason: str
+    explanation: str
+    reference: str | None
+
+
+def _suspension(s: Suspension | None) -> SuspensionStatus | None:
+    if s is None:
+        return None
+    return SuspensionStatus(s.suspended_at, s.reason, s.explanation, s.reference)
+
+
+@dataclass(frozen=True)
 class SourceStatus:
     code: str
     name: str
@@ -97,6 +118,7 @@ class SourceStatus:
     retraction_rate: Rate
     disputes_upheld: Rate
     types: tuple[TypeStatus, ...]
+    suspension: SuspensionStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +187,12 @@ def disputes(conn: Readable, at: datetime) -> dict[int, tuple[int, int]]:
 
 
 def _source(
-    s: SourceFreshness, at: datetime, retracted: int, decided: int, upheld: int
+    s: SourceFreshness,
+    at: datetime,
+    suspended: Suspension | None,
+    retracted: int,
+    decided: int,
+    upheld: int,
 ) -> SourceStatus:
     return SourceStatus(
         code=s.code,
@@ -180,6 +207,7 @@ def _source(
         retraction_rate=rate(retracted, s.records, "records reported"),
         disputes_upheld=rate(upheld, decided, "disputes decided"),
         types=tuple(_type(t, s.window_from, at) for t in s.types),
+        suspension=_suspension(suspended),
     )
 
 
@@ -196,12 +224,19 @@ def status(conn: Readable, at: datetime, *, now: datetime | None = None) -> Stat
         )
     retracted = retractions(conn, at)
     disputed = disputes(conn, at)
+    suspended = as_of(conn, at)
     return Status(
         at=at,
         window_days=WINDOW_DAYS,
         min_cases=MIN_CASES,
         sources=tuple(
-            _source(s, at, retracted.get(s.source_id, 0), *disputed.get(s.source_id, (0, 0)))
+            _source(
+                s,
+                at,
+                suspended.get(s.source_id),
+                retracted.get(s.source_id, 0),
+                *disputed.get(s.source_id, (0, 0)),
+            )
             for s in freshness(conn, at)
         ),
     )

@@ -1,8 +1,14 @@
-"""The sources' public status: freshness, volume and their record in public.
+"""The sources' public status: freshness, volume and their record in public; and their
+suspension.
 
-Anyone may read it, with or without a key (``source_status_read`` is granted to the
-public, like the rulebook and the log): it names sources and record types, never a
+Anyone may read the status, with or without a key (``source_status_read`` is granted to
+the public, like the rulebook and the log): it names sources and record types, never a
 subject, and its rates are suppressed below ten cases (:mod:`credence.watch.status`).
+
+Operators (``source_suspend``) suspend a source, with a reason from the catalogue, and
+reinstate it (:mod:`credence.ledger.suspension`). Suspending a suspended source answers
+the suspension in force (200; 201 when it is new); reinstating a source not suspended
+is 409 ``source_not_suspended``.
 """
 
 from __future__ import annotations
@@ -10,14 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import Field
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from credence.access.policy import PUBLIC, Action, authorize
-from credence.api.deps import ContextDep, SessionDep
+from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import Out
 from credence.clock import Instant
+from credence.ledger import registry, suspension
 from credence.watch.status import status
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], route_class=CommittingRoute)
@@ -52,6 +59,13 @@ class TypeStatusOut(Out):
     )
 
 
+class SuspensionStatusOut(Out):
+    since: datetime = Field(description="When the suspension in force at `at` began.")
+    reason: suspension.Reason = Field(description="Why, from the catalogue of reasons.")
+    explanation: str = Field(description="What the reason means.")
+    reference: str | None = Field(description="A legal order's reference; null otherwise.")
+
+
 class SourceStatusOut(Out):
     code: str
     name: str
@@ -73,6 +87,10 @@ class SourceStatusOut(Out):
         "(answered deleted or corrected, or unanswered at the deadline)."
     )
     types: list[TypeStatusOut]
+    suspension: SuspensionStatusOut | None = Field(
+        description="The suspension in force at `at`: the source's records received "
+        "meanwhile are held for review. Null: not suspended."
+    )
 
 
 class SourcesStatusOut(Out):
@@ -97,3 +115,71 @@ def sources_status(ctx: ContextDep, session: SessionDep, at: At = None) -> Sourc
     authorize(PUBLIC, Action.SOURCE_STATUS_READ)
     now = ctx.clock.now()
     return SourcesStatusOut.model_validate(status(session, now if at is None else at, now=now))
+
+
+class SuspensionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: suspension.Reason = Field(description="Why, from the catalogue of reasons.")
+    reference: str | None = Field(
+        default=None,
+        max_length=suspension.MAX_REFERENCE,
+        description="A legal order's reference (required for legal_order, refused otherwise).",
+    )
+
+
+class SuspensionOut(Out):
+    source: str
+    reason: suspension.Reason
+    explanation: str = Field(description="What the reason means.")
+    reference: str | None
+    suspended_at: datetime
+    reinstated_at: datetime | None = Field(description="When it ended; null while in force.")
+
+
+@router.post(
+    "/{code}/suspension",
+    response_model=SuspensionOut,
+    status_code=201,
+    responses={200: {"model": SuspensionOut, "description": "Already suspended: in force."}},
+    summary="Suspend a source: its new records are held for review (operators)",
+)
+def suspend_source(
+    code: str,
+    body: SuspensionIn,
+    caller: CallerDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    response: Response,
+) -> SuspensionOut:
+    authorize(caller, Action.SOURCE_SUSPEND)
+    found, now = suspension.suspend(
+        session,
+        source=registry.source_by_code(session, code),
+        reason=body.reason,
+        reference=body.reference,
+        principal_id=caller.principal_id,
+        at=ctx.clock.now(),
+    )
+    if not now:
+        response.status_code = 200
+    return SuspensionOut.model_validate(found)
+
+
+@router.post(
+    "/{code}/reinstatement",
+    response_model=SuspensionOut,
+    summary="Reinstate a suspended source; records held meanwhile stay held (operators)",
+)
+def reinstate_source(
+    code: str, caller: CallerDep, ctx: ContextDep, session: SessionDep
+) -> SuspensionOut:
+    authorize(caller, Action.SOURCE_SUSPEND)
+    return SuspensionOut.model_validate(
+        suspension.reinstate(
+            session,
+            source=registry.source_by_code(session, code),
+            principal_id=caller.principal_id,
+            at=ctx.clock.now(),
+        )
+    )

@@ -416,19 +416,25 @@ def summarise(rounds: list[dict[str, Any]], max_growth: float) -> dict[str, Any]
         }
         if not values["base"] or not values["new"]:
             continue
-        base, new = statistics.median(values["base"]), statistics.median(values["new"])
-        entry: dict[str, Any] = {
-            "base": base,
-            "new": new,
-            "base_runs": values["base"],
-            "new_runs": values["new"],
-            "ratio": new / base if base else float("nan"),
-            "paired": [n / b for b, n in zip(values["base"], values["new"], strict=True) if b],
-        }
+        entry = compare(values["base"], values["new"])
         if cost:
             entry["within"] = entry["ratio"] <= 1 + max_growth / 100
         summary[f"{part}.{metric}"] = entry
     return summary
+
+
+def compare(base_runs: list[float], new_runs: list[float]) -> dict[str, Any]:
+    """One measure's runs of each version, round by round: the medians, the ratio of the
+    medians new/base and the ratio in each round."""
+    base, new = statistics.median(base_runs), statistics.median(new_runs)
+    return {
+        "base": base,
+        "new": new,
+        "base_runs": base_runs,
+        "new_runs": new_runs,
+        "ratio": new / base if base else float("nan"),
+        "paired": [n / b for b, n in zip(base_runs, new_runs, strict=True) if b],
+    }
 
 
 def _fmt(value: float) -> str:

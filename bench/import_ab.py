@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from bench.ab import (
     _sqlite_path,
     _sqlite_remove,
     base_worktree,
+    compare,
     git,
     prepare_stores,
     run_copy,
@@ -155,19 +155,10 @@ def main(argv: list[str] | None = None) -> None:
                 _pg_drop(stores.db, make_url(stores.pristine["new"]).database or "")
             else:
                 _sqlite_remove(_sqlite_path(stores.pristine["new"]))
-    summary = {}
-    for metric in ("records_per_s", "cpu_us"):
-        base_runs = [r["base"][metric] for r in rounds]
-        new_runs = [r["new"][metric] for r in rounds]
-        b, n = statistics.median(base_runs), statistics.median(new_runs)
-        summary[metric] = {
-            "base": b,
-            "new": n,
-            "ratio": n / b,
-            "base_runs": base_runs,
-            "new_runs": new_runs,
-            "paired": [y / x for x, y in zip(base_runs, new_runs, strict=True)],
-        }
+    summary = {
+        metric: compare([r["base"][metric] for r in rounds], [r["new"][metric] for r in rounds])
+        for metric in ("records_per_s", "cpu_us")
+    }
     loads = [
         r[k][w] for r in rounds for k in ("base", "new") for w in ("load_before", "load_after")
     ]

@@ -254,14 +254,20 @@ def test_no_write_is_answered_before_its_commit(
 # --- killed right after the acknowledgement ------------------------------------------------
 
 
-def test_every_acknowledged_write_survives_kill_9(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
-) -> None:
-    k = keyed_world(sessions, clock)
-    state = own_records(sessions, k, SystemClock().now())
+def survive_kill_9(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+    sent: list[Write],
+    state: dict[str, Any],
+) -> list[str]:
+    """Each write of ``sent`` through a ``credence serve`` process sent SIGKILL as soon
+    as the write is answered; each must be in the store afterwards. The names of the
+    writes that were, in order."""
     server = Server(_url(engine), tmp_path)
+    done = []
     try:
-        for write in writes(k):
+        for write in sent:
             server.start()
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 response = write.send(client, state)
@@ -269,8 +275,18 @@ def test_every_acknowledged_write_survives_kill_9(
             assert response.status_code < 300, (write.name, response.text)
             with sessions() as session:
                 assert write.stored(session, state), f"acknowledged {write.name} was lost"
+            done.append(write.name)
     finally:
         server.kill()
+    return done
+
+
+def test_every_acknowledged_write_survives_kill_9(
+    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    k = keyed_world(sessions, clock)
+    state = own_records(sessions, k, SystemClock().now())
+    survive_kill_9(engine, sessions, tmp_path, writes(k), state)
 
 
 def test_every_route_with_a_session_commits_before_it_answers(

@@ -36,8 +36,8 @@ from credence.ledger.tables import (
     SubjectAlias,
 )
 from credence.translog.verify import verify_log
-from tests.api.test_acknowledged import Write, _one
-from tests.server import Keys, Server, keyed_world
+from tests.api.test_acknowledged import Write, _one, survive_kill_9
+from tests.server import Keys, keyed_world
 
 #: More positives than the default rulebook's burst limit (12 in 30 days).
 BURST = 13
@@ -226,21 +226,7 @@ def test_every_acknowledged_intake_write_survives_kill_9(
     engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
 ) -> None:
     k = keyed_world(sessions, clock)
-    state: dict[str, Any] = {}
-    server = Server(engine.url.render_as_string(hide_password=False), tmp_path)
-    done = []
-    try:
-        for write in writes(k):
-            server.start()
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                response = write.send(client, state)
-                server.kill()  # at once, before anything else can happen
-            assert response.status_code < 300, (write.name, response.text)
-            with sessions() as session:
-                assert write.stored(session, state), f"acknowledged {write.name} was lost"
-            done.append(write.name)
-    finally:
-        server.kill()
+    done = survive_kill_9(engine, sessions, tmp_path, writes(k), {})
     assert len(done) == 10, done
     with sessions() as session:
         report = verify_log(session)

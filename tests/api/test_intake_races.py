@@ -346,13 +346,21 @@ def _two_at_once(
     return race(service, table, attempt)
 
 
-def test_one_subject_merged_into_two_files_at_once_is_merged_once(service: Service) -> None:
-    # The third registration resembles both earlier ones: two flags on one subject.
-    first = register(service, 41)["subject_id"]
-    second = register(service, 42)["subject_id"]
-    third = register(service, 43)
+def two_flags_on_one_subject(service: Service, sequence: int) -> tuple[str, str, dict[str, str]]:
+    """Three registrations resembling each other (sequence numbers from ``sequence``):
+    the third is flagged as a probable duplicate of each of the first two. The first
+    two subjects, and the third's flag ids by the subject each names."""
+    first = register(service, sequence)["subject_id"]
+    second = register(service, sequence + 1)["subject_id"]
+    third = register(service, sequence + 2)
     flags = {f["probable_duplicate_of"]: f["flag_id"] for f in third["flags"]}
     assert set(flags) == {first, second}
+    return first, second, flags
+
+
+def test_one_subject_merged_into_two_files_at_once_is_merged_once(service: Service) -> None:
+    # The third registration resembles both earlier ones: two flags on one subject.
+    first, second, flags = two_flags_on_one_subject(service, 41)
     responses = _two_at_once(
         service,
         "subject_aliases",
@@ -368,10 +376,7 @@ def test_one_subject_merged_into_two_files_at_once_is_merged_once(service: Servi
 
 
 def test_one_subject_merged_and_voided_at_once_is_not_both(service: Service) -> None:
-    first = register(service, 51)["subject_id"]
-    second = register(service, 52)["subject_id"]
-    third = register(service, 53)
-    flags = {f["probable_duplicate_of"]: f["flag_id"] for f in third["flags"]}
+    first, second, flags = two_flags_on_one_subject(service, 51)
     responses = _two_at_once(
         service,
         "identity_resolutions",

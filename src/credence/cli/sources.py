@@ -249,33 +249,33 @@ def _suspended(row: Mapping[str, Any]) -> str:
     return f"since {_when(found['since'])} ({found['reason']}{reference})"
 
 
+# The columns a source and each of its record types share.
+_LAST_REPORT = Column("last_report", "last report", render=lambda r: _when(r["last_report"]))
+_OUTAGE = Column("outage_since", "outage", render=_outage)
+_PER_DAY = Column(
+    "records_per_day",
+    "records/day",
+    justify="right",
+    render=lambda r: _per_day(r["records_per_day"]),
+)
+
 SOURCE_COLUMNS = (
     Column("code", "source", is_id=True),
     Column("name"),
-    Column("last_report", "last report", render=lambda r: _when(r["last_report"])),
-    Column("outage_since", "outage", render=_outage),
+    _LAST_REPORT,
+    _OUTAGE,
     Column("suspension", "suspended", render=_suspended),
-    Column(
-        "records_per_day",
-        "records/day",
-        justify="right",
-        render=lambda r: _per_day(r["records_per_day"]),
-    ),
+    _PER_DAY,
     Column("retraction_rate", "retractions", render=lambda r: _rate(r["retraction_rate"])),
     Column("disputes_upheld", "disputes upheld", render=lambda r: _rate(r["disputes_upheld"])),
 )
 TYPE_COLUMNS = (
     Column("source", is_id=True),
     Column("record_type", "record type", is_id=True),
-    Column("last_report", "last report", render=lambda r: _when(r["last_report"])),
+    _LAST_REPORT,
     Column("cadence_days", "cadence", render=_cadence),
-    Column("outage_since", "outage", render=_outage),
-    Column(
-        "records_per_day",
-        "records/day",
-        justify="right",
-        render=lambda r: _per_day(r["records_per_day"]),
-    ),
+    _OUTAGE,
+    _PER_DAY,
 )
 
 

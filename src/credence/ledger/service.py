@@ -15,14 +15,10 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     ColumnElement,
     Integer,
-    String,
-    any_,
     bindparam,
-    cast,
     literal_column,
     select,
 )
@@ -398,7 +394,7 @@ def _positives_received(
     types = sorted(positive)
     for chunk in chunked(sorted(subjects)):
         params: dict[str, Any] = {
-            "subjects": _ids_param(chunk, direct.dialect.name),
+            "subjects": chunk,
             "types": types,
             "since": since_us,
         }
@@ -415,7 +411,7 @@ def _positives_received(
 def _positives_query(dialect: str, by_source: bool) -> Prepared:
     records = Record.__table__.c
     conditions = [
-        _ids_in(records.subject_id, "subjects", dialect),
+        in_list(records.subject_id, "subjects", dialect),
         records.received_at > bindparam("since", type_=BigInteger()),
         in_list(records.record_type, "types", dialect),
         records.backfill_run_id.is_(None),
@@ -467,7 +463,7 @@ def _spaced(
     for chunk in chunked(sorted({s for s, _ in batch})):
         params = {
             "source_id": source_id,
-            "subjects": _ids_param(chunk, direct.dialect.name),
+            "subjects": chunk,
             "types": types,
             "floor": floor,
         }
@@ -493,31 +489,13 @@ def _spaced_query(dialect: str) -> Prepared:
     return Prepared(
         select(records.id, records.subject_id, records.record_type, records.occurred_at).where(
             _same_source(records.source_id),
-            _ids_in(records.subject_id, "subjects", dialect),
+            in_list(records.subject_id, "subjects", dialect),
             # A record is received after it occurred: only those received after the
             # floor can have occurred within a period of the batch's records.
             records.received_at > bindparam("floor", type_=BigInteger()),
             in_list(records.record_type, "types", dialect),
         )
     )
-
-
-def _ids_in(column: ColumnElement[int], name: str, dialect: str) -> ColumnElement[bool]:
-    """``column IN (:name)`` for a list of ids given by :func:`_ids_param`. On PostgreSQL
-    the ids go as one array literal, cast on the server: a Python list goes through
-    SQLAlchemy's ARRAY processor and the driver's list adapter element by element, which
-    costs intake's look-ups more CPU than the look-ups themselves. Elsewhere
-    :func:`credence.db.in_list`."""
-    if dialect == "postgresql":
-        return column == any_(cast(bindparam(name, type_=String()), ARRAY(BigInteger())))
-    return in_list(column, name, dialect)
-
-
-def _ids_param(ids: Sequence[int], dialect: str) -> Any:
-    """The value of an :func:`_ids_in` parameter."""
-    if dialect == "postgresql":
-        return "{" + ",".join(map(str, ids)) + "}"
-    return ids
 
 
 def _same_source(column: ColumnElement[int]) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ times at once, and batches that only together pass a limit.
 * one flagged subject merged into two files at once (two flags), or merged and voided
   at once: never both (no subject read into two files, no void of a merged file);
 * approvals of one backfill scope at once: each 201 is one run and one entry;
+* suspensions of one source at once: one 201, the others the resend's 200, one row;
 * two batches under one backfill run at once: together they exempt at most the run's
   expected volume;
 * two API processes (two apps on one store) each taking half a burst at once, or each
@@ -40,6 +41,7 @@ from credence.identifiers import make_resident_id
 from credence.journal import JournalEntry
 from credence.ledger import holds
 from credence.ledger.backfill import BackfillDelivery, BackfillRun
+from credence.ledger.suspension import SourceSuspension
 from credence.ledger.tables import AliasEnd, Record, SubjectAlias
 from credence.settings import Settings
 from credence.translog.verify import verify_log
@@ -448,4 +450,26 @@ def test_batches_under_one_run_through_two_processes_exempt_at_most_its_volume(
     listed = service.call("GET", "/v1/backfill-runs", operator).json()
     assert listed[0]["exempted"] == exempted
     assert exempted <= expected, f"{exempted} exempted under a run of {expected}"
+    verified(service)
+
+
+# --- suspensions --------------------------------------------------------------------------
+
+
+def test_suspensions_of_one_source_at_once_suspend_it_once(
+    service: Service, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    operator = add_key(service, sessions, clock, Role.OPERATOR)
+    body = {"reason": "suspected_bribery"}
+
+    def suspend(client: httpx.Client) -> httpx.Response:
+        path = "/v1/sources/bank/suspension"
+        return service.call("POST", path, operator, client=client, json=body)
+
+    responses = race(service, "source_suspensions", suspend)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * (CONTENDERS - 1) + [201], [r.text for r in responses]
+    assert len({r.json()["suspended_at"] for r in responses}) == 1
+    assert count(service.engine, select(func.count()).select_from(SourceSuspension)) == 1
+    assert entries(service, "source_suspended") == 1
     verified(service)

@@ -30,7 +30,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal, get_args
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, String, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from credence import journal
@@ -147,21 +147,17 @@ def check_reason(reason: str, reference: str | None) -> None:
         )
 
 
+def _now_in_force(source_id: int) -> ColumnElement[bool]:
+    return and_(SourceSuspension.source_id == source_id, SourceSuspension.reinstated_at.is_(None))
+
+
 def _current(session: Session, source_id: int) -> SourceSuspension | None:
-    return session.scalars(
-        select(SourceSuspension).where(
-            SourceSuspension.source_id == source_id, SourceSuspension.reinstated_at.is_(None)
-        )
-    ).first()
+    return session.scalars(select(SourceSuspension).where(_now_in_force(source_id))).first()
 
 
 def in_force(session: Session, source_id: int) -> bool:
     """Whether the source is suspended now (read by intake within the source's turn)."""
-    found = session.scalar(
-        select(SourceSuspension.id)
-        .where(SourceSuspension.source_id == source_id, SourceSuspension.reinstated_at.is_(None))
-        .limit(1)
-    )
+    found = session.scalar(select(SourceSuspension.id).where(_now_in_force(source_id)).limit(1))
     return found is not None
 
 
@@ -230,7 +226,6 @@ def as_of(conn: Readable, at: datetime) -> dict[int, Suspension]:
             SourceSuspension.reason,
             SourceSuspension.reference,
             SourceSuspension.suspended_at,
-            SourceSuspension.reinstated_at,
         )
         .join(Source, Source.id == SourceSuspension.source_id)
         .where(
@@ -242,5 +237,5 @@ def as_of(conn: Readable, at: datetime) -> dict[int, Suspension]:
     return {
         # Never its end, if later: the status as of ``at`` is the same whenever asked.
         source_id: Suspension(code, reason, reference, since, None)
-        for source_id, code, reason, reference, since, _ in rows
+        for source_id, code, reason, reference, since in rows
     }

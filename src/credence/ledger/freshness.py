@@ -287,6 +287,20 @@ def _reports(
     }
 
 
+def _type(
+    record_type: str, report: _Reports | None, declaration: Declared | None, at: datetime
+) -> TypeFreshness:
+    last = report.last if report is not None else None
+    return TypeFreshness(
+        record_type=record_type,
+        last_report=last,
+        records=report.records if report is not None else 0,
+        records_in_window=report.in_window if report is not None else 0,
+        declared=declaration,
+        outage_since=None if declaration is None else outage_since(at, last, declaration),
+    )
+
+
 def freshness(
     conn: Readable, at: datetime, *, window_days: int = WINDOW_DAYS
 ) -> list[SourceFreshness]:
@@ -315,23 +329,15 @@ def freshness(
 
     out = []
     for source_id, code, name, kind, created_at in sources:
-        types = []
-        for record_type in registered.get(source_id, ()):
-            report = reports.get((source_id, record_type))
-            last = report.last if report is not None else None
-            declaration = declared.get((source_id, record_type))
-            types.append(
-                TypeFreshness(
-                    record_type=record_type,
-                    last_report=last,
-                    records=report.records if report is not None else 0,
-                    records_in_window=report.in_window if report is not None else 0,
-                    declared=declaration,
-                    outage_since=None
-                    if declaration is None
-                    else outage_since(at, last, declaration),
-                )
+        types = [
+            _type(
+                record_type,
+                reports.get((source_id, record_type)),
+                declared.get((source_id, record_type)),
+                at,
             )
+            for record_type in registered.get(source_id, ())
+        ]
         mine = by_source.get(source_id, [])
         out.append(
             SourceFreshness(

@@ -34,7 +34,7 @@ report and volume, not for a type's.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -223,39 +223,138 @@ class SourceFreshness:
         return self.outage_since is not None
 
 
-def declarations(conn: Readable, at: datetime) -> dict[tuple[int, str], Declared]:
-    """The declaration in force at ``at`` for each source and type that has one."""
-    c = SourceCadence
-    group = (c.source_id, c.record_type)
-    ranked = (
-        select(
-            c.source_id,
-            c.record_type,
-            c.cadence_days,
-            c.grace_days,
-            c.declared_at,
-            func.row_number()
-            .over(partition_by=group, order_by=(c.declared_at.desc(), c.id.desc()))
-            .label("newest"),
-            func.min(c.declared_at).over(partition_by=group).label("first_declared_at"),
-        )
-        .where(c.declared_at <= at)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(
-            ranked.c.source_id,
-            ranked.c.record_type,
-            ranked.c.cadence_days,
-            ranked.c.grace_days,
-            ranked.c.declared_at,
-            ranked.c.first_declared_at,
-        ).where(ranked.c.newest == 1)
-    )
+@dataclass(frozen=True)
+class Declaration:
+    """One row of ``source_cadences`` as the rule reads it: ``order`` ranks the rows
+    declared at the same instant (the store's id; an export's rank of it)."""
+
+    source_id: int
+    record_type: str
+    cadence_days: int
+    grace_days: int
+    declared_at: datetime
+    order: int
+
+
+def in_force(rows: Iterable[Declaration], at: datetime) -> dict[tuple[int, str], Declared]:
+    """The declaration in force at ``at`` for each source and type among ``rows``: the
+    latest declared by ``at`` (the last by ``order`` among those declared at the same
+    instant), with the first instant a cadence was declared for them. The one reading
+    of declarations: the store's (:func:`declarations`) and an export's (the batch
+    engines) go through it."""
+    newest: dict[tuple[int, str], Declaration] = {}
+    first: dict[tuple[int, str], datetime] = {}
+    for row in rows:
+        if row.declared_at > at:
+            continue
+        key = (row.source_id, row.record_type)
+        known = newest.get(key)
+        if known is None or (row.declared_at, row.order) > (known.declared_at, known.order):
+            newest[key] = row
+        if key not in first or row.declared_at < first[key]:
+            first[key] = row.declared_at
     return {
-        (source_id, record_type): Declared(cadence_days, grace_days, declared_at, first)
-        for source_id, record_type, cadence_days, grace_days, declared_at, first in rows
+        key: Declared(row.cadence_days, row.grace_days, row.declared_at, first[key])
+        for key, row in newest.items()
     }
+
+
+def declarations(conn: Readable, at: datetime) -> dict[tuple[int, str], Declared]:
+    """The declaration in force at ``at`` for each source and type that has one
+    (:func:`in_force` over the rows of ``source_cadences`` declared by ``at``: a few
+    per source)."""
+    c = SourceCadence
+    rows = conn.execute(
+        select(c.source_id, c.record_type, c.cadence_days, c.grace_days, c.declared_at, c.id).where(
+            c.declared_at <= at
+        )
+    )
+    return in_force((Declaration(*row) for row in rows), at)
+
+
+# --- outages, as of an instant -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A source in outage at an instant: since the earliest outage of its types in
+    outage, and which they are (sorted)."""
+
+    source_id: int
+    code: str
+    name: str
+    since: datetime
+    record_types: tuple[str, ...]
+
+
+def outages_of(
+    declared: dict[tuple[int, str], Declared],
+    last_report: Callable[[int, str], datetime | None],
+    at: datetime,
+) -> dict[int, datetime]:
+    """When each source in outage at ``at`` went into outage (the earliest of its
+    declared types in outage, :func:`outage_since`), by source id: the rule per source,
+    given the declarations in force at ``at`` and ``last_report(source, type)``, the last
+    report received by ``at``. Sources not in outage are absent."""
+    since: dict[int, datetime] = {}
+    for (source_id, record_type), declaration in declared.items():
+        began = outage_since(at, last_report(source_id, record_type), declaration)
+        if began is not None and (source_id not in since or began < since[source_id]):
+            since[source_id] = began
+    return since
+
+
+def outages(conn: Readable, at: datetime) -> dict[int, Outage]:
+    """The sources in outage at ``at``, by source id: the same answer as
+    :func:`freshness` (a source whose :attr:`SourceFreshness.outage_since` is set), read
+    cheaply enough for every decision: the declarations in force, and per declared
+    source and type its last report by ``at`` (a correlated ``max`` the index on
+    records' source, type and receipt answers with one seek each)."""
+    at = ensure_utc(at)
+    declared = declarations(conn, at)
+    if not declared:
+        return {}
+    c = SourceCadence
+    keys = select(c.source_id, c.record_type).where(c.declared_at <= at).distinct().subquery("keys")
+    c_keys = keys.c
+    last_by_key = (
+        select(func.max(Record.received_at))
+        .where(
+            Record.source_id == c_keys.source_id,
+            Record.record_type == c_keys.record_type,
+            Record.received_at <= at,
+        )
+        .scalar_subquery()
+    )
+    reports: dict[tuple[int, str], datetime | None] = {
+        (source_id, record_type): report
+        for source_id, record_type, report in conn.execute(
+            select(c_keys.source_id, c_keys.record_type, last_by_key)
+        )
+    }
+    since = outages_of(declared, lambda s, t: reports.get((s, t)), at)
+    if not since:
+        return {}
+    names = {
+        source_id: (code, name)
+        for source_id, code, name in conn.execute(
+            select(Source.id, Source.code, Source.name).where(
+                Source.id.in_(sorted(since)), Source.created_at <= at
+            )
+        )
+    }
+    out: dict[int, Outage] = {}
+    for source_id, began in since.items():
+        if source_id not in names:
+            continue
+        types = sorted(
+            t
+            for (s, t), d in declared.items()
+            if s == source_id and outage_since(at, reports.get((s, t)), d) is not None
+        )
+        code, name = names[source_id]
+        out[source_id] = Outage(source_id, code, name, began, tuple(types))
+    return out
 
 
 @dataclass(frozen=True)

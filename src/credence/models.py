@@ -16,11 +16,13 @@ from credence.rulebook import tables as rulebook_tables
 from credence.scoring import tables as scoring_tables
 from credence.tiers import tables as tier_tables
 from credence.translog import tables as translog_tables
+from credence.watch import alerts as alert_tables
 
 metadata = Base.metadata
 
 __all__ = [
     "access_tables",
+    "alert_tables",
     "audit_tables",
     "backfill_tables",
     "decision_tables",

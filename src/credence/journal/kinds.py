@@ -18,6 +18,9 @@ class EventKind(StrEnum):
     SOURCE_CADENCE_DECLARED = "source_cadence_declared"
     SOURCE_SUSPENDED = "source_suspended"
     SOURCE_REINSTATED = "source_reinstated"
+    SOURCE_ALERT_RAISED = "source_alert_raised"
+    SOURCE_ALERT_ACKNOWLEDGED = "source_alert_acknowledged"
+    SOURCE_ALERT_CLOSED = "source_alert_closed"
     SUBJECT_REGISTERED = "subject_registered"
     RECORD = "record"
     RECORD_REINSERTED = "record_reinserted"
@@ -81,6 +84,17 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.SOURCE_REINSTATED: (
             "A source's suspension ended by an operator: its records received from now on "
             "count as usual; those held during the suspension stay held for a reviewer."
+        ),
+        EventKind.SOURCE_ALERT_RAISED: (
+            "An alert about a source's day raised by the scan of sources: the detector "
+            "that fired and the figures that fired it (no subject), open in the "
+            "operators' queue."
+        ),
+        EventKind.SOURCE_ALERT_ACKNOWLEDGED: (
+            "A source alert acknowledged by an operator, with a note (its digest)."
+        ),
+        EventKind.SOURCE_ALERT_CLOSED: (
+            "A source alert closed by an operator, with a note (its digest)."
         ),
         EventKind.SUBJECT_REGISTERED: (
             "A subject registered by an identity authority: public id and kind (never "

@@ -51,7 +51,7 @@ EACH = 40
 def second_edition() -> str:
     """The default rulebook with another version, heavier penalties and rewards, and
     other bounds (bounded returns)."""
-    text = default_text().replace('version = "2026.3"', 'version = "2026.9"', 1)
+    text = default_text().replace('version = "2026.4"', 'version = "2026.9"', 1)
     assert text != default_text()
     text = text.replace("points = -120", "points = -150").replace("points = 10", "points = 13")
     tighter = text.replace("max_points = 40", "max_points = 25").replace(
@@ -235,4 +235,4 @@ def test_every_engine_scores_the_exported_city_as_the_online_path_does(
             nightly = score_population(session, store.in_force(session, at), at)
         assert np.max(np.abs(nightly.totals - totals) / np.maximum(np.abs(totals), 1.0)) <= 1e-9
         assert nightly.tiers == tiers
-    assert [e.version for e in layout.editions_of(out)] == ["2026.3", "2026.9"]
+    assert [e.version for e in layout.editions_of(out)] == ["2026.4", "2026.9"]

@@ -78,7 +78,7 @@ def only(problems: list[Problem], fragment: str) -> Problem:
 def test_default_rulebook_loads_without_problems() -> None:
     assert check_text(DEFAULT, ORIGIN) == []
     book = default_rulebook()
-    assert book.version == "2026.3"
+    assert book.version == "2026.4"
     assert book.region == "national"
     assert (book.scale.base, book.scale.min, book.scale.max) == (1000, 300, 1300)
     assert [(t.code, t.min_score) for t in book.tiers] == [
@@ -623,7 +623,7 @@ reason = "Your civic record is at least 1,010 points."
 def test_diff_finds_changed_points_and_added_service() -> None:
     old = default_rulebook()
     text = replace_in(DEFAULT, "loan_repaid", "points = 5\n", "points = 7\n")
-    text = text.replace('version = "2026.3"', 'version = "2026.9"', 1) + EXTRA_SERVICE
+    text = text.replace('version = "2026.4"', 'version = "2026.9"', 1) + EXTRA_SERVICE
     new = load_text(text)
     changes = diff(old, new)
     assert Change("added", "service", "library_membership") in changes
@@ -633,7 +633,7 @@ def test_diff_finds_changed_points_and_added_service() -> None:
     assert changed[0].code == "loan_repaid"
     assert [tuple(f) for f in changed[0].fields] == [("points", 5.0, 7.0)]
     meta = [c for c in changes if c.what == "rulebook"]
-    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.3", "2026.9")]
+    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.4", "2026.9")]
     assert len(changes) == 3
 
 
@@ -700,3 +700,40 @@ def test_deleting_any_line_never_crashes(step: int) -> None:
         for problem in check_text(text, ORIGIN):
             assert problem.location.startswith(ORIGIN)
             assert problem.message
+
+
+# --- outages (2026.4) -------------------------------------------------------------------
+
+
+def test_default_rulebook_freezes_outages_and_says_how_each_service_fails() -> None:
+    book = default_rulebook()
+    assert book.outages is not None and book.outages.max_freeze_days == 60
+    modes = {s.code: s.on_outage.value for s in book.services}
+    assert all(modes[s.code] == "open" for s in book.services if s.kind is ServiceKind.RESTRICTION)
+    assert modes["loan_rate_discount"] == "closed"
+    assert modes["community_perks"] == "open"
+
+
+def test_restriction_failing_closed_is_refused() -> None:
+    text = replace_in(DEFAULT, "air_travel", 'on_outage = "open"', 'on_outage = "closed"')
+    problem = only(problems_of(text), "cannot fail closed")
+    assert "'air_travel' is a restriction" in problem.message
+    line = line_of(text, 'on_outage = "closed"', table_start(text, "air_travel"))
+    assert problem.location == f"{ORIGIN}:{line} services[0] (code=air_travel).on_outage"
+
+
+def test_unknown_outage_mode_and_freeze_out_of_range_are_refused() -> None:
+    text = replace_in(DEFAULT, "community_perks", 'on_outage = "open"', 'on_outage = "maybe"')
+    text = text.replace("max_freeze_days = 60", "max_freeze_days = 0", 1)
+    found = {str(p) for p in problems_of(text)}
+    assert any("outages.max_freeze_days" in p and "greater than 0" in p for p in found)
+    assert any(".on_outage" in p and "'open' or 'closed'" in p for p in found)
+
+
+def test_edition_without_outages_freezes_nothing_and_fails_open() -> None:
+    start = DEFAULT.index("[outages]")
+    text = DEFAULT[:start] + DEFAULT[DEFAULT.index("\n\n", start) + 2 :]
+    text = re.sub(r'\non_outage = "(open|closed)"', "", text)
+    book = load_text(text, ORIGIN)
+    assert book.outages is None
+    assert {s.on_outage.value for s in book.services} == {"open"}

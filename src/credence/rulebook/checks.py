@@ -20,6 +20,7 @@ from credence.rulebook.domains import DOMAINS, STATUTES
 from credence.rulebook.model import (
     Category,
     Outcome,
+    OutageMode,
     RecordType,
     Service,
     ServiceKind,
@@ -285,6 +286,12 @@ _SCORE_TOO_LOW = re.compile(r"\bscore\b.{0,20}\btoo low\b", re.IGNORECASE)
 
 def _check_services(parts: Parts, locate: Locator) -> Iterator[Problem]:
     for i, service in parts.services:
+        if service.kind is ServiceKind.RESTRICTION and service.on_outage is OutageMode.CLOSED:
+            yield Problem(
+                locate(("services", i, "on_outage")),
+                f"service {service.code!r} is a restriction and cannot fail closed: nobody "
+                "is restricted because a source is silent; use on_outage = 'open'",
+            )
         if service.default is Outcome.REWARD:
             yield Problem(
                 locate(("services", i, "default")),

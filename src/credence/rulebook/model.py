@@ -76,6 +76,16 @@ class Outcome(StrEnum):
     REWARD = "reward"
 
 
+class OutageMode(StrEnum):
+    """What a service does when a category it reads has a source in outage (silent past
+    its declared cadence and grace): ``open`` decides on the records held, stating what
+    is missing; ``closed`` grants no reward until the category is complete again (only a
+    reward service may fail closed: nobody is restricted because data is missing)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -174,6 +184,14 @@ class Intake(Strict):
     new_identity: NewIdentityLimit | None = None
 
 
+class Outages(Strict):
+    """While a source is in outage, its records stop decaying: their age is counted up
+    to the outage's start, for at most ``max_freeze_days``; after that they decay again.
+    Editions without this section freeze nothing."""
+
+    max_freeze_days: int = Field(gt=0, le=365)
+
+
 class RecordType(Strict):
     """One kind of fact a source may report, and what it weighs."""
 
@@ -239,6 +257,8 @@ class Service(Strict):
     default: Outcome
     warning_days: int = Field(default=0, ge=0)
     court_ordered: bool = False
+    #: When a category the service reads has a source in outage (:class:`OutageMode`).
+    on_outage: OutageMode = OutageMode.OPEN
 
 
 PositiveCap = Annotated[float, Field(gt=0)]
@@ -274,6 +294,9 @@ class Rulebook(Strict):
     dispute: Dispute
     #: Intake checks: plausibility, bursts, new identities (:class:`Intake`).
     intake: Intake = Field(default_factory=Intake)
+    #: Outages are not behaviour: how long a silent source's records stop decaying
+    #: (:class:`Outages`); None: they never stop (editions published before outages).
+    outages: Outages | None = None
     record_types: tuple[RecordType, ...] = Field(min_length=1)
     services: tuple[Service, ...] = Field(min_length=1)
 

@@ -64,6 +64,7 @@ backfill_approve    -       -              -        -         any       -
 key_manage          -       -              -        -         any       -
 source_manage       -       -              -        -         any       -
 source_suspend      -       -              -        -         any       -
+source_alert        -       -              -        -         any       -
 party_manage        -       -              -        -         any       -
 rulebook_publish    -       -              -        -         any       -
 """

@@ -60,6 +60,7 @@ class Action(StrEnum):
     KEY_MANAGE = "key_manage"
     SOURCE_MANAGE = "source_manage"
     SOURCE_SUSPEND = "source_suspend"
+    SOURCE_ALERT = "source_alert"
     PARTY_MANAGE = "party_manage"
     RULEBOOK_PUBLISH = "rulebook_publish"
 
@@ -135,6 +136,9 @@ _GRANTS: dict[Role, dict[Action, Scope]] = {
         # Suspend a source (its records held for reviewers) and reinstate it
         # (credence.ledger.suspension).
         _A.SOURCE_SUSPEND: _S.ANY,
+        # Read the queue of source alerts, acknowledge and close them
+        # (credence.watch.alerts).
+        _A.SOURCE_ALERT: _S.ANY,
         _A.PARTY_MANAGE: _S.ANY,
         _A.RULEBOOK_PUBLISH: _S.ANY,
         # Approve a source's backfill run, exempt from intake's volume limits
@@ -178,6 +182,7 @@ _VERB: Mapping[Action, str] = {
     _A.KEY_MANAGE: "manage API keys",
     _A.SOURCE_MANAGE: "manage sources",
     _A.SOURCE_SUSPEND: "suspend or reinstate sources",
+    _A.SOURCE_ALERT: "read, acknowledge or close source alerts",
     _A.PARTY_MANAGE: "manage relying parties",
     _A.RULEBOOK_PUBLISH: "publish rulebooks",
 }

@@ -306,3 +306,125 @@ def sources_status(db: DbOption = None, at: AtOption = None, as_json: JsonOption
     terminal.show(sources, SOURCE_COLUMNS, title=title, out=out)
     types = [{**asdict(t), "source": s.code} for s in found.sources for t in s.types]
     terminal.show(types, TYPE_COLUMNS, title="By record type", out=out)
+
+
+# --- anomalies: the scan and the queue of alerts -------------------------------------------
+
+
+@app.command("scan")
+def sources_scan(
+    through: Annotated[
+        datetime | None,
+        typer.Option(help="Judge the whole days up to this instant (ISO 8601, UTC); default now."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Judge every whole day not scanned yet with the anomaly detectors (README, 'Source
+    anomalies') and raise an alert for each finding (a journal entry each). Idempotent:
+    days already scanned are not judged again, and no alert is raised twice. Cron it
+    daily."""
+    from credence.watch import alerts
+
+    ctx = terminal.open_context(db)
+    now = ctx.clock.now()
+    with terminal.errors(), ctx.sessions.begin() as session:
+        found = alerts.scan(session, through=now if through is None else through, at=now)
+    if found.first_day is None or found.last_day is None:
+        terminal.console().print("no whole day left to scan")
+        return
+    by = ", ".join(f"{n} {d}" for d, n in sorted(alerts.raised(found.raised).items()))
+    terminal.console().print(
+        f"scanned {found.first_day:%Y-%m-%d} to {found.last_day:%Y-%m-%d}: "
+        f"{len(found.raised)} alert(s) raised" + (f" ({by})" if by else "")
+    )
+
+
+alerts_app = typer.Typer(
+    help="The queue of source alerts: list them (no command), acknowledge or close one.",
+    invoke_without_command=True,
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:,.3g}"
+
+
+ALERT_COLUMNS = (
+    Column("id", is_id=True),
+    Column("source", is_id=True),
+    Column("detector"),
+    Column("day", render=lambda r: f"{r['day']:%Y-%m-%d}"),
+    Column("value", justify="right", render=lambda r: _figure(r["value"])),
+    Column("median", justify="right", render=lambda r: _figure(r["median"])),
+    Column("mad", "MAD", justify="right", render=lambda r: _figure(r["mad"])),
+    Column("threshold", justify="right", render=lambda r: _figure(r["threshold"])),
+    Column("state"),
+    Column("raised_at", shown=False),
+    Column("acknowledged_at", shown=False),
+    Column("acknowledged_note", "acknowledged"),
+    Column("closed_at", shown=False),
+    Column("closed_note", "closed"),
+)
+
+NoteOption = Annotated[
+    str, typer.Option(help="What was found or done (required, at most 500 characters).")
+]
+
+
+@alerts_app.callback()
+def sources_alerts(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None, typer.Option(help="Only alerts in this state: open, acknowledged, closed.")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only alerts about this source.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The source alerts, newest day first: what fired, on which day, with its figures
+    (value, median, MAD, threshold) and its state."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dataclasses import asdict
+
+    from credence.watch import alerts
+
+    context = terminal.open_context(db)
+    with terminal.errors(), context.sessions() as session:
+        rows = [asdict(a) for a in alerts.listing(session, state=state, source=source)]
+    terminal.show(rows, ALERT_COLUMNS, as_json=as_json, title="Source alerts")
+
+
+def _decide(step: str, alert_id: int, note: str, db: str | None) -> None:
+    from credence.audit.service import log_operator_action
+    from credence.watch import alerts
+
+    ctx = terminal.open_context(db)
+    now = ctx.clock.now()
+    act = alerts.acknowledge if step == "acknowledged" else alerts.close
+    with terminal.errors(), ctx.sessions.begin() as session:
+        found = act(session, alert_id=alert_id, note=note, principal_id=None, at=now)
+        log_operator_action(
+            session, action=f"source_alert_{step}", what=f"source alert {alert_id}", at=now
+        )
+    terminal.console().print(
+        Text(
+            terminal.visible(
+                f"alert {found.id} ({found.source}, {found.detector}, {found.day:%Y-%m-%d}) {step}"
+            )
+        )
+    )
+
+
+@alerts_app.command("ack")
+def sources_alerts_ack(alert_id: int, note: NoteOption, db: DbOption = None) -> None:
+    """Acknowledge an open alert, with a note (a journal entry)."""
+    _decide("acknowledged", alert_id, note, db)
+
+
+@alerts_app.command("close")
+def sources_alerts_close(alert_id: int, note: NoteOption, db: DbOption = None) -> None:
+    """Close an alert, open or acknowledged, with a note (a journal entry); a closed
+    alert is refused (alert_closed)."""
+    _decide("closed", alert_id, note, db)

@@ -9,14 +9,19 @@ Operators (``source_suspend``) suspend a source, with a reason from the catalogu
 reinstate it (:mod:`credence.ledger.suspension`). Suspending a suspended source answers
 the suspension in force (200; 201 when it is new); reinstating a source not suspended
 is 409 ``source_not_suspended``.
+
+Operators (``source_alert``) read the queue of source alerts the scan raised
+(:mod:`credence.watch.alerts`), acknowledge them and close them, each with a note. An
+alert acknowledged or closed is not acknowledged again (409 ``alert_not_open``); a
+closed one is not closed again (409 ``alert_closed``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from credence.access.policy import PUBLIC, Action, authorize
@@ -25,6 +30,7 @@ from credence.api.routing import CommittingRoute
 from credence.api.schemas import Out
 from credence.clock import Instant
 from credence.ledger import registry, suspension
+from credence.watch import alerts
 from credence.watch.status import status
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], route_class=CommittingRoute)
@@ -179,6 +185,102 @@ def reinstate_source(
         suspension.reinstate(
             session,
             source=registry.source_by_code(session, code),
+            principal_id=caller.principal_id,
+            at=ctx.clock.now(),
+        )
+    )
+
+
+# --- the queue of source alerts (operators) --------------------------------------------
+
+
+class AlertOut(Out):
+    id: int
+    source: str
+    detector: str = Field(
+        description="What fired: volume, negative_mix, concentration, new_subjects, "
+        "negative_retractions, disputes_upheld, silence or outage (README, 'Source "
+        "anomalies')."
+    )
+    day: datetime = Field(description="The UTC day the alert is about (its first instant).")
+    value: float = Field(description="The day's figure.")
+    median: float | None = Field(description="Its median over the source's history window.")
+    mad: float | None = Field(description="Its median absolute deviation over that window.")
+    threshold: float = Field(description="The least value that fires, which the day reached.")
+    raised_at: datetime
+    state: Literal["open", "acknowledged", "closed"]
+    acknowledged_at: datetime | None
+    acknowledged_note: str | None
+    closed_at: datetime | None
+    closed_note: str | None
+
+
+AlertId = Annotated[int, Path(ge=1, le=2_147_483_647, description="The alert's number.")]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        description=f"What was found or done: required, at most {alerts.MAX_NOTE} "
+        "printable characters (line breaks allowed)."
+    )
+
+
+@router.get(
+    "/alerts",
+    response_model=list[AlertOut],
+    summary="The queue of source alerts, newest day first (operators)",
+)
+def source_alerts(
+    caller: CallerDep,
+    session: SessionDep,
+    state: Annotated[
+        Literal["open", "acknowledged", "closed"] | None,
+        Query(description="Only alerts in this state."),
+    ] = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="Only alerts about this source (code).")
+    ] = None,
+) -> list[AlertOut]:
+    authorize(caller, Action.SOURCE_ALERT)
+    return [AlertOut.model_validate(a) for a in alerts.listing(session, state=state, source=source)]
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledgement",
+    response_model=AlertOut,
+    summary="Acknowledge an open source alert, with a note (operators)",
+)
+def acknowledge_alert(
+    alert_id: AlertId, body: NoteIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+) -> AlertOut:
+    authorize(caller, Action.SOURCE_ALERT)
+    return AlertOut.model_validate(
+        alerts.acknowledge(
+            session,
+            alert_id=alert_id,
+            note=body.note,
+            principal_id=caller.principal_id,
+            at=ctx.clock.now(),
+        )
+    )
+
+
+@router.post(
+    "/alerts/{alert_id}/closure",
+    response_model=AlertOut,
+    summary="Close a source alert, with a note; a closed one is 409 alert_closed (operators)",
+)
+def close_alert(
+    alert_id: AlertId, body: NoteIn, caller: CallerDep, ctx: ContextDep, session: SessionDep
+) -> AlertOut:
+    authorize(caller, Action.SOURCE_ALERT)
+    return AlertOut.model_validate(
+        alerts.close(
+            session,
+            alert_id=alert_id,
+            note=body.note,
             principal_id=caller.principal_id,
             at=ctx.clock.now(),
         )

@@ -10,7 +10,8 @@ sources or days) and as of an instant:
   that day, the positives beyond the most that subject ever had from the source in one
   day before (at least one);
 * **new subjects**: subjects the source reports on for the first time;
-* **negative retractions**: retractions of its negative records;
+* **negative retractions**: retractions of its negative records it asked for (written
+  at once, or held for a reviewer when the record restricts someone);
 * **disputes upheld**: disputes about its records decided against it that day, answered
   ``deleted`` or ``corrected`` before the deadline or lapsed unanswered at it (as
   :mod:`credence.watch.status` counts them).
@@ -44,6 +45,7 @@ from credence.clock import EPOCH, ensure_utc
 from credence.db import Instant
 from credence.disputes.tables import Dispute, DisputeAnswer
 from credence.ledger.freshness import Readable, declarations, outage_since
+from credence.ledger.lifting import RETRACTION, PendingChange
 from credence.ledger.tables import Record, Retraction
 from credence.watch.status import UPHELD
 
@@ -239,19 +241,51 @@ def daily(
         history(source_id).at(d).new_subjects = n
 
     if negative:
-        retracted_day = _day(Retraction.received_at)
-        retractions = (
-            select(Retraction.source_id, retracted_day, func.count())
-            .join(Record, Record.id == Retraction.record_id)
-            .where(Retraction.received_at <= at, Record.record_type.in_(list(negative)))
-            .group_by(Retraction.source_id, retracted_day)
-        )
-        for source_id, d, n in _grouped(conn, retractions):
-            history(source_id).at(d).negative_retractions = n
+        for source_id, d, n in _retractions(conn, at, negative):
+            history(source_id).at(d).negative_retractions += n
 
     for source_id, d, n in _upheld(conn, at):
         history(source_id).at(d).disputes_upheld += n
     return out
+
+
+def _retractions(
+    conn: Readable, at: datetime, negative: Collection[str]
+) -> Iterable[tuple[int, int, int]]:
+    """Retractions of negative records each source asked for by ``at``, per source and
+    day asked: those written at once (their day), and those held for a reviewer because
+    the record restricts someone (the day the source asked, whatever the reviewer
+    decides; once confirmed, the retraction is not counted again)."""
+    held = and_(
+        PendingChange.record_id == Retraction.record_id,
+        PendingChange.kind == RETRACTION,
+        PendingChange.requested_by == "source",
+    )
+    written_day = _day(Retraction.received_at)
+    yield from _grouped(
+        conn,
+        select(Retraction.source_id, written_day, func.count())
+        .join(Record, Record.id == Retraction.record_id)
+        .where(
+            Retraction.received_at <= at,
+            Record.record_type.in_(list(negative)),
+            ~select(PendingChange.id).where(held).exists(),
+        )
+        .group_by(Retraction.source_id, written_day),
+    )
+    asked_day = _day(PendingChange.requested_at)
+    yield from _grouped(
+        conn,
+        select(PendingChange.source_id, asked_day, func.count())
+        .join(Record, Record.id == PendingChange.record_id)
+        .where(
+            PendingChange.requested_at <= at,
+            PendingChange.kind == RETRACTION,
+            PendingChange.requested_by == "source",
+            Record.record_type.in_(list(negative)),
+        )
+        .group_by(PendingChange.source_id, asked_day),
+    )
 
 
 def _upheld(conn: Readable, at: datetime) -> Iterable[tuple[int, int, int]]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
+from credence.db import Direct
 from credence.ledger import freshness
 from credence.ledger.freshness import Cadence
 from tests.watch.test_freshness import DAY, US, Stopped, declare, repaid
@@ -32,10 +33,15 @@ def expected(session: Session, at: datetime) -> dict[int, tuple[str, datetime, t
 
 
 def cheap(session: Session, at: datetime) -> dict[int, tuple[str, datetime, tuple[str, ...]]]:
-    return {
+    """``outages`` on the session, checked against ``outages_direct`` on its connection
+    (the API's decision path): the same statements, read through both drivers' rows."""
+    found = {
         source_id: (o.code, o.since, o.record_types)
         for source_id, o in freshness.outages(session, at).items()
     }
+    direct = freshness.outages_direct(Direct.within(session), at)
+    assert {s: (o.code, o.since, o.record_types) for s, o in direct.items()} == found
+    return found
 
 
 def test_outages_as_of_any_instant_are_the_status_s(

@@ -34,15 +34,17 @@ report and volume, not for a type's.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import ensure_utc
+from credence.clock import ensure_utc, from_micros
+from credence.db import Direct, Prepared
 from credence.errors import InvalidInput
 from credence.ledger.tables import Record, Source, SourceCadence, SourceRecordType
 from credence.notifications.service import record_event
@@ -304,56 +306,85 @@ def outages_of(
     return since
 
 
-def outages(conn: Readable, at: datetime) -> dict[int, Outage]:
-    """The sources in outage at ``at``, by source id: the same answer as
-    :func:`freshness` (a source whose :attr:`SourceFreshness.outage_since` is set), read
-    cheaply enough for every decision: the declarations in force, and per declared
-    source and type its last report by ``at`` (a correlated ``max`` the index on
-    records' source, type and receipt answers with one seek each)."""
-    at = ensure_utc(at)
-    declared = declarations(conn, at)
-    if not declared:
-        return {}
+def _outage_statement() -> Select[int, str, int, int, datetime, int, datetime]:
+    """Every cadence declared by ``:at`` with, for its source and type, the last report
+    received by ``:at``: a correlated ``max`` that the index on records' source, type and
+    receipt answers with one seek per row (a source declares a few)."""
     c = SourceCadence
-    keys = select(c.source_id, c.record_type).where(c.declared_at <= at).distinct().subquery("keys")
-    c_keys = keys.c
-    last_by_key = (
+    at = bindparam("at", type_=SourceCadence.declared_at.type)
+    last = (
         select(func.max(Record.received_at))
         .where(
-            Record.source_id == c_keys.source_id,
-            Record.record_type == c_keys.record_type,
+            Record.source_id == c.source_id,
+            Record.record_type == c.record_type,
             Record.received_at <= at,
         )
         .scalar_subquery()
     )
-    reports: dict[tuple[int, str], datetime | None] = {
-        (source_id, record_type): report
-        for source_id, record_type, report in conn.execute(
-            select(c_keys.source_id, c_keys.record_type, last_by_key)
+    return select(
+        c.source_id, c.record_type, c.cadence_days, c.grace_days, c.declared_at, c.id, last
+    ).where(c.declared_at <= at)
+
+
+_OUTAGE_ROWS = _outage_statement()
+_PREPARED_OUTAGE_ROWS = Prepared(_OUTAGE_ROWS)
+_SOURCE_NAME = select(Source.code, Source.name).where(
+    Source.id == bindparam("id"), Source.created_at <= bindparam("at", type_=Source.created_at.type)
+)
+_PREPARED_SOURCE_NAME = Prepared(_SOURCE_NAME)
+
+
+def outages(conn: Readable, at: datetime) -> dict[int, Outage]:
+    """The sources in outage at ``at``, by source id: the same answer as
+    :func:`freshness` (a source whose :attr:`SourceFreshness.outage_since` is set), read
+    cheaply enough for every decision: one statement (the declarations made by ``at``,
+    each with its type's last report by ``at``), and a source's name only for a source
+    in outage."""
+    at = ensure_utc(at)
+    rows = conn.execute(_OUTAGE_ROWS, {"at": at}).all()
+    return _outages(rows, at, lambda i: conn.execute(_SOURCE_NAME, {"id": i, "at": at}).first())
+
+
+def outages_direct(direct: Direct, at: datetime) -> dict[int, Outage]:
+    """:func:`outages` on a :class:`~credence.db.Direct` connection (the API's decision
+    path), from the same statements."""
+    at = ensure_utc(at)
+    rows = [
+        (
+            s,
+            t,
+            cadence,
+            grace,
+            from_micros(declared),
+            order,
+            None if last is None else from_micros(last),
         )
-    }
-    since = outages_of(declared, lambda s, t: reports.get((s, t)), at)
-    if not since:
+        for s, t, cadence, grace, declared, order, last in _PREPARED_OUTAGE_ROWS.run(
+            direct, {"at": at}
+        )
+    ]
+    return _outages(
+        rows, at, lambda i: next(iter(_PREPARED_SOURCE_NAME.run(direct, {"id": i, "at": at})), None)
+    )
+
+
+def _outages(rows: Sequence[Any], at: datetime, name_of: Callable[[int], Any]) -> dict[int, Outage]:
+    if not rows:
         return {}
-    names = {
-        source_id: (code, name)
-        for source_id, code, name in conn.execute(
-            select(Source.id, Source.code, Source.name).where(
-                Source.id.in_(sorted(since)), Source.created_at <= at
-            )
-        )
-    }
+    declared = in_force((Declaration(*row[:6]) for row in rows), at)
+    reports: dict[tuple[int, str], datetime | None] = {(row[0], row[1]): row[6] for row in rows}
+    since = outages_of(declared, lambda s, t: reports.get((s, t)), at)
     out: dict[int, Outage] = {}
-    for source_id, began in since.items():
-        if source_id not in names:
+    for source_id, began in sorted(since.items()):
+        named = name_of(source_id)
+        if named is None:  # registered after at
             continue
         types = sorted(
             t
             for (s, t), d in declared.items()
             if s == source_id and outage_since(at, reports.get((s, t)), d) is not None
         )
-        code, name = names[source_id]
-        out[source_id] = Outage(source_id, code, name, began, tuple(types))
+        out[source_id] = Outage(source_id, named[0], named[1], began, tuple(types))
     return out
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from credence.clock import to_micros
-from credence.ledger import holds, identities
+from credence.ledger import freshness, holds, identities
 from credence.ledger.endings import effect_ends
 from credence.ledger.tables import Record, Subject
 from credence.rulebook.model import CATEGORIES
@@ -81,9 +81,11 @@ def score_population(
     ends = effect_ends()
     # And of when it starts: its receipt, or for a record held at intake its release.
     starts = holds.effect_starts()
+    freeze = source_freezes(session, edition, at_us, at)
     query = (
         select(
             Record.subject_id,
+            Record.source_id,
             Record.record_type,
             type_coerce(Record.occurred_at, raw),
             Record.quantity,
@@ -98,7 +100,7 @@ def score_population(
     seen = 0
     result = session.execute(query.execution_options(yield_per=chunk))
     for rows in result.partitions(chunk):
-        subject, rtype, occurred, quantity, received, ended = zip(*rows, strict=True)
+        subject, source, rtype, occurred, quantity, received, ended = zip(*rows, strict=True)
         type_idx = np.array([code_index.get(t, -1) for t in rtype], dtype=np.int64)
         ended_us = np.array([counting.NOT_ENDED if e is None else e for e in ended], dtype=np.int64)
         keep = counting.counts(at_us, np.asarray(received, dtype=np.int64), ended_us)
@@ -106,7 +108,12 @@ def score_population(
         subj = np.asarray(subject, dtype=np.int64)[keep]
         type_idx = type_idx[keep]
         qty = np.array([np.nan if q is None else q for q in quantity], dtype=np.float64)[keep]
-        age = counting.age_days(at_us, np.asarray(occurred, dtype=np.int64)[keep])
+        occurred_us = np.asarray(occurred, dtype=np.int64)[keep]
+        frozen = None
+        if freeze is not None:
+            src = np.asarray(source, dtype=np.int64)[keep]
+            frozen = counting.frozen(occurred_us, freeze[0][src], freeze[1][src])
+        age = counting.age_days(at_us, occurred_us, frozen)
         contrib = types.contributions(type_idx, qty, age)
         if subj.size:
             lo, hi = int(subj.min()), int(subj.max())
@@ -121,6 +128,28 @@ def score_population(
     order = formula.tier_order(edition.rulebook)
     tiers = [str(t) for t in order[finished.tiers]]
     return Population(ids, finished.sub_scores, finished.totals, tiers, seen, finished.against)
+
+
+def source_freezes(
+    session: Session, edition: Edition, at_us: int, at: datetime
+) -> tuple[formula.IntArray, formula.IntArray] | None:
+    """The freeze interval (:func:`credence.scoring.counting.freeze`) of every source's
+    records as of ``at``, as two arrays indexed by source id (start, end; ``at_us``
+    both for a source not in outage); None when no source is in outage or the edition
+    never freezes."""
+    max_days = counting.max_freeze_days(edition.rulebook)
+    if max_days is None:
+        return None
+    outages = freshness.outages(session, at)
+    if not outages:
+        return None
+    size = max(outages) + 1
+    size = max(size, (session.scalar(select(func.max(Record.source_id))) or 0) + 1)
+    start = np.full(size, at_us, dtype=np.int64)
+    end = np.full(size, at_us, dtype=np.int64)
+    for source_id, outage in outages.items():
+        start[source_id], end[source_id] = counting.freeze(at_us, to_micros(outage.since), max_days)
+    return start, end
 
 
 def fold_aliases(tallied: formula.FloatArray, aliases: dict[int, int]) -> None:

@@ -9,15 +9,17 @@ array functions the batch runner uses) to the records that count as of that inst
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from credence.clock import to_micros
+from credence.clock import MICROS_PER_DAY, to_micros
+from credence.ledger import freshness
+from credence.ledger.freshness import Outage
 from credence.ledger.registry import SubjectKey
 from credence.ledger.subject_file import RecordView, subject_records
 from credence.rulebook.model import CATEGORIES, Category, Rulebook
@@ -26,6 +28,38 @@ from credence.scoring import counting, formula
 
 #: How many reason codes an explanation (and an adverse decision) gives at most.
 MAX_REASONS = 4
+
+#: :func:`compute`'s ``outages`` when no source is in outage.
+NO_OUTAGES: Mapping[int, Outage] = {}
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """Why a record's age stopped: its source was in outage at the instant scored
+    (outages are not behaviour, :mod:`credence.scoring.counting`)."""
+
+    source_name: str
+    #: When the source's outage began.
+    since: datetime
+    #: Days of the record's age the freeze took away.
+    days: float
+    #: The edition's maximum freeze, in days.
+    max_days: int
+    #: When the maximum ran out and the record began to decay again; None while it has
+    #: not.
+    decaying_since: datetime | None
+
+    @property
+    def text(self) -> str:
+        head = f"reported by {self.source_name}, in outage since {self.since:%Y-%m-%d}"
+        if self.decaying_since is not None:
+            return (
+                f"{head}: its age was frozen for the maximum {self.max_days} days, decaying "
+                f"again since {self.decaying_since:%Y-%m-%d}"
+            )
+        return (
+            f"{head}: its age counts to that date ({self.days:.0f} of at most {self.max_days} days)"
+        )
 
 
 @dataclass(frozen=True)
@@ -42,6 +76,13 @@ class Contribution:
     #: its effect ended: retracted | deleted | corrected | unverifiable (dispute
     #: unanswered by its deadline) | repaired (see :data:`ENDED_STATUS`)
     status: str
+    #: Set when its source's outage froze part of its age (counting records only).
+    frozen: Frozen | None = None
+
+    @property
+    def frozen_days(self) -> float:
+        """Days of its age an outage of its source took away (0: none)."""
+        return 0.0 if self.frozen is None else self.frozen.days
 
 
 @dataclass(frozen=True)
@@ -137,8 +178,39 @@ def _canonical_order(view: RecordView) -> tuple[datetime, str, str, str]:
     return (view.occurred_at, view.record_type, view.source_code, view.source_ref)
 
 
-def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Score:
-    """The score as of ``at`` under ``edition``: a pure function of its arguments."""
+@dataclass(frozen=True)
+class _Freeze:
+    start_us: int
+    end_us: int
+    outage: Outage
+
+
+def _freezes(outages: Mapping[int, Outage], max_days: int | None, at_us: int) -> dict[str, _Freeze]:
+    """The freeze interval (:func:`credence.scoring.counting.freeze`) of each source in
+    outage, by source code; empty when the edition never freezes."""
+    if not outages or max_days is None:
+        return {}
+    out = {}
+    for outage in outages.values():
+        start, end = counting.freeze(at_us, to_micros(outage.since), max_days)
+        if end > start:
+            out[outage.code] = _Freeze(start, end, outage)
+    return out
+
+
+def compute(
+    records: Sequence[RecordView],
+    edition: Edition,
+    at: datetime,
+    *,
+    outages: Mapping[int, Outage] = NO_OUTAGES,
+) -> Score:
+    """The score as of ``at`` under ``edition``: a pure function of its arguments.
+
+    ``outages``: the sources in outage at ``at``, by source id
+    (:func:`credence.ledger.freshness.outages` as of ``at``); the age of their records
+    is frozen as the edition says (:mod:`credence.scoring.counting`). By default none
+    is in outage."""
     book = edition.rulebook
     types = formula.type_table(book)
     index = types.index
@@ -157,6 +229,11 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
     weight_list: list[float] = []
     age_list: list[float] = []
     retention_list: list[float] = []
+    max_days = counting.max_freeze_days(book)
+    at_us = to_micros(at)
+    freezes = _freezes(outages, max_days, at_us)
+    #: Microseconds of age frozen, per position in ``scored`` (empty: none frozen).
+    frozen_list: list[int] = []
     if not scored:
         finished = _nothing_counts(book)
     else:
@@ -165,8 +242,16 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         quantity = np.array(
             [np.nan if v.quantity is None else v.quantity for v in counted], dtype=np.float64
         )
-        at_us = to_micros(at)
-        age_list = [counting.age_of(at_us, to_micros(v.occurred_at)) for v in counted]
+        occurred = [to_micros(v.occurred_at) for v in counted]
+        if freezes:
+            frozen_list = [
+                _frozen_us(v, us, freezes) for v, us in zip(counted, occurred, strict=True)
+            ]
+            age_list = [
+                counting.age_of(at_us, us, f) for us, f in zip(occurred, frozen_list, strict=True)
+            ]
+        else:
+            age_list = [counting.age_of(at_us, us) for us in occurred]
         ages = np.array(age_list, dtype=np.float64)
         weights = types.weights(type_idx, quantity)
         retention = types.retention[type_idx]
@@ -204,6 +289,10 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         # is at least the retention). Nothing else makes it expired: a record worth 0
         # points (quantity 0) counts, for 0 points, until its retention ends.
         status = "expired" if age_list[k] >= retention_list[k] else statuses[i]
+        frozen = None
+        if frozen_list and frozen_list[k] > 0:
+            assert max_days is not None  # something froze: the edition freezes
+            frozen = _frozen_of(freezes[view.source_code], frozen_list[k], max_days, at_us)
         contributions.append(
             Contribution(
                 record=view,
@@ -212,6 +301,7 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
                 weight=weight_list[k],
                 points=pts,
                 status=status,
+                frozen=frozen,
             )
         )
     if len(contributions) > 1:
@@ -229,6 +319,27 @@ def compute(records: Sequence[RecordView], edition: Edition, at: datetime) -> Sc
         contributions=contributions,
         bounds=_bounds(finished, book, contributions) if scored else [],
         against=tuple(int(n) for n in finished.against[0]),
+    )
+
+
+def _frozen_us(view: RecordView, occurred_us: int, freezes: dict[str, _Freeze]) -> int:
+    """Microseconds of the record's age its source's outage takes away (the one
+    freeze, :data:`credence.scoring.counting.frozen`)."""
+    found = freezes.get(view.source_code)
+    if found is None:
+        return 0
+    return int(counting.frozen(occurred_us, found.start_us, found.end_us))
+
+
+def _frozen_of(freeze: _Freeze, frozen_us: int, max_days: int, at_us: int) -> Frozen:
+    since = freeze.outage.since
+    limit = since + timedelta(days=max_days)
+    return Frozen(
+        source_name=freeze.outage.name,
+        since=since,
+        days=frozen_us / MICROS_PER_DAY,
+        max_days=max_days,
+        decaying_since=limit if freeze.end_us < at_us else None,
     )
 
 
@@ -346,12 +457,16 @@ def score_subject(
     *,
     categories: frozenset[Category] | None = None,
 ) -> Score:
-    """Read a subject's records (only those of ``categories``, if given) and score them."""
+    """Read a subject's records (only those of ``categories``, if given) and the sources
+    in outage at ``at`` (if the edition freezes anything), and score them."""
     record_types = None
     if categories is not None:
         record_types = category_types(edition.rulebook, categories)
     records = subject_records(session, subject.id, record_types=record_types, at=at)
-    return compute(records, edition, at)
+    outages = NO_OUTAGES
+    if counting.max_freeze_days(edition.rulebook) is not None:
+        outages = freshness.outages(session, at)
+    return compute(records, edition, at, outages=outages)
 
 
 def category_types(book: Rulebook, categories: frozenset[Category]) -> list[str]:

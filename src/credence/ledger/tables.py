@@ -99,6 +99,8 @@ class Record(journal.Journalled, Base):
     __table_args__ = (
         UniqueConstraint("source_id", "source_ref"),
         Index("ix_records_subject_received", "subject_id", "received_at"),
+        # A source's last report of a type by an instant, in one seek (freshness.outages).
+        Index("ix_records_source_type_received", "source_id", "record_type", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     HOLD_REJECTED = "hold_rejected"
     BACKFILL_APPROVED = "backfill_approved"
     BACKFILL_DELIVERED = "backfill_delivered"
+    OUTAGE_CATCH_UP_OPENED = "outage_catch_up_opened"
     IDENTITY_FLAGGED = "identity_flagged"
     IDENTITY_CONFIRMED_DISTINCT = "identity_confirmed_distinct"
     SUBJECTS_MERGED = "subjects_merged"
@@ -200,8 +201,15 @@ DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
             "burst and new-identity limits, never from plausibility."
         ),
         EventKind.BACKFILL_DELIVERED: (
-            "A batch delivered under an approved backfill run: how many of its records "
-            "the run's scope exempted."
+            "A batch delivered under a backfill run (approved, or an outage's catch-up): "
+            "how many of its records the run's scope exempted."
+        ),
+        EventKind.OUTAGE_CATCH_UP_OPENED: (
+            "A source in outage reported again, and intake opened its catch-up run: the "
+            "record types in outage, since when, the period the missed records occurred "
+            "in and the volume missed at the source's usual rate. Those records are "
+            "exempt from the burst limit only (a batch's use is a backfill_delivered "
+            "entry), never from the new-identity limit or plausibility."
         ),
         EventKind.IDENTITY_FLAGGED: (
             "A subject registered but flagged for the identity authority as a probable "

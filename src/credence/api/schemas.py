@@ -14,6 +14,7 @@ from credence.ledger.holds import CAUSE_TEXT
 from credence.ledger.lifting import ChangeView
 from credence.ledger.schemas import NO_NUL, RecordResult
 from credence.ledger.subject_file import RecordView
+from credence.scoring.completeness import Completeness
 from credence.scoring.online import Score
 
 
@@ -212,6 +213,12 @@ class BackfillRunOut(Out):
     expected_records: int
     exempted: int = Field(description="Records exempted so far, of expected_records.")
     approved_at: datetime
+    kind: Literal["approved", "outage_catch_up"] = Field(
+        default="approved",
+        description="approved: by an operator. outage_catch_up: opened by intake when "
+        "the source reported again after an outage, for what it missed at its usual "
+        "rate; exempt from the burst limit only, and never named by a client.",
+    )
 
 
 class RetractionOut(BaseModel):
@@ -404,6 +411,29 @@ class DecisionIn(BaseModel):
     )
 
 
+class MissingSourceOut(Out):
+    source: str = Field(description="The source in outage (its code).")
+    source_name: str
+    since: datetime = Field(description="When its outage began.")
+    record_types: list[str] = Field(description="Its silent record types of this category.")
+
+
+class CompletenessOut(Out):
+    category: str
+    complete: bool = Field(description="No source that reports on it is in outage.")
+    missing: list[MissingSourceOut] = Field(
+        description="The sources in outage that report on the category (empty if complete)."
+    )
+
+
+class OutageHandlingOut(Out):
+    mode: str = Field(description="open or closed: what the service does (the rulebook's).")
+    changed_outcome: bool = Field(
+        description="Failing closed withheld a reward the records held would have granted."
+    )
+    text: str = Field(description="What is missing and what the service did about it.")
+
+
 class DecisionOut(BaseModel):
     decision_id: str
     subject_id: str
@@ -426,6 +456,15 @@ class DecisionOut(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="Set when a restriction is pending after a warning (warn before punishing).",
+    )
+    completeness: list[CompletenessOut] = Field(
+        default_factory=list,
+        description="Each category the service reads: complete, or the sources in outage.",
+    )
+    outage_handling: OutageHandlingOut | None = Field(
+        default=None,
+        description="How the service met an incomplete category (the rulebook's on_outage); "
+        "null when every category is complete.",
     )
 
 
@@ -509,4 +548,29 @@ def decision_fields(decision: Decision) -> dict[str, Any]:
         "how_to_dispute": decision.how_to_dispute if adverse else None,
         "dispute_deadline_days": decision.dispute_deadline_days if adverse else None,
         "warnings": decision.warnings,
+        "completeness": [completeness_fields(c) for c in decision.completeness],
+        "outage_handling": None
+        if decision.outage_handling is None
+        else {
+            "mode": decision.outage_handling.mode.value,
+            "changed_outcome": decision.outage_handling.changed_outcome,
+            "text": decision.outage_handling.text,
+        },
+    }
+
+
+def completeness_fields(c: Completeness) -> dict[str, Any]:
+    """The fields of :class:`CompletenessOut` for one category, as plain values."""
+    return {
+        "category": c.category.value,
+        "complete": c.complete,
+        "missing": [
+            {
+                "source": m.source,
+                "source_name": m.source_name,
+                "since": m.since,
+                "record_types": list(m.record_types),
+            }
+            for m in c.missing
+        ],
     }

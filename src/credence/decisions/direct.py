@@ -49,7 +49,8 @@ from credence.decisions.service import (
 from credence.decisions.tables import Inquiry
 from credence.errors import CredenceError, InvalidInput, Unauthenticated
 from credence.identifiers import validate_any
-from credence.ledger import registry
+from credence.ledger import freshness, registry
+from credence.ledger.freshness import Outage
 from credence.ledger.registry import SubjectKey, SubjectRef, unknown_subject
 from credence.ledger.subject_file import RecordView, file_query, subject_records, views_direct
 from credence.ledger.tables import IdentityVoid, Subject
@@ -140,6 +141,9 @@ class DirectStore:
         ):
             return file.records
         return subject_records(self.direct, subject_id, record_types=record_types, at=at)
+
+    def outages(self, at: datetime) -> dict[int, Outage]:
+        return freshness.outages_direct(self.direct, at)
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime

@@ -35,7 +35,8 @@ from credence.decisions.tables import Inquiry
 from credence.errors import Conflict, Forbidden, InvalidInput, NotFound
 from credence.identifiers import SubjectKind
 from credence.ids import new_id
-from credence.ledger import identities
+from credence.ledger import freshness, identities
+from credence.ledger.freshness import Outage
 from credence.ledger.registry import SubjectKey, get_subject
 from credence.ledger.subject_file import (
     RecordView,
@@ -46,6 +47,7 @@ from credence.notifications.service import NoticeKind, notify
 from credence.rulebook import store
 from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKind
 from credence.rulebook.store import Edition
+from credence.scoring.completeness import Completeness, Handling, handling, per_category
 from credence.scoring.online import MAX_REASONS, Contribution, Score, category_types, compute
 
 
@@ -75,6 +77,10 @@ class Decision:
     how_to_dispute: str = ""
     dispute_deadline_days: int = 30
     warnings: list[str] = field(default_factory=list)
+    #: Each category the service reads: complete, or the sources in outage on it.
+    completeness: tuple[Completeness, ...] = ()
+    #: How the service met an incomplete category (None: every one is complete).
+    outage_handling: Handling | None = None
 
     @property
     def adverse(self) -> bool:
@@ -306,8 +312,15 @@ def decide_with(
     # Purpose binding: only the record types of the service's categories are read from
     # the ledger, so no other record can reach the score or the rules.
     record_types = category_types(book, frozenset(service.categories))
-    score = compute(store.records(subject.id, record_types, at), edition, at)
+    outages = store.outages(at)
+    score = compute(store.records(subject.id, record_types, at), edition, at, outages=outages)
     outcome, terms, reasons, cited = evaluate(service, score, book)
+    complete = per_category(outages, book, service.categories)
+    handled = handling(service, book, complete, outcome)
+    if handled is not None and handled.changed_outcome:
+        # Fails closed: no reward on incomplete data; the default, for that reason.
+        outcome, terms, cited = service.default, None, []
+        reasons = [handled.text] if outcome is Outcome.DENY else []
     notices: list[str] = []
     if restriction_warnings.needs_warning(service):
         if outcome is Outcome.DENY:
@@ -344,6 +357,8 @@ def decide_with(
         how_to_dispute=book.dispute.how_to,
         dispute_deadline_days=book.dispute.deadline_days,
         warnings=notices,
+        completeness=complete,
+        outage_handling=handled,
     )
     if outcome is Outcome.DENY:
         store.notify(
@@ -406,6 +421,10 @@ class DecisionStore(Protocol):
         """The subject's records of these types as of ``at`` (and no others)."""
         ...
 
+    def outages(self, at: datetime) -> dict[int, Outage]:
+        """The sources in outage at ``at`` (:func:`credence.ledger.freshness.outages`)."""
+        ...
+
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
     ) -> restriction_warnings.WarningState:
@@ -448,6 +467,9 @@ class SessionStore:
         self, subject_id: int, record_types: Sequence[str], at: datetime
     ) -> list[RecordView]:
         return subject_records(self.session, subject_id, record_types=record_types, at=at)
+
+    def outages(self, at: datetime) -> dict[int, Outage]:
+        return freshness.outages(self.session, at)
 
     def caught(
         self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime

@@ -18,6 +18,11 @@ operator's step, journalled (``backfill_approved``); each batch delivered under 
 writes a delivery row with how many of its records the run exempted
 (``backfill_delivered``), so the volume used is the sum of those rows and the log proves
 which exemptions were given. Functions take the caller's session and commit nothing.
+
+A run is of one of two kinds (``kind``): ``approved`` (above), or ``outage_catch_up``,
+which intake opens by itself when a source recovers from an outage
+(:mod:`credence.ledger.catchup`): its scope also names the record types it covers, and
+it exempts from the burst limit only. A catch-up run is never named by a client.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from credence import journal
@@ -40,11 +45,26 @@ from credence.notifications.service import record_event
 #: The largest volume one run may expect (a national registry's load is split into runs).
 MAX_EXPECTED = 500_000_000
 
+#: A run's kinds: one an operator approved, and an outage's catch-up intake opened.
+APPROVED = "approved"
+OUTAGE_CATCH_UP = "outage_catch_up"
+
 
 class BackfillRun(journal.Journalled, Base):
     """A backfill an operator approved for a source, with its scope."""
 
     __tablename__ = "backfill_runs"
+    __table_args__ = (
+        # One catch-up per source, outage and record types (runs approved by an operator
+        # leave both NULL, so never meet here).
+        Index(
+            "ux_backfill_runs_catch_up",
+            "source_id",
+            "outage_since",
+            "record_types",
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -57,6 +77,17 @@ class BackfillRun(journal.Journalled, Base):
         ForeignKey("principals.id"), nullable=True
     )
     approved_at: Mapped[datetime] = mapped_column(Instant)
+    #: :data:`APPROVED` or :data:`OUTAGE_CATCH_UP`; NULL on runs approved before the
+    #: column existed (migration 0016), which are approved runs.
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: A catch-up's record types, comma-separated and sorted; NULL: every type.
+    record_types: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A catch-up's outage: since when its types were in outage; NULL for approved runs.
+    outage_since: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
+
+    @property
+    def is_catch_up(self) -> bool:
+        return self.kind == OUTAGE_CATCH_UP
 
 
 class BackfillDelivery(journal.Journalled, Base):
@@ -83,6 +114,10 @@ journal.cover(
         "expected_records",
         "approved_principal_id",
         "approved_at",
+        "kind",
+        "record_types",
+        "outage_since",
+        added=("kind", "record_types", "outage_since"),
     ),
 )
 _deliveries = BackfillDelivery.__table__
@@ -100,13 +135,22 @@ class Scope:
     occurred_from_us: int
     occurred_until_us: int
     remaining: int
+    #: The record types the run covers (an outage's catch-up); None: every type.
+    record_types: frozenset[str] | None = None
+    #: Whether the run exempts from the burst limit only (an outage's catch-up), not
+    #: from the new-identity limit too (an approved run).
+    burst_only: bool = False
     #: Records of the batch being planned that the run exempted.
     exempted: int = 0
 
-    def exempts(self, occurred_us: int) -> bool:
-        """Whether the run exempts one more record that occurred at ``occurred_us``
-        (and counts it if so)."""
-        if self.remaining > 0 and self.occurred_from_us <= occurred_us < self.occurred_until_us:
+    def exempts(self, occurred_us: int, record_type: str) -> bool:
+        """Whether the run exempts one more record of ``record_type`` that occurred at
+        ``occurred_us`` (and counts it if so)."""
+        if (
+            self.remaining > 0
+            and self.occurred_from_us <= occurred_us < self.occurred_until_us
+            and (self.record_types is None or record_type in self.record_types)
+        ):
             self.remaining -= 1
             self.exempted += 1
             return True
@@ -122,6 +166,8 @@ class RunView:
     expected_records: int
     exempted: int
     approved_at: datetime
+    #: :data:`APPROVED` or :data:`OUTAGE_CATCH_UP`.
+    kind: str = APPROVED
 
 
 def approve(
@@ -157,6 +203,7 @@ def approve(
         expected_records=expected_records,
         approved_principal_id=principal_id,
         approved_at=at,
+        kind=APPROVED,
     )
     record_event(
         session,
@@ -174,7 +221,8 @@ def approve(
     return run
 
 
-def _used(session: Session, run_id: int) -> int:
+def used(session: Session, run_id: int) -> int:
+    """Records the run has exempted so far (its deliveries)."""
     return int(
         session.scalar(
             select(func.coalesce(func.sum(BackfillDelivery.exempted), 0)).where(
@@ -196,6 +244,12 @@ def scope(session: Session, run_public_id: str, source_id: int) -> Scope:
             f"backfill run {run_public_id} was approved for another source",
             code="backfill_run_of_another_source",
         )
+    if run.is_catch_up:
+        raise Forbidden(
+            f"backfill run {run_public_id} is an outage catch-up, which intake applies by "
+            "itself: deliver the missed records without naming it",
+            code="backfill_run_is_catch_up",
+        )
     turns.take_sources(session, [source_id])  # the volume left is read in the source's turn
     return Scope(
         run_id=run.id,
@@ -203,7 +257,7 @@ def scope(session: Session, run_public_id: str, source_id: int) -> Scope:
         source_id=run.source_id,
         occurred_from_us=to_micros(run.occurred_from),
         occurred_until_us=to_micros(run.occurred_until),
-        remaining=max(run.expected_records - _used(session, run.id), 0),
+        remaining=max(run.expected_records - used(session, run.id), 0),
     )
 
 
@@ -237,6 +291,7 @@ def list_runs(session: Session) -> list[RunView]:
             BackfillRun.expected_records,
             func.coalesce(used.c.exempted, 0),
             BackfillRun.approved_at,
+            func.coalesce(BackfillRun.kind, APPROVED),
         )
         .join(Source, Source.id == BackfillRun.source_id)
         .outerjoin(used, used.c.run_id == BackfillRun.id)

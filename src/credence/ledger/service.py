@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     bindparam,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ from credence.identifiers import SubjectKind, birth_date, start_in_china, valida
 from credence.ids import new_ordered_ids
 from credence.ledger import backfill as backfill_runs
 from credence.ledger import (
+    catchup,
     endings,
     holds,
     identities,
@@ -207,20 +209,32 @@ def plan_records(
     backfill: backfill_runs.Scope | None = None,
     replacing: int | None = None,
 ) -> list[_Planned]:
-    """Check a batch against the rulebook and the store, without storing anything (in
-    the turns of its source and new subjects, :mod:`credence.ledger.turns`).
+    """Check a batch against the rulebook and the store, storing none of its records
+    (in the turns of its source and new subjects, :mod:`credence.ledger.turns`).
 
     Each item gets a result (created / held / duplicate / rejected) and, when stored, the
     rows to insert. Used by :func:`submit_records` (per-record outcome) and by bulk
     import (all or nothing). ``backfill``: the approved run the batch is delivered under
     (its records within the run's scope are exempt from the volume limits; see
-    :func:`_volume_holds`). ``replacing``: the store id of the record a dispute's
-    correction replaces (it does not stand in the way of its own correction's spacing).
+    :func:`_volume_holds`). A batch from a source recovering from an outage is checked
+    against the source's catch-up runs too (:mod:`credence.ledger.catchup`): the only
+    steps this writes (a run opened, what runs exempted), in the caller's transaction,
+    which stores the planned records or rolls back. ``replacing``: the store id of the
+    record a dispute's correction replaces (it does not stand in the way of its own
+    correction's spacing).
     """
     turns.take_sources(session, [source.id])  # before anything the checks read
     # Read in the source's turn, which suspending takes too: once a suspension is
     # acknowledged, no batch of the source gets through unheld.
     suspended = suspension.in_force(session, source.id)
+    positive = frozenset(rt.code for rt in rulebook.record_types if rt.points > 0)
+    # The burst limit counts positives only: their types alone are caught up.
+    caught_up = {r.record_type for r in records if isinstance(r, RecordIn)} & positive
+    catch_ups = (
+        catchup.scopes(session, source=source, record_types=caught_up, at=at)
+        if caught_up and rulebook.intake.burst is not None and not suspended
+        else []
+    )
     allowed = source_types(session, source.id)
     subjects, known = _resolve_subjects(session, records)
     ended, ended_hashes = reinsertion.ended_by_dispute(
@@ -252,7 +266,7 @@ def plan_records(
             for rt in rulebook.record_types
         },
         spaced=_spaced(session, source.id, records, subjects, rulebook, replacing),
-        positive=frozenset(rt.code for rt in rulebook.record_types if rt.points > 0),
+        positive=positive,
     )
     record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
@@ -264,7 +278,8 @@ def plan_records(
             planned.append(_plan_one(index, rec, subject, batch, record_ids[index]))
         except CredenceError as error:
             planned.append(_Planned(_rejected(index, rec.source_ref, error)))
-    _volume_holds(session, planned, batch, known, backfill)
+    _volume_holds(session, planned, batch, known, backfill, catch_ups)
+    catchup.delivered(session, catch_ups, at=at)
     if suspended:
         for p in planned:
             if p.row is not None and p.hold is None:
@@ -285,26 +300,33 @@ def _volume_holds(
     batch: _Batch,
     known: _Known,
     backfill: backfill_runs.Scope | None,
+    catch_ups: Sequence[backfill_runs.Scope] = (),
 ) -> None:
-    """Mark the records of a planned batch that an approved backfill run exempts, and
-    hold the positive records that break the rulebook's limits (:class:`~credence.
-    rulebook.model.Intake`): per source and subject, ``burst.max_positive`` received in
-    any ``burst.window_days``; per subject registered less than ``new_identity.days``
-    ago, ``new_identity.max_positive`` from every source together. When the batch's
-    positives about a subject take it past a limit, all of them are held. Records a run
-    exempted are not counted (they are in the store with the run's id); held ones are (a
-    source cannot retry its way past a limit). Set-wise: one indexed query per limit and
-    chunk of subjects, only for subjects with positives in the batch."""
+    """Mark the records of a planned batch that a backfill run exempts, and hold the
+    positive records that break the rulebook's limits (:class:`~credence.rulebook.
+    model.Intake`): per source and subject, ``burst.max_positive`` received in any
+    ``burst.window_days``; per subject registered less than ``new_identity.days`` ago,
+    ``new_identity.max_positive`` from every source together. When the batch's
+    positives about a subject take it past a limit, all of them are held.
+
+    The approved run the batch names (``backfill``) exempts its records from both
+    limits; the source's outage catch-ups (``catch_ups``, :mod:`credence.ledger.
+    catchup`) exempt the records the approved run does not from the burst limit only.
+    Records a run exempted are not counted by the limits it exempts from (they are in
+    the store with the run's id); held ones are (a source cannot retry its way past a
+    limit). Set-wise: one indexed query per limit and chunk of subjects, only for
+    subjects with positives in the batch."""
     limits = batch.rulebook.intake
     limited = limits.burst is not None or limits.new_identity is not None
     positive = batch.positive
-    # One pass: exemptions marked, and the positives the limits count grouped by subject.
+    # One pass: an approved run's exemptions marked, and the positives the limits
+    # count grouped by subject.
     by_subject: dict[int, list[_Planned]] = {}
     for p in planned:
         row = p.row
         if row is None:
             continue
-        if backfill is not None and backfill.exempts(row[_OCCURRED]):
+        if backfill is not None and backfill.exempts(row[_OCCURRED], row[_TYPE]):
             p.row = (*row[:_RUN], backfill.run_id, *row[_RUN + 1 :])
         elif limited and p.hold is None and row[_TYPE] in positive:
             mine = by_subject.get(row[_SUBJECT])
@@ -314,20 +336,12 @@ def _volume_holds(
                 mine.append(p)
     if not by_subject:
         return
-    # Counted first, then applied (a burst hold does not change the store's counts).
-    # A batch that takes a subject past a limit is held (or refused) whole for that
-    # subject: the reviewer sees the burst, not only its tail, and its first records buy
-    # nothing either.
-    over: list[tuple[str, int, list[int], IntakeAction]] = []
+    # Counted first, then applied (a hold does not change the store's counts). A batch
+    # that takes a subject past a limit is held (or refused) whole for that subject: the
+    # reviewer sees the burst, not only its tail, and its first records buy nothing.
+    over: list[tuple[str, int, list[int], IntakeAction, dict[int, list[_Planned]]]] = []
     at_us = batch.at_micros
-    if limits.burst is not None:
-        most = limits.burst.max_positive
-        since = at_us - limits.burst.window_days * MICROS_PER_DAY
-        counted = _positives_received(
-            session, by_subject.keys(), positive, since, source_id=batch.source_id
-        )
-        past = [s for s, mine in by_subject.items() if counted.get(s, 0) + len(mine) > most]
-        over.append((holds.BURST, most, past, limits.burst.action))
+    refused: set[int] = set()  # the planned records (by id()) a limit will refuse
     if limits.new_identity is not None:
         nid = limits.new_identity
         since = at_us - nid.days * MICROS_PER_DAY
@@ -337,16 +351,57 @@ def _volume_holds(
             turns.take_subjects(session, new)  # other sources count towards this limit
             counted = _positives_received(session, new, positive, since)
             past = [s for s in new if counted.get(s, 0) + len(by_subject[s]) > nid.max_positive]
-            over.append((holds.NEW_IDENTITY, nid.max_positive, past, nid.action))
-    for cause, most, subjects, action in over:
+            over.append((holds.NEW_IDENTITY, nid.max_positive, past, nid.action, by_subject))
+            if nid.action is IntakeAction.REFUSE:
+                refused.update(id(p) for s in past for p in by_subject[s])
+    if limits.burst is not None:
+        # What the source's catch-ups exempt (no record refused above: it takes no
+        # volume) the burst limit does not count.
+        bursty = _catch_up(planned, backfill, catch_ups, by_subject, refused)
+        most = limits.burst.max_positive
+        since = at_us - limits.burst.window_days * MICROS_PER_DAY
+        counted = _positives_received(
+            session, bursty.keys(), positive, since, source_id=batch.source_id
+        )
+        past = [s for s, mine in bursty.items() if counted.get(s, 0) + len(mine) > most]
+        over.insert(0, (holds.BURST, most, past, limits.burst.action, bursty))
+    for cause, most, subjects, action, grouped in over:
         for subject_id in subjects:
-            for p in by_subject[subject_id]:
+            for p in grouped[subject_id]:
                 if p.hold is not None or p.row is None:
                     continue
                 if action is IntakeAction.REFUSE:
                     _refuse_planned(p, _limit_error(cause, most, batch.rulebook))
                 else:
                     _hold_planned(p, cause)
+
+
+def _catch_up(
+    planned: list[_Planned],
+    backfill: backfill_runs.Scope | None,
+    catch_ups: Sequence[backfill_runs.Scope],
+    by_subject: dict[int, list[_Planned]],
+    refused: set[int],
+) -> dict[int, list[_Planned]]:
+    """Mark the records the source's catch-up runs exempt (in batch order, oldest run
+    first; not those the approved run exempted or a limit refuses), and return
+    ``by_subject`` without them: what the burst limit counts."""
+    if not catch_ups:
+        return by_subject
+    exempted: set[int] = set()
+    for p in planned:
+        row = p.row
+        if row is None or row[_RUN] is not None or id(p) in refused:
+            continue
+        for run in catch_ups:
+            if run.exempts(row[_OCCURRED], row[_TYPE]):
+                p.row = (*row[:_RUN], run.run_id, *row[_RUN + 1 :])
+                exempted.add(id(p))
+                break
+    if not exempted:
+        return by_subject
+    left = {s: [p for p in mine if id(p) not in exempted] for s, mine in by_subject.items()}
+    return {s: mine for s, mine in left.items() if mine}
 
 
 def _limit_error(cause: str, most: int, rulebook: Rulebook) -> InvalidInput:
@@ -386,8 +441,10 @@ def _positives_received(
     *,
     source_id: int | None = None,
 ) -> dict[int, int]:
-    """Per subject, the positive records received after ``since_us`` (from
-    ``source_id`` only, if given) that no backfill run exempted."""
+    """Per subject, the positive records received after ``since_us``: from
+    ``source_id`` only (the burst limit), those no backfill run exempted; from every
+    source (the new-identity limit), those no approved run exempted (an outage's
+    catch-up exempts from the burst limit only)."""
     found: dict[int, int] = {}
     direct = Direct.within(session)
     query = _positives_query(direct.dialect.name, source_id is not None)
@@ -414,10 +471,15 @@ def _positives_query(dialect: str, by_source: bool) -> Prepared:
         in_list(records.subject_id, "subjects", dialect),
         records.received_at > bindparam("since", type_=BigInteger()),
         in_list(records.record_type, "types", dialect),
-        records.backfill_run_id.is_(None),
     ]
     if by_source:
-        conditions.append(_same_source(records.source_id))
+        conditions += [records.backfill_run_id.is_(None), _same_source(records.source_id)]
+    else:
+        runs = backfill_runs.BackfillRun.__table__.c
+        catch_ups = select(runs.id).where(runs.kind == backfill_runs.OUTAGE_CATCH_UP)
+        conditions.append(
+            or_(records.backfill_run_id.is_(None), records.backfill_run_id.in_(catch_ups))
+        )
     return Prepared(select(records.subject_id).where(*conditions))
 
 

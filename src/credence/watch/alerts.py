@@ -377,7 +377,7 @@ def listing(
     if source is not None:
         query = query.where(Source.code == source)
     query = query.order_by(SourceAlert.day.desc(), Source.code, SourceAlert.detector)
-    return [_view(row, code) for row, code in session.execute(query).tuples()]
+    return [_view(row, code) for row, code in session.execute(query)]
 
 
 def raised(alerts: Sequence[Alert]) -> dict[str, int]:

@@ -45,6 +45,7 @@ from credence.models import metadata
 from credence.rulebook import store
 from credence.settings import Settings
 from credence.tiers.service import update_tiers
+from credence.watch import alerts
 from tests.world import person_id
 
 #: What the journal package may import from Credence: the base it stands on.
@@ -447,6 +448,25 @@ def demo_flow(
             at=clock.now(),
         )
         suspension.reinstate(session, source=bank, principal_id=None, at=clock.now())
+    # The bank promises a report a day and goes quiet: a scan of sources raises its
+    # outage; an operator acknowledges the alert and closes it.
+    with sessions.begin() as session:
+        freshness.declare(
+            session,
+            source=session.merge(sources["city_bank"]),
+            cadences=[freshness.Cadence("loan_repaid", 1, 0)],
+            at=clock.now(),
+        )
+    clock.advance(timedelta(days=3))
+    with sessions.begin() as session:
+        found = alerts.scan(session, through=clock.now(), at=clock.now())
+        outage = next(a for a in found.raised if a.detector == "outage")
+        alerts.acknowledge(
+            session, alert_id=outage.id, note="asked the bank", principal_id=None, at=clock.now()
+        )
+        alerts.close(
+            session, alert_id=outage.id, note="a fault, mended", principal_id=None, at=clock.now()
+        )
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
         update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])

@@ -35,6 +35,7 @@ from credence.scoring.online import score_subject
 from credence.tiers.rescore import rescore
 from credence.translog.checkpoints import current_checkpoint
 from credence.translog.keys import signer_from_settings
+from credence.watch.alerts import scan as scan_sources
 
 #: Relying parties of the demo city and the services each may ask about.
 DEMO_PARTIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -177,6 +178,9 @@ def build_demo(
             ).summary
 
     with ctx.sessions.begin() as session:
+        # The sources' days judged for anomalies, as the daily scan would have.
+        scanned = scan_sources(session, through=now, at=now)
+    with ctx.sessions.begin() as session:
         # Sign the first checkpoint now, so the first GET /v1/log/checkpoint is quick.
         checkpoint = current_checkpoint(session, signer=signer_from_settings(ctx.settings), at=now)
     with ctx.sessions.begin() as session:
@@ -198,6 +202,10 @@ def build_demo(
         f"{summary.records:,} records from {sources} sources over 5 years; built in "
         f"{stats.seconds:.1f} s, scored in {summary.seconds:.2f} s; transparency log "
         f"signed at {checkpoint.tree_size:,} entries"
+    )
+    console.print(
+        f"Sources scanned for anomalies in {scanned.seconds:.1f} s: "
+        f"{len(scanned.raised)} alert(s) raised (credence sources alerts)"
     )
     tiers = Table(
         "tier",

@@ -27,6 +27,7 @@ second why would be lost; acknowledging an alert acknowledged or closed is one t
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,11 +182,13 @@ def _view(row: SourceAlert, code: str) -> Alert:
 
 @dataclass(frozen=True)
 class ScanResult:
-    """What a scan judged (None: no whole day was left to judge) and raised."""
+    """What a scan judged (None: no whole day was left to judge), raised, and how long
+    it took (seconds)."""
 
     first_day: datetime | None
     last_day: datetime | None
     raised: tuple[Alert, ...]
+    seconds: float = 0.0
 
 
 def _signs(session: Session, at: datetime) -> tuple[list[str], list[str]]:
@@ -208,6 +211,7 @@ def _first_unscanned(session: Session) -> int | None:
 def scan(session: Session, *, through: datetime, at: datetime) -> ScanResult:
     """Judge every whole day not scanned yet, up to ``through`` (at most ``at``, the
     instant of the scan), and raise an alert for each finding not raised before."""
+    began = time.perf_counter()
     through, at = ensure_utc(through), ensure_utc(at)
     if through > at:
         raise InvalidInput(
@@ -236,7 +240,12 @@ def scan(session: Session, *, through: datetime, at: datetime) -> ScanResult:
         )
     )
     session.flush()
-    return ScanResult(anomalies.day_start(first), anomalies.day_start(last), tuple(raised))
+    return ScanResult(
+        anomalies.day_start(first),
+        anomalies.day_start(last),
+        tuple(raised),
+        time.perf_counter() - began,
+    )
 
 
 def _raise(session: Session, f: anomalies.Finding, code: str, at: datetime) -> Alert | None:

@@ -25,7 +25,9 @@ from pyarrow import csv
 from sqlalchemy import BigInteger, Connection, case, func, literal, select, type_coerce
 
 from credence.ledger import endings, holds
-from credence.ledger.tables import Record
+from credence.ledger.tables import Record, Source, SourceCadence
+from credence.scoring import layout
+from credence.scoring.columnar import arrow, strings
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -327,3 +329,59 @@ def scan_endings(conn: Connection) -> Endings:
     first = np.ones(rid.size, dtype=np.bool_)
     first[1:] = rid[1:] != rid[:-1]
     return Endings(rid[first], at[first], rank[first])
+
+
+def scan_watch(conn: Connection) -> tuple[pa.Table, pa.Table]:
+    """What the outage rule reads, for the batch engines
+    (:func:`credence.scoring.layout.outages_at`): every ``source_cadences`` row
+    (:data:`~credence.scoring.layout.CADENCE_SCHEMA`, ordered by source, type,
+    declaration and row; ``order`` the row's rank in that order), and each declared
+    source and type's distinct receipt instants (every record received, held ones
+    included, whatever became of it: the source did report it;
+    :data:`~credence.scoring.layout.RECEIPT_SCHEMA`, ordered). Small: a few rows per
+    source, and one per delivery."""
+    c = SourceCadence
+    cadences = conn.execute(
+        select(
+            Source.code,
+            c.record_type,
+            c.cadence_days,
+            c.grace_days,
+            type_coerce(c.declared_at, _RAW),
+        )
+        .join(Source, Source.id == c.source_id)
+        .order_by(Source.code, c.record_type, c.declared_at, c.id)
+    ).all()
+    declared = select(c.source_id, c.record_type).distinct().subquery()
+    receipts = conn.execute(
+        select(Source.code, Record.record_type, type_coerce(Record.received_at, _RAW))
+        .join(Source, Source.id == Record.source_id)
+        .join(
+            declared,
+            (declared.c.source_id == Record.source_id)
+            & (declared.c.record_type == Record.record_type),
+        )
+        .distinct()
+        .order_by(Source.code, Record.record_type, type_coerce(Record.received_at, _RAW))
+    ).all()
+    return (
+        pa.Table.from_arrays(
+            [
+                strings([r[0] for r in cadences]),
+                strings([r[1] for r in cadences]),
+                arrow(np.array([r[2] for r in cadences], dtype=np.int32)),
+                arrow(np.array([r[3] for r in cadences], dtype=np.int32)),
+                arrow(np.array([r[4] for r in cadences], dtype=np.int64)),
+                arrow(np.arange(len(cadences), dtype=np.int64)),
+            ],
+            schema=layout.CADENCE_SCHEMA,
+        ),
+        pa.Table.from_arrays(
+            [
+                strings([r[0] for r in receipts]),
+                strings([r[1] for r in receipts]),
+                arrow(np.array([r[2] for r in receipts], dtype=np.int64)),
+            ],
+            schema=layout.RECEIPT_SCHEMA,
+        ),
+    )

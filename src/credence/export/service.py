@@ -21,8 +21,15 @@ of :mod:`credence.scoring.layout`:
   scoring reads each alias into the other file as of its instant
   (:func:`credence.scoring.layout.aliases_at`). Public ids only by number: never an
   identifier, a name or a reason.
+* ``cadences.parquet`` and ``receipts.parquet``, when a source declared a cadence: every
+  declaration, and when each declared source and type reported (each distinct instant,
+  held records included), so that batch scoring tells which sources were in outage as
+  of its instant by the ledger's own rule and freezes their records' age (outages are
+  not behaviour: :func:`credence.scoring.layout.outages_at`). Source codes, types and
+  instants only.
 * ``manifest.json``: the instant, the parts (with each file's SHA-256), the editions,
-  the aliases (how many, and the file's SHA-256), and
+  the aliases (how many, and the file's SHA-256), the same of the cadences and
+  receipts (``watch``), and
   the log state: the export is the ledger after the first ``entries`` journal entries,
   whose tree root is ``root``; ``checkpoint`` is a signed checkpoint of the log and
   ``consistency`` the RFC 9162 proof that the exported tree is a prefix of it. A batch
@@ -62,7 +69,14 @@ from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
 import credence.disputes  # noqa: F401 - the dispute and repair endings, registered
 from credence.context import Context
 from credence.errors import Conflict, InvalidInput
-from credence.export.scan import Endings, PartRecords, positions, scan_endings, scan_records
+from credence.export.scan import (
+    Endings,
+    PartRecords,
+    positions,
+    scan_endings,
+    scan_records,
+    scan_watch,
+)
 from credence.journal import JournalEntry
 from credence.ledger import endings, identities
 from credence.ledger.tables import Source, Subject
@@ -185,6 +199,11 @@ class _Snapshot:
     #: The aliases file's bytes and rows (None and 0: the ledger has no merge).
     aliases: bytes | None = None
     alias_count: int = 0
+    #: The cadences and receipts files' bytes and rows (None and 0: no declaration).
+    cadences: bytes | None = None
+    cadence_count: int = 0
+    receipts: bytes | None = None
+    receipt_count: int = 0
 
 
 def export_ledger(
@@ -221,7 +240,9 @@ def export_ledger(
                 code="export_raced",
             )
         _write_editions(out_dir, snap.editions, marker)
-        aliases_sha256 = _write_aliases(out_dir, snap.aliases, marker)
+        aliases_sha256 = _write_optional(out_dir / layout.ALIASES, snap.aliases, marker)
+        cadences_sha256 = _write_optional(out_dir / layout.CADENCES, snap.cadences, marker)
+        receipts_sha256 = _write_optional(out_dir / layout.RECEIPTS, snap.receipts, marker)
         subjects = sum(p.subjects for p in snap.parts)
         records = sum(p.records for p in snap.parts)
         manifest = {
@@ -239,6 +260,12 @@ def export_ledger(
                 for e in snap.editions
             ],
             "aliases": {"count": snap.alias_count, "sha256": aliases_sha256},
+            "watch": {
+                "cadences": snap.cadence_count,
+                "cadences_sha256": cadences_sha256,
+                "receipts": snap.receipt_count,
+                "receipts_sha256": receipts_sha256,
+            },
             "log": state.as_json(),
         }
         parts = {p.name for p in snap.parts}
@@ -300,6 +327,7 @@ def _export_snapshot(
     scanned = scan_records(conn, ids, part_subjects, codes)
     ends = scan_endings(conn)
     aliases = _alias_table(conn, ids)
+    cadences, receipts = scan_watch(conn)
     n_parts = len(scanned.parts)
     parts: list[_Part] = []
     written: list[str] = []
@@ -328,14 +356,28 @@ def _export_snapshot(
         parts.append(part)
         if progress is not None:
             progress(k + 1, n_parts)
-    alias_bytes = None
-    if aliases.num_rows:
-        sink = pa.BufferOutputStream()
-        pq.write_table(aliases, sink, compression=layout.COMPRESSION)
-        alias_bytes = bytes(sink.getvalue())
     return _Snapshot(
-        head, int(entries), tuple(parts), tuple(written), editions, alias_bytes, aliases.num_rows
+        head,
+        int(entries),
+        tuple(parts),
+        tuple(written),
+        editions,
+        _small_file(aliases),
+        aliases.num_rows,
+        _small_file(cadences),
+        cadences.num_rows,
+        _small_file(receipts) if cadences.num_rows else None,
+        receipts.num_rows,
     )
+
+
+def _small_file(table: pa.Table) -> bytes | None:
+    """A small table's Parquet bytes; None for no rows (no file)."""
+    if not table.num_rows:
+        return None
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=layout.COMPRESSION)
+    return bytes(sink.getvalue())
 
 
 def _alias_table(conn: Connection, ids: npt.NDArray[np.int64]) -> pa.Table:
@@ -523,10 +565,10 @@ def _write_editions(out_dir: Path, editions: Sequence[Edition], marker: _Marker)
             layout.write_atomically(path, data)
 
 
-def _write_aliases(out_dir: Path, data: bytes | None, marker: _Marker) -> str | None:
-    """Write the aliases file (unless it holds these bytes already), or remove it when
-    the ledger has no merge; the SHA-256 of what is there."""
-    path = out_dir / layout.ALIASES
+def _write_optional(path: Path, data: bytes | None, marker: _Marker) -> str | None:
+    """Write a file the ledger may have nothing for (aliases, cadences, receipts) unless
+    it holds these bytes already, or remove it when there is nothing; the SHA-256 of
+    what is there."""
     if data is None:
         if path.exists():
             marker.mark()
@@ -561,6 +603,8 @@ _OURS = frozenset(
         layout.RECORDS_DIR,
         layout.EDITIONS_DIR,
         layout.ALIASES,
+        layout.CADENCES,
+        layout.RECEIPTS,
         layout.WRITING,
         layout.LOCK,
     }

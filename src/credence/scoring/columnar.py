@@ -42,7 +42,7 @@ import ctypes
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +68,7 @@ from credence.scoring.layout import (
     SUBJECTS_DIR,
     aliases_at,
     check_complete,
+    freezes_at,
 )
 
 #: ``progress(records_done, records_total)``; called from worker threads.
@@ -170,22 +171,75 @@ class Kernel:
     type numbers. Safe to share between threads.
     """
 
-    def __init__(self, types: TypeTable, at_us: int, rule: counting.Rule | None = None) -> None:
+    def __init__(
+        self,
+        types: TypeTable,
+        at_us: int,
+        rule: counting.Rule | None = None,
+        *,
+        freezes: Mapping[str, tuple[int, int]] | None = None,
+        freeze: counting.Freeze | None = None,
+    ) -> None:
         self.types = types
         self.at_us = at_us
         #: The counting rule, taken when the kernel is built (Spark ships it along).
         self.counts = rule if rule is not None else counting.counts
+        #: The freeze interval of each source in outage at ``at_us``, by code
+        #: (:func:`~credence.scoring.layout.freezes_at`), and the freeze of
+        #: :mod:`~credence.scoring.counting`, taken when the kernel is built.
+        self.freezes: dict[str, tuple[int, int]] = dict(freezes or {})
+        self.frozen = freeze if freeze is not None else counting.frozen
+        #: Columns the kernel reads beyond :data:`RECORD_COLUMNS`: a record's source,
+        #: when some source's records are frozen.
+        self.extra_columns: tuple[str, ...] = ("source",) if self.freezes else ()
         self._codes = strings(types.codes)
+        self._sources = strings(list(self.freezes))
+        # Start and end of each frozen source's interval, then (at, at) for the others
+        # (position -1: a source not found).
+        self._starts = np.array([*(f[0] for f in self.freezes.values()), at_us], dtype=np.int64)
+        self._ends = np.array([*(f[1] for f in self.freezes.values()), at_us], dtype=np.int64)
         self._lock = threading.Lock()
         self._dictionary: pa.Array | None = None
         self._lut: IntArray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Shipped to Spark executors: the lock and the cached lookup stay behind.
-        return {"types": self.types, "at_us": self.at_us, "counts": self.counts}
+        return {
+            "types": self.types,
+            "at_us": self.at_us,
+            "counts": self.counts,
+            "freezes": self.freezes,
+            "frozen": self.frozen,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["types"], state["at_us"], state["counts"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["types"],
+            state["at_us"],
+            state["counts"],
+            freezes=state["freezes"],
+            freeze=state["frozen"],
+        )
+
+    def frozen_us(self, batch: pa.RecordBatch | pa.Table, occurred: IntArray) -> IntArray | None:
+        """Microseconds of each record's age its source's outage takes away (the freeze
+        of :mod:`~credence.scoring.counting`); None when no source is frozen."""
+        names = batch.schema.names
+        if not self.freezes or "source" not in names:
+            return None
+        column = batch.column(names.index("source"))
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            lut = _index_or_unknown(pc.index_in(column.dictionary, value_set=self._sources))
+            at = np.take(lut, as_numpy(column.indices))
+        else:  # plain strings (Spark hands these)
+            sources = (
+                self._sources if column.type == pa.string() else self._sources.cast(column.type)
+            )
+            at = _index_or_unknown(pc.index_in(column, value_set=sources))
+        frozen: IntArray = self.frozen(occurred, self._starts[at], self._ends[at])
+        return frozen
 
     def type_index(self, column: pa.Array | pa.ChunkedArray) -> tuple[IntArray, bool]:
         """Rulebook type number of each record, and whether any may be -1 (a type the
@@ -268,7 +322,7 @@ class Kernel:
         dropped = self.dropped(batch, type_idx, maybe_unknown)
 
         types = self.types
-        age_days = counting.age_days(self.at_us, occurred)
+        age_days = counting.age_days(self.at_us, occurred, self.frozen_us(batch, occurred))
         weights = types.weights(type_idx, quantity)
         counted = n
         if dropped is not None:
@@ -466,10 +520,13 @@ def _needed_columns(meta: pq.RowGroupMetaData, names: Sequence[str], at_us: int)
 
 
 def part_batches(
-    path: Path, at_us: int, batch_records: int = BATCH_RECORDS
+    path: Path,
+    at_us: int,
+    batch_records: int = BATCH_RECORDS,
+    extra: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one records part, each row group read with only the columns
-    that can matter at ``at_us``."""
+    that can matter at ``at_us`` (and those of ``extra`` the file has)."""
     file = pq.ParquetFile(path, memory_map=True)
     names = file.schema_arrow.names
     missing = [c for c in RECORD_COLUMNS if c not in names and c not in SELECTION_COLUMNS]
@@ -478,6 +535,7 @@ def part_batches(
     meta = file.metadata
     for g in range(meta.num_row_groups):
         columns = _needed_columns(meta.row_group(g), file.schema.names, at_us)
+        columns += [c for c in extra if c in names]
         yield from file.iter_batches(
             batch_size=batch_records, row_groups=[g], columns=columns, use_threads=False
         )
@@ -496,7 +554,7 @@ def score_part_sums(
     counted = 0
     if not part.records.exists():
         return sums, 0
-    for batch in part_batches(part.records, kernel.at_us, batch_records):
+    for batch in part_batches(part.records, kernel.at_us, batch_records, kernel.extra_columns):
         got = kernel.sums(batch)
         if got.sums.shape[0]:
             lo = _within(part, got.lo, got.sums.shape[0])
@@ -685,7 +743,7 @@ def _score_sorted_part(
     window = formula.empty_tally(0, kernel.types)
     start = counted = reported = 0
     if part.records.exists():
-        for batch in part_batches(part.records, kernel.at_us, batch_records):
+        for batch in part_batches(part.records, kernel.at_us, batch_records, kernel.extra_columns):
             got = kernel.sums(batch)
             rows = got.sums.shape[0]
             if rows:
@@ -830,7 +888,7 @@ def score_parquet(
     keep_heap()
     at = ensure_utc(at)
     book, types = _types_of(rulebook)
-    kernel = Kernel(types, to_micros(at))
+    kernel = Kernel(types, to_micros(at), freezes=freezes_at(input_dir, at, book))
     parts = discover(input_dir)
     aliases = aliases_at(input_dir, kernel.at_us)
     merged = MergedFiles(aliases, types) if aliases else None

@@ -10,6 +10,12 @@
     DIR/aliases.parquet               an export's merges, if the ledger has any:
                                       alias_subject_id, into_subject_id, merged_at,
                                       ended_at
+    DIR/cadences.parquet              an export's declared cadences, if any: source,
+                                      record_type, cadence_days, grace_days,
+                                      declared_at, order
+    DIR/receipts.parquet              with them: each declared source and type's
+                                      distinct receipt instants (source, record_type,
+                                      received_at)
     OUT/scores/part-00000.parquet     a batch run's scores, one file per part
     OUT/run.json                      the run: instant, rulebook applied, input's log state
 
@@ -24,6 +30,12 @@ A merge of the identity authority (:mod:`credence.ledger.identities`) is a row o
 subject ``alias_subject_id`` are read into the file of ``into_subject_id`` (both the
 layout's subject ids). The engines read it as of the instant they score
 (:func:`aliases_at`): one file, one score for the two.
+
+Outages are not behaviour: an export's ``cadences`` (every ``source_cadences`` row) and
+``receipts`` (when each declared source and type reported, held and released records
+alike) let the engines tell which sources were in outage as of the instant they score,
+by the rule of :mod:`credence.ledger.freshness` itself (:func:`outages_at`), and freeze
+their records' age as :mod:`credence.scoring.counting` says (:func:`freezes_at`).
 
 This module is the one place that names the files, reads an input's instant and its
 editions, and writes parts atomically.
@@ -42,13 +54,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from credence.clock import ensure_utc
+from credence.clock import ensure_utc, from_micros, to_micros
+from credence.ledger import freshness
 from credence.rulebook.loader import content_hash, default_rulebook, default_text, load_text
 from credence.rulebook.model import Rulebook
 from credence.rulebook.store import Edition, choose, edition_of
+from credence.scoring import counting
 
 SUBJECTS_DIR = "subjects"
 RECORDS_DIR = "records"
@@ -56,6 +71,10 @@ SCORES_DIR = "scores"
 EDITIONS_DIR = "editions"
 #: An export's merges (absent when the ledger has none).
 ALIASES = "aliases.parquet"
+#: An export's declared cadences and its declared types' receipts (absent when no
+#: source declared a cadence).
+CADENCES = "cadences.parquet"
+RECEIPTS = "receipts.parquet"
 #: An export's manifest (:mod:`credence.export`).
 MANIFEST = "manifest.json"
 #: A generated population's manifest (:mod:`credence.lab.population`).
@@ -105,6 +124,97 @@ ALIAS_SCHEMA = pa.schema(
         pa.field("ended_at", pa.int64(), nullable=True),
     ]
 )
+
+
+#: Columns of :data:`CADENCES`: one row of ``source_cadences`` each; ``order`` ranks the
+#: rows as the store does (by declaration instant, then row).
+CADENCE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("record_type", pa.string(), nullable=False),
+        pa.field("cadence_days", pa.int32(), nullable=False),
+        pa.field("grace_days", pa.int32(), nullable=False),
+        pa.field("declared_at", pa.int64(), nullable=False),
+        pa.field("order", pa.int64(), nullable=False),
+    ]
+)
+#: Columns of :data:`RECEIPTS`: each distinct instant a declared source and type
+#: reported, in microseconds.
+RECEIPT_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("record_type", pa.string(), nullable=False),
+        pa.field("received_at", pa.int64(), nullable=False),
+    ]
+)
+
+
+def outages_at(input_dir: Path, at: datetime) -> dict[str, datetime]:
+    """The sources in outage at ``at``, by code, with when their outage began: the rule
+    of :mod:`credence.ledger.freshness` (:func:`~credence.ledger.freshness.in_force`,
+    :func:`~credence.ledger.freshness.outages_of`) over an export's :data:`CADENCES`
+    and :data:`RECEIPTS`; empty for files without them."""
+    path = input_dir / CADENCES
+    if not path.exists():
+        return {}
+    at = ensure_utc(at)
+    cadences = pq.read_table(path, columns=CADENCE_SCHEMA.names).to_pylist()
+    codes = sorted({row["source"] for row in cadences})
+    number = {code: i for i, code in enumerate(codes)}
+    rows = [
+        freshness.Declaration(
+            number[row["source"]],
+            row["record_type"],
+            row["cadence_days"],
+            row["grace_days"],
+            from_micros(row["declared_at"]),
+            row["order"],
+        )
+        for row in cadences
+    ]
+    declared = freshness.in_force(rows, at)
+    receipts = _receipts(input_dir / RECEIPTS)
+    at_us = to_micros(at)
+
+    def last_report(source: int, record_type: str) -> datetime | None:
+        instants = receipts.get((codes[source], record_type))
+        if instants is None:
+            return None
+        k = int(np.searchsorted(instants, at_us, side="right"))
+        return from_micros(int(instants[k - 1])) if k else None
+
+    since = freshness.outages_of(declared, last_report, at)
+    return {codes[s]: began for s, began in since.items()}
+
+
+def _receipts(path: Path) -> dict[tuple[str, str], npt.NDArray[np.int64]]:
+    """Each source and type's receipt instants, sorted."""
+    if not path.exists():
+        return {}
+    table = pq.read_table(path, columns=RECEIPT_SCHEMA.names)
+    sources = table.column("source").to_pylist()
+    types = table.column("record_type").to_pylist()
+    instants = np.asarray(table.column("received_at").to_numpy(), dtype=np.int64)
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for k, key in enumerate(zip(sources, types, strict=True)):
+        grouped.setdefault(key, []).append(k)
+    return {key: np.sort(instants[np.array(at, dtype=np.int64)]) for key, at in grouped.items()}
+
+
+def freezes_at(input_dir: Path, at: datetime, book: Rulebook) -> dict[str, tuple[int, int]]:
+    """The freeze interval (:func:`credence.scoring.counting.freeze`, microseconds) of
+    the records of each source in outage at ``at`` (:func:`outages_at`), by code, under
+    ``book``; empty when none is in outage or ``book`` never freezes."""
+    max_days = counting.max_freeze_days(book)
+    if max_days is None:
+        return {}
+    at_us = to_micros(at)
+    out = {}
+    for code, since in outages_at(input_dir, at).items():
+        start, end = counting.freeze(at_us, to_micros(since), max_days)
+        if end > start:
+            out[code] = (start, end)
+    return out
 
 
 def aliases_at(input_dir: Path, at_us: int) -> dict[int, int]:

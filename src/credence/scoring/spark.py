@@ -44,7 +44,7 @@ from pyspark.accumulators import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from credence.clock import ensure_utc, to_micros
+from credence.clock import ensure_utc, from_micros, to_micros
 from credence.rulebook.model import Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring.columnar import (
@@ -64,6 +64,7 @@ from credence.scoring.layout import (
     SCORES_DIR,
     SUBJECTS_DIR,
     aliases_at,
+    freezes_at,
 )
 
 #: Rows per Arrow batch Spark sends to the kernel: as large as the local runner's
@@ -181,9 +182,13 @@ def scores_frame(
     (:data:`~credence.scoring.columnar.SCORE_SCHEMA` columns), not yet computed;
     ``counted`` (if given) collects how many records counted once it is."""
     book, types = _types_of(rulebook)
-    kernel = Kernel(types, at_us)
+    # The sources in outage at the instant and their freeze, worked out on the driver
+    # (a few rows) and shipped with the kernel.
+    freezes = freezes_at(input_dir, from_micros(at_us), book)
+    kernel = Kernel(types, at_us, freezes=freezes)
     records = spark.read.parquet(str(input_dir / RECORDS_DIR))
-    present = [c for c in RECORD_COLUMNS if c in records.columns]
+    wanted = (*RECORD_COLUMNS, *kernel.extra_columns)
+    present = [c for c in wanted if c in records.columns]
     columns = _tally_columns(types.width)
     ddl = "subject_id long, " + ", ".join(f"{c} double" for c in columns)
     partial = records.select(*present).mapInArrow(_partial_sums(kernel, counted), ddl)

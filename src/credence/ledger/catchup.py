@@ -37,18 +37,19 @@ caller's session and commit nothing; they run in the source's turn
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import ClauseElement, Integer, bindparam, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import to_micros
-from credence.db import insert_new
+from credence.clock import from_micros, to_micros
+from credence.db import Direct, Instant, Prepared, insert_new
 from credence.ids import new_id
-from credence.ledger import freshness
+from credence.ledger import backfill, freshness
 from credence.ledger.backfill import (
     OUTAGE_CATCH_UP,
     BackfillDelivery,
@@ -84,34 +85,75 @@ class _Silent:
     cadence_days: int
 
 
-def _silent(session: Session, source_id: int, at: datetime) -> list[_Silent]:
-    """The source's declared types in outage at ``at`` (the rule of
-    :func:`credence.ledger.freshness.outage_since`, read for one source)."""
-    c = SourceCadence
+#: What a row of :data:`_STATE` is: a declaration with its type's last report, or a
+#: catch-up run with volume left.
+_DECLARED, _RUN = 0, 1
+
+
+def _state_statement() -> ClauseElement:
+    """The source's state for catch-up, in one statement (parameters ``source_id`` and
+    ``at``): each cadence it declared by ``at`` with its type's last report by ``at`` (a
+    correlated ``max``, one seek on the records' index by source, type and receipt),
+    then each of its catch-up runs with volume left and the volume it used. Rows:
+    (what, type(s), cadence or expected, grace or used, declared or from, id, last
+    report or until, public id); instants in microseconds."""
+    c = SourceCadence.__table__.c
+    r = Record.__table__.c
+    runs = _RUNS.c
+    d = BackfillDelivery.__table__.c
+    source_id = bindparam("source_id", type_=Integer())
+    at = bindparam("at", type_=Instant())
     last = (
-        select(func.max(Record.received_at))
-        .where(
-            Record.source_id == c.source_id,
-            Record.record_type == c.record_type,
-            Record.received_at <= at,
-        )
+        select(func.max(r.received_at))
+        .where(r.source_id == c.source_id, r.record_type == c.record_type, r.received_at <= at)
         .scalar_subquery()
     )
-    rows = session.execute(
-        select(c.record_type, c.cadence_days, c.grace_days, c.declared_at, c.id, last).where(
-            c.source_id == source_id, c.declared_at <= at
-        )
-    ).all()
+    used = (
+        select(func.coalesce(func.sum(d.exempted), 0)).where(d.run_id == runs.id).scalar_subquery()
+    )
+    declared = select(
+        literal(_DECLARED),
+        c.record_type,
+        c.cadence_days,
+        c.grace_days,
+        c.declared_at,
+        c.id,
+        last,
+        c.record_type,
+    ).where(c.source_id == source_id, c.declared_at <= at)
+    open_runs = select(
+        literal(_RUN),
+        runs.record_types,
+        runs.expected_records,
+        used,
+        runs.occurred_from,
+        runs.id,
+        runs.occurred_until,
+        runs.public_id,
+    ).where(
+        runs.source_id == source_id,
+        runs.kind == OUTAGE_CATCH_UP,
+        runs.expected_records > used,
+    )
+    return union_all(declared, open_runs)
+
+
+_STATE = Prepared(_state_statement())
+
+
+def _silent(source_id: int, rows: Sequence[Any], at: datetime) -> list[_Silent]:
+    """The source's declared types in outage at ``at``, from its declarations' rows
+    (the rule of :func:`credence.ledger.freshness.outage_since`, for one source)."""
     if not rows:
         return []
     declared = freshness.in_force(
         (
-            freshness.Declaration(source_id, t, days, grace, when, order)
-            for t, days, grace, when, order, _ in rows
+            freshness.Declaration(source_id, t, days, grace, from_micros(when), order)
+            for _, t, days, grace, when, order, _, _ in rows
         ),
         at,
     )
-    reports = {t: report for t, *_, report in rows}
+    reports = {t: None if last is None else from_micros(last) for _, t, *_, last, _ in rows}
     out = []
     for (_, record_type), declaration in sorted(declared.items()):
         report = reports[record_type]
@@ -197,15 +239,16 @@ def _open(
     return run
 
 
-def _scope(run: BackfillRun, used: int) -> Scope:
+def _scope(row: Sequence[Any]) -> Scope:
+    _, types, expected, used, occurred_from, run_id, occurred_until, public_id = row
     return Scope(
-        run_id=run.id,
-        public_id=run.public_id,
-        source_id=run.source_id,
-        occurred_from_us=to_micros(run.occurred_from),
-        occurred_until_us=to_micros(run.occurred_until),
-        remaining=max(run.expected_records - used, 0),
-        record_types=frozenset((run.record_types or "").split(",")),
+        run_id=run_id,
+        public_id=public_id,
+        source_id=0,  # set by the caller
+        occurred_from_us=occurred_from,
+        occurred_until_us=occurred_until,
+        remaining=max(expected - used, 0),
+        record_types=frozenset((types or "").split(",")),
         burst_only=True,
     )
 
@@ -214,26 +257,37 @@ def scopes(
     session: Session, *, source: Source, record_types: Collection[str], at: datetime
 ) -> list[Scope]:
     """The catch-up runs a batch of ``source`` at ``at`` delivering ``record_types`` is
-    checked against, oldest first: the source's runs with volume left, after opening
-    the run of its outage if it is in outage for some of those types. In the source's
+    checked against, oldest first: the source's runs with volume left, and the run of
+    its outage, opened now, if it is in outage for some of those types. In the source's
     turn (the caller's)."""
-    silent = [s for s in _silent(session, source.id, at) if s.record_type in record_types]
+    rows = _STATE.run(Direct.within(session), {"source_id": source.id, "at": at})
+    found = [_scope(row) for row in rows if row[0] == _RUN]
+    silent = [
+        s
+        for s in _silent(source.id, [row for row in rows if row[0] == _DECLARED], at)
+        if s.record_type in record_types
+    ]
     if silent:
-        _open(session, source, silent, at)
-    used = (
-        select(func.coalesce(func.sum(BackfillDelivery.exempted), 0))
-        .where(BackfillDelivery.run_id == BackfillRun.id)
-        .scalar_subquery()
-    )
-    found = session.execute(
-        select(BackfillRun, used)
-        .where(
-            and_(BackfillRun.source_id == source.id, BackfillRun.kind == OUTAGE_CATCH_UP),
-            BackfillRun.expected_records > used,
-        )
-        .order_by(BackfillRun.id)
-    ).all()
-    return [_scope(run, int(n)) for run, n in found]
+        run = _open(session, source, silent, at)
+        if run is not None and run.id not in {f.run_id for f in found}:
+            found.append(
+                _scope(
+                    (
+                        _RUN,
+                        run.record_types,
+                        run.expected_records,
+                        backfill.used(session, run.id),
+                        to_micros(run.occurred_from),
+                        run.id,
+                        to_micros(run.occurred_until),
+                        run.public_id,
+                    )
+                )
+            )
+    for scope in found:
+        scope.source_id = source.id
+    found.sort(key=lambda f: f.run_id)
+    return [f for f in found if f.remaining > 0]
 
 
 def delivered(session: Session, runs: Iterable[Scope], *, at: datetime) -> None:

@@ -255,6 +255,19 @@ class BoundOut(BaseModel):
     text: str
 
 
+class FrozenOut(BaseModel):
+    """Why a record's age stopped: its source was in outage at the score's instant."""
+
+    source_name: str
+    since: datetime = Field(description="When the source's outage began.")
+    days: float = Field(description="Days of the record's age the outage took away.")
+    max_days: int = Field(description="The rulebook's maximum freeze, in days.")
+    decaying_since: datetime | None = Field(
+        description="When the maximum ran out and the record began to decay again."
+    )
+    text: str
+
+
 class ContributionOut(BaseModel):
     record_id: str
     record_type: str
@@ -281,6 +294,13 @@ class ContributionOut(BaseModel):
         description=(
             "Set when intake held the record for review: it counts for nothing until a "
             "reviewer releases it (from then on) and never if rejected."
+        ),
+    )
+    frozen: FrozenOut | None = Field(
+        default=None,
+        description=(
+            "Set when the record's source is in outage: its age counts to the outage's "
+            "start, for at most the rulebook's maximum (outages are not behaviour)."
         ),
     )
 
@@ -501,6 +521,9 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
                 disputed=c.record.disputed,
                 statement=c.record.statement,
                 held=_held(c.record),
+                frozen=None
+                if c.frozen is None
+                else FrozenOut(**asdict(c.frozen), text=c.frozen.text),
             )
             for c in score.contributions
         ],

@@ -44,6 +44,13 @@ def _rows(result: Score, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+def _frozen(result: Score) -> dict[str, int]:
+    """Why records' age stopped (an outage of their source), each reason once, with how
+    many records it holds for."""
+    texts = [c.frozen.text for c in result.contributions if c.frozen is not None]
+    return {text: texts.count(text) for text in dict.fromkeys(texts)}
+
+
 def _as_json(public_id: str, kind: str, at: datetime, result: Score, limit: int) -> dict[str, Any]:
     return {
         "subject_id": public_id,
@@ -68,6 +75,7 @@ def _as_json(public_id: str, kind: str, at: datetime, result: Score, limit: int)
                 "weight": c.weight,
                 "points": c.points,
                 "status": c.status,
+                "frozen": None if c.frozen is None else c.frozen.text,
             }
             for c in result.contributions[:limit]
         ],
@@ -124,3 +132,9 @@ def explain(
     terminal.show(_rows(result, limit), COLUMNS, title="Records", out=out)
     if len(result.contributions) > limit:
         out.print(f"… and {len(result.contributions) - limit} more records")
+    frozen = _frozen(result)
+    if frozen:
+        out.print(Text("Sources in outage (their records' age stopped)", style="bold"))
+        for text, records in frozen.items():
+            many = "record" if records == 1 else "records"
+            terminal.indented(out, Text(f"{records} {many}: {text}"))

@@ -210,3 +210,65 @@ def test_two_batches_at_once_after_an_outage_open_one_run(
         count(engine, select(func.count()).where(JournalEntry.kind == "outage_catch_up_opened"))
         == 1
     )
+
+
+def test_a_catch_up_run_is_never_named_and_a_suspended_source_opens_none(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    people = api.world.people
+    steady_history(sessions, api.world, people)
+    suspended = api.call(
+        "POST", "/v1/sources/bank/suspension", "operator", json={"reason": "suspected_bribery"}
+    )
+    assert suspended.status_code == 201, suspended.text
+    # Held (a burst, with no catch-up while suspended; held anyway while suspended).
+    assert outcome(send(api, missed(people[0], "S"))) == {"held:burst": 20}
+    assert catch_up_runs(api) == []
+    reinstated = api.call("POST", "/v1/sources/bank/reinstatement", "operator", json={})
+    assert reinstated.status_code in (200, 201), reinstated.text
+    # The held batch was a report: the bank is no longer in outage, so nothing to catch up.
+    assert outcome(send(api, missed(people[1], "T"))) == {"held:burst": 20}
+    assert catch_up_runs(api) == []
+
+
+def test_a_client_cannot_name_a_catch_up_run(api: Api, sessions: sessionmaker[Session]) -> None:
+    people = api.world.people
+    steady_history(sessions, api.world, people)
+    assert outcome(send(api, missed(people[0], "A", weeks=13))) == {"created": 13}
+    [run] = catch_up_runs(api)
+    body = {"backfill_run": run["run_id"], "records": missed(people[1], "B")}
+    refused = api.call("POST", "/v1/records", "bank", json=body)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "backfill_run_is_catch_up"
+
+
+def test_an_approved_run_named_takes_precedence_for_its_records(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    """The bank names an approved run covering the first ten silent weeks: those records
+    are the approved run's (exempt from both limits), the other ten the catch-up's."""
+    people = api.world.people
+    steady_history(sessions, api.world, people)
+    approved = api.call(
+        "POST",
+        "/v1/backfill-runs",
+        "operator",
+        json={
+            "source": "bank",
+            "occurred_from": LAST.isoformat(),
+            "occurred_until": (LAST + timedelta(weeks=10)).isoformat(),
+            "expected_records": 1000,
+        },
+    )
+    assert approved.status_code == 201, approved.text
+    body = {"backfill_run": approved.json()["run_id"], "records": missed(people[0], "A")}
+    answer = api.call("POST", "/v1/records", "bank", json=body)
+    assert answer.status_code == 200, answer.text
+    assert outcome(answer.json()["results"]) == {"created": 20}
+    by_kind = {run["kind"]: run["exempted"] for run in catch_up_runs(api)}
+    listed = api.call("GET", "/v1/backfill-runs", "operator").json()
+    assert {run["kind"]: run["exempted"] for run in listed} == {
+        "approved": 10,
+        OUTAGE_CATCH_UP: 10,
+    }
+    assert by_kind == {OUTAGE_CATCH_UP: 10}

@@ -50,6 +50,7 @@ from credence.ledger.tables import Record
 from credence.migrate import upgrade
 from credence.settings import Settings
 from credence.translog.keys import signer_from_settings
+from credence.watch import alerts, anomalies
 from tests.conftest import T0
 from tests.due_process import record_id
 from tests.world import World, build_world, person_id, rec, submit
@@ -88,6 +89,9 @@ GET  /v1/rulebook/versions/{version}/text -          200 200 200 200 200 200 200
 GET  /v1/sources/status                   -          200 200 200 200 200 200 200 200 200 200
 POST /v1/sources/{code}/suspension        -          401 401 401 401 403 403 403 403 403 201
 POST /v1/sources/{code}/reinstatement     -          401 401 401 401 403 403 403 403 403 200
+GET  /v1/sources/alerts                   -          401 401 401 401 403 403 403 403 403 200
+POST /v1/sources/alerts/{alert_id}/acknowledgement - 401 401 401 401 403 403 403 403 403 200
+POST /v1/sources/alerts/{alert_id}/closure -         401 401 401 401 403 403 403 403 403 200
 GET  /v1/log/checkpoint                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/public-key                   -          200 401 401 401 200 200 200 200 200 200
 GET  /v1/log/entries/{seq}                -          200 401 401 401 200 200 200 200 200 200
@@ -207,6 +211,7 @@ class Ids:
     hold: str  # held: the bank's loan repayment on my file
     flag: str  # open: a second "Twin" flagged as a probable duplicate of the first
     alias: str  # a third "Twin" merged into the first
+    alert: int  # open: an alert about the bank's volume
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,11 @@ def populate(
             principal_id=None,
             at=T0,
         )
+        # An open alert about the bank's volume of the day before.
+        bank_id = world.sources["bank"].id
+        finding = anomalies.Finding(bank_id, "volume", anomalies.day_of(T0) - 1, 9, 2, 0, 22)
+        alert = alerts.raise_alert(session, finding, at=T0)
+        assert alert is not None
     free_own = record_id(sessions, "OWN-FREE")
     with sessions() as session:
         seq = record_entry_seqs(session, me.id)[free_own]
@@ -390,6 +400,7 @@ def populate(
         hold=hold.public_id,
         flag=flag.flag_id,
         alias=merged.alias_id,
+        alert=alert.id,
     )
     return keys, ids
 
@@ -494,6 +505,13 @@ REQUESTS: dict[Endpoint, Callable[[Ids, str], Call]] = {
         {"code": "bank"}, json={"reason": "suspected_bribery"}
     ),
     ("POST", "/v1/sources/{code}/reinstatement"): lambda ids, v: Call({"code": "traffic_police"}),
+    ("GET", "/v1/sources/alerts"): lambda ids, v: Call(),
+    ("POST", "/v1/sources/alerts/{alert_id}/acknowledgement"): lambda ids, v: Call(
+        {"alert_id": ids.alert}, json={"note": "seen"}
+    ),
+    ("POST", "/v1/sources/alerts/{alert_id}/closure"): lambda ids, v: Call(
+        {"alert_id": ids.alert}, json={"note": "explained"}
+    ),
     ("GET", "/v1/log/checkpoint"): lambda ids, v: Call(),
     ("GET", "/v1/log/public-key"): lambda ids, v: Call(),
     ("GET", "/v1/log/entries/{seq}"): lambda ids, v: Call({"seq": ids.seq}),

@@ -230,7 +230,7 @@ def scan(session: Session, *, through: datetime, at: datetime) -> ScanResult:
     findings = anomalies.detect(histories, first, last) + anomalies.outages(session, first, last)
     findings.sort(key=lambda f: (f.source_id, f.day, anomalies.DETECTORS.index(f.detector)))
     codes = {i: c for i, c in session.execute(select(Source.id, Source.code))}
-    raised = [a for f in findings if (a := _raise(session, f, codes[f.source_id], at))]
+    raised = [a for f in findings if (a := raise_alert(session, f, at=at, code=codes[f.source_id]))]
     session.add(
         SourceAlertScan(
             first_day=anomalies.day_start(first),
@@ -248,9 +248,14 @@ def scan(session: Session, *, through: datetime, at: datetime) -> ScanResult:
     )
 
 
-def _raise(session: Session, f: anomalies.Finding, code: str, at: datetime) -> Alert | None:
-    """Raise ``f``'s alert, or nothing if it was raised before (by another scan, maybe
-    at this very moment: its insert then waits for that scan's transaction)."""
+def raise_alert(
+    session: Session, f: anomalies.Finding, *, at: datetime, code: str | None = None
+) -> Alert | None:
+    """Raise ``f``'s alert (``code``: its source's, if known), or nothing if it was
+    raised before (by another scan, maybe at this very moment: its insert then waits for
+    that scan's transaction)."""
+    if code is None:
+        code = session.scalars(select(Source.code).where(Source.id == f.source_id)).one()
     day = anomalies.day_start(f.day)
     known = select(SourceAlert.id).where(
         SourceAlert.source_id == f.source_id,

@@ -82,8 +82,9 @@ class RecordBatchIn(BaseModel):
         pattern=NO_NUL,
         description="The approved backfill run (bkf_…) the batch is delivered under: its "
         "records within the run's scope are exempt from the intake's volume limits. An "
-        "unknown run (404 unknown_backfill_run) or another source's (403 "
-        "backfill_run_of_another_source) refuses the whole batch.",
+        "unknown run (404 unknown_backfill_run), another source's (403 "
+        "backfill_run_of_another_source) or an outage's catch-up, which intake applies "
+        "by itself (403 backfill_run_is_catch_up), refuses the whole batch.",
     )
 
 

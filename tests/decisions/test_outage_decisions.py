@@ -194,3 +194,31 @@ def test_the_session_path_decides_as_the_api_does(
         records = subject_records(session, subject.id, at=now)
         plain = compute([r for r in records if r.record_type == "loan_repaid"], edition, now)
     assert decision.score == frozen.total > plain.total
+
+
+def test_a_score_states_the_completeness_of_every_category(
+    party: Api, sessions: sessionmaker[Session]
+) -> None:
+    world, now = party.world, party.clock.now()
+    silence = Silence(sessions, world, now)
+
+    def completeness(at: datetime) -> dict[str, dict[str, Any]]:
+        response = party.get(
+            f"/v1/subjects/{world.people[0].public_id}/score",
+            "operator",
+            params={"as_of": at.isoformat(), "purpose": "audit"},
+        )
+        assert response.status_code == 200, response.text
+        return by_category(response.json())
+
+    during = completeness(now)
+    assert list(during) == ["government_affairs", "commercial", "social", "judicial"]
+    assert [c for c, v in during.items() if v["complete"]] == ["government_affairs", "social"]
+    assert [m["source"] for m in during["commercial"]["missing"]] == ["bank"]
+    assert [m["source"] for m in during["judicial"]["missing"]] == ["court"]
+    assert datetime.fromisoformat(during["judicial"]["missing"][0]["since"]) == (
+        silence.court_since
+    )
+    # As of an instant before either outage: every category complete.
+    before = completeness(silence.court_report + DAY)
+    assert all(v["complete"] and v["missing"] == [] for v in before.values())

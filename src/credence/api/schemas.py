@@ -314,6 +314,29 @@ class RecordHoldOut(BaseModel):
     released_at: datetime | None = None
 
 
+class MissingSourceOut(Out):
+    source: str = Field(description="The source in outage (its code).")
+    source_name: str
+    since: datetime = Field(description="When its outage began.")
+    record_types: list[str] = Field(description="Its silent record types of this category.")
+
+
+class CompletenessOut(Out):
+    category: str
+    complete: bool = Field(description="No source that reports on it is in outage.")
+    missing: list[MissingSourceOut] = Field(
+        description="The sources in outage that report on the category (empty if complete)."
+    )
+
+
+class OutageHandlingOut(Out):
+    mode: str = Field(description="open or closed: what the service does (the rulebook's).")
+    changed_outcome: bool = Field(
+        description="Failing closed withheld a reward the records held would have granted."
+    )
+    text: str = Field(description="What is missing and what the service did about it.")
+
+
 class ScoreOut(BaseModel):
     subject_id: str
     as_of: datetime
@@ -329,6 +352,11 @@ class ScoreOut(BaseModel):
         description="What the rulebook's bounded returns cut: repetition past a bound adds nothing"
     )
     contributions: list[ContributionOut]
+    completeness: list[CompletenessOut] = Field(
+        default_factory=list,
+        description="Each category: complete, or the sources in outage that report on it "
+        "(their records stop decaying while they are silent).",
+    )
 
 
 class InquiryOut(BaseModel):
@@ -432,29 +460,6 @@ class DecisionIn(BaseModel):
     )
 
 
-class MissingSourceOut(Out):
-    source: str = Field(description="The source in outage (its code).")
-    source_name: str
-    since: datetime = Field(description="When its outage began.")
-    record_types: list[str] = Field(description="Its silent record types of this category.")
-
-
-class CompletenessOut(Out):
-    category: str
-    complete: bool = Field(description="No source that reports on it is in outage.")
-    missing: list[MissingSourceOut] = Field(
-        description="The sources in outage that report on the category (empty if complete)."
-    )
-
-
-class OutageHandlingOut(Out):
-    mode: str = Field(description="open or closed: what the service does (the rulebook's).")
-    changed_outcome: bool = Field(
-        description="Failing closed withheld a reward the records held would have granted."
-    )
-    text: str = Field(description="What is missing and what the service did about it.")
-
-
 class DecisionOut(BaseModel):
     decision_id: str
     subject_id: str
@@ -503,6 +508,7 @@ def score_out(subject_id: str, score: Score) -> ScoreOut:
         sub_scores={c.value: v for c, v in score.sub_scores.items()},
         reasons=[ReasonOut(code=r.code, text=r.text, points=r.points) for r in score.reasons],
         bounds=[BoundOut(**asdict(b)) for b in score.bounds],
+        completeness=[CompletenessOut(**completeness_fields(c)) for c in score.completeness],
         contributions=[
             ContributionOut(
                 record_id=c.record.record_id,

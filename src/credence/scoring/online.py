@@ -25,6 +25,7 @@ from credence.ledger.subject_file import RecordView, subject_records
 from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import counting, formula
+from credence.scoring.completeness import Completeness, per_category
 
 #: How many reason codes an explanation (and an adverse decision) gives at most.
 MAX_REASONS = 4
@@ -132,6 +133,8 @@ class Score:
     #: How many negative records of each severity (least severe first) weigh against
     #: the subject: what the tiers' conditions read.
     against: tuple[int, ...] = (0, 0, 0)
+    #: Each category: complete, or the sources in outage that report on it.
+    completeness: tuple[Completeness, ...] = ()
 
     @cached_property
     def reasons(self) -> list[Reason]:
@@ -319,7 +322,16 @@ def compute(
         contributions=contributions,
         bounds=_bounds(finished, book, contributions) if scored else [],
         against=tuple(int(n) for n in finished.against[0]),
+        completeness=_completeness(outages, book),
     )
+
+
+def _completeness(outages: Mapping[int, Outage], book: Rulebook) -> tuple[Completeness, ...]:
+    """Every category's completeness (that of a complete ledger worked out once per
+    rulebook: no source is in outage almost always)."""
+    if not outages:
+        return formula.derived(book, "complete", lambda b: per_category(NO_OUTAGES, b))
+    return per_category(outages, book)
 
 
 def _frozen_us(view: RecordView, occurred_us: int, freezes: dict[str, _Freeze]) -> int:
@@ -458,15 +470,13 @@ def score_subject(
     categories: frozenset[Category] | None = None,
 ) -> Score:
     """Read a subject's records (only those of ``categories``, if given) and the sources
-    in outage at ``at`` (if the edition freezes anything), and score them."""
+    in outage at ``at`` (what the edition freezes, and what the score says is missing),
+    and score them."""
     record_types = None
     if categories is not None:
         record_types = category_types(edition.rulebook, categories)
     records = subject_records(session, subject.id, record_types=record_types, at=at)
-    outages = NO_OUTAGES
-    if counting.max_freeze_days(edition.rulebook) is not None:
-        outages = freshness.outages(session, at)
-    return compute(records, edition, at, outages=outages)
+    return compute(records, edition, at, outages=freshness.outages(session, at))
 
 
 def category_types(book: Rulebook, categories: frozenset[Category]) -> list[str]:

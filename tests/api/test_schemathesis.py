@@ -149,6 +149,7 @@ def known(ids: Ids) -> dict[str, list[Any]]:
         "flag_id": [ids.flag],
         "alias_id": [ids.alias],
         "code": ["bank", "traffic_police"],
+        "alert_id": [ids.alert],
     }
 
 

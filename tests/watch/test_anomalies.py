@@ -22,12 +22,14 @@ from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
+from credence.disputes import service as disputes
+from credence.disputes.service import Answerer
 from credence.journal import EventKind, JournalEntry
 from credence.lab.city import build_city
 from credence.ledger import freshness
 from credence.ledger import service as ledger
 from credence.ledger.freshness import Cadence
-from credence.ledger.tables import Record
+from credence.ledger.tables import Record, Subject
 from credence.models import metadata
 from credence.translog.verify import verify_log
 from credence.watch import alerts
@@ -151,6 +153,53 @@ def test_a_burst_of_retractions_of_negatives_is_alerted_the_day_it_comes(
     with sessions() as session:
         [row] = session.scalars(select(SourceAlert))
     # Never a retraction before: median and MAD 0, threshold max(0 + 7 x 1, 5).
+    assert (row.value, row.median, row.mad, row.threshold) == (8.0, 0.0, 0.0, 7.0)
+
+
+def test_a_day_of_disputes_upheld_against_a_source_is_alerted(
+    sessions: sessionmaker[Session], world: World, clock: FixedClock, honest: Honest
+) -> None:
+    at = honest.day
+    submit(sessions, world, "bank", at, *delivery(world, WEEKS, at))
+    # Eight people dispute a loan repayment the bank reported (the wrong person's); the
+    # bank deletes them all in one day.
+    with sessions() as session:
+        disputed = session.execute(
+            select(Record.public_id, Subject.id)
+            .join(Subject, Subject.id == Record.subject_id)
+            .where(Record.record_type == "loan_repaid")
+            .order_by(Record.id)
+            .limit(8)
+        ).all()
+    book = world.edition.rulebook
+    with sessions.begin() as session:
+        opened = [
+            disputes.open_dispute(
+                session,
+                subject=session.get_one(Subject, subject_id),
+                record_id=record_id,
+                reason="not my loan",
+                new_information=None,
+                rulebook=book,
+                at=at - 5 * DAY,
+            ).dispute_id
+            for record_id, subject_id in disputed
+        ]
+    assert scan(sessions, clock, end_of(at - DAY)) == []
+    with sessions.begin() as session:
+        for dispute_id in opened:
+            disputes.answer_dispute(
+                session,
+                dispute_id=dispute_id,
+                outcome="deleted",
+                explanation="reported about the wrong person",
+                by=Answerer("source", "bank"),
+                rulebook=book,
+                at=at,
+            )
+    assert scan(sessions, clock, end_of(at)) == [("bank", "disputes_upheld", at.date())]
+    with sessions() as session:
+        [row] = session.scalars(select(SourceAlert))
     assert (row.value, row.median, row.mad, row.threshold) == (8.0, 0.0, 0.0, 7.0)
 
 

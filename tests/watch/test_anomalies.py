@@ -156,6 +156,34 @@ def test_a_burst_of_retractions_of_negatives_is_alerted_the_day_it_comes(
     assert (row.value, row.median, row.mad, row.threshold) == (8.0, 0.0, 0.0, 7.0)
 
 
+def test_a_day_of_defaults_or_of_four_times_the_volume_is_alerted(
+    sessions: sessionmaker[Session], world: World, clock: FixedClock, honest: Honest
+) -> None:
+    # 200 defaults in a delivery of the usual size: the negative share jumps from 2 %.
+    at = honest.day
+    people = [world.people[i % PEOPLE] for i in range(REPAID + DEFAULTS)]
+    skewed = [
+        rec(f"M-{i}", p, "loan_repaid", at - DAY)
+        if i < 230
+        else rec(f"M-{i}", p, "loan_default", at - DAY, decision_ref=f"MD-{i}")
+        for i, p in enumerate(people)
+    ]
+    submit(sessions, world, "bank", at, *skewed)
+    assert scan(sessions, clock, end_of(at)) == [("bank", "negative_mix", at.date())]
+    # A week later, four repayments for every person at once: over 4 x the median day
+    # (and so many positives for each person as never before).
+    later = at + 7 * DAY
+    flood = [
+        rec(f"F-{i}", world.people[i % PEOPLE], "loan_repaid", later - DAY)
+        for i in range(4 * PEOPLE)
+    ]
+    submit(sessions, world, "bank", later, *flood)
+    assert scan(sessions, clock, end_of(later)) == [
+        ("bank", "volume", later.date()),
+        ("bank", "concentration", later.date()),
+    ]
+
+
 def test_a_day_of_disputes_upheld_against_a_source_is_alerted(
     sessions: sessionmaker[Session], world: World, clock: FixedClock, honest: Honest
 ) -> None:

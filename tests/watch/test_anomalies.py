@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from credence.clock import FixedClock
 from credence.disputes import service as disputes
 from credence.disputes.service import Answerer
+from credence.identifiers import SubjectKind
 from credence.journal import EventKind, JournalEntry
 from credence.lab.city import build_city
-from credence.ledger import freshness
+from credence.ledger import freshness, registry
 from credence.ledger import service as ledger
 from credence.ledger.freshness import Cadence
+from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Record, Subject
 from credence.models import metadata
 from credence.translog.verify import verify_log
@@ -38,7 +40,7 @@ from tests import tamper
 from tests.cli.conftest import Invoke
 from tests.cli.conftest import cli as cli  # the fixture, re-exported
 from tests.client import Api, assert_envelope
-from tests.world import World, build_world, history_run, rec, submit
+from tests.world import World, build_world, history_run, person_id, rec, submit
 
 DAY = timedelta(days=1)
 PEOPLE = 450
@@ -182,6 +184,34 @@ def test_a_day_of_defaults_or_of_four_times_the_volume_is_alerted(
         ("bank", "volume", later.date()),
         ("bank", "concentration", later.date()),
     ]
+
+
+def test_a_day_of_many_people_new_to_the_source_is_alerted(
+    sessions: sessionmaker[Session], world: World, clock: FixedClock, honest: Honest
+) -> None:
+    # Forty people the bank never reported on, each given a repayment with the usual
+    # delivery: after the first weeks the bank met nobody new.
+    at = honest.day
+    with sessions.begin() as session:
+        registry_source = session.merge(world.sources["civil_registry"])
+        newcomers = [
+            registry.register_subject(
+                session,
+                source=registry_source,
+                data=SubjectIn(
+                    kind=SubjectKind.PERSON, identifier=person_id(PEOPLE + n), name=f"N{n}"
+                ),
+                at=at - 30 * DAY,
+            )[0]
+            for n in range(40)
+        ]
+        session.expunge_all()
+    met = [rec(f"N-{i}", p, "loan_repaid", at - DAY) for i, p in enumerate(newcomers)]
+    submit(sessions, world, "bank", at, *delivery(world, WEEKS, at), *met)
+    assert scan(sessions, clock, end_of(at)) == [("bank", "new_subjects", at.date())]
+    with sessions() as session:
+        [row] = session.scalars(select(SourceAlert))
+    assert (row.value, row.median, row.mad, row.threshold) == (40.0, 0.0, 0.0, 10.0)
 
 
 def test_a_day_of_disputes_upheld_against_a_source_is_alerted(

@@ -34,7 +34,7 @@ from credence.ledger.schemas import SubjectIn
 from credence.ledger.tables import Record, Subject
 from credence.models import metadata
 from credence.translog.verify import verify_log
-from credence.watch import alerts
+from credence.watch import alerts, anomalies
 from credence.watch.alerts import SourceAlert, SourceAlertScan
 from tests import tamper
 from tests.cli.conftest import Invoke
@@ -530,3 +530,26 @@ def test_the_demo_city_raises_no_alert_over_its_five_years(
     stats = build_city(sessions, now=clock.now())
     assert stats.records == 200_000
     assert scan_city(sessions, stats.now + 2 * DAY) == []
+
+
+def test_a_days_figures_are_the_same_whenever_asked(
+    sessions: sessionmaker[Session], world: World, clock: FixedClock, honest: Honest
+) -> None:
+    last = honest.deliveries[-1]
+    positive, negative = ["loan_repaid"], ["loan_default"]
+    with sessions() as session:
+        then = anomalies.daily(session, end_of(last), positive=positive, negative=negative)
+    at = honest.day
+    submit(sessions, world, "bank", at, *delivery(world, WEEKS, at))
+    with sessions.begin() as session:
+        bank = session.merge(world.sources["bank"])
+        ledger.retract_record(session, source=bank, record_id=honest.defaults[0], reason="x", at=at)
+    with sessions() as session:
+        now = anomalies.daily(session, end_of(at), positive=positive, negative=negative)
+    bank_id = world.sources["bank"].id
+    day = anomalies.day_of(last)
+    assert now[bank_id].days[day] == then[bank_id].days[day]
+    assert then[bank_id].days[day] == anomalies.Day(
+        volume=REPAID + DEFAULTS, positives=REPAID, negatives=DEFAULTS
+    )
+    assert now[bank_id].days[anomalies.day_of(at)].negative_retractions == 1

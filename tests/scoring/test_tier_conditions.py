@@ -44,7 +44,7 @@ from credence.disputes import four_eyes
 from credence.export.service import export_ledger
 from credence.identifiers import SubjectKind
 from credence.lab.city import build_city
-from credence.ledger import backfill
+from credence.ledger import backfill, freshness
 from credence.ledger import service as ledger
 from credence.ledger.endings import effect_ends
 from credence.ledger.lifting import PendingChange
@@ -84,16 +84,27 @@ class Raw:
     received: int
     ended: int | None
     quantity: float | None
+    #: Its source's code (None: a record drawn without one, never frozen).
+    source: str | None = None
 
 
-def weighs_against(book: Rulebook, raw: Raw, at: int) -> str | None:
-    """The severity of ``raw`` if it weighs against its subject at ``at``, else None."""
+#: Per source code, the interval ``(start, end)`` (microseconds) over which its outage
+#: freezes its records' age as of the instant checked (outages are not behaviour).
+Freezes = Mapping[str, tuple[int, int]]
+
+
+def weighs_against(book: Rulebook, raw: Raw, at: int, freezes: Freezes | None = None) -> str | None:
+    """The severity of ``raw`` if it weighs against its subject at ``at``, else None
+    (its age less what its source's outage froze, ``freezes``)."""
     rt = book.record_type(raw.record_type) if raw.record_type is not None else None
     if rt is None or not rt.points < 0:
         return None
     if raw.received > at or (raw.ended is not None and raw.ended <= at):
         return None
     age = at - raw.occurred  # exact, in microseconds
+    if freezes and raw.source is not None and raw.source in freezes:
+        start, end = freezes[raw.source]
+        age -= max(0, end - max(raw.occurred, start))
     if age < 0 or age >= rt.retention_days * US_PER_DAY:
         return None
     given_quantity = raw.quantity is not None and not math.isnan(raw.quantity)
@@ -104,10 +115,12 @@ def weighs_against(book: Rulebook, raw: Raw, at: int) -> str | None:
     return rt.severity.value
 
 
-def against(book: Rulebook, raws: Iterable[Raw], at: int) -> dict[int, Counter[str]]:
+def against(
+    book: Rulebook, raws: Iterable[Raw], at: int, freezes: Freezes | None = None
+) -> dict[int, Counter[str]]:
     counts: dict[int, Counter[str]] = {}
     for raw in raws:
-        severity = weighs_against(book, raw, at)
+        severity = weighs_against(book, raw, at, freezes)
         if severity is not None:
             counts.setdefault(raw.subject, Counter())[severity] += 1
     return counts
@@ -132,11 +145,15 @@ class Verdict:
 
 
 def check_tiers(
-    book: Rulebook, raws: Iterable[Raw], at: int, scored: Mapping[int, tuple[float, str]]
+    book: Rulebook,
+    raws: Iterable[Raw],
+    at: int,
+    scored: Mapping[int, tuple[float, str]],
+    freezes: Freezes | None = None,
 ) -> Verdict:
     """Check each scored subject's ``(total, tier)`` against the rulebook's tiers and the
     negative records that weigh against them at ``at``."""
-    counts = against(book, raws, at)
+    counts = against(book, raws, at, freezes)
     tiers = list(book.tiers)  # highest first
     codes = [t.code for t in tiers]
     problems: list[str] = []
@@ -497,25 +514,42 @@ def store_records(session: Session) -> list[Raw]:
             type_coerce(Record.received_at, raw),
             type_coerce(ends.c.ended_at, raw),
             Record.quantity,
+            Source.code,
         )
+        .join(Source, Source.id == Record.source_id)
         .outerjoin(ends, ends.c.record_id == Record.id)
         .where(Record.record_type.is_not(None))
     )
     return [Raw(*row) for row in rows]
 
 
+def freezes_at(session: Session, book: Rulebook, at: datetime) -> dict[str, tuple[int, int]]:
+    """The oracle's own statement of the freeze: a source in outage at ``at`` since
+    ``o`` (the ledger's freshness rule) freezes its records' age over ``[o, min(at, o +
+    max_freeze_days)]``."""
+    if book.outages is None:
+        return {}
+    days = book.outages.max_freeze_days
+    return {
+        o.code: (micros(o.since), min(micros(at), micros(o.since) + days * US_PER_DAY))
+        for o in freshness.outages(session, at).values()
+    }
+
+
 def export_records(out: Path) -> list[Raw]:
-    table = pq.read_table(out / layout.RECORDS_DIR, columns=list(layout.RECORD_COLUMNS))
-    columns = {name: table.column(name).to_pylist() for name in layout.RECORD_COLUMNS}
+    names = [*layout.RECORD_COLUMNS, "source"]
+    table = pq.read_table(out / layout.RECORDS_DIR, columns=names)
+    columns = {name: table.column(name).to_pylist() for name in names}
     return [
-        Raw(s, t, o, r, e, q)
-        for s, t, o, r, q, e in zip(
+        Raw(s, t, o, r, e, q, c)
+        for s, t, o, r, q, e, c in zip(
             columns["subject_id"],
             columns["record_type"],
             columns["occurred_at"],
             columns["received_at"],
             columns["quantity"],
             columns["ended_at"],
+            columns["source"],
             strict=True,
         )
     ]
@@ -529,9 +563,10 @@ def assert_placed(
     scored: Mapping[int, tuple[float, str]],
     handcrafted: Mapping[str, int],
     which: int,
+    freezes: Freezes,
 ) -> Verdict:
     """The oracle's check of one engine's run, and the handcrafted subjects' tiers."""
-    verdict = check_tiers(book, raws, micros(at), scored)
+    verdict = check_tiers(book, raws, micros(at), scored, freezes)
     assert verdict.problems == [], (engine_name, at, verdict.problems[:10])
     got = {name: scored[i][1] for name, i in handcrafted.items()}
     assert got == {name: tiers[which] for name, tiers in HANDCRAFTED.items()}, (engine_name, at)
@@ -563,6 +598,8 @@ def test_every_engine_places_every_subject_in_the_highest_tier_it_qualifies_for(
     handcrafted = handcraft(sessions)
 
     demoted: Counter[str] = Counter()
+    #: The oracle's freeze of each instant's outages.
+    freezes: dict[int, Freezes] = {}
     with sessions() as session:
         raws = store_records(session)
         for which, at in enumerate((TA, TB)):
@@ -575,7 +612,10 @@ def test_every_engine_places_every_subject_in_the_highest_tier_it_qualifies_for(
                     population.subject_ids, population.totals, population.tiers, strict=True
                 )
             }
-            verdict = assert_placed("batch", ed.rulebook, raws, at, scored, handcrafted, which)
+            freezes[which] = freezes_at(session, ed.rulebook, at)
+            verdict = assert_placed(
+                "batch", ed.rulebook, raws, at, scored, handcrafted, which, freezes[which]
+            )
             expected = np.array(
                 [as_tuple(verdict.counts.get(int(i), Counter())) for i in population.subject_ids]
             )
@@ -640,7 +680,14 @@ def test_every_engine_places_every_subject_in_the_highest_tier_it_qualifies_for(
                 )
             }
             verdict = assert_placed(
-                name, exported_edition.rulebook, exported, at, scored, in_export, which
+                name,
+                exported_edition.rulebook,
+                exported,
+                at,
+                scored,
+                in_export,
+                which,
+                freezes[which],
             )
             demoted[f"{name} {which}"] = len(verdict.demoted)
     assert min(demoted.values()) > 0, demoted

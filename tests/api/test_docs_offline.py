@@ -167,15 +167,16 @@ JSON_ANSWERS: list[tuple[str, str, dict[str, Any], int]] = [
     ("GET", "/openapi.json", {}, 200),
     ("GET", "/no/such/page", {}, 404),
     ("GET", "/static/vendor/no-such-file.js", {}, 404),
-    ("GET", "/v1/rulebook", {"headers": {"Authorization": "Bearer nope"}}, 401),
-    ("POST", "/v1/decisions", {"content": b"{", "headers": {"Authorization": "Bearer x"}}, 400),
+    ("POST", "/v1/keys", {"headers": {"Authorization": "Bearer nope"}, "json": {}}, 401),
+    ("POST", "/v1/decisions", {"json": {"service": 5}, "role": "airline"}, 422),
+    ("POST", "/v1/decisions", {"content": b"{", "role": "airline"}, 422),
     ("POST", "/v1/decisions", {"json": {"service": "air_travel"}}, 401),
 ]
 
 
 def test_json_answers_carry_the_strict_policy(api: Api) -> None:
     for method, path, kwargs, status in JSON_ANSWERS:
-        response = api.client.request(method, path, **kwargs)
+        response = api.call(method, path, **kwargs)
         assert response.status_code == status, (method, path)
         _assert_common(response)
         assert response.headers["content-security-policy"] == JSON_POLICY, (method, path)

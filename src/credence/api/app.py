@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, the error envelope and the body limit."""
+"""The FastAPI application: routers, the error envelope, the body limit, the security
+headers and the documentation pages."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from credence import __version__
-from credence.api import errors
+from credence.api import docs, errors
 from credence.api.ratelimit import RateLimits
 from credence.api.routers import (
     backfill,
@@ -27,6 +28,7 @@ from credence.api.routers import (
     subjects,
 )
 from credence.api.schemas import ErrorEnvelope
+from credence.api.security_headers import secured
 from credence.context import Context
 from credence.ledger.intake import Intake
 from credence.translog.checkpoints import CheckpointTimer
@@ -48,7 +50,10 @@ class CredenceAPI(FastAPI):
     application as usual if it declines it. The rate limits
     (:mod:`credence.api.ratelimit`) guard both: the application through the limits'
     ASGI guard, the direct path by asking them itself (it knows, once it has read the
-    request, whether it looks a subject up by identifier or failed to authenticate)."""
+    request, whether it looks a subject up by identifier or failed to authenticate).
+    Every response leaves with the security headers
+    (:mod:`credence.api.security_headers`): the direct path's own answers carry them, and
+    ``send`` is wrapped for everything else, including what the rate limits refuse."""
 
     direct: decisions.DirectDecisions | None = None
     limits: RateLimits | None = None
@@ -56,9 +61,19 @@ class CredenceAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct
         if direct is not None and direct.wants(scope):
-            await direct.handle(scope, receive, send, self._guarded, self._application, self.limits)
+            await direct.handle(
+                scope, receive, send, self._secured_guarded, self._secured_app, self.limits
+            )
             return
+        if scope["type"] == "http":
+            send = secured(send)
         await self._guarded(scope, receive, send)
+
+    async def _secured_guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, secured(send))
+
+    async def _secured_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._application(scope, receive, secured(send))
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The application behind the rate limits."""
@@ -99,6 +114,9 @@ def create_app(ctx: Context) -> FastAPI:
         lifespan=_lifespan,
         version=__version__,
         description=DESCRIPTION,
+        # Served by credence.api.docs from the package's own assets instead.
+        docs_url=None,
+        redoc_url=None,
         responses={
             400: {"model": ErrorEnvelope},
             401: {"model": ErrorEnvelope},
@@ -137,4 +155,5 @@ def create_app(ctx: Context) -> FastAPI:
         keys,
     ):
         app.include_router(module.router)
+    docs.install(app)
     return app

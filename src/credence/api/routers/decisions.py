@@ -42,6 +42,7 @@ from credence.api.errors import envelope
 from credence.api.ratelimit import FAILURES, LOOKUPS, RateLimits, authorization, refuse
 from credence.api.routing import CommittingRoute
 from credence.api.schemas import DecisionIn, DecisionOut, decision_fields, decision_out
+from credence.api.security_headers import JSON_HEADERS, secured
 from credence.context import Context
 from credence.db import (
     SQLITE_BUSY_MS,
@@ -139,17 +140,19 @@ class DirectDecisions:
             if wait == 0 and request.identifier is not None:
                 wait = limits.lookup_wait(scope, header)
                 if wait > 0:
-                    await refuse(scope, receive, send, wait, LOOKUPS)
+                    await refuse(scope, receive, secured(send), wait, LOOKUPS)
                     return
             elif wait > 0:
-                await refuse(scope, receive, send, wait, FAILURES)
+                await refuse(scope, receive, secured(send), wait, FAILURES)
                 return
         try:
             content = await self._answer(request, token)
         except CredenceError as exc:
             if exc.status == 401 and limits is not None:
                 limits.failed_auth(scope, header or authorization(scope) or b"")
-            await envelope(exc.status, exc.code, exc.message, exc.details)(scope, receive, send)
+            await envelope(exc.status, exc.code, exc.message, exc.details)(
+                scope, receive, secured(send)
+            )
             return
         except Exception:
             # Nothing of this request was written (writes wait for the group commit,
@@ -166,6 +169,7 @@ class DirectDecisions:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(content)).encode()),
+                    *JSON_HEADERS,
                 ],
             }
         )

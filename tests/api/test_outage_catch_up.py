@@ -18,6 +18,7 @@ burst limit of 12 positives from one source about one subject in 30 days.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,6 +134,12 @@ def test_the_missed_weeks_sent_at_once_are_not_a_burst(
     assert outcome(send(api, more)) == {"held:burst": 13}
     verified = cli("log", "verify")
     assert verified.exit_code == 0, verified.output
+    # Operators see it in the command line's list too, by its kind.
+    listed = cli("backfill", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [(r["kind"], r["exempted"]) for r in json.loads(listed.output)] == [
+        (OUTAGE_CATCH_UP, 60)
+    ]
 
 
 def test_backdating_more_than_was_missed_is_a_burst(

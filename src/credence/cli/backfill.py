@@ -21,6 +21,7 @@ app = typer.Typer(help="Approved backfill runs: approve one, list them.", no_arg
 
 COLUMNS = (
     Column("run_id", "run", is_id=True),
+    Column("kind"),
     Column("source"),
     Column("occurred_from", "from"),
     Column("occurred_until", "until"),
@@ -80,7 +81,8 @@ def approve(
 
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every approved run, oldest first, with how many records it has exempted."""
+    """Every run, oldest first: those an operator approved and the catch-ups intake opened
+    after an outage (kind ``outage_catch_up``), with how many records each exempted."""
     from credence.ledger import backfill
 
     ctx = terminal.open_context(db)

@@ -42,11 +42,12 @@ def _asset(package: str, name: str) -> str:
 
 
 def _page(
-    built: HTMLResponse, *, workers: tuple[str, ...] = ()
+    built: HTMLResponse, *, inline_styles: bool = False, workers: tuple[str, ...] = ()
 ) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint serving the page ``built``, with the policy made for that very HTML."""
     html = bytes(built.body).decode()
-    headers = {"Content-Security-Policy": page_policy(html, workers=workers)}
+    policy = page_policy(html, inline_styles=inline_styles, workers=workers)
+    headers = {"Content-Security-Policy": policy}
 
     async def page(_: Request) -> Response:
         return HTMLResponse(html, headers=headers)
@@ -81,7 +82,10 @@ def install(app: FastAPI) -> None:
             redoc_favicon_url=favicon,
             with_google_fonts=False,
         ),
-        workers=("blob:",),  # ReDoc's search runs in a worker made from a blob
+        # ReDoc writes its styles into <style> elements as it renders (styled-components),
+        # and runs its search in a worker made from a blob.
+        inline_styles=True,
+        workers=("blob:",),
     )
 
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")

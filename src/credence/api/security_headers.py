@@ -45,17 +45,18 @@ def inline_script_hashes(html: str) -> list[str]:
     ]
 
 
-def page_policy(html: str, *, workers: Iterable[str] = ()) -> str:
+def page_policy(html: str, *, inline_styles: bool = False, workers: Iterable[str] = ()) -> str:
     """The policy of an HTML page of the app: scripts from the app itself and the
     page's own inline scripts (by hash: no ``'unsafe-inline'``, no ``eval``); styles
-    from the app and inline (the documentation tools set styles at run time); images
-    from the app and ``data:`` URLs; requests to the app only; ``workers`` (e.g.
-    ``blob:``) where the page starts a worker."""
+    from the app, and inline ones where ``inline_styles`` (a tool that writes its styles
+    at run time: ReDoc); images from the app and ``data:`` URLs; requests to the app
+    only; ``workers`` (e.g. ``blob:``) where the page starts a worker."""
     scripts = " ".join(["'self'", *inline_script_hashes(html)])
+    styles = "'self' 'unsafe-inline'" if inline_styles else "'self'"
     directives = [
         "default-src 'none'",
         f"script-src {scripts}",
-        "style-src 'self' 'unsafe-inline'",
+        f"style-src {styles}",
         "img-src 'self' data:",
         "font-src 'self' data:",
         "connect-src 'self'",

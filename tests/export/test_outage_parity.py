@@ -7,6 +7,7 @@ same outages as the store does."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from credence.cli import app
 from credence.clock import FixedClock
 from credence.export.service import export_ledger
 from credence.ledger import freshness
@@ -125,3 +128,25 @@ def test_spark_freezes_the_bank_s_records_as_the_online_path_does(
         expected = online(sessions, public_ids, edition, at)
         score_parquet_spark(out, tmp_path / f"s{k}", at=at, rulebook=edition, spark=spark)
         same(scored(read_scores(tmp_path / f"s{k}")), expected)
+
+
+def test_a_batch_run_names_the_sources_it_froze(
+    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> None:
+    t, out, _ = exported(engine, sessions, clock, tmp_path)
+    at = t.since + 30 * DAY
+    result = CliRunner().invoke(
+        app, ["score", "--input", str(out), "--out", str(tmp_path / "s"), "--as-of", at.isoformat()]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"source bank in outage since {t.since:%Y-%m-%d}: its records' age frozen to then "
+        f"(until {at:%Y-%m-%d})"
+    ) in result.output
+    run = json.loads((tmp_path / "s" / layout.RUN).read_text())
+    assert run["frozen_sources"] == {
+        "bank": {"outage_since": t.since.isoformat(), "frozen_until": at.isoformat()}
+    }
+    before = score_parquet(out, tmp_path / "b", at=t.since - DAY, rulebook=t.world.edition)
+    assert before.frozen == {}
+    assert before.as_json()["frozen_sources"] == {}

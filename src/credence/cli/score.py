@@ -181,7 +181,10 @@ def run_batch_cli(
 
 
 def print_summary(summary: ColumnarSummary, applied: Applied, console: Console) -> None:
-    """Tier distribution, counts and speed of a batch run, and the rulebook it applied."""
+    """Tier distribution, counts and speed of a batch run, the rulebook it applied, and
+    the sources whose outage froze their records' age."""
+    from credence.clock import from_micros
+
     title = f"Tiers as of {summary.as_of:%Y-%m-%d %H:%M} UTC, rulebook {summary.rulebook_version}"
     console.print(_tier_table(summary.tiers, summary.subjects, title))
     console.print(
@@ -194,3 +197,8 @@ def print_summary(summary: ColumnarSummary, applied: Applied, console: Console) 
         f"records{counted} in {summary.parts} parts, {summary.seconds:.2f} s "
         f"({summary.records_per_second:,.0f} records/s); scores in {summary.out_dir / 'scores'}"
     )
+    for code, (start, end) in sorted(summary.frozen.items()):
+        console.print(
+            f"source {terminal.visible(code)} in outage since {from_micros(start):%Y-%m-%d}: "
+            f"its records' age frozen to then (until {from_micros(end):%Y-%m-%d})"
+        )

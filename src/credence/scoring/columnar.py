@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from credence.clock import ensure_utc, to_micros
+from credence.clock import ensure_utc, from_micros, to_micros
 from credence.rulebook.model import CATEGORIES, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import counting, formula
@@ -843,6 +843,9 @@ class ColumnarSummary:
     rulebook_version: str
     out_dir: Path
     engine: str = "local"
+    #: The sources in outage at ``as_of`` whose records' age was frozen, by code: the
+    #: freeze interval (:func:`~credence.scoring.layout.freezes_at`, microseconds).
+    frozen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def records_per_second(self) -> float:
@@ -859,6 +862,13 @@ class ColumnarSummary:
             "parts": self.parts,
             "tiers": self.tiers,
             "seconds": self.seconds,
+            "frozen_sources": {
+                code: {
+                    "outage_since": from_micros(start).isoformat(),
+                    "frozen_until": from_micros(end).isoformat(),
+                }
+                for code, (start, end) in sorted(self.frozen.items())
+            },
         }
 
 
@@ -950,6 +960,7 @@ def score_parquet(
         as_of=at,
         rulebook_version=book.version,
         out_dir=out_dir,
+        frozen=kernel.freezes,
     )
 
 

@@ -267,6 +267,7 @@ def score_parquet_spark(
         rulebook_version=book.version,
         out_dir=out_dir,
         engine="spark",
+        frozen=freezes_at(input_dir, at, book),
     )
 
 

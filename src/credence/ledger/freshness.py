@@ -34,16 +34,17 @@ report and volume, not for a type's.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, case, func, select
+from sqlalchemy import Connection, ScalarSelect, Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from credence import journal
-from credence.clock import ensure_utc, from_micros
+from credence.clock import MICROS_PER_DAY, ensure_utc, from_micros, to_micros
 from credence.db import Direct, Prepared
 from credence.errors import InvalidInput
 from credence.ledger.tables import Record, Source, SourceCadence, SourceRecordType
@@ -164,16 +165,30 @@ class Declared:
     def allowed_silence(self) -> timedelta:
         return timedelta(days=self.cadence_days + self.grace_days)
 
+    @cached_property
+    def instants_us(self) -> tuple[int, int, int]:
+        """The first declaration, the declaration in force and the allowed silence, in
+        microseconds: what the rule reads (:func:`_since_us`)."""
+        silence = (self.cadence_days + self.grace_days) * MICROS_PER_DAY
+        return to_micros(self.first_declared_at), to_micros(self.declared_at), silence
+
 
 def outage_since(at: datetime, last_report: datetime | None, declared: Declared) -> datetime | None:
     """When a type's outage began, if it is in outage at ``at`` (silent for longer than
     cadence + grace since its last report, or since its first declaration), else None.
     ``last_report`` is the last report received by ``at``."""
-    start = declared.first_declared_at
-    if last_report is not None and last_report > start:
-        start = last_report
-    since = max(start + declared.allowed_silence, declared.declared_at)
-    return since if at > since else None
+    since = _since_us(None if last_report is None else to_micros(last_report), declared)
+    return from_micros(since) if to_micros(at) > since else None
+
+
+def _since_us(last_report_us: int | None, declared: Declared) -> int:
+    """The rule of :func:`outage_since` on microseconds (the one place it is written):
+    silence starts at the last report or, when later or there is none, at the first
+    declaration; the outage begins cadence + grace later, never before the declaration
+    in force."""
+    first_us, declared_us, silence_us = declared.instants_us
+    start = first_us if last_report_us is None or last_report_us <= first_us else last_report_us
+    return max(start + silence_us, declared_us)
 
 
 # --- reading, as of an instant ---------------------------------------------------------
@@ -298,12 +313,50 @@ def outages_of(
     declared types in outage, :func:`outage_since`), by source id: the rule per source,
     given the declarations in force at ``at`` and ``last_report(source, type)``, the last
     report received by ``at``. Sources not in outage are absent."""
-    since: dict[int, datetime] = {}
-    for (source_id, record_type), declaration in declared.items():
-        began = outage_since(at, last_report(source_id, record_type), declaration)
-        if began is not None and (source_id not in since or began < since[source_id]):
-            since[source_id] = began
-    return since
+
+    def last_us(source_id: int, record_type: str) -> int | None:
+        report = last_report(source_id, record_type)
+        return None if report is None else to_micros(report)
+
+    began, _ = _in_outage(declared, last_us, to_micros(at))
+    return {source_id: from_micros(since) for source_id, since in began.items()}
+
+
+def _in_outage(
+    declared: dict[tuple[int, str], Declared],
+    last_us: Callable[[int, str], int | None],
+    at_us: int,
+) -> tuple[dict[int, int], dict[int, list[str]]]:
+    """Per source in outage at ``at_us``: when it began (the earliest of its types'), and
+    its types in outage (sorted); instants in microseconds."""
+    began: dict[int, int] = {}
+    silent: dict[int, list[str]] = {}
+    for (source_id, record_type), declaration in sorted(declared.items()):
+        since = _since_us(last_us(source_id, record_type), declaration)
+        if at_us > since:
+            if source_id not in began or since < began[source_id]:
+                began[source_id] = since
+            silent.setdefault(source_id, []).append(record_type)
+    return began, silent
+
+
+def last_report_by(source_id: Any, record_type: Any, at: Any) -> ScalarSelect[datetime]:
+    """The latest ``received_at`` of the records of ``source_id`` and ``record_type``
+    received by ``at``, as a correlated scalar subquery: newest first, the first row,
+    which both stores read with one backward seek on the index by source, type and
+    receipt. (SQLite's own ``max()`` would scan every receipt of the type up to ``at``:
+    it stops at the first row only without the bound on the receipt.)"""
+    return (
+        select(Record.received_at)
+        .where(
+            Record.source_id == source_id,
+            Record.record_type == record_type,
+            Record.received_at <= at,
+        )
+        .order_by(Record.received_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _outage_statement() -> Select[int, str, int, int, datetime, int, datetime]:
@@ -312,15 +365,7 @@ def _outage_statement() -> Select[int, str, int, int, datetime, int, datetime]:
     receipt answers with one seek per row (a source declares a few)."""
     c = SourceCadence
     at = bindparam("at", type_=SourceCadence.declared_at.type)
-    last = (
-        select(func.max(Record.received_at))
-        .where(
-            Record.source_id == c.source_id,
-            Record.record_type == c.record_type,
-            Record.received_at <= at,
-        )
-        .scalar_subquery()
-    )
+    last = last_report_by(c.source_id, c.record_type, at)
     return select(
         c.source_id, c.record_type, c.cadence_days, c.grace_days, c.declared_at, c.id, last
     ).where(c.declared_at <= at)
@@ -342,49 +387,67 @@ def outages(conn: Readable, at: datetime) -> dict[int, Outage]:
     in outage."""
     at = ensure_utc(at)
     rows = conn.execute(_OUTAGE_ROWS, {"at": at}).all()
-    return _outages(rows, at, lambda i: conn.execute(_SOURCE_NAME, {"id": i, "at": at}).first())
+    declared = in_force((Declaration(*row[:6]) for row in rows), at)
+    reports = {(row[0], row[1]): None if row[6] is None else to_micros(row[6]) for row in rows}
+    return _outages(
+        declared, reports, at, lambda i: conn.execute(_SOURCE_NAME, {"id": i, "at": at}).first()
+    )
 
 
 def outages_direct(direct: Direct, at: datetime) -> dict[int, Outage]:
     """:func:`outages` on a :class:`~credence.db.Direct` connection (the API's decision
-    path), from the same statements."""
+    path), from the same statement and rule. Its rows come as they are stored
+    (microseconds), and the declarations in force are worked out again only when the
+    declaration rows change (they seldom do): per decision, the rule's arithmetic on
+    integers, and datetimes only for a source in outage."""
     at = ensure_utc(at)
-    rows = [
-        (
-            s,
-            t,
-            cadence,
-            grace,
-            from_micros(declared),
-            order,
-            None if last is None else from_micros(last),
-        )
-        for s, t, cadence, grace, declared, order, last in _PREPARED_OUTAGE_ROWS.run(
-            direct, {"at": at}
-        )
-    ]
+    rows = _PREPARED_OUTAGE_ROWS.run(direct, {"at": at})
+    if not rows:
+        return {}
+    declared = _declared_direct(tuple(tuple(row[:6]) for row in rows), at)
+    reports = {(row[0], row[1]): row[6] for row in rows}
     return _outages(
-        rows, at, lambda i: next(iter(_PREPARED_SOURCE_NAME.run(direct, {"id": i, "at": at})), None)
+        declared,
+        reports,
+        at,
+        lambda i: next(iter(_PREPARED_SOURCE_NAME.run(direct, {"id": i, "at": at})), None),
     )
 
 
-def _outages(rows: Sequence[Any], at: datetime, name_of: Callable[[int], Any]) -> dict[int, Outage]:
-    if not rows:
-        return {}
-    declared = in_force((Declaration(*row[:6]) for row in rows), at)
-    reports: dict[tuple[int, str], datetime | None] = {(row[0], row[1]): row[6] for row in rows}
-    since = outages_of(declared, lambda s, t: reports.get((s, t)), at)
+#: The declarations in force, by the declaration rows they were worked out from (the
+#: rows a statement as of ``at`` returns are those declared by ``at``, so they decide).
+_IN_FORCE: dict[tuple[tuple[Any, ...], ...], dict[tuple[int, str], Declared]] = {}
+
+
+def _declared_direct(
+    rows: tuple[tuple[Any, ...], ...], at: datetime
+) -> dict[tuple[int, str], Declared]:
+    declared = _IN_FORCE.get(rows)
+    if declared is None:
+        declared = in_force(
+            (Declaration(s, t, c, g, from_micros(d), o) for s, t, c, g, d, o in rows), at
+        )
+        if len(_IN_FORCE) >= 8:  # a handful of versions at most: the newest matter
+            _IN_FORCE.clear()
+        _IN_FORCE[rows] = declared
+    return declared
+
+
+def _outages(
+    declared: dict[tuple[int, str], Declared],
+    reports_us: Mapping[tuple[int, str], int | None],
+    at: datetime,
+    name_of: Callable[[int], Any],
+) -> dict[int, Outage]:
+    began, silent = _in_outage(declared, lambda s, t: reports_us.get((s, t)), to_micros(at))
     out: dict[int, Outage] = {}
-    for source_id, began in sorted(since.items()):
+    for source_id, since in sorted(began.items()):
         named = name_of(source_id)
         if named is None:  # registered after at
             continue
-        types = sorted(
-            t
-            for (s, t), d in declared.items()
-            if s == source_id and outage_since(at, reports.get((s, t)), d) is not None
+        out[source_id] = Outage(
+            source_id, named[0], named[1], from_micros(since), tuple(silent[source_id])
         )
-        out[source_id] = Outage(source_id, named[0], named[1], began, tuple(types))
     return out
 
 

@@ -467,6 +467,15 @@ def demo_flow(
         alerts.close(
             session, alert_id=outage.id, note="a fault, mended", principal_id=None, at=clock.now()
         )
+    # The bank reports again: what it missed opens a catch-up run (exempt from the
+    # burst limit only: the new identity's limit, which the burst above reached, holds it).
+    late = {
+        "source_ref": "LATE-1",
+        "subject_id": p.public_id,
+        "record_type": "loan_repaid",
+        "occurred_at": (clock.now() - timedelta(days=1)).isoformat(),
+    }
+    assert submit("city_bank", late) == ["held"]
     # A tier first shown, then moved; a key issued and revoked.
     with sessions.begin() as session:
         update_tiers(session, book, clock.now(), [(p.id, 1000.0, (0, 0, 0))])

@@ -329,26 +329,9 @@ def _row(session: Session, alert_id: int) -> tuple[SourceAlert, str]:
 def acknowledge(
     session: Session, *, alert_id: int, note: str, principal_id: int | None, at: datetime
 ) -> Alert:
-    """Acknowledge an open alert with a note (someone is on it)."""
-    check_note(note)
-    if session.get_bind().dialect.name == "sqlite":
-        begin_write(session)
-    row, code = _row(session, alert_id)
-    if row.state != "open":
-        raise Conflict(f"source alert {alert_id} is {row.state}", code="alert_not_open")
-    row.state = "acknowledged"
-    row.acknowledged_at = at
-    row.acknowledged_principal_id = principal_id
-    row.acknowledged_note = note
-    session.flush()
-    record_event(
-        session,
-        kind=journal.EventKind.SOURCE_ALERT_ACKNOWLEDGED,
-        at=at,
-        data={"alert": row.id, "source": code, "note_sha256": journal.text_digest(note)},
-        rows=[row],
-    )
-    return _view(row, code)
+    """Acknowledge an open alert with a note (someone is on it); an alert not open is a
+    conflict (``alert_not_open``)."""
+    return _move(session, alert_id, "acknowledged", note, principal_id, at)
 
 
 def close(
@@ -356,25 +339,51 @@ def close(
 ) -> Alert:
     """Close an alert, open or acknowledged, with a note (what was found, what was
     done). A closed alert is a conflict (``alert_closed``)."""
+    return _move(session, alert_id, "closed", note, principal_id, at)
+
+
+#: Each step an operator takes: the states it leaves, its refusal otherwise, its entry.
+_STEPS = {
+    "acknowledged": (
+        ("open",),
+        "alert_not_open",
+        "is {state}",
+        journal.EventKind.SOURCE_ALERT_ACKNOWLEDGED,
+    ),
+    "closed": (
+        ("open", "acknowledged"),
+        "alert_closed",
+        "is already closed",
+        journal.EventKind.SOURCE_ALERT_CLOSED,
+    ),
+}
+
+
+def _move(
+    session: Session, alert_id: int, to: str, note: str, principal_id: int | None, at: datetime
+) -> Alert:
+    """Take an alert to state ``to`` (:data:`_STEPS`): who, when and the note on its row,
+    and the step's journal entry (the note by its digest only)."""
+    leaves, code, refusal, kind = _STEPS[to]
     check_note(note)
     if session.get_bind().dialect.name == "sqlite":
         begin_write(session)
-    row, code = _row(session, alert_id)
-    if row.state == "closed":
-        raise Conflict(f"source alert {alert_id} is already closed", code="alert_closed")
-    row.state = "closed"
-    row.closed_at = at
-    row.closed_principal_id = principal_id
-    row.closed_note = note
+    row, source = _row(session, alert_id)
+    if row.state not in leaves:
+        raise Conflict(f"source alert {alert_id} {refusal.format(state=row.state)}", code=code)
+    row.state = to
+    setattr(row, f"{to}_at", at)
+    setattr(row, f"{to}_principal_id", principal_id)
+    setattr(row, f"{to}_note", note)
     session.flush()
     record_event(
         session,
-        kind=journal.EventKind.SOURCE_ALERT_CLOSED,
+        kind=kind,
         at=at,
-        data={"alert": row.id, "source": code, "note_sha256": journal.text_digest(note)},
+        data={"alert": row.id, "source": source, "note_sha256": journal.text_digest(note)},
         rows=[row],
     )
-    return _view(row, code)
+    return _view(row, source)
 
 
 def listing(

@@ -241,6 +241,18 @@ def plan_records(
         session, {s.id for s in subjects if isinstance(s, SubjectRef)}, at
     )
     refs = sorted({r.source_ref for r in records if isinstance(r, RecordIn)})
+    burst = rulebook.intake.burst
+    spaced, burst_counted = _spaced(
+        session,
+        source.id,
+        records,
+        subjects,
+        rulebook,
+        replacing,
+        burst=None
+        if burst is None
+        else (positive, to_micros(at) - burst.window_days * MICROS_PER_DAY),
+    )
     existing: dict[str, tuple[str, str]] = {}
     direct = Direct.within(session)
     existing_refs = _existing_refs_query(direct.dialect.name)
@@ -265,8 +277,9 @@ def plan_records(
             rt.code: frozenset(kind.value for kind in rt.subject_kinds)
             for rt in rulebook.record_types
         },
-        spaced=_spaced(session, source.id, records, subjects, rulebook, replacing),
+        spaced=spaced,
         positive=positive,
+        burst_counted=burst_counted,
     )
     record_ids = new_ordered_ids("rec", len(records))
     planned: list[_Planned] = []
@@ -360,9 +373,17 @@ def _volume_holds(
         bursty = _catch_up(planned, backfill, catch_ups, by_subject, refused)
         most = limits.burst.max_positive
         since = at_us - limits.burst.window_days * MICROS_PER_DAY
+        # The spacing look-up already counted the store's positives of the subjects it
+        # read (:func:`_spaced`): only the others are counted here.
+        read = batch.burst_counted
         counted = _positives_received(
-            session, bursty.keys(), positive, since, source_id=batch.source_id
+            session,
+            [s for s in bursty if s not in read],
+            positive,
+            since,
+            source_id=batch.source_id,
         )
+        counted.update(read)
         past = [s for s, mine in bursty.items() if counted.get(s, 0) + len(mine) > most]
         over.insert(0, (holds.BURST, most, past, limits.burst.action, bursty))
     for cause, most, subjects, action, grouped in over:
@@ -493,11 +514,20 @@ def _spaced(
     subjects: Sequence[SubjectRef | CredenceError],
     rulebook: Rulebook,
     replacing: int | None = None,
-) -> dict[tuple[int, str], list[int]]:
+    *,
+    burst: tuple[frozenset[str], int] | None = None,
+) -> tuple[dict[tuple[int, str], list[int]], dict[int, int]]:
     """For the batch's records of types with ``min_spacing_days``: the occurrences
     (microseconds) of the source's records of that type about that subject already in
     the store and still in effect, by (subject id, type). The batch's own are added as
-    they are planned."""
+    they are planned.
+
+    ``burst``: the positive types and the start of the burst window (microseconds), when
+    the rulebook has a burst limit. The same look-up then also reads the source's
+    positives about these subjects received in the window (their rows lie in the index
+    range it walks anyway), and the second result is their count per subject, as
+    :func:`_positives_received` would give it: the burst count need not seek these
+    subjects again."""
     gaps = {
         rt.code: rt.min_spacing_days * MICROS_PER_DAY
         for rt in rulebook.record_types
@@ -514,15 +544,23 @@ def _spaced(
             batch.setdefault((subject.id, rec.record_type), []).append(to_micros(rec.occurred_at))
     found: dict[tuple[int, str], list[int]] = {key: [] for key in batch}
     if not batch:
-        return found
+        return found, {}
     direct = Direct.within(session)
     query = _spaced_query(direct.dialect.name)
-    types = sorted({t for _, t in batch})
+    wanted = {t for _, t in batch}
     floor = min(
         min(occurrences) - gaps[record_type] for (_, record_type), occurrences in batch.items()
     )
-    rows: list[tuple[int, int, str, int]] = []
-    for chunk in chunked(sorted({s for s, _ in batch})):
+    subject_ids = sorted({s for s, _ in batch})
+    counted: dict[int, int] = {}
+    if burst is not None:
+        positive, since = burst
+        wanted |= positive
+        floor = min(floor, since)
+        counted = dict.fromkeys(subject_ids, 0)
+    types = sorted(wanted)
+    rows: list[tuple[int, int, str, int, int, int | None]] = []
+    for chunk in chunked(subject_ids):
         params = {
             "source_id": source_id,
             "subjects": chunk,
@@ -530,26 +568,41 @@ def _spaced(
             "floor": floor,
         }
         rows.extend(query.run(direct, params))
+    if burst is not None:
+        positive, since = burst
+        for _, subject_id, record_type, _, received, run in rows:
+            if received > since and run is None and record_type in positive:
+                counted[subject_id] += 1
     # Only a stored record close to one of the batch's can stop it: whether its effect
-    # ended is asked of those alone (rare in live intake: no query at all).
+    # ended is asked of those alone (rare in live intake: no query at all). A row read
+    # for the burst count alone (another type, or received before a spacing floor) is
+    # never close: it occurred no later than it was received.
     close = [
         row
         for row in rows
         if row[0] != replacing
+        and row[2] in gaps
         and any(abs(row[3] - o) < gaps[row[2]] for o in batch.get((row[1], row[2]), ()))
     ]
     ended = _ended_among(session, [r[0] for r in close])
-    for record_id, subject_id, record_type, occurred in close:
+    for record_id, subject_id, record_type, occurred, _, _ in close:
         if record_id not in ended:
             found[(subject_id, record_type)].append(int(occurred))
-    return found
+    return found, counted
 
 
 @functools.cache
 def _spaced_query(dialect: str) -> Prepared:
     records = Record.__table__.c
     return Prepared(
-        select(records.id, records.subject_id, records.record_type, records.occurred_at).where(
+        select(
+            records.id,
+            records.subject_id,
+            records.record_type,
+            records.occurred_at,
+            records.received_at,
+            records.backfill_run_id,
+        ).where(
             _same_source(records.source_id),
             in_list(records.subject_id, "subjects", dialect),
             # A record is received after it occurred: only those received after the
@@ -678,6 +731,9 @@ class _Batch:
     spaced: dict[tuple[int, str], list[int]]
     #: The record types that raise a score (the volume limits count them).
     positive: frozenset[str]
+    #: Subject id → the source's positives about it in the store within the burst
+    #: window (no backfill run's), for the subjects the spacing look-up read.
+    burst_counted: dict[int, int]
 
 
 def _plan_one(

@@ -707,7 +707,8 @@ def test_deleting_any_line_never_crashes(step: int) -> None:
 
 def test_default_rulebook_freezes_outages_and_says_how_each_service_fails() -> None:
     book = default_rulebook()
-    assert book.outages is not None and book.outages.max_freeze_days == 60
+    assert book.outages is not None
+    assert book.outages.max_freeze_days == 60
     modes = {s.code: s.on_outage.value for s in book.services}
     assert all(modes[s.code] == "open" for s in book.services if s.kind is ServiceKind.RESTRICTION)
     assert modes["loan_rate_discount"] == "closed"

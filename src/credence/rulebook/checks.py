@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from credence.rulebook.domains import DOMAINS, STATUTES
 from credence.rulebook.model import (
     Category,
-    Outcome,
     OutageMode,
+    Outcome,
     RecordType,
     Service,
     ServiceKind,

@@ -92,22 +92,18 @@ _DECLARED, _RUN = 0, 1
 
 def _state_statement() -> ClauseElement:
     """The source's state for catch-up, in one statement (parameters ``source_id`` and
-    ``at``): each cadence it declared by ``at`` with its type's last report by ``at`` (a
-    correlated ``max``, one seek on the records' index by source, type and receipt),
+    ``at``): each cadence it declared by ``at`` with its type's last report by ``at``
+    (:func:`credence.ledger.freshness.last_report_by`: one seek on the records' index by
+    source, type and receipt),
     then each of its catch-up runs with volume left and the volume it used. Rows:
     (what, type(s), cadence or expected, grace or used, declared or from, id, last
     report or until, public id); instants in microseconds."""
     c = SourceCadence.__table__.c
-    r = Record.__table__.c
     runs = _RUNS.c
     d = BackfillDelivery.__table__.c
     source_id = bindparam("source_id", type_=Integer())
     at = bindparam("at", type_=Instant())
-    last = (
-        select(func.max(r.received_at))
-        .where(r.source_id == c.source_id, r.record_type == c.record_type, r.received_at <= at)
-        .scalar_subquery()
-    )
+    last = freshness.last_report_by(c.source_id, c.record_type, at)
     used = (
         select(func.coalesce(func.sum(d.exempted), 0)).where(d.run_id == runs.id).scalar_subquery()
     )

@@ -469,7 +469,7 @@ def demo_flow(
         )
     # The bank reports again: what it missed opens a catch-up run (exempt from the
     # burst limit only: the new identity's limit, which the burst above reached, holds it).
-    late = {
+    late: dict[str, object] = {
         "source_ref": "LATE-1",
         "subject_id": p.public_id,
         "record_type": "loan_repaid",

@@ -28,9 +28,10 @@ from credence.api.routers import (
     subjects,
 )
 from credence.api.schemas import ErrorEnvelope
-from credence.api.security_headers import secured
+from credence.api.security_headers import PORTAL_HEADERS, secured
 from credence.context import Context
 from credence.ledger.intake import Intake
+from credence.portal import pages as portal
 from credence.translog.checkpoints import CheckpointTimer
 from credence.translog.keys import signer_from_settings
 
@@ -156,4 +157,6 @@ def create_app(ctx: Context) -> FastAPI:
     ):
         app.include_router(module.router)
     docs.install(app)
+    # The public pages at / (credence.portal), under their own policy.
+    portal.install(app, headers=PORTAL_HEADERS)
     return app

@@ -2,7 +2,8 @@
 
 Every answer carries :data:`COMMON` (no MIME sniffing, no referrer, no framing) and a
 Content-Security-Policy. The API answers JSON, which loads nothing: :data:`JSON_POLICY`
-allows nothing. A page that needs more sends its own policy, built here
+allows nothing. The portal's pages load only the app's own files and run nothing inline:
+:data:`PORTAL_POLICY`. A page that needs more sends its own policy, built here
 (:func:`page_policy`), and :func:`secured` leaves it as it is.
 
 :func:`secured` wraps the ASGI ``send`` of everything :class:`credence.api.app.CredenceAPI`
@@ -21,6 +22,18 @@ from starlette.types import Message, Send
 
 #: JSON loads no script, style, image or frame, is never framed, posts no form.
 JSON_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+#: Credence's own pages (the portal): scripts, styles, images and requests from the app
+#: only, and none of them inline: no inline script, no inline style, nothing from
+#: another host, forms posted to the app, never framed.
+PORTAL_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+#: The headers a portal page sets itself (the common ones are added by :func:`secured`).
+PORTAL_HEADERS: dict[str, str] = {"Content-Security-Policy": PORTAL_POLICY}
 
 CSP = b"content-security-policy"
 

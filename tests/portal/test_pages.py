@@ -1,0 +1,204 @@
+"""The public pages (credence.portal): each page in both languages, the rulebook in force
+and every edition as the JSON API publishes them, diffs, and the pages' security."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from credence.api.security_headers import PORTAL_POLICY
+from credence.rulebook import store
+from credence.rulebook.loader import default_text
+from tests.client import Api
+from tests.portal.page import Page
+
+PAGES = ["/", "/rulebook", "/rulebook/editions", "/rulebook/editions/2026.4"]
+LANGS = {"en": "en", "zh-CN": "zh-CN"}
+
+
+def get(api: Api, path: str, **kw: Any) -> Any:
+    return api.client.get(path, **kw)
+
+
+def publish_second(sessions: sessionmaker[Session], api: Api) -> None:
+    """Edition 2026.9: the default with a heavier penalty, in force from now."""
+    text = default_text().replace('version = "2026.4"', 'version = "2026.9"', 1)
+    text = text.replace("points = -120", "points = -150")
+    with sessions.begin() as session:
+        store.publish(session, text=text, at=api.clock.now() + timedelta(seconds=1))
+    api.clock.advance(timedelta(seconds=1))
+
+
+def test_each_page_in_each_language(api: Api) -> None:
+    for path in PAGES:
+        for lang in LANGS:
+            response = get(api, path, params={"lang": lang})
+            assert response.status_code == 200, (path, lang, response.text)
+            assert response.headers["content-type"].startswith("text/html")
+            page = Page.parse(response.text)
+            assert page.lang == LANGS[lang], (path, lang)
+            assert "main" in page.ids
+            # The choice is remembered, for this site only and never sent from another.
+            cookie = response.headers["set-cookie"]
+            assert cookie.startswith(f"lang={lang};")
+            assert "samesite=strict" in cookie.lower()
+            assert "HttpOnly" in cookie
+
+
+def test_language_from_cookie_then_accept_language_then_english(api: Api) -> None:
+    assert Page.parse(get(api, "/").text).lang == "en"
+    zh = {"Accept-Language": "fr;q=0.9, zh-CN;q=0.8, en;q=0.5"}
+    assert Page.parse(get(api, "/", headers=zh).text).lang == "zh-CN"
+    assert Page.parse(get(api, "/", headers={"Accept-Language": "zh-TW"}).text).lang == "en"
+    api.client.get("/", params={"lang": "zh-CN"})
+    # The test client keeps the cookie: the next page, without ?lang, is in Chinese.
+    assert Page.parse(get(api, "/rulebook").text).lang == "zh-CN"
+    api.client.cookies.clear()
+
+
+def test_chinese_pages_say_the_rulebook_texts_are_english(api: Api) -> None:
+    zh = get(api, "/rulebook", params={"lang": "zh-CN"}).text
+    assert "规则内容暂仅提供英文" in zh
+    assert "规则内容暂仅提供英文" not in get(api, "/rulebook", params={"lang": "en"}).text
+    # The interface is translated: the section headings are not in English.
+    assert "Record types" not in Page.parse(zh).text
+
+
+def test_the_rulebook_page_shows_every_record_type_and_service_in_force(api: Api) -> None:
+    published = api.get("/v1/rulebook").json()
+    page = Page.parse(get(api, "/rulebook").text)
+    book = published["rulebook"]
+    assert published["version"] in page.text
+    assert published["content_hash"] in page.text
+    for rt in book["record_types"]:
+        assert f"rt-{rt['code']}" in page.ids
+        assert rt["name"] in page.text
+        assert rt["description"] in page.text
+    for service in book["services"]:
+        assert f"svc-{service['code']}" in page.ids
+        assert service["name"] in page.text
+        for rule in service["rules"]:
+            assert rule["reason"] in page.text
+    for tier in book["tiers"]:
+        assert tier["description"] in page.text
+
+
+def test_weights_in_plain_words(api: Api) -> None:
+    book = api.get("/v1/rulebook").json()["rulebook"]
+    example = next(
+        rt
+        for rt in book["record_types"]
+        if rt["half_life_days"] == 730 and rt["retention_days"] == 1825
+    )
+    response = get(api, "/rulebook")
+    text = Page.parse(response.text).words
+    assert "Loses half its weight every 2 years; stops counting after 5 years." in text
+    points = f"{'+' if example['points'] > 0 else ''}{example['points']:g} points"
+    assert points.replace("-", "−") in text or points in text
+    zh = Page.parse(get(api, "/rulebook", params={"lang": "zh-CN"}).text).words
+    assert "每 2 年权重减半" in zh
+
+
+def test_a_new_edition_is_listed_and_its_diff_shows_the_change(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    publish_second(sessions, api)
+    listed = Page.parse(get(api, "/rulebook/editions").text)
+    versions = [u.rsplit("/", 1)[1] for u in listed.urls if u.startswith("/rulebook/editions/")]
+    assert versions[:2] == ["2026.9", "2026.4"]  # newest first
+    assert "/rulebook/diff?from=2026.4&to=2026.9" in listed.urls
+    assert "2026.9" in Page.parse(get(api, "/rulebook").text).text
+    diff = Page.parse(get(api, "/rulebook/diff", params={"from": "2026.4", "to": "2026.9"}).text)
+    text = diff.words
+    assert "points -120 -150" in text
+    assert "version 2026.4 2026.9" in text
+    old = Page.parse(get(api, "/rulebook/editions/2026.4").text).text
+    assert "not in force" in old
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "says"),
+    [
+        ("/rulebook/editions/1999.1", {}, 404, "No edition 1999.1 of the rulebook"),
+        ("/rulebook/diff", {"from": "2026.4", "to": "1999.1"}, 404, "No edition 1999.1"),
+        ("/rulebook/diff", {"from": "1999.2", "to": "2026.4"}, 404, "No edition 1999.2"),
+        ("/rulebook/diff", {"from": "2026.4"}, 400, "Name two editions to compare"),
+    ],
+)
+def test_unknown_versions_get_a_page_naming_the_problem(
+    api: Api, path: str, params: dict[str, str], status: int, says: str
+) -> None:
+    response = get(api, path, params=params)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert says in Page.parse(response.text).text
+    assert response.headers["content-security-policy"] == PORTAL_POLICY
+
+
+ALL = [
+    ("/", {}),
+    ("/rulebook", {}),
+    ("/rulebook/editions", {}),
+    ("/rulebook/editions/2026.4", {}),
+    ("/rulebook/editions/2026.9", {}),
+    ("/rulebook/diff", {"from": "2026.4", "to": "2026.9"}),
+    ("/rulebook/diff", {"from": "2026.9", "to": "2026.4"}),
+    ("/rulebook/editions/nope", {}),
+    ("/rulebook/diff", {}),
+]
+
+
+def every_page(api: Api, sessions: sessionmaker[Session]) -> list[tuple[str, Any]]:
+    publish_second(sessions, api)
+    return [
+        (f"{path} {params} {lang}", get(api, path, params={**params, "lang": lang}))
+        for path, params in ALL
+        for lang in LANGS
+    ]
+
+
+def test_every_page_carries_the_strict_policy_and_the_common_headers(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    for name, response in every_page(api, sessions):
+        policy = response.headers["content-security-policy"]
+        assert policy == PORTAL_POLICY, name
+        assert "'unsafe-inline'" not in policy
+        assert "'unsafe-eval'" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        assert response.headers["referrer-policy"] == "no-referrer", name
+        assert response.headers["x-frame-options"] == "DENY", name
+    css = get(api, "/assets/portal.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+
+
+def test_no_inline_script_or_style_and_no_external_url(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    for name, response in every_page(api, sessions):
+        page = Page.parse(response.text)
+        assert page.inline == [], name
+        for url in page.urls:
+            assert url.startswith(("/", "#", "?")), (name, url)
+            assert not url.startswith("//"), (name, url)
+            assert "://" not in url, (name, url)
+            # Every page and stylesheet a page links to exists (but the page itself in
+            # another language, and the diff form's action, which without its fields is
+            # the page asking for them).
+            if (
+                url.startswith("/")
+                and url not in ("/docs", "/rulebook/diff")
+                and "lang=" not in url
+            ):
+                assert get(api, url.split("#")[0]).status_code == 200, (name, url)
+
+
+def test_no_identifier_or_name_in_any_url(api: Api, sessions: sessionmaker[Session]) -> None:
+    people = [v for p in api.world.people for v in (p.public_id, p.identifier, p.name)]
+    for name, response in every_page(api, sessions):
+        for url in Page.parse(response.text).urls:
+            assert not any(str(who) in url for who in people), (name, url)

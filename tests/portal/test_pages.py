@@ -202,3 +202,20 @@ def test_no_identifier_or_name_in_any_url(api: Api, sessions: sessionmaker[Sessi
     for name, response in every_page(api, sessions):
         for url in Page.parse(response.text).urls:
             assert not any(str(who) in url for who in people), (name, url)
+
+
+def test_every_code_the_model_fixes_has_a_label() -> None:
+    from credence.identifiers import SubjectKind
+    from credence.portal.pages import LABELS, OUTAGE
+    from credence.rulebook.model import (
+        Category,
+        EvidenceKind,
+        OutageMode,
+        Outcome,
+        ServiceKind,
+        Severity,
+    )
+
+    for enum in (Category, Severity, EvidenceKind, SubjectKind, ServiceKind, Outcome):
+        assert {e.value for e in enum} <= set(LABELS), enum
+    assert {e.value for e in OutageMode} == set(OUTAGE)

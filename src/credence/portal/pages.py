@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -53,7 +53,8 @@ LABELS: dict[str, str] = {
     "certificate": N_("Certificate"),
     # subject kinds
     "person": N_("Persons"),
-    "organisation": N_("Organisations"),
+    "company": N_("Companies and other organisations"),
+    "government": N_("Public bodies"),
     # service kinds and outcomes
     "restriction": N_("Restriction"),
     "reward": N_("Reward"),
@@ -87,6 +88,8 @@ def environment(locale: str) -> Environment:
     env = Environment(
         loader=PackageLoader("credence.portal", "templates"),
         autoescape=select_autoescape(default=True),
+        # A missing label or value fails the page (and its test) instead of vanishing.
+        undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,

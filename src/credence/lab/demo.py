@@ -132,6 +132,7 @@ def build_demo(
     base_url: str,
 ) -> list[DemoKey]:
     """Create the schema and the city, score everyone, issue keys, print how to try it."""
+    console.print(f"Portal (public pages, no sign-in): {base_url}/")
     url = ctx.engine.url.render_as_string(hide_password=True)
     if _has_data(ctx):
         if not reset:

@@ -211,3 +211,18 @@ def test_every_code_the_model_fixes_has_a_label() -> None:
     for enum in (Category, Severity, EvidenceKind, SubjectKind, ServiceKind, Outcome):
         assert {e.value for e in enum} <= set(LABELS), enum
     assert {e.value for e in OutageMode} == set(OUTAGE)
+
+
+def test_what_a_visitor_types_is_shown_as_text(api: Api) -> None:
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
+    for path, params in (
+        (f"/rulebook/editions/{hostile}", {}),
+        ("/rulebook/diff", {"from": hostile, "to": "2026.4"}),
+        ("/rulebook/diff", {"from": "2026.4", "to": "2026.4", "x": hostile}),
+        ("/", {"lang": hostile}),
+    ):
+        response = get(api, path, params=params)
+        assert response.status_code in (200, 404), path
+        page = Page.parse(response.text)
+        assert page.inline == [], (path, params)
+        assert all(not u.startswith("x") for u in page.urls)

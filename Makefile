@@ -47,7 +47,7 @@ typecheck: install-dev
 
 unit: install-dev
 	bash scripts/ensure-postgres.sh
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist worksteal --durations=25
 
 test: lint typecheck unit
 

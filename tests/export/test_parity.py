@@ -27,7 +27,7 @@ from credence.disputes import service as disputes
 from credence.errors import CredenceError
 from credence.export.service import export_ledger
 from credence.lab.city import build_city
-from credence.ledger import erasure
+from credence.ledger import erasure, freshness
 from credence.ledger.registry import subject_ref
 from credence.ledger.schemas import RecordIn
 from credence.ledger.service import retract_record
@@ -163,8 +163,10 @@ def online_totals(
         edition = store.in_force(session, at)
         totals, tiers = [], []
         cut: Counter[str] = Counter()
+        outages = freshness.outages(session, at)  # once for every subject, as of at
         for public_id in public_ids:
-            score = score_subject(session, subject_ref(session, public_id=public_id), edition, at)
+            subject = subject_ref(session, public_id=public_id)
+            score = score_subject(session, subject, edition, at, outages=outages)
             totals.append(score.total)
             tiers.append(score.tier)
             cut.update({b.scope for b in score.bounds})

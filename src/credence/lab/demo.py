@@ -27,6 +27,7 @@ from credence.context import Context
 from credence.decisions.service import active_records
 from credence.errors import Conflict, InvalidInput
 from credence.lab.city import build_city
+from credence.ledger import freshness
 from credence.ledger.tables import Record, Source, Subject
 from credence.migrate import reset as reset_schema
 from credence.migrate import upgrade
@@ -104,8 +105,9 @@ def _pick_subjects(session: Session, ctx: Context) -> tuple[Subject, Subject]:
         .limit(50)
     ).all()
     restricted = None
+    outages = freshness.outages(session, now)
     for subject in defaulters:
-        score = score_subject(session, subject, edition, now)
+        score = score_subject(session, subject, edition, now, outages=outages)
         if active_records(score.contributions, ["judgment_default"], edition.rulebook):
             restricted = subject
             break

@@ -468,15 +468,19 @@ def score_subject(
     at: datetime,
     *,
     categories: frozenset[Category] | None = None,
+    outages: Mapping[int, Outage] | None = None,
 ) -> Score:
     """Read a subject's records (only those of ``categories``, if given) and the sources
     in outage at ``at`` (what the edition freezes, and what the score says is missing),
-    and score them."""
+    and score them. A caller scoring many subjects as of one instant reads ``outages``
+    once (:func:`credence.ledger.freshness.outages`) and passes them."""
     record_types = None
     if categories is not None:
         record_types = category_types(edition.rulebook, categories)
     records = subject_records(session, subject.id, record_types=record_types, at=at)
-    return compute(records, edition, at, outages=freshness.outages(session, at))
+    if outages is None:
+        outages = freshness.outages(session, at)
+    return compute(records, edition, at, outages=outages)
 
 
 def category_types(book: Rulebook, categories: frozenset[Category]) -> list[str]:

@@ -1,5 +1,6 @@
 """Imports every feature's tables so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from credence.access import sessions as session_tables
 from credence.access import tables as access_tables
 from credence.audit import tables as audit_tables
 from credence.db import Base
@@ -35,6 +36,7 @@ __all__ = [
     "notification_tables",
     "rulebook_tables",
     "scoring_tables",
+    "session_tables",
     "suspension_tables",
     "tier_tables",
     "translog_tables",

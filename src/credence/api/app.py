@@ -159,4 +159,6 @@ def create_app(ctx: Context) -> FastAPI:
     docs.install(app)
     # The public pages at / (credence.portal), under their own policy.
     portal.install(app, headers=PORTAL_HEADERS)
+    # The portal's download of a subject's own file is the API's file, in JSON.
+    app.state.file_document = subjects.file_document
     return app

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credence.access.policy import Action, authorize
+from credence.access.policy import Action, Caller, authorize
 from credence.access.tables import RelyingParty
 from credence.api.deps import CallerDep, ContextDep, SessionDep
 from credence.api.routing import CommittingRoute
@@ -31,6 +31,7 @@ from credence.api.schemas import (
 from credence.audit import purposes
 from credence.audit import service as audit
 from credence.clock import Instant
+from credence.context import Context
 from credence.decisions.tables import Inquiry, LookupInquiry
 from credence.errors import Forbidden, InvalidInput
 from credence.ids import new_id
@@ -318,6 +319,13 @@ def file(
             for n in identities.file_notes(session, subject.id)
         ],
     )
+
+
+def file_document(session: Session, ctx: Context, caller: Caller, subject_id: str) -> bytes:
+    """The whole file as ``GET /v1/subjects/{subject_id}/file`` answers ``caller`` (the
+    read authorised and logged the same way), in JSON: the portal's download of a
+    subject's own file (handed to it as ``app.state.file_document``)."""
+    return file(subject_id, caller, ctx, session).model_dump_json().encode()
 
 
 #: How a look-up by identifier reads among the inquiries on a file.

@@ -230,3 +230,28 @@ def test_the_macro_renders_the_drawing_and_its_table() -> None:
     html = template.render(c=hostile)
     assert "<script>" not in html.replace(str(hostile.svg), "")
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in html
+
+
+def test_extra_columns_and_a_footer_are_in_the_table_not_the_drawing() -> None:
+    chart = charts.grouped_bar_chart(
+        "t",
+        [("a", [12, 30]), ("b", [None, None])],
+        series=["x", "y"],
+        locale="en",
+        label_header="l",
+        missing="fewer than 10",
+        extra=[("Total", [42, 15])],
+        footer=("All", [20, 45, 65]),
+    )
+    assert chart.columns == ("l", "x", "y", "Total")
+    assert [c.text for c in chart.rows[1].cells] == ["fewer than 10", "fewer than 10", "15"]
+    assert len(bars(parse(chart))) == 2
+    assert "42" not in texts(parse(chart))
+    html = environment("en").from_string('{% from "_charts.html" import chart %}{{ chart(c) }}')
+    rendered = html.render(c=chart)
+    assert "<tfoot>" in rendered
+    assert '<td class="num">65</td>' in rendered
+    with pytest.raises(ValueError, match="footer"):
+        charts.grouped_bar_chart(
+            "t", [("a", [1])], series=["v"], locale="en", label_header="l", footer=("All", [])
+        )

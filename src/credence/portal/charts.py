@@ -96,6 +96,8 @@ class Chart:
     svg: Markup
     columns: tuple[str, ...]
     rows: tuple[Row, ...]
+    #: Rows shown in the table only, below the others (totals).
+    footer: tuple[Row, ...] = ()
 
     def value(self, label: str, column: int = 0) -> float | None:
         """The value of the row ``label`` in data column ``column`` (tests, reports)."""
@@ -263,9 +265,11 @@ def bar_chart(
     missing: str = "—",
     suppressed_below: float | None = None,
     chart_id: str | None = None,
+    footer: tuple[str, float | None] | None = None,
 ) -> Chart:
     """Horizontal bars, one per row (label, value); a None value is withheld: a hatched
-    band up to ``suppressed_below`` (if given) labelled ``missing``, never a number."""
+    band up to ``suppressed_below`` (if given) labelled ``missing``, never a number.
+    ``footer``: a row (label, value) for the table only, such as a total."""
     return grouped_bar_chart(
         title,
         [(label, [value]) for label, value in rows],
@@ -275,6 +279,7 @@ def bar_chart(
         missing=missing,
         suppressed_below=suppressed_below,
         chart_id=chart_id,
+        footer=None if footer is None else (footer[0], [footer[1]]),
     )
 
 
@@ -288,22 +293,36 @@ def grouped_bar_chart(
     missing: str = "—",
     suppressed_below: float | None = None,
     chart_id: str | None = None,
+    extra: Sequence[tuple[str, Sequence[float | None]]] = (),
+    footer: tuple[str, Sequence[float | None]] | None = None,
 ) -> Chart:
     """Horizontal bars in groups: each row a label and one value per ``series`` (the
-    table's columns, and the legend when there is more than one)."""
+    table's columns, and the legend when there is more than one).
+
+    For the table only (not drawn): ``extra`` columns (a header and one value per row,
+    such as each row's total) after the series, and a ``footer`` row (a label and one
+    value per series and extra column, such as the totals of the series)."""
     cid = _new_id(chart_id)
     for label, values in rows:
         if len(values) != len(series):
             raise ValueError(f"row {label!r} has {len(values)} values for {len(series)} series")
         if any(v is not None and (v < 0 or not math.isfinite(v)) for v in values):
             raise ValueError(f"row {label!r}: bars are of finite values of 0 or more")
-    table = tuple(
-        Row(
-            clean(label),
-            tuple(Cell(v, missing if v is None else _fmt(v, locale)) for v in values),
-        )
-        for label, values in rows
+    for header, column in extra:
+        if len(column) != len(rows):
+            raise ValueError(f"column {header!r} has {len(column)} values for {len(rows)} rows")
+    if footer is not None and len(footer[1]) != len(series) + len(extra):
+        raise ValueError("the footer has a value per series and extra column")
+
+    def cell(v: float | None) -> Cell:
+        return Cell(v, missing if v is None else _fmt(v, locale))
+
+    table = tuple(Row(clean(label), tuple(cell(v) for v in values)) for label, values in rows)
+    full = tuple(
+        Row(row.label, row.cells + tuple(cell(column[i]) for _, column in extra))
+        for i, row in enumerate(table)
     )
+    foot = () if footer is None else (Row(clean(footer[0]), tuple(cell(v) for v in footer[1])),)
     known = [v for _, values in rows for v in values if v is not None]
     top = max([*known, suppressed_below or 0, 1])
     ticks = _ticks(0, top)
@@ -428,8 +447,9 @@ def grouped_bar_chart(
         cid,
         clean(title),
         _svg(cid, title, width, height, body),
-        (clean(label_header), *map(clean, series)),
-        table,
+        (clean(label_header), *map(clean, series), *(clean(h) for h, _ in extra)),
+        full,
+        foot,
     )
 
 

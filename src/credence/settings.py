@@ -71,6 +71,51 @@ class Settings(BaseSettings):
             "Behind a proxy, set it: else all clients share the proxy's address."
         ),
     )
+    cookie_secure: bool = Field(
+        default=False,
+        description=(
+            "Send the portal's cookies (its session and sign-in form cookies) with the "
+            "Secure attribute, so a browser returns them over HTTPS only. Turn it on "
+            "whenever the portal is reached over HTTPS: behind a proxy that ends TLS the "
+            "app cannot see it, so it does not guess."
+        ),
+    )
+    session_idle_minutes: float = Field(
+        default=30.0,
+        description=(
+            "A portal session unused for this many minutes has ended; the person signs "
+            "in again."
+        ),
+        gt=0,
+    )
+    session_max_hours: float = Field(
+        default=12.0,
+        description=(
+            "A portal session ends this many hours after its sign-in, however active it "
+            "is (and at once when the key it came from is revoked or expires)."
+        ),
+        gt=0,
+    )
+    sign_in_limit: int = Field(
+        default=10,
+        description=(
+            "Refused portal sign-ins allowed per client address within "
+            "rate_limit_window_seconds; past it, every sign-in from that address gets a "
+            "429 page saying when to try again, and no key is checked. Counted by each "
+            "server process on its own. 0 turns the limit off."
+        ),
+        ge=0,
+    )
+    sign_in_limit_overall: int = Field(
+        default=1000,
+        description=(
+            "Refused portal sign-ins allowed from all addresses together within "
+            "rate_limit_window_seconds (a guess spread over many addresses); past it, "
+            "every sign-in gets the 429 page. Counted by each server process on its own. "
+            "0 turns the limit off."
+        ),
+        ge=0,
+    )
     log_level: str = Field(default="info", description="Log level of the API server.")
     log_key_path: str = Field(
         default="credence-log.key",

@@ -158,7 +158,7 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(module.router)
     docs.install(app)
     # The public pages at / (credence.portal), under their own policy.
-    portal.install(app, headers=PORTAL_HEADERS)
+    portal.install(app, headers=PORTAL_HEADERS, limits=app.limits)
     # The portal's download of a subject's own file is the API's file, in JSON.
     app.state.file_document = subjects.file_document
     return app

@@ -12,6 +12,10 @@ address and per presented key:
 * **identifier look-ups**: ``POST /v1/subjects/lookup`` and ``POST /v1/decisions`` whose
   body names the subject by ``identifier``. Each is counted when it arrives; over the
   limit it is refused with 429 and nothing is looked up.
+* **refused portal sign-ins** (:meth:`RateLimits.sign_in_wait`,
+  :meth:`RateLimits.sign_in_refused`, which the portal's sign-in page calls): per
+  address and for all addresses together (settings ``sign_in_limit`` and
+  ``sign_in_limit_overall``); over either, the page answers 429 and checks no key.
 
 A refusal is the usual error envelope with code ``too_many_requests``, a
 ``Retry-After`` header (whole seconds) and ``details.retry_after_seconds``; it never
@@ -143,6 +147,9 @@ def authorization(scope: Scope) -> bytes | None:
     return None
 
 
+#: The one name the overall count of refused sign-ins is kept under.
+_ALL = "*"
+
 FAILURES = "too many failed authentications from this address or with this key"
 LOOKUPS = "too many identifier look-ups"
 
@@ -166,6 +173,14 @@ class RateLimits:
                 Window(settings.lookup_limit, window),
                 Window(settings.lookup_limit, window),
             )
+        self.sign_ins: tuple[Window | None, Window | None] = (
+            Window(settings.sign_in_limit, window) if settings.sign_in_limit > 0 else None,
+            (
+                Window(settings.sign_in_limit_overall, window)
+                if settings.sign_in_limit_overall > 0
+                else None
+            ),
+        )
         self.proxies = parse_proxies(settings.trusted_proxies)
         self._secret = secrets.token_bytes(16)
 
@@ -259,6 +274,28 @@ class RateLimits:
         if key is not None:
             lookups[1].charge(key, now)
         return 0.0
+
+    def sign_in_wait(self, scope: Scope) -> float:
+        """Seconds until a portal sign-in from this request's address may be checked
+        again (0: now): its address, or all addresses together, are over their limit of
+        refused sign-ins."""
+        by_address, overall = self.sign_ins
+        now = time.monotonic()
+        wait = 0.0
+        if by_address is not None:
+            wait = by_address.wait(self.address(scope), now)
+        if overall is not None:
+            wait = max(wait, overall.wait(_ALL, now))
+        return wait
+
+    def sign_in_refused(self, scope: Scope) -> None:
+        """Count a refused portal sign-in from this request's address."""
+        by_address, overall = self.sign_ins
+        now = time.monotonic()
+        if by_address is not None:
+            by_address.charge(self.address(scope), now)
+        if overall is not None:
+            overall.charge(_ALL, now)
 
     def address(self, scope: Scope) -> str:
         """Who the request counts against: see the module doc."""

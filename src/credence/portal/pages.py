@@ -24,7 +24,8 @@ from starlette.staticfiles import StaticFiles
 
 from credence.context import Context
 from credence.errors import NotFound
-from credence.portal import i18n
+from credence.portal import i18n, log, myfile, signin
+from credence.portal import session as signed
 from credence.portal.i18n import N_
 from credence.rulebook import store
 from credence.rulebook.diff import diff
@@ -102,6 +103,7 @@ def environment(locale: str) -> Environment:
     env.globals["LABELS"] = LABELS
     env.globals["OUTAGE"] = OUTAGE
     env.globals["PURPOSES"] = PURPOSES
+    env.globals["csrf_field"] = signed.csrf_field
     return env
 
 
@@ -141,10 +143,12 @@ def _render(
             locale=locale,
             switch=_switch(request, locale),
             path=request.url.path,
+            csrf_token=signed.FormToken(request),
             **values,
         )
     )
     response = HTMLResponse(html, status_code=status, headers=dict(headers))
+    signed.remember_form(request, response)
     if i18n.locale_of(query) is not None:
         response.set_cookie(
             i18n.COOKIE,
@@ -248,7 +252,13 @@ def routes(headers: Mapping[str, str]) -> list[Route]:
     ]
 
 
-def install(app: FastAPI, *, headers: Mapping[str, str]) -> None:
-    """Serve the pages and their assets on ``app``, the pages with ``headers``."""
+def install(
+    app: FastAPI, *, headers: Mapping[str, str], limits: signin.SignInLimits | None = None
+) -> None:
+    """Serve the pages and their assets on ``app``, the pages with ``headers``;
+    ``limits`` counts refused sign-ins."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="portal-assets")
     app.router.routes.extend(routes(headers))
+    signin.install(app, headers=headers, render=_render, limits=limits)
+    app.router.routes.extend(myfile.routes(headers, _render))
+    app.router.routes.extend(log.routes(headers, _render))

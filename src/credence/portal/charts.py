@@ -314,15 +314,15 @@ def grouped_bar_chart(
     if footer is not None and len(footer[1]) != len(series) + len(extra):
         raise ValueError("the footer has a value per series and extra column")
 
-    def cell(v: float | None) -> Cell:
+    def as_cell(v: float | None) -> Cell:
         return Cell(v, missing if v is None else _fmt(v, locale))
 
-    table = tuple(Row(clean(label), tuple(cell(v) for v in values)) for label, values in rows)
+    table = tuple(Row(clean(label), tuple(as_cell(v) for v in values)) for label, values in rows)
     full = tuple(
-        Row(row.label, row.cells + tuple(cell(column[i]) for _, column in extra))
+        Row(row.label, row.cells + tuple(as_cell(column[i]) for _, column in extra))
         for i, row in enumerate(table)
     )
-    foot = () if footer is None else (Row(clean(footer[0]), tuple(cell(v) for v in footer[1])),)
+    foot = () if footer is None else (Row(clean(footer[0]), tuple(as_cell(v) for v in footer[1])),)
     known = [v for _, values in rows for v in values if v is not None]
     top = max([*known, suppressed_below or 0, 1])
     ticks = _ticks(0, top)

@@ -45,8 +45,11 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# ensure-browser.sh installs chromium and fonts-noto-cjk for tests/browser; when it
+# cannot, the other tests still run and the browser tests fail naming the packages.
 unit: install-dev
 	bash scripts/ensure-postgres.sh
+	-bash scripts/ensure-browser.sh
 	$(BIN)/pytest -n 2 --dist worksteal --durations=25
 
 test: lint typecheck unit

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from credence.context import Context
 from credence.errors import NotFound
-from credence.portal import i18n, log, myfile, signin
+from credence.portal import i18n, log, myfile, signin, statistics
 from credence.portal import session as signed
 from credence.portal.i18n import N_
 from credence.rulebook import store
@@ -262,3 +262,4 @@ def install(
     signin.install(app, headers=headers, render=_render, limits=limits)
     app.router.routes.extend(myfile.routes(headers, _render))
     app.router.routes.extend(log.routes(headers, _render))
+    app.router.routes.extend(statistics.routes(headers, _render))

@@ -255,3 +255,21 @@ def test_extra_columns_and_a_footer_are_in_the_table_not_the_drawing() -> None:
         charts.grouped_bar_chart(
             "t", [("a", [1])], series=["v"], locale="en", label_header="l", footer=("All", [])
         )
+
+
+def test_a_hidden_value_is_words_only_with_no_band() -> None:
+    chart = charts.bar_chart(
+        "t",
+        [("small", None), ("hidden", charts.Hidden("not shown")), ("shown", 40)],
+        locale="en",
+        label_header="l",
+        value_header="v",
+        missing="fewer than 10",
+        suppressed_below=10,
+    )
+    root = parse(chart)
+    # Only the small one has a band (it is below 10); the hidden one may be any size.
+    assert len([e for e in bars(root) if "withheld" in (e.get("class") or "")]) == 1
+    assert "not shown" in texts(root)
+    assert [r.cells[0].text for r in chart.rows] == ["fewer than 10", "not shown", "40"]
+    assert chart.value("hidden") is None

@@ -79,6 +79,19 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Hidden:
+    """A value withheld for another reason than its being small (its size is not
+    bounded by ``suppressed_below``): drawn and tabled as ``text`` only, never a band."""
+
+    text: str
+
+
+Value = float | Hidden | None
+"""A bar's value: a number, withheld as small (None: the chart's ``missing`` text and a
+band up to ``suppressed_below``), or :class:`Hidden`."""
+
+
+@dataclass(frozen=True)
 class Row:
     """A row of a chart's table: its header (a label, a date) and one cell per column."""
 
@@ -257,7 +270,7 @@ def _marker(i: int, cx: float, cy: float, *, line: bool = False) -> str:
 
 def bar_chart(
     title: str,
-    rows: Sequence[tuple[str, float | None]],
+    rows: Sequence[tuple[str, Value]],
     *,
     locale: str,
     label_header: str,
@@ -265,7 +278,7 @@ def bar_chart(
     missing: str = "—",
     suppressed_below: float | None = None,
     chart_id: str | None = None,
-    footer: tuple[str, float | None] | None = None,
+    footer: tuple[str, Value] | None = None,
 ) -> Chart:
     """Horizontal bars, one per row (label, value); a None value is withheld: a hatched
     band up to ``suppressed_below`` (if given) labelled ``missing``, never a number.
@@ -285,7 +298,7 @@ def bar_chart(
 
 def grouped_bar_chart(
     title: str,
-    rows: Sequence[tuple[str, Sequence[float | None]]],
+    rows: Sequence[tuple[str, Sequence[Value]]],
     *,
     series: Sequence[str],
     locale: str,
@@ -293,8 +306,8 @@ def grouped_bar_chart(
     missing: str = "—",
     suppressed_below: float | None = None,
     chart_id: str | None = None,
-    extra: Sequence[tuple[str, Sequence[float | None]]] = (),
-    footer: tuple[str, Sequence[float | None]] | None = None,
+    extra: Sequence[tuple[str, Sequence[Value]]] = (),
+    footer: tuple[str, Sequence[Value]] | None = None,
 ) -> Chart:
     """Horizontal bars in groups: each row a label and one value per ``series`` (the
     table's columns, and the legend when there is more than one).
@@ -306,7 +319,7 @@ def grouped_bar_chart(
     for label, values in rows:
         if len(values) != len(series):
             raise ValueError(f"row {label!r} has {len(values)} values for {len(series)} series")
-        if any(v is not None and (v < 0 or not math.isfinite(v)) for v in values):
+        if any(isinstance(v, int | float) and (v < 0 or not math.isfinite(v)) for v in values):
             raise ValueError(f"row {label!r}: bars are of finite values of 0 or more")
     for header, column in extra:
         if len(column) != len(rows):
@@ -314,7 +327,9 @@ def grouped_bar_chart(
     if footer is not None and len(footer[1]) != len(series) + len(extra):
         raise ValueError("the footer has a value per series and extra column")
 
-    def as_cell(v: float | None) -> Cell:
+    def as_cell(v: Value) -> Cell:
+        if isinstance(v, Hidden):
+            return Cell(None, v.text)
         return Cell(v, missing if v is None else _fmt(v, locale))
 
     table = tuple(Row(clean(label), tuple(as_cell(v) for v in values)) for label, values in rows)
@@ -323,7 +338,7 @@ def grouped_bar_chart(
         for i, row in enumerate(table)
     )
     foot = () if footer is None else (Row(clean(footer[0]), tuple(as_cell(v) for v in footer[1])),)
-    known = [v for _, values in rows for v in values if v is not None]
+    known = [v for _, values in rows for v in values if isinstance(v, int | float)]
     top = max([*known, suppressed_below or 0, 1])
     ticks = _ticks(0, top)
     top = ticks[-1]
@@ -332,7 +347,8 @@ def grouped_bar_chart(
     label_w = min(max([_width(clean(r.label)[:MAX_LABEL], size) for r in table] + [40]), 260)
     left = label_w + 16
     plot_w = 360.0
-    value_w = max(_width(missing, size), 60) + 16
+    hidden = [v.text for _, values in rows for v in values if isinstance(v, Hidden)]
+    value_w = max([_width(t, size) for t in (missing, *hidden)] + [60]) + 16
     bar_h, gap = 16.0, 10.0
     group_h = bar_h * len(series) + gap
     top_pad = 24.0
@@ -384,11 +400,12 @@ def grouped_bar_chart(
                 class_="chart-label",
             )
         )
-        for s, cell in enumerate(row.cells):
+        for s, (cell, raw) in enumerate(zip(row.cells, rows[g][1], strict=True)):
             y = y0 + s * bar_h
             colour = PALETTE[s % len(PALETTE)]
             if cell.value is None:
-                w = scale(suppressed_below) if suppressed_below else 0.0
+                small = raw is None and suppressed_below
+                w = scale(suppressed_below) if small and suppressed_below else 0.0
                 if w:
                     body.append(
                         _el(
@@ -406,7 +423,7 @@ def grouped_bar_chart(
                 body.append(
                     _el(
                         "text",
-                        escape(missing),
+                        escape(cell.text),
                         x=_num(left + w + 4),
                         y=_num(y + bar_h - 4),
                         fill=MUTED,

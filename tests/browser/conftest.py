@@ -103,7 +103,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             checkpoint(session, signer=signer, at=now - timedelta(minutes=1))
     finally:
         engine.dispose()
-    server = Server(db_url, workdir).start()
+    # A generous wait: on a busy machine the server takes its time to import.
+    server = Server(db_url, workdir).start(timeout=120)
     try:
         yield Live(
             url=server.url,

@@ -204,31 +204,36 @@ def page_lang(page: Page) -> str:
     return str(lang or "und")
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG at ``test-output/screenshots/<lang>/<name>.png``, ``<lang>`` being
-    the page's own ``<html lang>``."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """A PNG of the whole page (or, with ``full_page=False``, of what the window shows)
+    at ``test-output/screenshots/<lang>/<name>.png``, ``<lang>`` being the page's own
+    ``<html lang>``."""
     path = OUTPUT / "screenshots" / page_lang(page) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
     return path
 
 
 def fonts_drawing(page: Page, selector: str) -> dict[str, int]:
-    """The fonts Chromium drew the text of the first element matching ``selector`` with,
-    and how many glyphs each (from the DevTools protocol: what was drawn, not what the
-    stylesheet asked for)."""
+    """The fonts Chromium drew the text of the first element matching ``selector`` and
+    its descendants with, and how many glyphs each (from the DevTools protocol: what was
+    drawn, not what the stylesheet asked for)."""
     cdp = page.context.new_cdp_session(page)
+    drawn: dict[str, int] = {}
     try:
         cdp.send("DOM.enable")
         cdp.send("CSS.enable")
-        root = cdp.send("DOM.getDocument", {"depth": 0})
-        query = {"nodeId": root["root"]["nodeId"], "selector": selector}
-        node = cdp.send("DOM.querySelector", query)
-        assert node["nodeId"], f"no {selector} on {page.url}"
-        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        top = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        assert top, f"no {selector} on {page.url}"
+        inside = cdp.send("DOM.querySelectorAll", {"nodeId": top, "selector": "*"})["nodeIds"]
+        for node in [top, *inside]:
+            fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+            for f in fonts:
+                drawn[str(f["familyName"])] = drawn.get(str(f["familyName"]), 0) + f["glyphCount"]
     finally:
         cdp.detach()
-    return {str(f["familyName"]): int(f["glyphCount"]) for f in fonts}
+    return drawn
 
 
 def assert_cjk_drawn(page: Page, selector: str = "h1") -> None:

@@ -227,7 +227,8 @@ def test_a_form_without_the_sessions_token_is_refused_and_stores_nothing(api: Ap
         refused = post(api, record, "dispute", data)
         assert refused.status_code == 403, refused.text
         assert "nothing was done" in Page.parse(refused.text).words
-    assert post(api, record, "statement", {"text": "no token"}).status_code == 403
+    r = post(api, record, "statement", {"text": "no token"})
+    assert r.status_code == 403, (r.headers, r.text)
     assert post(api, record, "repair", {"commitment": "no token"}).status_code == 403
     assert disputes_of(api) == []
     assert api.get("/v1/repairs", "subject", params={"status": "all"}).json() == []

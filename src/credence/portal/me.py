@@ -31,6 +31,9 @@ from credence.scoring.online import score_subject
 
 PATH = "/me"
 
+#: A signed-in person's pages are never kept by a cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class Render(Protocol):
     """How a page is rendered in the reader's language (``pages._render``)."""
@@ -60,6 +63,7 @@ SECTIONS: list[Section] = []
 
 def routes(headers: Mapping[str, str], render: Render) -> list[Route]:
     """``/me``, answered with ``headers``."""
+    headers = {**headers, **NO_STORE}
 
     def your_file(request: Request) -> HTMLResponse:
         who = require_signed_in(request)

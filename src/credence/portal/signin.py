@@ -127,6 +127,7 @@ def routes(
     provider: IdentityProvider,
 ) -> list[Route]:
     """The sign-in and sign-out pages, answered with ``headers``."""
+    headers = {**headers, **me.NO_STORE}
 
     def form_page(
         request: Request, status: int = 200, *, problem: str | None = None, **values: Any
@@ -140,11 +141,9 @@ def routes(
     def show(request: Request) -> Response:
         if sessions.signed_in(request) is not None:
             return _see_other(me.PATH)
-        response = form_page(request)
-        if request.cookies.get(sessions.SESSION_COOKIE):
-            # An ended or unknown session's cookie is no use any more.
-            sessions.clear_session_cookie(response, secure=_secure(request))
-        return response
+        # An ended session's cookie, if any, stays until the sign-in replaces it: the
+        # form's CSRF token is bound to it.
+        return form_page(request)
 
     async def sign_in(request: Request) -> Response:
         try:

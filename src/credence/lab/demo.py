@@ -135,6 +135,14 @@ def build_demo(
 ) -> list[DemoKey]:
     """Create the schema and the city, score everyone, issue keys, print how to try it."""
     console.print(f"Portal (public pages, no sign-in): {base_url}/")
+    # Where the demo subject's key will be, never who they are.
+    console.print(
+        f"Your file, as the demo subject: {base_url}/me/sign-in "
+        f"(sign in with CREDENCE_SUBJECT_KEY from {env_file})",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     url = ctx.engine.url.render_as_string(hide_password=True)
     if _has_data(ctx):
         if not reset:

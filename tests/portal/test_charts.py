@@ -273,3 +273,12 @@ def test_a_hidden_value_is_words_only_with_no_band() -> None:
     assert "not shown" in texts(root)
     assert [r.cells[0].text for r in chart.rows] == ["fewer than 10", "not shown", "40"]
     assert chart.value("hidden") is None
+
+
+def test_the_scale_of_counts_has_whole_ticks() -> None:
+    chart = charts.bar_chart(
+        "t", [("a", 10), ("b", None)], locale="en", label_header="l", value_header="v"
+    )
+    ticks = [t for t in texts(parse(chart)) if t.replace(".", "").isdigit()]
+    assert ticks
+    assert all("." not in t for t in ticks), ticks

@@ -175,13 +175,17 @@ def _el(tag: str, body: str = "", **attrs: object) -> str:
     return f"<{tag}{_attrs(**attrs)}/>"
 
 
-def _ticks(low: float, high: float, n: int = 4) -> list[float]:
-    """Round tick values covering ``low``..``high``."""
+def _ticks(low: float, high: float, n: int = 4, *, whole: bool = False) -> list[float]:
+    """Round tick values covering ``low``..``high`` (whole numbers only if ``whole``:
+    counts)."""
     if high <= low:
         high = low + 1
     raw = (high - low) / n
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    steps = [m * magnitude for m in (1, 2, 2.5, 5, 10)]
+    if whole:
+        steps = [max(1, round(m)) for m in steps if m >= 1 and float(m).is_integer()] or [1]
+    step = next((m for m in steps if m >= raw), steps[-1] * 2)
     start = math.floor(low / step) * step
     ticks = []
     value = start
@@ -340,7 +344,7 @@ def grouped_bar_chart(
     foot = () if footer is None else (Row(clean(footer[0]), tuple(as_cell(v) for v in footer[1])),)
     known = [v for _, values in rows for v in values if isinstance(v, int | float)]
     top = max([*known, suppressed_below or 0, 1])
-    ticks = _ticks(0, top)
+    ticks = _ticks(0, top, whole=all(float(v).is_integer() for v in known))
     top = ticks[-1]
 
     size = 13.0

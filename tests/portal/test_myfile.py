@@ -293,6 +293,11 @@ def test_bad_input_is_a_page_naming_the_problem_and_stores_nothing(api: Api) -> 
         shown_words = Page.parse(refused.text).words
         assert words in shown_words, (action, shown_words)
         assert "Nothing was changed." in shown_words
+    # An id no record can have (longer than any) is a record not on the file.
+    for action in ("dispute", "repair"):
+        long_id = post(api, "rec_" + "x" * 60, action, {"reason": "x", "commitment": "x", **token})
+        assert long_id.status_code == 404, long_id.text
+        assert "There is no such record on your file." in Page.parse(long_id.text).words
     assert disputes_of(api) == []
     assert api.get("/v1/repairs", "subject", params={"status": "all"}).json() == []
     assert all(c["statement"] is None for c in own(api)["score"]["contributions"])

@@ -391,6 +391,8 @@ class Problem(Exception):
         """The first problem pydantic found in a form's fields."""
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
+        if field == "record_id":  # from the URL: no record has such an id
+            return cls(404, "unknown_record", {})
         if first["type"] == "string_too_long":
             code, values = "too_long", {"max": first["ctx"]["max_length"]}
         else:

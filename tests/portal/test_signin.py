@@ -156,7 +156,7 @@ def test_a_refused_sign_in_says_the_same_whatever_was_wrong(
         done = api.call("POST", f"/v1/keys/{key[:12]}/revocation", "operator")
         assert done.status_code == 200, done.text
     response = sign_in(api.client, key)
-    assert response.status_code == (400 if who == "empty" else 401)
+    assert response.status_code == (400 if who == "empty" else 403)
     words = Page.parse(response.text).words
     if who == "empty":
         assert "Type your key to sign in." in words
@@ -381,7 +381,7 @@ def test_too_many_refused_sign_ins_get_429_saying_when(
     api: Api, sessions: sessionmaker[Session]
 ) -> None:
     for _ in range(10):
-        assert sign_in(api.client, "cr_sub_guess").status_code == 401
+        assert sign_in(api.client, "cr_sub_guess").status_code == 403
     response = sign_in(api.client, api.keys["subject"])
     assert response.status_code == 429
     seconds = int(response.headers["retry-after"])
@@ -400,7 +400,7 @@ def test_the_overall_limit_counts_every_address(api: Api) -> None:
     limited = client_with(api, sign_in_limit=0, sign_in_limit_overall=3)
     for n in range(3):
         client = TestClient(limited.app, client=(f"10.0.0.{n}", 1234))
-        assert sign_in(client, "cr_sub_guess").status_code == 401
+        assert sign_in(client, "cr_sub_guess").status_code == 403
     another = TestClient(limited.app, client=("10.0.0.9", 1234))
     assert sign_in(another, api.keys["subject"]).status_code == 429
 

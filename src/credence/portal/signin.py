@@ -167,7 +167,7 @@ def routes(
         if isinstance(outcome, Refusal):
             if outcome is Refusal.REFUSED and limits is not None:
                 limits.sign_in_refused(request.scope)
-            status = 400 if outcome is Refusal.MISSING else 401
+            status = 400 if outcome is Refusal.MISSING else 403
             return form_page(request, status, problem=outcome.value)
         signed_in = _see_other(me.PATH)
         sessions.set_session_cookie(signed_in, outcome, secure=_secure(request))

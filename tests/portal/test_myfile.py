@@ -366,6 +366,11 @@ def test_every_page_in_both_languages_and_only_when_signed_in(api: Api) -> None:
             assert p.inline == [], (path, p.inline)
             assert not [u for u in p.urls if me in u or re.search(r"\d{17}[\dX]", u)]
             assert response.headers["cache-control"] == "no-store"
+    # A record type's Chinese name, where the edition gives one, names it in Chinese.
+    types = api.get("/v1/rulebook").json()["rulebook"]["record_types"]
+    [default] = [t for t in types if t["code"] == "loan_default"]
+    if default.get("name_zh"):
+        assert default["name_zh"] in page(api, "/me/records", params={"lang": "zh-CN"})[1].words
     zh = page(api, "/me/score", params={"lang": "zh-CN"})[1].words
     assert "Your score" not in zh
     assert "By category" not in zh

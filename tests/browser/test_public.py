@@ -18,6 +18,7 @@ from tests.browser.helpers import (
     assert_cjk_drawn,
     page_lang,
     screenshot,
+    watch,
 )
 
 LANGS = ("en", "zh-CN")
@@ -156,3 +157,18 @@ def test_the_same_journey_with_the_keyboard_alone(page: Page, live: Live, lang: 
     tab_to(page, f"main a[href='/rulebook/editions/{first}']")
     enter(page, f"/rulebook/editions/{first}")
     assert first in page.locator("main p.edition").inner_text()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_error_pages_are_accessible_too(page: Page, lang: str) -> None:
+    # The browser reports the status of the page itself on the console: expected here.
+    watch(page).allow(r"status of 40[04]")
+    missing = page.goto(f"/rulebook/editions/1999.1?lang={lang}")
+    assert missing is not None
+    assert missing.status == 404
+    assert "1999.1" in page.locator("main").inner_text()
+    checked(page, lang, "edition-not-found")
+    incomplete = page.goto("/rulebook/diff?from=1999.1")
+    assert incomplete is not None
+    assert incomplete.status == 400
+    checked(page, lang, "diff-incomplete")

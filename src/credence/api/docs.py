@@ -44,8 +44,11 @@ def _asset(package: str, name: str) -> str:
 def _page(
     built: HTMLResponse, *, inline_styles: bool = False, workers: tuple[str, ...] = ()
 ) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint serving the page ``built``, with the policy made for that very HTML."""
-    html = bytes(built.body).decode()
+    """An endpoint serving the page ``built``, with the policy made for that very HTML.
+
+    FastAPI's pages leave out the language; the pages are in English (and screen readers
+    and axe-core's ``html-has-lang`` need to know it)."""
+    html = bytes(built.body).decode().replace("<html>", '<html lang="en">', 1)
     policy = page_policy(html, inline_styles=inline_styles, workers=workers)
     headers = {"Content-Security-Policy": policy}
 

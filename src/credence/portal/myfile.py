@@ -156,9 +156,12 @@ def months_back(at: datetime, months: int) -> datetime:
     return at.replace(year=year, month=month + 1, day=day)
 
 
-def score_chart(points: Sequence[Point]) -> Callable[[str, str, str, str], Chart]:
-    """The chart of ``points`` (drawn in the page's locale, with its words): for the
-    template, which knows the locale and translates the titles."""
+def score_chart(
+    points: Sequence[Point], scale: tuple[float, float]
+) -> Callable[[str, str, str, str], Chart]:
+    """The chart of ``points`` on the rulebook's ``scale`` (its lowest and highest
+    score), drawn in the page's locale with its words: for the template, which knows
+    the locale and translates the titles."""
 
     def draw(locale: str, title: str, x_header: str, y_header: str) -> Chart:
         return charts.line_chart(
@@ -167,6 +170,7 @@ def score_chart(points: Sequence[Point]) -> Callable[[str, str, str, str], Chart
             locale=locale,
             x_header=x_header,
             y_header=y_header,
+            y_range=scale,
             chart_id="score-history",
         )
 
@@ -467,7 +471,9 @@ def routes(headers: Mapping[str, str], render: Render) -> list[Route]:
                 "template": "me_score.html",
                 "score": now.score,
                 "book": now.edition.rulebook,
-                "chart": score_chart(history(session, subject, at)),
+                "chart": score_chart(
+                    history(session, subject, at), (now.score.minimum, now.score.maximum)
+                ),
             }
 
         return reading(request, "score", build)

@@ -517,6 +517,7 @@ def routes(headers: Mapping[str, str], render: Render) -> list[Route]:
         def build(session: Session, subject: Subject, at: datetime) -> dict[str, Any]:
             return {
                 "template": "me_activity.html",
+                "book": store.in_force(session, at).rulebook,
                 "accesses": audit.accesses(session, subject.id),
                 "notifications": for_subject(session, subject.id),
                 "disputes": disputes.list_disputes(

@@ -111,7 +111,7 @@ def test_explain_score_and_rulebook_commands(city: dict[str, str]) -> None:
     out = run("score", "--db", city["DB"])
     assert "scored 130 subjects" in out
     out = run("rulebook", "history", "--db", city["DB"])
-    assert "2026.4" in out
+    assert "2026.5" in out
     out = run("rulebook", "show", "--db", city["DB"])
     assert "air_travel" in out
 

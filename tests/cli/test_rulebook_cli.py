@@ -22,7 +22,7 @@ def test_check_default_passes() -> None:
     result = runner.invoke(app, ["check", str(DEFAULT_PATH)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        f"OK: version 2026.4, hash {content_hash(DEFAULT)}, 34 record types, 10 services"
+        f"OK: version 2026.5, hash {content_hash(DEFAULT)}, 34 record types, 10 services"
     )
 
 
@@ -35,6 +35,7 @@ def test_check_bad_file_prints_every_problem_and_fails(tmp_path: Path) -> None:
         'domain = "traffic_safety"\nstatute = "road_traffic_safety_law"\n'
         'subject_kinds = ["person"]\npoints = -20\nhalf_life_days = 180\n'
         'retention_days = 365\nevidence = "administrative_penalty"\nseverity = "general"\n'
+        'name_zh = "参加活动"\ndescription_zh = "由警方报送。"\n'
     )
     bad = write(tmp_path / "bad.toml", text)
     result = runner.invoke(app, ["check", str(bad)])
@@ -70,7 +71,7 @@ def test_show_default() -> None:
 
 
 def test_show_file(tmp_path: Path) -> None:
-    text = DEFAULT.replace('version = "2026.4"', 'version = "pilot-1"', 1)
+    text = DEFAULT.replace('version = "2026.5"', 'version = "pilot-1"', 1)
     path = write(tmp_path / "pilot.toml", text)
     result = runner.invoke(app, ["show", "--file", str(path)])
     assert result.exit_code == 0, result.output
@@ -80,7 +81,7 @@ def test_show_file(tmp_path: Path) -> None:
 
 def test_diff_prints_the_change(tmp_path: Path) -> None:
     new_text = DEFAULT.replace("points = -5\n", "points = -8\n", 1).replace(
-        'version = "2026.4"', 'version = "2026.9"', 1
+        'version = "2026.5"', 'version = "2026.9"', 1
     )
     old = write(tmp_path / "old.toml", DEFAULT)
     new = write(tmp_path / "new.toml", new_text)
@@ -89,7 +90,7 @@ def test_diff_prints_the_change(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert "changed record_type traffic_violation" in lines
     assert "    points: -5.0 -> -8.0" in lines
-    assert "    version: '2026.4' -> '2026.9'" in lines
+    assert "    version: '2026.5' -> '2026.9'" in lines
 
 
 def test_diff_of_same_file_says_no_changes() -> None:

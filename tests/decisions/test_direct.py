@@ -318,11 +318,11 @@ def test_a_revoked_key_is_refused_at_once_here_and_elsewhere(online: Online) -> 
 
 def test_a_new_edition_applies_from_its_publication(online: Online) -> None:
     body = {"subject_id": online.world.people[2].public_id, "service": "air_travel"}
-    assert online.decide(body).json()["rulebook_version"] == "2026.4"
-    text = default_text().replace('version = "2026.4"', 'version = "2026.9"', 1)
+    assert online.decide(body).json()["rulebook_version"] == "2026.5"
+    text = default_text().replace('version = "2026.5"', 'version = "2026.9"', 1)
     with online.sessions.begin() as session:
         store.publish(session, text=text, at=online.clock.now() + timedelta(hours=1))
-    assert online.decide(body).json()["rulebook_version"] == "2026.4"
+    assert online.decide(body).json()["rulebook_version"] == "2026.5"
     online.clock.advance(timedelta(hours=1))
     assert online.decide(body).json()["rulebook_version"] == "2026.9"
     assert online.routed(body).json()["rulebook_version"] == "2026.9"
@@ -384,7 +384,7 @@ def test_the_one_statement_read_answers_as_the_router_does(online: Online) -> No
 
     # A new edition in force from now: the next decision reads it (the hash differs).
     body = {"subject_id": online.world.people[2].public_id, "service": "air_travel"}
-    text = default_text().replace('version = "2026.4"', 'version = "2026.10"', 1)
+    text = default_text().replace('version = "2026.5"', 'version = "2026.10"', 1)
     with online.sessions.begin() as session:
         store.publish(session, text=text, at=online.clock.now())
     assert online.decide(body).json()["rulebook_version"] == "2026.10"

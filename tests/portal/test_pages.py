@@ -3,6 +3,7 @@ and every edition as the JSON API publishes them, diffs, and the pages' security
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.api.security_headers import PORTAL_POLICY
 from credence.rulebook import store
-from credence.rulebook.loader import default_text
+from credence.rulebook.loader import default_rulebook, default_text
 from tests.client import Api
 from tests.portal.page import Page
 
-PAGES = ["/", "/rulebook", "/rulebook/editions", "/rulebook/editions/2026.4"]
+PAGES = ["/", "/rulebook", "/rulebook/editions", "/rulebook/editions/2026.5"]
 LANGS = {"en": "en", "zh-CN": "zh-CN"}
 
 
@@ -25,7 +26,7 @@ def get(api: Api, path: str, **kw: Any) -> Any:
 
 def publish_second(sessions: sessionmaker[Session], api: Api) -> None:
     """Edition 2026.9: the default with a heavier penalty, in force from now."""
-    text = default_text().replace('version = "2026.4"', 'version = "2026.9"', 1)
+    text = default_text().replace('version = "2026.5"', 'version = "2026.9"', 1)
     text = text.replace("points = -120", "points = -150")
     with sessions.begin() as session:
         store.publish(session, text=text, at=api.clock.now() + timedelta(seconds=1))
@@ -59,12 +60,55 @@ def test_language_from_cookie_then_accept_language_then_english(api: Api) -> Non
     api.client.cookies.clear()
 
 
-def test_chinese_pages_say_the_rulebook_texts_are_english(api: Api) -> None:
+def test_the_chinese_rulebook_page_shows_the_editions_chinese(api: Api) -> None:
+    """Edition 2026.5 is written in Chinese too: its names, descriptions, reasons and
+    terms are shown in Chinese on a Chinese page, and the tiers' generated texts."""
+    book = default_rulebook()
+    zh = get(api, "/rulebook", params={"lang": "zh-CN"}).text
+    page = Page.parse(zh)
+    assert f"{book.title_zh}" in page.text
+    assert "规则内容暂仅提供英文" not in zh
+    for rt in book.record_types:
+        assert f"{rt.name_zh} {rt.code}" in page.words
+        assert f"{rt.description_zh}" in page.text
+        assert rt.name not in page.text
+    for service in book.services:
+        assert f"{service.name_zh}" in page.text
+        for rule in service.rules:
+            assert f"{rule.reason_zh}" in page.text
+            assert rule.terms_zh is None or rule.terms_zh in page.text
+    for category in book.categories_zh.values():
+        assert category in page.text
+    for tier in book.tiers:
+        assert book.tier_description_zh(tier.code) in page.text
+    # The interface is translated: the section headings are not in English.
+    assert "Record types" not in page.text
+    english = Page.parse(get(api, "/rulebook", params={"lang": "en"}).text).text
+    assert book.record_types[0].name in english
+    assert f"{book.record_types[0].name_zh}" not in english
+
+
+def test_an_edition_without_chinese_is_shown_in_english_marked_as_such(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    """An edition published before Chinese texts (no languages, no *_zh) still reads:
+    on a Chinese page its words are English, each marked lang="en", with a note."""
+    text = re.sub(r"^\w+_zh = .*\n", "", default_text(), flags=re.MULTILINE)
+    text = re.sub(r"\[categories_zh\]\n(?:\w+ = .*\n)+", "", text)
+    text = re.sub(r"^languages = .*\n", "", text, flags=re.MULTILINE)
+    text = text.replace('version = "2026.5"', 'version = "2026.9"', 1)
+    with sessions.begin() as session:
+        store.publish(session, text=text, at=api.clock.now() + timedelta(seconds=1))
+    api.clock.advance(timedelta(seconds=1))
     zh = get(api, "/rulebook", params={"lang": "zh-CN"}).text
     assert "规则内容暂仅提供英文" in zh
     assert "规则内容暂仅提供英文" not in get(api, "/rulebook", params={"lang": "en"}).text
-    # The interface is translated: the section headings are not in English.
-    assert "Record types" not in Page.parse(zh).text
+    assert '<span lang="en">Judgment defaulter listing</span>' in zh
+    assert '<span lang="en">Air travel</span>' in zh
+    assert "失信被执行人名单" not in zh
+    # The Chinese edition, still readable, is still shown in Chinese.
+    old = get(api, "/rulebook/editions/2026.5", params={"lang": "zh-CN"}).text
+    assert "失信被执行人名单" in old
 
 
 def test_the_rulebook_page_shows_every_record_type_and_service_in_force(api: Api) -> None:
@@ -108,14 +152,14 @@ def test_a_new_edition_is_listed_and_its_diff_shows_the_change(
     publish_second(sessions, api)
     listed = Page.parse(get(api, "/rulebook/editions").text)
     versions = [u.rsplit("/", 1)[1] for u in listed.urls if u.startswith("/rulebook/editions/")]
-    assert versions[:2] == ["2026.9", "2026.4"]  # newest first
-    assert "/rulebook/diff?from=2026.4&to=2026.9" in listed.urls
+    assert versions[:2] == ["2026.9", "2026.5"]  # newest first
+    assert "/rulebook/diff?from=2026.5&to=2026.9" in listed.urls
     assert "2026.9" in Page.parse(get(api, "/rulebook").text).text
-    diff = Page.parse(get(api, "/rulebook/diff", params={"from": "2026.4", "to": "2026.9"}).text)
+    diff = Page.parse(get(api, "/rulebook/diff", params={"from": "2026.5", "to": "2026.9"}).text)
     text = diff.words
     assert "points -120 -150" in text
-    assert "version 2026.4 2026.9" in text
-    old = Page.parse(get(api, "/rulebook/editions/2026.4").text).text
+    assert "version 2026.5 2026.9" in text
+    old = Page.parse(get(api, "/rulebook/editions/2026.5").text).text
     assert "not in force" in old
 
 
@@ -123,9 +167,9 @@ def test_a_new_edition_is_listed_and_its_diff_shows_the_change(
     ("path", "params", "status", "says"),
     [
         ("/rulebook/editions/1999.1", {}, 404, "No edition 1999.1 of the rulebook"),
-        ("/rulebook/diff", {"from": "2026.4", "to": "1999.1"}, 404, "No edition 1999.1"),
-        ("/rulebook/diff", {"from": "1999.2", "to": "2026.4"}, 404, "No edition 1999.2"),
-        ("/rulebook/diff", {"from": "2026.4"}, 400, "Name two editions to compare"),
+        ("/rulebook/diff", {"from": "2026.5", "to": "1999.1"}, 404, "No edition 1999.1"),
+        ("/rulebook/diff", {"from": "1999.2", "to": "2026.5"}, 404, "No edition 1999.2"),
+        ("/rulebook/diff", {"from": "2026.5"}, 400, "Name two editions to compare"),
     ],
 )
 def test_unknown_versions_get_a_page_naming_the_problem(
@@ -142,10 +186,10 @@ ALL = [
     ("/", {}),
     ("/rulebook", {}),
     ("/rulebook/editions", {}),
-    ("/rulebook/editions/2026.4", {}),
+    ("/rulebook/editions/2026.5", {}),
     ("/rulebook/editions/2026.9", {}),
-    ("/rulebook/diff", {"from": "2026.4", "to": "2026.9"}),
-    ("/rulebook/diff", {"from": "2026.9", "to": "2026.4"}),
+    ("/rulebook/diff", {"from": "2026.5", "to": "2026.9"}),
+    ("/rulebook/diff", {"from": "2026.9", "to": "2026.5"}),
     ("/rulebook/editions/nope", {}),
     ("/rulebook/diff", {}),
 ]
@@ -217,8 +261,8 @@ def test_what_a_visitor_types_is_shown_as_text(api: Api) -> None:
     hostile = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
     for path, params in (
         (f"/rulebook/editions/{hostile}", {}),
-        ("/rulebook/diff", {"from": hostile, "to": "2026.4"}),
-        ("/rulebook/diff", {"from": "2026.4", "to": "2026.4", "x": hostile}),
+        ("/rulebook/diff", {"from": hostile, "to": "2026.5"}),
+        ("/rulebook/diff", {"from": "2026.5", "to": "2026.5", "x": hostile}),
         ("/", {"lang": hostile}),
     ):
         response = get(api, path, params=params)

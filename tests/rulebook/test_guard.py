@@ -52,6 +52,10 @@ def record_type(code: str, name: str, description: str, **fields: str) -> str:
         "retention_days": "365",
         "evidence": '"administrative_penalty"',
         "severity": '"general"',
+        # The default edition is written in Chinese too: a type added to it needs its
+        # Chinese texts (neutral words here; a test of the Chinese gives its own).
+        "name_zh": '"测试记录类型"',
+        "description_zh": '"用于测试的记录类型。"',
         **fields,
     }
     body = "".join(f"{k} = {v}\n" for k, v in values.items() if v)

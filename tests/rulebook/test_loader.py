@@ -78,7 +78,7 @@ def only(problems: list[Problem], fragment: str) -> Problem:
 def test_default_rulebook_loads_without_problems() -> None:
     assert check_text(DEFAULT, ORIGIN) == []
     book = default_rulebook()
-    assert book.version == "2026.4"
+    assert book.version == "2026.5"
     assert book.region == "national"
     assert (book.scale.base, book.scale.min, book.scale.max) == (1000, 300, 1300)
     assert [(t.code, t.min_score) for t in book.tiers] == [
@@ -605,9 +605,11 @@ EXTRA_SERVICE = """
 [[services]]
 code = "library_membership"
 name = "Library membership"
+name_zh = "图书馆会员"
 kind = "reward"
 purpose = "civic_recognition"
 description = "Free library membership."
+description_zh = "免费成为图书馆会员。"
 categories = ["social"]
 subject_kinds = ["person"]
 default = "deny"
@@ -616,14 +618,16 @@ default = "deny"
 outcome = "reward"
 min_score = 1010
 terms = "Free library card"
+terms_zh = "免费借书证"
 reason = "Your civic record is at least 1,010 points."
+reason_zh = "您的社会贡献记录不低于 1,010 分。"
 """
 
 
 def test_diff_finds_changed_points_and_added_service() -> None:
     old = default_rulebook()
     text = replace_in(DEFAULT, "loan_repaid", "points = 5\n", "points = 7\n")
-    text = text.replace('version = "2026.4"', 'version = "2026.9"', 1) + EXTRA_SERVICE
+    text = text.replace('version = "2026.5"', 'version = "2026.9"', 1) + EXTRA_SERVICE
     new = load_text(text)
     changes = diff(old, new)
     assert Change("added", "service", "library_membership") in changes
@@ -633,7 +637,7 @@ def test_diff_finds_changed_points_and_added_service() -> None:
     assert changed[0].code == "loan_repaid"
     assert [tuple(f) for f in changed[0].fields] == [("points", 5.0, 7.0)]
     meta = [c for c in changes if c.what == "rulebook"]
-    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.4", "2026.9")]
+    assert [tuple(f) for f in meta[0].fields] == [("version", "2026.5", "2026.9")]
     assert len(changes) == 3
 
 

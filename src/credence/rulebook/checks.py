@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from credence.rulebook.domains import DOMAINS, STATUTES
+from credence.rulebook.languages import check_languages
 from credence.rulebook.model import (
     Category,
     OutageMode,
@@ -42,6 +43,12 @@ def _show(number: float) -> str:
 def _check_prohibited(parts: Parts, locate: Locator) -> Iterator[Problem]:
     def fields(item: RecordType | Service) -> list[tuple[str, str]]:
         out = [("code", item.code), ("name", item.name), ("description", item.description)]
+        # The Chinese texts speak to the same readers: the same lines apply to them.
+        out += [
+            (f, t)
+            for f, t in (("name_zh", item.name_zh), ("description_zh", item.description_zh))
+            if t
+        ]
         if isinstance(item, RecordType) and item.quantity is not None:
             out.append(("quantity", item.quantity.unit))
         return out
@@ -344,6 +351,7 @@ CHECKS: tuple[Check, ...] = (
     _check_scale_and_tiers,
     _check_tables,
     _check_services,
+    check_languages,
 )
 
 #: The checks of an edition published before record types declared their domain and

@@ -30,6 +30,7 @@ class Category(StrEnum):
 #: Fixed column order of per-category arrays in the scoring kernels.
 CATEGORIES: tuple[Category, ...] = tuple(Category)
 CATEGORY_INDEX: dict[Category, int] = {c: i for i, c in enumerate(CATEGORIES)}
+CATEGORY_CODES: frozenset[str] = frozenset(c.value for c in CATEGORIES)
 
 
 class Severity(StrEnum):
@@ -84,6 +85,13 @@ class OutageMode(StrEnum):
 
     OPEN = "open"
     CLOSED = "closed"
+
+
+class Language(StrEnum):
+    """A language a rulebook edition is written in."""
+
+    EN = "en"
+    ZH_CN = "zh-CN"
 
 
 class Strict(BaseModel):
@@ -198,6 +206,10 @@ class RecordType(Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
+    #: The name and description in Simplified Chinese (required by an edition that
+    #: declares ``zh-CN`` among its ``languages``).
+    name_zh: str | None = Field(default=None, min_length=1)
+    description_zh: str | None = Field(default=None, min_length=1)
     category: Category
     #: The conduct domain the type belongs to and the statute that grounds it, from the
     #: catalogues in code (:mod:`credence.rulebook.domains`). Every record type of a new
@@ -235,11 +247,13 @@ class Rule(Strict):
 
     outcome: Outcome
     reason: str = Field(min_length=1, description="Plain-language reason shown to the subject.")
+    reason_zh: str | None = Field(default=None, min_length=1)
     active_records: tuple[str, ...] = ()
     no_active_records: tuple[str, ...] = ()
     min_score: float | None = None
     max_score: float | None = None
     terms: str | None = None
+    terms_zh: str | None = Field(default=None, min_length=1)
 
 
 class Service(Strict):
@@ -247,9 +261,11 @@ class Service(Strict):
 
     code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
     name: str = Field(min_length=1)
+    name_zh: str | None = Field(default=None, min_length=1)
     kind: ServiceKind
     purpose: str
     description: str = Field(min_length=1)
+    description_zh: str | None = Field(default=None, min_length=1)
     legal_basis: str = ""
     categories: tuple[Category, ...] = Field(min_length=1)
     subject_kinds: tuple[SubjectKind, ...] = Field(min_length=1)
@@ -274,19 +290,27 @@ class Dispute(Strict):
     deadline_days: int = Field(default=30, gt=0)
     deadline_days_with_new_information: int = Field(default=45, gt=0)
     how_to: str = Field(min_length=1)
+    how_to_zh: str | None = Field(default=None, min_length=1)
 
 
 class Rulebook(Strict):
     """A complete, versioned rulebook."""
 
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+    #: The languages the edition is written in: English always; ``zh-CN`` when it gives
+    #: every name, description and reason in Simplified Chinese too (the ``*_zh`` fields,
+    #: checked by the loader). Editions published before Chinese texts declare none.
+    languages: tuple[Language, ...] = (Language.EN,)
     title: str
+    title_zh: str | None = Field(default=None, min_length=1)
     region: str = "national"
     summary: str = ""
+    summary_zh: str | None = Field(default=None, min_length=1)
     scale: Scale
     tiers: tuple[Tier, ...] = Field(min_length=2)
     tier_hysteresis: float = Field(default=5.0, ge=0)
     categories: dict[Category, str]
+    categories_zh: dict[Category, str] = Field(default_factory=dict)
     #: Bounded returns per category: the positive records of a category together add at
     #: most this many points (negative records are not bounded by it).
     positive_caps: dict[Category, PositiveCap] = Field(default_factory=dict)
@@ -313,6 +337,41 @@ class Rulebook(Strict):
 
     def service(self, code: str) -> Service | None:
         return self.service_index.get(code)
+
+    @property
+    def chinese(self) -> bool:
+        """Whether the edition gives its texts in Simplified Chinese too."""
+        return Language.ZH_CN in self.languages
+
+    def zh(self, kind: str, key: str) -> str | None:
+        """The edition's Simplified Chinese word for a thing (None if it has none):
+        ``service`` / ``record_type`` (key: the code), ``rule`` (key ``service:index``),
+        ``how_to`` and ``category`` (key: the category's code). The look-up the
+        renderer of coded messages takes (:data:`credence.wording.Names`)."""
+        if kind == "service":
+            service = self.service(key)
+            return service.name_zh if service is not None else None
+        if kind == "record_type":
+            rt = self.record_type(key)
+            return rt.name_zh if rt is not None else None
+        if kind == "rule":
+            code, _, index = key.partition(":")
+            service = self.service(code)
+            if service is None or not index.isdigit() or int(index) >= len(service.rules):
+                return None
+            return service.rules[int(index)].reason_zh
+        if kind == "how_to":
+            return self.dispute.how_to_zh
+        if kind == "category":
+            return self.categories_zh.get(Category(key)) if key in CATEGORY_CODES else None
+        return None
+
+    def tier_description_zh(self, code: str) -> str:
+        """:meth:`tier_description` in Simplified Chinese."""
+        for i, tier in enumerate(self.tiers):
+            if tier.code == code:
+                return tier_text_zh(tier, lowest=i == len(self.tiers) - 1)
+        raise KeyError(code)
 
     def tier_description(self, code: str) -> str:
         """The public description of tier ``code``, generated from its threshold and
@@ -346,3 +405,28 @@ def tier_text(tier: Tier, *, lowest: bool) -> str:
         parts.append(f"at most {most} negative {plural} still counting")
     text = "; ".join(parts)
     return text[0].upper() + text[1:] + "."
+
+
+#: Severities in Simplified Chinese (the words of the credit repair measures).
+SEVERITY_ZH: dict[Severity, str] = {
+    Severity.MINOR: "轻微",
+    Severity.GENERAL: "一般",
+    Severity.SERIOUS: "严重",
+}
+
+
+def tier_text_zh(tier: Tier, *, lowest: bool) -> str:
+    """:func:`tier_text` in Simplified Chinese, from the same threshold and conditions."""
+    if lowest:
+        return "未列入更高等级的所有主体。"
+    parts = [f"总分不低于 {_points(tier.min_score)} 分"]
+    severity = tier.no_negative_at_or_above
+    if severity is not None:
+        worse = "及以上" if severity is not SEVERITIES[-1] else ""
+        parts.append(f"没有仍在计分的{SEVERITY_ZH[severity]}{worse}失信记录")
+    most = tier.max_negative_records
+    if most == 0:
+        parts.append("没有任何仍在计分的失信记录")
+    elif most is not None:
+        parts.append(f"仍在计分的失信记录不超过 {most} 条")
+    return "；".join(parts) + "。"

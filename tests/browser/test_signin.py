@@ -108,3 +108,28 @@ def test_signing_out_with_the_button(page_in: Callable[[str], Page], live: Live,
     visit(page, "signed-out", lang)
     page.goto("/me")
     page.wait_for_url("**/me/sign-in")
+
+
+def tab_to(page: Page, selector: str, most: int = 30) -> None:
+    """Press Tab until the element matching ``selector`` has the focus."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    pytest.fail(f"{selector} was not reached with Tab on {page.url}")
+
+
+def test_signing_in_and_out_with_the_keyboard_alone(
+    page_in: Callable[[str], Page], live: Live
+) -> None:
+    key = live.issue_subject_key(name="keyboard journey")
+    page = page_in("en")
+    page.goto("/me/sign-in")
+    tab_to(page, "#key")
+    page.keyboard.type(key)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/me")
+    tab_to(page, "form.signout button")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/me/sign-in?ended=signed_out")
+    assert WORDS["en"]["signed_out"] in page.locator("main [role=status]").inner_text()

@@ -436,6 +436,8 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "warned_at": T - 20 * DAY,
             "effective_at": T - 13 * DAY,
             "cleared_at": T - 2 * DAY,
+            # Issued before reasons were coded (0018): its bytes, and digest, as before.
+            "reason_codes": None,
         }
     ],
     "disputes": [

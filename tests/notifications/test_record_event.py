@@ -72,7 +72,7 @@ def tier_changed(session: Session, s: Setup, text: str, **notice: NoticeKind) ->
         subject_id=s.subject_id,
         data={"from": None, "to": "A"},
         rows=[row],
-        notice=Notice(text, **notice),
+        notice=Notice(text, notice.get("kind")),
     )
 
 

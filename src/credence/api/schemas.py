@@ -359,6 +359,14 @@ class ScoreOut(BaseModel):
     )
 
 
+class CodedOut(BaseModel):
+    """A reason or warning as a code with parameters (the catalogue of
+    ``credence.wording``), from which its words are rendered in a reader's language."""
+
+    code: str
+    params: dict[str, Any]
+
+
 class InquiryOut(BaseModel):
     decision_id: str
     asked_by: str
@@ -367,12 +375,23 @@ class InquiryOut(BaseModel):
     outcome: str
     terms: str | None
     reasons: list[str]
+    reason_codes: list[CodedOut] | None = Field(
+        default=None,
+        description="The same reasons as codes with parameters; null for a decision made "
+        "before reasons were coded (its reasons are in English only).",
+    )
     at: datetime
 
 
 class NotificationOut(BaseModel):
     kind: str
     text: str
+    code: str | None = Field(
+        default=None,
+        description="The message's code (credence.wording), rendered from `params` in a "
+        "reader's language; null for a message written before messages were coded.",
+    )
+    params: dict[str, Any] | None = None
     at: datetime
     delivered_at: datetime | None
     channel: str | None
@@ -471,6 +490,11 @@ class DecisionOut(BaseModel):
     outcome: str
     terms: str | None
     reasons: list[str]
+    reason_codes: list[CodedOut] = Field(
+        default_factory=list,
+        description="The same reasons as codes with parameters, in the same order: what "
+        "`reasons` is rendered from (in English), and any reader renders in their language.",
+    )
     cited_records: list[str]
     score: float
     range: tuple[float, float]
@@ -482,6 +506,9 @@ class DecisionOut(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="Set when a restriction is pending after a warning (warn before punishing).",
+    )
+    warning_codes: list[CodedOut] = Field(
+        default_factory=list, description="The same warnings as codes with parameters."
     )
     completeness: list[CompletenessOut] = Field(
         default_factory=list,
@@ -569,6 +596,7 @@ def decision_fields(decision: Decision) -> dict[str, Any]:
         "outcome": decision.outcome.value,
         "terms": decision.terms,
         "reasons": decision.reasons,
+        "reason_codes": decision.reason_codes,
         "cited_records": decision.cited_records,
         "score": decision.score,
         "range": (decision.score_min, decision.score_max),
@@ -578,6 +606,7 @@ def decision_fields(decision: Decision) -> dict[str, Any]:
         "how_to_dispute": decision.how_to_dispute if adverse else None,
         "dispute_deadline_days": decision.dispute_deadline_days if adverse else None,
         "warnings": decision.warnings,
+        "warning_codes": decision.warning_codes,
         "completeness": [completeness_fields(c) for c in decision.completeness],
         "outage_handling": None
         if decision.outage_handling is None

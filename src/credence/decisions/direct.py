@@ -61,6 +61,7 @@ from credence.rulebook.model import Service
 from credence.rulebook.store import Edition
 from credence.rulebook.tables import PublishedRulebook
 from credence.scoring.online import category_types
+from credence.wording import Coded, render
 
 
 class NeedsSession(Exception):
@@ -74,7 +75,7 @@ _NOTIFICATION = insert(Notification).values(
     {
         c.key: bindparam(c.key, type_=c.type)
         for c in Notification.__table__.columns
-        if c.key in ("subject_id", "kind", "text", "at")
+        if c.key in ("subject_id", "kind", "text", "at", "code", "params")
     }
 )
 _PREPARED_REGISTERED = Prepared(REGISTERED)
@@ -146,17 +147,18 @@ class DirectStore:
         return freshness.outages_direct(self.direct, at)
 
     def caught(
-        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+        self, subject: SubjectKey, service: Service, reasons: list[Coded], at: datetime
     ) -> restriction_warnings.WarningState:
         raise NeedsSession(service.code)
 
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
         raise NeedsSession(service.code)
 
-    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
+    def notify(self, subject_id: int, kind: NoticeKind, message: Coded, at: datetime) -> None:
+        text = render(message["code"], message["params"])
         self._write(
             _PREPARED_NOTIFICATION,
-            notification_row(subject_id=subject_id, kind=kind, text=text, at=at),
+            notification_row(subject_id=subject_id, kind=kind, text=text, at=at, coded=message),
         )
 
     def add_inquiry(self, row: dict[str, Any]) -> None:

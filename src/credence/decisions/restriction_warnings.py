@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from credence.decisions.tables import RestrictionWarning
 from credence.ledger.registry import SubjectKey
 from credence.notifications.service import Notice, NoticeKind, record_event
 from credence.rulebook.model import Service, ServiceKind
+from credence.wording import Coded, coded
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,12 @@ def _open(session: Session, subject_id: int, service: str) -> RestrictionWarning
 
 
 def caught(
-    session: Session, *, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+    session: Session, *, subject: SubjectKey, service: Service, reasons: list[Coded], at: datetime
 ) -> WarningState:
-    """The subject is caught by ``service``'s restriction: warn them if not yet warned."""
+    """The subject is caught by ``service``'s restriction: warn them if not yet warned.
+
+    The warning's row keeps the coded reasons that caught the subject (a covered row,
+    so ``credence log verify`` covers them), and the notice gives the first two."""
     row = _open(session, subject.id, service.code)
     if row is None:
         row = RestrictionWarning(
@@ -59,9 +64,9 @@ def caught(
             service=service.code,
             warned_at=at,
             effective_at=at + timedelta(days=service.warning_days),
+            reason_codes=orjson.dumps(reasons).decode(),
         )
         session.add(row)
-        because = " ".join(reasons[:2])
         record_event(
             session,
             kind=journal.EventKind.WARNING_ISSUED,
@@ -73,10 +78,13 @@ def caught(
                 "service": service.code,
                 "effective_at": row.effective_at,
             },
-            notice=Notice(
-                f"Warning: from {row.effective_at:%Y-%m-%d}, {service.name} will be "
-                f"restricted for you. {because} You can correct this, or dispute a record, "
-                "before then.",
+            notice=Notice.coded_as(
+                coded(
+                    "restriction_warning",
+                    date=row.effective_at,
+                    service={"code": service.code, "name": service.name},
+                    because=reasons[:2],
+                ),
                 kind=NoticeKind.RESTRICTION_WARNING,
             ),
         )

@@ -49,6 +49,7 @@ from credence.rulebook.model import Outcome, Rule, Rulebook, Service, ServiceKin
 from credence.rulebook.store import Edition
 from credence.scoring.completeness import Completeness, Handling, handling, per_category
 from credence.scoring.online import MAX_REASONS, Contribution, Score, category_types, compute
+from credence.wording import Coded, coded, render, render_all
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Decision:
     categories: tuple[str, ...]
     outcome: Outcome
     terms: str | None
-    #: At most four specific reasons; empty unless the outcome is adverse.
+    #: At most four specific reasons, in English; empty unless the outcome is adverse.
     reasons: list[str]
     #: Records the reasons cite (what the subject may dispute).
     cited_records: list[str]
@@ -81,6 +82,11 @@ class Decision:
     completeness: tuple[Completeness, ...] = ()
     #: How the service met an incomplete category (None: every one is complete).
     outage_handling: Handling | None = None
+    #: The same reasons as codes with parameters (:mod:`credence.wording`), from which
+    #: ``reasons`` is rendered; what the subject's file shows in their language.
+    reason_codes: list[Coded] = field(default_factory=list)
+    #: The same warnings as codes with parameters.
+    warning_codes: list[Coded] = field(default_factory=list)
 
     @property
     def adverse(self) -> bool:
@@ -138,14 +144,30 @@ def _matches(rule: Rule, score: Score, book: Rulebook) -> tuple[bool, list[Contr
     return True, cited
 
 
-def _describe(c: Contribution) -> str:
-    when = c.record.occurred_at.date().isoformat()
-    ref = f", decision {c.record.decision_ref}" if c.record.decision_ref else ""
-    return (
-        f"{c.name} reported by {c.record.source_name} on {when}{ref} "
-        f"(record {c.record.record_id}; {c.points:+.1f} points now"
-        f"{'; disputed by the subject, awaiting the answer' if c.record.disputed else ''})"
-    )
+def _record(c: Contribution) -> dict[str, Any]:
+    """The parameters of a reason that cites record ``c`` (see ``record_cited``)."""
+    return {
+        "record_type": {"code": c.record.record_type, "name": c.name},
+        "source": c.record.source_name,
+        "date": c.record.occurred_at.date().isoformat(),
+        "decision_ref": c.record.decision_ref or None,
+        "record": c.record.record_id,
+        "points": c.points,
+        "disputed": bool(c.record.disputed),
+    }
+
+
+def _describe(c: Contribution) -> Coded:
+    return coded("record_cited", **_record(c))
+
+
+def _rule(service: Service, rule: Rule) -> dict[str, Any]:
+    """A rule's reason as a parameter: the service, the rule's place, its English."""
+    return {"service": service.code, "index": service.rules.index(rule), "text": rule.reason}
+
+
+def _service(service: Service) -> dict[str, str]:
+    return {"code": service.code, "name": service.name}
 
 
 def _negatives(score: Score) -> list[Contribution]:
@@ -154,13 +176,13 @@ def _negatives(score: Score) -> list[Contribution]:
 
 def evaluate(
     service: Service, score: Score, book: Rulebook
-) -> tuple[Outcome, str | None, list[str], list[str]]:
+) -> tuple[Outcome, str | None, list[Coded], list[str]]:
     """Apply a service's rules to a purpose-bound score.
 
-    Returns ``(outcome, terms, reasons, cited record ids)``; the first matching rule
-    decides, else the service's default. Reasons are given for adverse outcomes only,
-    at most :data:`MAX_REASONS`, each naming a record or a threshold, never just "score
-    too low".
+    Returns ``(outcome, terms, reasons, cited record ids)``, the reasons as codes with
+    parameters (:mod:`credence.wording`); the first matching rule decides, else the
+    service's default. Reasons are given for adverse outcomes only, at most
+    :data:`MAX_REASONS`, each naming a record or a threshold, never just "score too low".
     """
     for rule in service.rules:
         matched, cited = _matches(rule, score, book)
@@ -168,44 +190,56 @@ def evaluate(
             continue
         if rule.outcome is not Outcome.DENY:
             return rule.outcome, rule.terms, [], []
+        why = _rule(service, rule)
         if cited:
-            reasons = [f"{rule.reason} — {_describe(c)}" for c in cited[:MAX_REASONS]]
+            reasons = [coded("rule_record", rule=why, **_record(c)) for c in cited[:MAX_REASONS]]
             return Outcome.DENY, None, reasons, [c.record.record_id for c in cited[:MAX_REASONS]]
         if rule.max_score is not None:
-            head = (
-                f"{rule.reason} Your {_categories_text(service)} score is {score.total:.0f}; "
-                "this service requires "
-                f"at least {rule.max_score:.0f}."
+            head = coded(
+                "score_below_threshold",
+                rule=why,
+                categories=_categories(service),
+                score=score.total,
+                required=rule.max_score,
             )
             held_back = _negatives(score)[: MAX_REASONS - 1]
             reasons = [head, *(_describe(c) for c in held_back)]
             return Outcome.DENY, None, reasons, [c.record.record_id for c in held_back]
-        reasons, ids = _shortfall(service, score, book, _categories_text(service))
-        return Outcome.DENY, None, [rule.reason, *reasons][:MAX_REASONS], ids
+        reasons, ids = _shortfall(service, score, book)
+        return (
+            Outcome.DENY,
+            None,
+            [coded("rule_restriction", rule=why), *reasons][:MAX_REASONS],
+            ids,
+        )
     if service.default is not Outcome.DENY:
         return service.default, None, [], []
-    reasons, ids = _shortfall(service, score, book, _categories_text(service))
+    reasons, ids = _shortfall(service, score, book)
     return Outcome.DENY, None, reasons, ids
 
 
-def _categories_text(service: Service) -> str:
-    """The service's categories in words ("judicial and commercial"), for reasons."""
-    return " and ".join(c.value.replace("_", " ") for c in service.categories)
+def _categories(service: Service) -> list[str]:
+    """The service's categories, for reasons ("judicial and commercial" in English)."""
+    return [c.value for c in service.categories]
 
 
-def _shortfall(
-    service: Service, score: Score, book: Rulebook, cats: str
-) -> tuple[list[str], list[str]]:
+def _shortfall(service: Service, score: Score, book: Rulebook) -> tuple[list[Coded], list[str]]:
     """Why no reward applies: what the nearest reward needs, and the records that hold the
     subject back (at most ``MAX_REASONS - 1`` of them, leaving room for a rule's reason)."""
-    reasons: list[str] = []
+    reasons: list[Coded] = []
     cited: list[Contribution] = []
+    cats = _categories(service)
     rewards = [r for r in service.rules if r.outcome is Outcome.REWARD]
     thresholds = [r.min_score for r in rewards if r.min_score is not None]
     if thresholds:
         reasons.append(
-            f"Your {cats} score is {score.total:.0f}; {service.name} starts at "
-            f"{min(thresholds):.0f}."
+            coded(
+                "reward_threshold",
+                categories=cats,
+                score=score.total,
+                service=_service(service),
+                threshold=min(thresholds),
+            )
         )
     for rule in rewards:
         for c in active_records(score.contributions, rule.no_active_records, book):
@@ -216,10 +250,7 @@ def _shortfall(
     reasons.extend(_describe(c) for c in cited)
     if not cited:
         positive = sum(c.points for c in score.contributions if c.points > 0)
-        reasons.append(
-            f"No negative {cats} records count against you; positive records add "
-            f"{positive:.1f} points so far."
-        )
+        reasons.append(coded("no_negative_records", categories=cats, positive=positive))
     return reasons, [c.record.record_id for c in cited]
 
 
@@ -320,19 +351,18 @@ def decide_with(
     if handled is not None and handled.changed_outcome:
         # Fails closed: no reward on incomplete data; the default, for that reason.
         outcome, terms, cited = service.default, None, []
-        reasons = [handled.text] if outcome is Outcome.DENY else []
-    notices: list[str] = []
+        reasons = [handled.reason] if outcome is Outcome.DENY else []
+    notices: list[Coded] = []
     if restriction_warnings.needs_warning(service):
         if outcome is Outcome.DENY:
             state = store.caught(subject, service, reasons, at)
             if state.pending(at):
                 # Warned, not yet punished: the restriction applies from effective_at.
                 outcome = Outcome.ALLOW
-                notices = [
-                    f"The subject has been warned: {service.name} will be restricted from "
-                    f"{state.effective_at:%Y-%m-%d} unless this changes.",
-                    *reasons,
-                ][:MAX_REASONS]
+                pending = coded(
+                    "restriction_pending", service=_service(service), date=state.effective_at
+                )
+                notices = [pending, *reasons][:MAX_REASONS]
                 reasons, cited = [], []
         else:
             store.not_caught(subject, service, at)
@@ -346,7 +376,7 @@ def decide_with(
         categories=tuple(c.value for c in service.categories),
         outcome=outcome,
         terms=terms,
-        reasons=reasons,
+        reasons=render_all(reasons),
         cited_records=cited,
         score=score.total,
         score_min=score.minimum,
@@ -356,17 +386,24 @@ def decide_with(
         rulebook_hash=edition.content_hash,
         how_to_dispute=book.dispute.how_to,
         dispute_deadline_days=book.dispute.deadline_days,
-        warnings=notices,
+        warnings=render_all(notices),
         completeness=complete,
         outage_handling=handled,
+        reason_codes=reasons,
+        warning_codes=notices,
     )
     if outcome is Outcome.DENY:
         store.notify(
             subject.id,
             NoticeKind.ADVERSE_DECISION,
-            f"{service.name}: denied on {at:%Y-%m-%d} (decision {decision.decision_id}). "
-            + " ".join(reasons)
-            + f" {book.dispute.how_to}",
+            coded(
+                "adverse_decision",
+                service=_service(service),
+                date=at,
+                decision=decision.decision_id,
+                reasons=reasons,
+                how_to={"text": book.dispute.how_to},
+            ),
             at,
         )
     store.add_inquiry(
@@ -381,7 +418,8 @@ def decide_with(
             "terms": terms,
             "score": score.total,
             "rulebook_version": edition.version,
-            "reasons": orjson.dumps(reasons).decode(),
+            "reasons": orjson.dumps(decision.reasons).decode(),
+            "reason_codes": orjson.dumps(reasons).decode(),
             "at": at,
         }
     )
@@ -426,7 +464,7 @@ class DecisionStore(Protocol):
         ...
 
     def caught(
-        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+        self, subject: SubjectKey, service: Service, reasons: list[Coded], at: datetime
     ) -> restriction_warnings.WarningState:
         """See :func:`credence.decisions.restriction_warnings.caught`."""
         ...
@@ -435,8 +473,9 @@ class DecisionStore(Protocol):
         """See :func:`credence.decisions.restriction_warnings.not_caught`."""
         ...
 
-    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
-        """See :func:`credence.notifications.service.notify`."""
+    def notify(self, subject_id: int, kind: NoticeKind, message: Coded, at: datetime) -> None:
+        """See :func:`credence.notifications.service.notify` (the text: the coded
+        message in English)."""
         ...
 
     def add_inquiry(self, row: dict[str, Any]) -> None:
@@ -472,7 +511,7 @@ class SessionStore:
         return freshness.outages(self.session, at)
 
     def caught(
-        self, subject: SubjectKey, service: Service, reasons: list[str], at: datetime
+        self, subject: SubjectKey, service: Service, reasons: list[Coded], at: datetime
     ) -> restriction_warnings.WarningState:
         return restriction_warnings.caught(
             self.session, subject=subject, service=service, reasons=reasons, at=at
@@ -481,8 +520,9 @@ class SessionStore:
     def not_caught(self, subject: SubjectKey, service: Service, at: datetime) -> None:
         restriction_warnings.not_caught(self.session, subject=subject, service=service, at=at)
 
-    def notify(self, subject_id: int, kind: NoticeKind, text: str, at: datetime) -> None:
-        notify(self.session, subject_id=subject_id, kind=kind, text=text, at=at)
+    def notify(self, subject_id: int, kind: NoticeKind, message: Coded, at: datetime) -> None:
+        text = render(message["code"], message["params"])
+        notify(self.session, subject_id=subject_id, kind=kind, text=text, at=at, coded=message)
 
     def add_inquiry(self, row: dict[str, Any]) -> None:
         # A Core insert: the ORM's unit of work costs more than the rest of a decision.

@@ -28,6 +28,9 @@ class Inquiry(Base):
     rulebook_version: Mapped[str] = mapped_column(String(32))
     #: JSON list of the reasons given (empty for a favourable outcome).
     reasons: Mapped[str] = mapped_column(Text)
+    #: JSON list of the same reasons as codes with parameters (``[{"code", "params"}]``,
+    #: :mod:`credence.wording`); NULL for a decision made before reasons were coded.
+    reason_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(Instant)
 
 
@@ -66,6 +69,9 @@ class RestrictionWarning(journal.Journalled, Base):
     warned_at: Mapped[datetime] = mapped_column(Instant)
     effective_at: Mapped[datetime] = mapped_column(Instant)
     cleared_at: Mapped[datetime | None] = mapped_column(Instant, nullable=True)
+    #: JSON list of the coded reasons that caught the subject (:mod:`credence.wording`);
+    #: NULL for a warning issued before reasons were coded.
+    reason_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # --- what the log covers (see credence.journal.coverage) ---------------------------------
@@ -84,6 +90,14 @@ _warnings = RestrictionWarning.__table__
 journal.cover(
     _warnings,
     journal.encoder(
-        _warnings, "id", "subject_id", "service", "warned_at", "effective_at", "cleared_at"
+        _warnings,
+        "id",
+        "subject_id",
+        "service",
+        "warned_at",
+        "effective_at",
+        "cleared_at",
+        "reason_codes",
+        added=("reason_codes",),
     ),
 )

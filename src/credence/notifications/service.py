@@ -28,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ from credence import journal
 from credence.errors import InvalidIdentifier
 from credence.identifiers import mask, validate_any
 from credence.notifications.tables import Notification
+from credence.wording import Coded, Names, UnknownCode, render
 
 log = logging.getLogger("credence.notifications")
 
@@ -59,10 +61,18 @@ class NoticeKind(StrEnum):
 @dataclass(frozen=True)
 class Notice:
     """What to tell the subject about a step: the message, in plain language, and its
-    kind when it is not the step's own."""
+    kind when it is not the step's own; ``coded``: the same message as a code with
+    parameters (:mod:`credence.wording`), stored beside the text so that it is shown
+    in the reader's language (see :meth:`coded_as`)."""
 
     text: str
     kind: NoticeKind | None = None
+    coded: Coded | None = None
+
+    @classmethod
+    def coded_as(cls, message: Coded, kind: NoticeKind | None = None) -> Notice:
+        """The notice of a coded message, its text the message in English."""
+        return cls(render(message["code"], message["params"]), kind, message)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,22 @@ class NotificationView:
     at: datetime
     delivered_at: datetime | None
     channel: str | None
+    #: The message's code and parameters (None for a message written before messages
+    #: were coded): what :meth:`text_in` renders.
+    code: str | None = None
+    params: dict[str, Any] | None = None
+
+    def text_in(self, locale: str, names: Names | None = None) -> tuple[str, bool]:
+        """The message in ``locale`` (``en``, ``zh-CN``) and whether it is in that
+        language: a message written before messages were coded, or whose code this
+        release does not know, is its stored English text (``False`` unless English
+        was asked for)."""
+        if self.code is not None and self.params is not None:
+            try:
+                return render(self.code, self.params, locale, names), True
+            except UnknownCode:
+                pass
+        return self.text, locale == "en"
 
 
 class Channel(Protocol):
@@ -120,6 +146,8 @@ def _view(row: Notification) -> NotificationView:
         at=row.at,
         delivered_at=row.delivered_at,
         channel=row.channel,
+        code=row.code,
+        params=orjson.loads(row.params) if row.params is not None else None,
     )
 
 
@@ -140,12 +168,38 @@ def safe_text(text: str) -> str:
     return _CANDIDATE.sub(_masked, text)[:MAX_TEXT]
 
 
+def safe_params(value: Any) -> Any:
+    """A message's parameters as a notification stores them: any valid national
+    identifier in any of their strings masked (as in :func:`safe_text`)."""
+    if isinstance(value, str):
+        return _CANDIDATE.sub(_masked, value)
+    if isinstance(value, dict):
+        return {k: safe_params(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [safe_params(v) for v in value]
+    return value
+
+
 def notification_row(
-    *, subject_id: int, kind: journal.EventKind | NoticeKind, text: str, at: datetime
+    *,
+    subject_id: int,
+    kind: journal.EventKind | NoticeKind,
+    text: str,
+    at: datetime,
+    coded: Coded | None = None,
 ) -> dict[str, Any]:
-    """The columns of a notification as every writer stores it (see :func:`safe_text`);
-    for a writer that inserts the row itself."""
-    return {"subject_id": subject_id, "kind": kind.value, "text": safe_text(text), "at": at}
+    """The columns of a notification as every writer stores it (see :func:`safe_text`
+    and :func:`safe_params`); for a writer that inserts the row itself."""
+    return {
+        "subject_id": subject_id,
+        "kind": kind.value,
+        "text": safe_text(text),
+        "at": at,
+        "code": coded["code"] if coded is not None else None,
+        "params": orjson.dumps(safe_params(coded["params"])).decode()
+        if coded is not None
+        else None,
+    }
 
 
 def notify(
@@ -155,11 +209,12 @@ def notify(
     kind: journal.EventKind | NoticeKind,
     text: str,
     at: datetime,
+    coded: Coded | None = None,
 ) -> None:
-    """Put a message for ``subject_id`` in the outbox (in the caller's transaction)."""
-    session.add(
-        Notification(**notification_row(subject_id=subject_id, kind=kind, text=text, at=at))
-    )
+    """Put a message for ``subject_id`` in the outbox (in the caller's transaction);
+    ``coded``: the same message as a code with parameters."""
+    row = notification_row(subject_id=subject_id, kind=kind, text=text, at=at, coded=coded)
+    session.add(Notification(**row))
 
 
 def _noticed(
@@ -168,7 +223,13 @@ def _noticed(
     journal.checked(kind)  # a kind is an EventKind, refused before anything is written
     if subject_id is None:
         raise ValueError("a notice needs the subject the entry is about")
-    row = notification_row(subject_id=subject_id, kind=notice.kind or kind, text=notice.text, at=at)
+    row = notification_row(
+        subject_id=subject_id,
+        kind=notice.kind or kind,
+        text=notice.text,
+        at=at,
+        coded=notice.coded,
+    )
     return Notification(**row)
 
 

@@ -33,6 +33,11 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(32))
     #: The message in plain language, written for the subject.
     text: Mapped[str] = mapped_column(Text)
+    #: The message as a code of :mod:`credence.wording` and its JSON parameters, from
+    #: which it is rendered in the reader's language; NULL for a message written before
+    #: messages were coded (shown from ``text``, in English).
+    code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    params: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: When the event it reports happened (from the one clock).
     at: Mapped[datetime] = mapped_column(Instant)
     #: When a channel delivered it; None while it waits in the outbox.

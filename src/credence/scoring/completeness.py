@@ -24,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from credence.ledger.freshness import Outage
 from credence.rulebook.model import CATEGORIES, Category, OutageMode, Outcome, Rulebook, Service
+from credence.wording import Coded, coded, render
 
 
 @dataclass(frozen=True)
@@ -76,22 +78,29 @@ def per_category(
 @dataclass(frozen=True)
 class Handling:
     """How a decision met an incomplete category: the service's mode, whether it changed
-    the outcome, and the plain-language account the decision carries."""
+    the outcome, and the plain-language account the decision carries (``text``, in
+    English; ``reason``, the same as a code with parameters: :mod:`credence.wording`)."""
 
     mode: OutageMode
     changed_outcome: bool
     text: str
+    reason: Coded
 
 
-def _missing_text(book: Rulebook, c: Completeness) -> str:
-    sources = "; ".join(
-        f"{m.source_name} has reported no {', '.join(m.record_types)} records as expected "
-        f"(in outage since {m.since:%Y-%m-%d})"
-        for m in c.missing
-    )
-    return (
-        f"The {book.categories.get(c.category, c.category.value)} records are incomplete: {sources}"
-    )
+def _missing(book: Rulebook, c: Completeness) -> dict[str, Any]:
+    """One incomplete category as the ``missing`` parameter of an outage reason."""
+    return {
+        "category": c.category.value,
+        "text": book.categories.get(c.category, c.category.value),
+        "sources": [
+            {"name": m.source_name, "types": list(m.record_types), "since": f"{m.since:%Y-%m-%d}"}
+            for m in c.missing
+        ],
+    }
+
+
+def _handled(mode: OutageMode, changed: bool, reason: Coded) -> Handling:
+    return Handling(mode, changed, render(reason["code"], reason["params"]), reason)
 
 
 def handling(
@@ -104,29 +113,23 @@ def handling(
     incomplete = [c for c in completeness if not c.complete]
     if not incomplete:
         return None
-    missing = ". ".join(_missing_text(book, c) for c in incomplete)
+    missing = [_missing(book, c) for c in incomplete]
     limit = book.outages.max_freeze_days if book.outages is not None else None
-    frozen = (
-        f" Their records stop decaying while they are silent (for at most {limit} days)."
-        if limit is not None
-        else ""
-    )
+    named = {"code": service.code, "name": service.name}
     if service.on_outage is OutageMode.CLOSED and outcome is Outcome.REWARD:
-        return Handling(
+        return _handled(
             OutageMode.CLOSED,
             True,
-            f"{missing}. {service.name} fails closed: it grants no reward while a category "
-            "it reads is incomplete, and can answer again once the source reports.",
+            coded("outage_incomplete_closed_changed", missing=missing, service=named),
         )
     if service.on_outage is OutageMode.CLOSED:
-        return Handling(
+        return _handled(
             OutageMode.CLOSED,
             False,
-            f"{missing}. {service.name} fails closed: it grants no reward while a category "
-            f"it reads is incomplete; on the records held it grants none either.{frozen}",
+            coded("outage_incomplete_closed", missing=missing, service=named, freeze_days=limit),
         )
-    return Handling(
+    return _handled(
         OutageMode.OPEN,
         False,
-        f"{missing}. {service.name} fails open: decided on the records held.{frozen}",
+        coded("outage_incomplete_open", missing=missing, service=named, freeze_days=limit),
     )

@@ -258,6 +258,7 @@ def file(
             outcome=inq.outcome,
             terms=inq.terms,
             reasons=orjson.loads(inq.reasons),
+            reason_codes=orjson.loads(inq.reason_codes) if inq.reason_codes is not None else None,
             at=inq.at,
         )
         for inq, party in rows
@@ -293,7 +294,13 @@ def file(
         ],
         notifications=[
             NotificationOut(
-                kind=n.kind, text=n.text, at=n.at, delivered_at=n.delivered_at, channel=n.channel
+                kind=n.kind,
+                text=n.text,
+                code=n.code,
+                params=n.params,
+                at=n.at,
+                delivered_at=n.delivered_at,
+                channel=n.channel,
             )
             for n in for_subject(session, subject.id)
         ],

@@ -1,0 +1,294 @@
+"""The catalogue of coded messages: every reason a decision gives and every notification
+a subject receives, as a code with typed parameters and an English template.
+
+What is stored (an inquiry's ``reason_codes``, a notification's ``code`` and
+``params``) is the code and its parameters, never only the words: the words are
+rendered from the template in the reader's language (:func:`credence.wording.render`).
+Templates use ``{name}`` fields; each field is one parameter of the message, formatted
+by its :class:`Kind`. The English template is also the message's ``msgid`` in the
+translation catalogue (``locale/zh_CN/LC_MESSAGES/wording.po``, with the code as
+``msgctxt``).
+
+A parameter that names something of the rulebook (a service, a record type, a rule's
+reason, the dispute procedure) is stored with its code and its English words, so a
+message renders in English from what is stored alone, and in another language from the
+edition's own translation when the renderer is given one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["CATALOGUE", "FRAGMENTS", "NOTICES", "REASONS", "WARNINGS", "Kind", "Message"]
+
+
+class Kind(StrEnum):
+    """How a parameter is stored (JSON) and shown."""
+
+    #: Words stored as given (a source's name, a reviewer's reasons): never translated.
+    TEXT = "text"
+    #: A public id (``rec_…``, ``dec_…``) or a code shown as it is.
+    ID = "id"
+    #: A day, stored as ``YYYY-MM-DD``.
+    DATE = "date"
+    #: An instant to the minute, stored as ``YYYY-MM-DD HH:MM`` (UTC).
+    INSTANT = "instant"
+    #: A whole number.
+    INT = "int"
+    #: A score, shown without decimals.
+    SCORE = "score"
+    #: Points, signed, one decimal (``+5.0``).
+    POINTS = "points"
+    #: Points, one decimal (``12.5``).
+    DECIMAL = "decimal"
+    #: ``{"code", "name"}`` of a service: the name in the reader's language.
+    SERVICE = "service"
+    #: ``{"code", "name"}`` of a record type.
+    RECORD_TYPE = "record_type"
+    #: ``{"service", "index", "text"}``: the reason a service's rule gives.
+    RULE = "rule"
+    #: ``{"text"}``: the rulebook's words on how to dispute.
+    HOW_TO = "how_to"
+    #: A list of category codes ("judicial and commercial").
+    CATEGORIES = "categories"
+    #: A list of coded reasons (``{"code", "params"}``), joined by spaces.
+    REASONS = "reasons"
+    #: The incomplete categories of a decision: ``[{"category", "text", "sources":
+    #: [{"name", "types", "since"}]}]``.
+    MISSING = "missing"
+    #: A yes/no that adds a fragment (``Message.fragment``) when true.
+    FLAG = "flag"
+    #: A value that adds a fragment around it when present (None: nothing).
+    OPTIONAL = "optional"
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: Kind
+    #: For FLAG and OPTIONAL: the fragment (a code of :data:`FRAGMENTS`) shown.
+    fragment: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One coded message: its English template and its parameters."""
+
+    code: str
+    template: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    #: What the message is: a decision's reason, a warning, a notification, a fragment.
+    family: str = "reason"
+
+
+def _p(kind: Kind, fragment: str | None = None) -> Param:
+    return Param(kind, fragment)
+
+
+_RECORD = {
+    "record_type": _p(Kind.RECORD_TYPE),
+    "source": _p(Kind.TEXT),
+    "date": _p(Kind.DATE),
+    "decision_ref": _p(Kind.OPTIONAL, "decision_ref"),
+    "record": _p(Kind.ID),
+    "points": _p(Kind.POINTS),
+    "disputed": _p(Kind.FLAG, "disputed"),
+}
+_CITED = (
+    "{record_type} reported by {source} on {date}{decision_ref} "
+    "(record {record}; {points} points now{disputed})"
+)
+_FROZEN = {"freeze_days": _p(Kind.OPTIONAL, "frozen")}
+
+#: Pieces of other messages: shown only inside them.
+FRAGMENTS: tuple[Message, ...] = (
+    Message("decision_ref", ", decision {value}", {"value": _p(Kind.TEXT)}, "fragment"),
+    Message("disputed", "; disputed by the subject, awaiting the answer", {}, "fragment"),
+    Message(
+        "frozen",
+        " Their records stop decaying while they are silent (for at most {value} days).",
+        {"value": _p(Kind.INT)},
+        "fragment",
+    ),
+    Message("missing_category", "The {category} records are incomplete: {sources}", {}, "fragment"),
+    Message(
+        "missing_source",
+        "{source} has reported no {types} records as expected (in outage since {since})",
+        {},
+        "fragment",
+    ),
+    Message("and", " and ", {}, "fragment"),
+    Message("list_sep", ", ", {}, "fragment"),
+    Message("clause_sep", "; ", {}, "fragment"),
+    Message("sentence_sep", ". ", {}, "fragment"),
+    Message("category.government_affairs", "government affairs", {}, "fragment"),
+    Message("category.commercial", "commercial", {}, "fragment"),
+    Message("category.social", "social", {}, "fragment"),
+    Message("category.judicial", "judicial", {}, "fragment"),
+)
+
+#: The reasons a decision gives (``Decision.reason_codes``).
+REASONS: tuple[Message, ...] = (
+    Message("rule_restriction", "{rule}", {"rule": _p(Kind.RULE)}),
+    Message("rule_record", "{rule} — " + _CITED, {"rule": _p(Kind.RULE), **_RECORD}),
+    Message("record_cited", _CITED, _RECORD),
+    Message(
+        "score_below_threshold",
+        "{rule} Your {categories} score is {score}; this service requires at least {required}.",
+        {
+            "rule": _p(Kind.RULE),
+            "categories": _p(Kind.CATEGORIES),
+            "score": _p(Kind.SCORE),
+            "required": _p(Kind.SCORE),
+        },
+    ),
+    Message(
+        "reward_threshold",
+        "Your {categories} score is {score}; {service} starts at {threshold}.",
+        {
+            "categories": _p(Kind.CATEGORIES),
+            "score": _p(Kind.SCORE),
+            "service": _p(Kind.SERVICE),
+            "threshold": _p(Kind.SCORE),
+        },
+    ),
+    Message(
+        "no_negative_records",
+        "No negative {categories} records count against you; positive records add "
+        "{positive} points so far.",
+        {"categories": _p(Kind.CATEGORIES), "positive": _p(Kind.DECIMAL)},
+    ),
+    Message(
+        "outage_incomplete_closed_changed",
+        "{missing}. {service} fails closed: it grants no reward while a category it reads "
+        "is incomplete, and can answer again once the source reports.",
+        {"missing": _p(Kind.MISSING), "service": _p(Kind.SERVICE)},
+    ),
+    Message(
+        "outage_incomplete_closed",
+        "{missing}. {service} fails closed: it grants no reward while a category it reads "
+        "is incomplete; on the records held it grants none either.{freeze_days}",
+        {"missing": _p(Kind.MISSING), "service": _p(Kind.SERVICE), **_FROZEN},
+    ),
+    Message(
+        "outage_incomplete_open",
+        "{missing}. {service} fails open: decided on the records held.{freeze_days}",
+        {"missing": _p(Kind.MISSING), "service": _p(Kind.SERVICE), **_FROZEN},
+    ),
+)
+
+#: What a decision warns of (``Decision.warning_codes``), beside the reasons it repeats.
+WARNINGS: tuple[Message, ...] = (
+    Message(
+        "restriction_pending",
+        "The subject has been warned: {service} will be restricted from {date} unless this "
+        "changes.",
+        {"service": _p(Kind.SERVICE), "date": _p(Kind.DATE)},
+        "warning",
+    ),
+)
+
+#: The notifications a subject receives (their ``code``: the notification's kind, or a
+#: variant of it).
+NOTICES: tuple[Message, ...] = (
+    Message(
+        "adverse_decision",
+        "{service}: denied on {date} (decision {decision}). {reasons} {how_to}",
+        {
+            "service": _p(Kind.SERVICE),
+            "date": _p(Kind.DATE),
+            "decision": _p(Kind.ID),
+            "reasons": _p(Kind.REASONS),
+            "how_to": _p(Kind.HOW_TO),
+        },
+        "notice",
+    ),
+    Message(
+        "restriction_warning",
+        "Warning: from {date}, {service} will be restricted for you. {because} You can "
+        "correct this, or dispute a record, before then.",
+        {"date": _p(Kind.DATE), "service": _p(Kind.SERVICE), "because": _p(Kind.REASONS)},
+        "notice",
+    ),
+    Message(
+        "tier_changed_up",
+        "Your tier moved up from {previous} to {tier} (score {score}, rulebook {version}). "
+        "Your file lists every record behind it.",
+        {
+            "previous": _p(Kind.ID),
+            "tier": _p(Kind.ID),
+            "score": _p(Kind.SCORE),
+            "version": _p(Kind.ID),
+        },
+        "notice",
+    ),
+    Message(
+        "tier_changed_down",
+        "Your tier moved down from {previous} to {tier} (score {score}, rulebook {version}). "
+        "Your file lists every record behind it.",
+        {
+            "previous": _p(Kind.ID),
+            "tier": _p(Kind.ID),
+            "score": _p(Kind.SCORE),
+            "version": _p(Kind.ID),
+        },
+        "notice",
+    ),
+    Message(
+        "repair_applied",
+        "Your application {repair} to repair record {record} ({record_type}) was received "
+        "and awaits a reviewer's decision.",
+        {"repair": _p(Kind.ID), "record": _p(Kind.ID), "record_type": _p(Kind.RECORD_TYPE)},
+        "notice",
+    ),
+    Message(
+        "repair_approved",
+        "Your application {repair} was approved: record {record} stopped counting on "
+        "{date}. Reasons: {reasons}",
+        {
+            "repair": _p(Kind.ID),
+            "record": _p(Kind.ID),
+            "date": _p(Kind.DATE),
+            "reasons": _p(Kind.TEXT),
+        },
+        "notice",
+    ),
+    Message(
+        "repair_refused",
+        "Your application {repair} to repair record {record} was refused. Reasons: "
+        "{reasons} You may apply again.",
+        {"repair": _p(Kind.ID), "record": _p(Kind.ID), "reasons": _p(Kind.TEXT)},
+        "notice",
+    ),
+    Message(
+        "dispute_lapsed",
+        "{source} did not answer your dispute {dispute} by {deadline}. Record {record} "
+        "stopped counting at that moment, as unverifiable. It can come back only if the "
+        "source certifies that it is accurate, and you would be told.",
+        {
+            "source": _p(Kind.TEXT),
+            "dispute": _p(Kind.ID),
+            "deadline": _p(Kind.INSTANT),
+            "record": _p(Kind.ID),
+        },
+        "notice",
+    ),
+    Message(
+        "record_reinserted",
+        "{record_type} (record {reinstates}), removed after your dispute, is back on your "
+        "file as record {record} since {date}: {source} certified that it is complete and "
+        "accurate. You may dispute it again with new information, and add a statement to it.",
+        {
+            "record_type": _p(Kind.RECORD_TYPE),
+            "reinstates": _p(Kind.ID),
+            "record": _p(Kind.ID),
+            "date": _p(Kind.DATE),
+            "source": _p(Kind.TEXT),
+        },
+        "notice",
+    ),
+)
+
+#: Every message by its code.
+CATALOGUE: dict[str, Message] = {m.code: m for m in (*FRAGMENTS, *REASONS, *WARNINGS, *NOTICES)}

@@ -305,6 +305,20 @@ NOTICE_KINDS: dict[str, str] = {
     "retraction": N_("Record retracted"),
 }
 
+#: What was read, as the access log says it (others are shown as logged, in English).
+READ_WHAT: dict[str, str] = {
+    "file": N_("the whole file"),
+    "score and explanation": N_("the score and its explanation"),
+    "score and explanation (portal)": N_("the score, on the portal"),
+    "file in the portal: score": N_("the score over time, on the portal"),
+    "file in the portal: records": N_("every record, on the portal"),
+    "file in the portal: a record": N_("a record, on the portal"),
+    "file in the portal: who looked and notifications": N_(
+        "who looked and notifications, on the portal"
+    ),
+    "file in the portal: printable file": N_("the printable file, on the portal"),
+}
+
 #: The labels the pages of the file read.
 MY_LABELS = {
     "record_status": RECORD_STATUS,
@@ -312,6 +326,7 @@ MY_LABELS = {
     "repair_status": REPAIR_STATUS,
     "roles": ROLES,
     "notice_kinds": NOTICE_KINDS,
+    "read_what": READ_WHAT,
 }
 
 

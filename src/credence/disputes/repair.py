@@ -38,6 +38,7 @@ from credence.ledger import endings
 from credence.ledger.tables import Record, Subject
 from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import RecordType, Rulebook
+from credence.wording import coded
 
 RepairStatus = Literal["pending", "approved", "refused"]
 RepairFilter = Literal["pending", "decided", "all"]
@@ -243,9 +244,13 @@ def apply_for_repair(
             "commitment_sha256": journal.text_digest(commitment),
             "evidence": evidence,
         },
-        notice=Notice(
-            f"Your application {repair.public_id} to repair record {record.public_id} "
-            f"({rt.name}) was received and awaits a reviewer's decision."
+        notice=Notice.coded_as(
+            coded(
+                "repair_applied",
+                repair=repair.public_id,
+                record=record.public_id,
+                record_type={"code": rt.code, "name": rt.name},
+            )
         ),
     )
     session.flush()
@@ -283,15 +288,11 @@ def decide_repair(
         principal_id=principal_id,
     )
     if approve:
-        text = (
-            f"Your application {repair_id} was approved: record {record.public_id} stopped "
-            f"counting on {_day(at)}. Reasons: {reasons}"
+        told = coded(
+            "repair_approved", repair=repair_id, record=record.public_id, date=at, reasons=reasons
         )
     else:
-        text = (
-            f"Your application {repair_id} to repair record {record.public_id} was refused. "
-            f"Reasons: {reasons} You may apply again."
-        )
+        told = coded("repair_refused", repair=repair_id, record=record.public_id, reasons=reasons)
     record_event(
         session,
         kind=journal.EventKind.REPAIR_DECIDED,
@@ -304,7 +305,7 @@ def decide_repair(
             "approved": approve,
             "reasons_sha256": journal.text_digest(reasons),
         },
-        notice=Notice(text),
+        notice=Notice.coded_as(told),
     )
     session.flush()
     return get_repair(session, repair_id)

@@ -49,6 +49,7 @@ from credence.ledger.schemas import RecordIn
 from credence.ledger.tables import Record, Source, Subject
 from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import Rulebook
+from credence.wording import coded
 
 AnswerOutcome = Literal["verified", "corrected", "deleted"]
 DisputeStatus = Literal["open", "verified", "corrected", "deleted", "lapsed"]
@@ -722,11 +723,14 @@ def sweep(session: Session, at: datetime) -> list[DisputeView]:
                 "source": source.code,
                 "lapsed_at": dispute.deadline,
             },
-            notice=Notice(
-                f"{source.name} did not answer your dispute {dispute.public_id} by "
-                f"{_when(dispute.deadline)}. Record {record.public_id} stopped counting at "
-                "that moment, as unverifiable. It can come back only if the source certifies "
-                "that it is accurate, and you would be told."
+            notice=Notice.coded_as(
+                coded(
+                    "dispute_lapsed",
+                    source=source.name,
+                    dispute=dispute.public_id,
+                    deadline=dispute.deadline,
+                    record=record.public_id,
+                )
             ),
         )
     # An answer held for confirmation when its dispute lapsed: the lapse won (the record

@@ -23,6 +23,7 @@ from credence.notifications.service import Notice, record_event
 from credence.rulebook.model import Rulebook
 from credence.tiers.hysteresis import next_tier, rank
 from credence.tiers.tables import SubjectTier
+from credence.wording import coded
 
 
 def shown_tier(session: Session, subject_id: int) -> str | None:
@@ -107,9 +108,14 @@ def update_tiers(
                 "rulebook": book.version,
             },
             rows=[row],
-            notice=Notice(
-                f"Your tier moved {direction} from {previous} to {tier} (score {total:.0f}, "
-                f"rulebook {book.version}). Your file lists every record behind it."
+            notice=Notice.coded_as(
+                coded(
+                    f"tier_changed_{direction}",
+                    previous=previous,
+                    tier=tier,
+                    score=total,
+                    version=book.version,
+                )
             ),
         )
     session.flush()

@@ -1,0 +1,74 @@
+"""The coded notifications say, in English, word for word what their writers said
+before they were coded; and what a notification stores of its parameters is masked as
+its text is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from credence.notifications.service import NoticeKind, notification_row
+from credence.wording import coded, render
+from tests.world import person_id
+
+AT = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
+
+
+def test_tier_changes_read_as_before() -> None:
+    for direction in ("up", "down"):
+        message = coded(
+            f"tier_changed_{direction}", previous="B", tier="A", score=961.6, version="2026.5"
+        )
+        assert render(message["code"], message["params"]) == (
+            f"Your tier moved {direction} from B to A (score {961.6:.0f}, rulebook 2026.5). "
+            "Your file lists every record behind it."
+        )
+
+
+def test_repairs_read_as_before() -> None:
+    applied = coded(
+        "repair_applied",
+        repair="rep_1",
+        record="rec_1",
+        record_type={"code": "loan_default", "name": "Registered loan default"},
+    )
+    assert render(applied["code"], applied["params"]) == (
+        "Your application rep_1 to repair record rec_1 (Registered loan default) was "
+        "received and awaits a reviewer's decision."
+    )
+    approved = coded("repair_approved", repair="rep_1", record="rec_1", date=AT, reasons="Paid.")
+    assert render(approved["code"], approved["params"]) == (
+        f"Your application rep_1 was approved: record rec_1 stopped counting on {AT:%Y-%m-%d}. "
+        "Reasons: Paid."
+    )
+    refused = coded("repair_refused", repair="rep_1", record="rec_1", reasons="Too early.")
+    assert render(refused["code"], refused["params"]) == (
+        "Your application rep_1 to repair record rec_1 was refused. Reasons: Too early. "
+        "You may apply again."
+    )
+
+
+def test_a_lapsed_dispute_reads_as_before() -> None:
+    lapsed = coded("dispute_lapsed", source="Bank", dispute="dsp_1", deadline=AT, record="rec_1")
+    assert render(lapsed["code"], lapsed["params"]) == (
+        f"Bank did not answer your dispute dsp_1 by {AT:%Y-%m-%d %H:%M} UTC. Record rec_1 "
+        "stopped counting at that moment, as unverifiable. It can come back only if the "
+        "source certifies that it is accurate, and you would be told."
+    )
+    assert render(lapsed["code"], lapsed["params"], "zh-CN").startswith(
+        "Bank 未在 2026年6月1日 08:30 UTC 前答复您的异议 dsp_1。"
+    )
+
+
+def test_an_identifier_in_a_parameter_is_masked_as_in_the_text() -> None:
+    identifier = person_id(3)
+    message = coded("repair_refused", repair="rep_1", record="rec_1", reasons=identifier)
+    text = render(message["code"], message["params"])
+    row = notification_row(
+        subject_id=1, kind=NoticeKind.ADVERSE_DECISION, text=text, at=AT, coded=message
+    )
+    assert identifier not in row["text"]
+    assert identifier not in row["params"]
+    assert row["code"] == "repair_refused"
+    assert orjson.loads(row["params"])["repair"] == "rep_1"

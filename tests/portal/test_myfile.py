@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credence.clock import FixedClock
 from credence.portal.i18n import date_time
+from credence.rulebook.model import Rulebook
+from credence.wording import render
 from tests.client import Api
 from tests.portal.page import Page
 from tests.world import World, build_world, rec, submit
@@ -90,6 +92,11 @@ def record_of(api: Api, record_type: str, role: str = "subject") -> str:
         if c["record_type"] == record_type:
             return str(c["record_id"])
     raise AssertionError(record_type)
+
+
+def store_rulebook(api: Api) -> Rulebook:
+    """The edition in force, as the test's world published it."""
+    return api.world.edition.rulebook
 
 
 def shown(value: float) -> str:
@@ -325,6 +332,12 @@ def test_who_looked_and_why_and_the_notifications(api: Api) -> None:
         assert " ".join(n["text"].split()) in p.words
     assert "Repair applied for" in p.words
     assert "Awaiting a reviewer's decision" in p.words
+    # A notification stored as a code with parameters reads in Chinese on a Chinese page.
+    zh = page(api, "/me/activity", params={"lang": "zh-CN"})[1].words
+    names = store_rulebook(api).zh
+    for n in notices:
+        if n.get("code"):
+            assert " ".join(render(n["code"], n["params"], "zh-CN", names).split()) in zh
 
 
 def test_the_download_is_the_apis_file_and_the_print_page_has_it_all(api: Api) -> None:

@@ -302,3 +302,23 @@ def test_no_total_gives_a_withheld_count_away() -> None:
         counts, total = protect(cells, (sum(c for c, _ in cells), sum(s for _, s in cells)))
         if isinstance(total, int):
             assert all(isinstance(c, int) for c in counts)
+
+
+def test_figures_are_worked_out_again_once_five_minutes_old(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    """A burst of visitors costs one computation: the figures are served again for
+    five minutes by the server's clock, then worked out afresh."""
+    populate(sessions, api.world, api.clock.now())
+
+    def air_travel() -> list[str]:
+        html = api.client.get("/statistics", params={"lang": "en"}).text
+        return row(Tables.of(html)["decisions-recent-restriction"], "Air travel")
+
+    assert air_travel() == ["12", FEWER, NOT_SHOWN]
+    body = {"subject_id": api.world.people[29].public_id, "service": "air_travel"}
+    assert api.call("POST", "/v1/decisions", "airline", json=body).status_code == 200
+    api.clock.advance(statistics.FRESH_FOR - timedelta(microseconds=1))
+    assert air_travel() == ["12", FEWER, NOT_SHOWN]
+    api.clock.advance(timedelta(microseconds=1))
+    assert air_travel() == ["13", FEWER, NOT_SHOWN]

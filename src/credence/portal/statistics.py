@@ -27,6 +27,7 @@ Only counts leave this module: no name, identifier or id of a subject is read in
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +58,8 @@ from credence.watch.status import MIN_CASES
 THRESHOLD = MIN_CASES
 #: The recent period of the decisions' figures, in days up to now.
 PERIOD_DAYS = 30
+#: How long figures once worked out are served again (:class:`Latest`).
+FRESH_FOR = timedelta(minutes=5)
 
 #: The states of a dispute, in the order shown.
 STATUSES: tuple[str, ...] = get_args(DisputeStatus)
@@ -215,44 +218,50 @@ def _service_kinds(
 
 
 def decisions(
-    session: Session, book: Rulebook, now: datetime, since: datetime | None
-) -> dict[str, Table]:
-    """Decisions by service (lines) and outcome (columns), given after ``since`` (all
-    time if None) and by ``now``: one table per kind of service."""
-    period = [Inquiry.at <= now]
-    if since is not None:
-        period.append(Inquiry.at > since)
+    session: Session, book: Rulebook, now: datetime, since: datetime
+) -> tuple[dict[str, Table], dict[str, Table]]:
+    """Decisions by service (lines) and outcome (columns) given by ``now``: those given
+    after ``since``, and all of them; one table per kind of service for each. Read in
+    one pass over the decisions for both periods (a grouped scan)."""
+    recent = case((Inquiry.at > since, 1))
+    recent_subject = case((Inquiry.at > since, Inquiry.subject_id))
+    counts = (
+        func.count(),
+        func.count(Inquiry.subject_id.distinct()),
+        func.count(recent),
+        func.count(recent_subject.distinct()),
+    )
     by_outcome = session.execute(
-        select(
-            Inquiry.service,
-            Inquiry.outcome,
-            func.count(),
-            func.count(Inquiry.subject_id.distinct()),
-        )
-        .where(*period)
+        select(Inquiry.service, Inquiry.outcome, *counts)
+        .where(Inquiry.at <= now)
         .group_by(Inquiry.service, Inquiry.outcome)
     ).all()
     by_service = session.execute(
-        select(Inquiry.service, func.count(), func.count(Inquiry.subject_id.distinct()))
-        .where(*period)
-        .group_by(Inquiry.service)
+        select(Inquiry.service, *counts).where(Inquiry.at <= now).group_by(Inquiry.service)
     ).all()
-    cells = {(s, o): (n, d) for s, o, n, d in by_outcome}
-    totals = {s: (n, d) for s, n, d in by_service}
-    services = _service_kinds(session, book, totals)
-    order = [s.code for s in book.services] + sorted(
-        set(services) - {s.code for s in book.services}
-    )
-    out = {}
-    for kind, outcomes in KIND_OUTCOMES.items():
-        codes = [c for c in order if services[c][0] == kind]
-        # An outcome stored that the kind does not give still gets its column, so the
-        # counts of a line always add up to its total.
-        seen = {o for (s, o) in cells if s in codes}
-        columns = [o for o in OUTCOMES if o in outcomes or o in seen]
-        columns += sorted(seen - set(columns))
-        out[kind] = _table(columns, ((c, services[c][1]) for c in codes), cells, totals)
-    return out
+    services = _service_kinds(session, book, {row[0] for row in by_service})
+    order = [s.code for s in book.services]
+    order += sorted(set(services) - set(order))
+    tables = []
+    # The counts after the keys: all time (count, subjects), then the recent period's.
+    for first in (2, 0):
+        cells: dict[tuple[str, str], Counted] = {
+            (str(r[0]), str(r[1])): (int(r[2 + first]), int(r[3 + first])) for r in by_outcome
+        }
+        totals: dict[str, Counted] = {
+            str(r[0]): (int(r[1 + first]), int(r[2 + first])) for r in by_service
+        }
+        out = {}
+        for kind, outcomes in KIND_OUTCOMES.items():
+            codes = [c for c in order if services[c][0] == kind]
+            # An outcome stored that the kind does not give still gets its column, so
+            # the counts of a line always add up to its total.
+            seen = {o for (svc, o), (n, _) in cells.items() if svc in codes and n}
+            columns = [o for o in OUTCOMES if o in outcomes or o in seen]
+            columns += sorted(seen - set(columns))
+            out[kind] = _table(columns, ((c, services[c][1]) for c in codes), cells, totals)
+        tables.append(out)
+    return tables[0], tables[1]
 
 
 def disputes(session: Session, now: datetime) -> Table:
@@ -386,29 +395,50 @@ def statistics(session: Session, now: datetime) -> Statistics:
     """Every figure of the page as of ``now``."""
     book = store.in_force(session, now).rulebook
     since = now - timedelta(days=PERIOD_DAYS)
+    recent, all_time = decisions(session, book, now, since)
     return Statistics(
         now=now,
         since=since,
         tiers=tiers(session, book, now),
-        recent=decisions(session, book, now, since),
-        all_time=decisions(session, book, now, None),
+        recent=recent,
+        all_time=all_time,
         disputes=disputes(session, now),
     )
+
+
+class Latest:
+    """The figures last worked out, served again while they are younger than
+    :data:`FRESH_FOR` by the context's clock: the page is public and its figures are
+    grouped scans of whole tables, so a burst of visitors costs the store one
+    computation (requests that arrive during it wait for it). The page says the
+    instant its figures are of."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._figures: Statistics | None = None
+
+    def get(self, ctx: Context) -> Statistics:
+        with self._lock:
+            now = ctx.clock.now()
+            figures = self._figures
+            if figures is None or not figures.now <= now < figures.now + FRESH_FOR:
+                with ctx.sessions() as session:
+                    figures = self._figures = statistics(session, now)
+            return figures
 
 
 def routes(headers: Mapping[str, str], render: Render) -> list[Route]:
     """``GET /statistics``, rendered by ``render`` and answered with ``headers`` (the
     pages' policy)."""
+    latest = Latest()
 
     def page(request: Request) -> HTMLResponse:
         ctx: Context = request.app.state.ctx
-        with ctx.sessions() as session:
-            figures = statistics(session, ctx.clock.now())
         return render(
             request,
             headers,
             "statistics.html",
-            stats=figures,
+            stats=latest.get(ctx),
             threshold=THRESHOLD,
             period_days=PERIOD_DAYS,
         )

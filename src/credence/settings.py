@@ -83,8 +83,7 @@ class Settings(BaseSettings):
     session_idle_minutes: float = Field(
         default=30.0,
         description=(
-            "A portal session unused for this many minutes has ended; the person signs "
-            "in again."
+            "A portal session unused for this many minutes has ended; the person signs in again."
         ),
         gt=0,
     )

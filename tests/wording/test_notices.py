@@ -72,3 +72,45 @@ def test_an_identifier_in_a_parameter_is_masked_as_in_the_text() -> None:
     assert identifier not in row["params"]
     assert row["code"] == "repair_refused"
     assert orjson.loads(row["params"])["repair"] == "rep_1"
+
+
+def test_disputes_read_as_before() -> None:
+    opened = coded(
+        "dispute_opened",
+        dispute="dsp_1",
+        record="rec_1",
+        record_type={"code": "loan_default", "name": "Registered loan default"},
+        source="Bank",
+        deadline=AT,
+    )
+    assert render(opened["code"], opened["params"]) == (
+        f"Your dispute dsp_1 of record rec_1 (Registered loan default, reported by Bank) is "
+        f"open. Bank must answer by {AT:%Y-%m-%d %H:%M} UTC; without an answer by then the "
+        "record stops counting at that moment. Until the answer the record is marked as "
+        "disputed on your file."
+    )
+    answer = {
+        "record": "rec_1",
+        "record_type": {"code": "loan_default", "name": "Registered loan default"},
+        "dispute": "dsp_1",
+        "explanation": "Checked.",
+    }
+    what = "record rec_1 (Registered loan default)"
+    verified = coded("dispute_verified", who="Bank", **answer)
+    assert render(verified["code"], verified["params"]) == (
+        f"Bank verified {what} after your dispute dsp_1: Checked. The record stands. You may "
+        "add a statement to it; a new dispute of it needs new information."
+    )
+    corrected = coded("dispute_corrected", who=None, **answer, date=AT, corrected="rec_2")
+    assert render(corrected["code"], corrected["params"]) == (
+        f"A Credence reviewer corrected {what} after your dispute dsp_1: Checked. It stopped "
+        f"counting on {AT:%Y-%m-%d %H:%M} UTC; record rec_2 replaces it."
+    )
+    assert render(corrected["code"], corrected["params"], "zh-CN").startswith(
+        "本系统的审核人员 在您提出异议 dsp_1 后更正了记录 rec_1"
+    )
+    deleted = coded("dispute_deleted", who="Bank", **answer, date=AT)
+    assert render(deleted["code"], deleted["params"]) == (
+        f"Bank deleted {what} after your dispute dsp_1: Checked. It stopped counting on "
+        f"{AT:%Y-%m-%d %H:%M} UTC."
+    )

@@ -344,12 +344,18 @@ def open_dispute(
             "reason_sha256": journal.text_digest(reason),
             "new_information_sha256": journal.text_digest(info) if info else None,
         },
-        notice=Notice(
-            f"Your dispute {dispute.public_id} of record {record.public_id} "
-            f"({rt.name if rt else record.record_type}, reported by {source.name}) is open. "
-            f"{source.name} must answer by {_when(dispute.deadline)}; without an answer by "
-            "then the record stops counting at that moment. Until the answer the record "
-            "is marked as disputed on your file."
+        notice=Notice.coded_as(
+            coded(
+                "dispute_opened",
+                dispute=dispute.public_id,
+                record=record.public_id,
+                record_type={
+                    "code": record.record_type,
+                    "name": rt.name if rt else record.record_type,
+                },
+                source=source.name,
+                deadline=dispute.deadline,
+            )
         ),
     )
     session.flush()
@@ -635,17 +641,19 @@ def apply_answer(
         corrected_record_id=corrected_pk,
     )
     rt = rulebook.record_type(record.record_type)
-    what = f"record {record.public_id} ({rt.name if rt else record.record_type})"
-    who = source.name if answered_by == "source" else "A Credence reviewer"
     dispute_id = dispute.public_id
-    text = {
-        "verified": f"{who} verified {what} after your dispute {dispute_id}: {explanation} "
-        "The record stands. You may add a statement to it; a new dispute of it needs new "
-        "information.",
-        "corrected": f"{who} corrected {what} after your dispute {dispute_id}: {explanation} "
-        f"It stopped counting on {_when(at)}; record {corrected} replaces it.",
-        "deleted": f"{who} deleted {what} after your dispute {dispute_id}: {explanation} "
-        f"It stopped counting on {_when(at)}.",
+    answer_params: dict[str, Any] = {
+        # The source's name, or None: "A Credence reviewer" in the reader's language.
+        "who": source.name if answered_by == "source" else None,
+        "record": record.public_id,
+        "record_type": {"code": record.record_type, "name": rt.name if rt else record.record_type},
+        "dispute": dispute_id,
+        "explanation": explanation,
+    }
+    told = {
+        "verified": coded("dispute_verified", **answer_params),
+        "corrected": coded("dispute_corrected", **answer_params, date=at, corrected=corrected),
+        "deleted": coded("dispute_deleted", **answer_params, date=at),
     }[outcome]
     record_event(
         session,
@@ -663,7 +671,7 @@ def apply_answer(
             "corrected_record": corrected,
             **({"change": change} if change else {}),
         },
-        notice=None if change else Notice(text),
+        notice=None if change else Notice.coded_as(told),
     )
     if corrected is not None:
         record_event(

@@ -62,6 +62,8 @@ class Kind(StrEnum):
     FLAG = "flag"
     #: A value that adds a fragment around it when present (None: nothing).
     OPTIONAL = "optional"
+    #: Words stored as given, or (None) the fragment in their place.
+    TEXT_OR = "text_or"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,14 @@ _CITED = (
     "(record {record}; {points} points now{disputed})"
 )
 _FROZEN = {"freeze_days": _p(Kind.OPTIONAL, "frozen")}
+#: Who answered a dispute (the source's name; None: a reviewer), and what.
+_ANSWER = {
+    "who": _p(Kind.TEXT_OR, "reviewer"),
+    "record": _p(Kind.ID),
+    "record_type": _p(Kind.RECORD_TYPE),
+    "dispute": _p(Kind.ID),
+    "explanation": _p(Kind.TEXT),
+}
 
 #: Pieces of other messages: shown only inside them.
 FRAGMENTS: tuple[Message, ...] = (
@@ -118,6 +128,7 @@ FRAGMENTS: tuple[Message, ...] = (
         {},
         "fragment",
     ),
+    Message("reviewer", "A Credence reviewer", {}, "fragment"),
     Message("and", " and ", {}, "fragment"),
     Message("list_sep", ", ", {}, "fragment"),
     Message("clause_sep", "; ", {}, "fragment"),
@@ -259,6 +270,43 @@ NOTICES: tuple[Message, ...] = (
         "Your application {repair} to repair record {record} was refused. Reasons: "
         "{reasons} You may apply again.",
         {"repair": _p(Kind.ID), "record": _p(Kind.ID), "reasons": _p(Kind.TEXT)},
+        "notice",
+    ),
+    Message(
+        "dispute_opened",
+        "Your dispute {dispute} of record {record} ({record_type}, reported by {source}) is "
+        "open. {source} must answer by {deadline}; without an answer by then the record "
+        "stops counting at that moment. Until the answer the record is marked as disputed "
+        "on your file.",
+        {
+            "dispute": _p(Kind.ID),
+            "record": _p(Kind.ID),
+            "record_type": _p(Kind.RECORD_TYPE),
+            "source": _p(Kind.TEXT),
+            "deadline": _p(Kind.INSTANT),
+        },
+        "notice",
+    ),
+    Message(
+        "dispute_verified",
+        "{who} verified record {record} ({record_type}) after your dispute {dispute}: "
+        "{explanation} The record stands. You may add a statement to it; a new dispute of "
+        "it needs new information.",
+        _ANSWER,
+        "notice",
+    ),
+    Message(
+        "dispute_corrected",
+        "{who} corrected record {record} ({record_type}) after your dispute {dispute}: "
+        "{explanation} It stopped counting on {date}; record {corrected} replaces it.",
+        {**_ANSWER, "date": _p(Kind.INSTANT), "corrected": _p(Kind.ID)},
+        "notice",
+    ),
+    Message(
+        "dispute_deleted",
+        "{who} deleted record {record} ({record_type}) after your dispute {dispute}: "
+        "{explanation} It stopped counting on {date}.",
+        {**_ANSWER, "date": _p(Kind.INSTANT)},
         "notice",
     ),
     Message(

@@ -164,6 +164,8 @@ def _value(kind: Kind, value: Any, locale: str, names: Names | None, fragment: s
             return _missing(value, locale, look)
         case Kind.FLAG:
             return _fragment(str(fragment), locale) if value else ""
+        case Kind.TEXT_OR:
+            return _fragment(str(fragment), locale) if value is None else str(value)
         case Kind.OPTIONAL:
             if value is None:
                 return ""

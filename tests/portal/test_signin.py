@@ -437,13 +437,16 @@ def test_no_key_identifier_or_name_in_a_url_or_a_log_line(
     follow(api.client.post("/me/sign-in", data={"key": key}))
     response = sign_in(api.client, key)
     seen.append(response.headers["location"])
+    # The session's token is as secret as the key: it is in no log either.
+    token = str(response.cookies["credence_session"])
+    watched.protect(token)
     follow(api.client.get("/me"))
     follow(api.client.get("/me", params={"lang": "zh-CN"}))
     api.call("POST", f"/v1/keys/{key[:12]}/revocation", "operator")
     follow(api.client.get("/me"))
     assert seen
     for url in seen:
-        for secret in (key, person.identifier, person.name, person.public_id):
+        for secret in (key, token, person.identifier, person.name, person.public_id):
             assert secret not in url, url
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# By hand, until the portal's browser tests run this in `make test`: serve the API on a
-# scratch SQLite store and open /docs and /redoc in headless Chromium (Debian's
-# `chromium`), which loads whatever the pages ask for. Passes when Swagger UI and ReDoc
+# By hand, for a quick look (tests/browser/test_docs.py checks the same in `make test`):
+# serve the API on a scratch SQLite store and open /docs and /redoc in headless Chromium
+# (Debian's `chromium`), which loads whatever the pages ask for. Passes when Swagger UI and ReDoc
 # each show every operation of /openapi.json, and the browser reports no
 # Content-Security-Policy violation but the one docs/web.md expects (ReDoc's footer logo
 # from its vendor's CDN, refused). Screenshots go to $OUT (default: a temporary folder).

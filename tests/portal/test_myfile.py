@@ -147,6 +147,11 @@ def test_every_record_with_its_points_today_and_when_it_stops(api: Api) -> None:
         assert c["name"] in cells
         assert c["source_name"] in cells
         assert ("+" if c["points"] > 0 else "") + shown(c["points"]) in cells
+        # It stops counting at the end of its type's retention, counted from when it occurred.
+        retention = store_rulebook(api).record_type(c["record_type"])
+        assert retention is not None
+        stops = datetime.fromisoformat(c["occurred_at"]) + timedelta(days=retention.retention_days)
+        assert when(stops.isoformat()) in cells
     # The other person's record is nowhere.
     assert "card default" not in p.words.lower()
 
@@ -387,3 +392,29 @@ def test_every_page_in_both_languages_and_only_when_signed_in(api: Api) -> None:
     zh = page(api, "/me/score", params={"lang": "zh-CN"})[1].words
     assert "Your score" not in zh
     assert "By category" not in zh
+
+
+def test_repair_is_offered_from_the_date_the_rulebook_allows(
+    api: Api, sessions: sessionmaker[Session]
+) -> None:
+    """Tax arrears (general) 10 days old: repair only 90 days after they occurred."""
+    occurred = api.clock.now() - T(days=10)
+    p = api.world.people[0]
+    arrears = rec("a-1", p, "tax_arrears", occurred, decision_ref="TX-1", quantity=2)
+    assert submit(sessions, api.world, "tax_office", api.clock.now(), arrears) == ["created"]
+    sign_in(api, "subject")
+    record = record_of(api, "tax_arrears")
+    from_ = when((occurred + T(days=90)).isoformat())
+    p_ = page(api, f"/me/records/{record}")[1]
+    assert f"You may apply to repair this record from {from_}." in p_.words
+    assert "Apply for repair" not in p_.words  # no form before then
+    refused = post(api, record, "repair", {"commitment": "Paid", **csrf(api, record)})
+    assert refused.status_code == 409
+    assert f"You may apply to repair this record from {from_}." in Page.parse(refused.text).words
+    assert api.get("/v1/repairs", "subject", params={"status": "all"}).json() == []
+    # A positive record has no repair at all; the loan default (120 days) has the form.
+    assert (
+        "Apply for repair"
+        not in page(api, f"/me/records/{record_of(api, 'tax_paid_on_time')}")[1].words
+    )
+    assert "Apply for repair" in page(api, f"/me/records/{record_of(api, 'loan_default')}")[1].words

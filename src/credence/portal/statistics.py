@@ -410,21 +410,35 @@ class Latest:
     """The figures last worked out, served again while they are younger than
     :data:`FRESH_FOR` by the context's clock: the page is public and its figures are
     grouped scans of whole tables, so a burst of visitors costs the store one
-    computation (requests that arrive during it wait for it). The page says the
-    instant its figures are of."""
+    computation. While they are worked out again, other requests get the previous
+    ones (only the very first computation is waited for). The page says the instant
+    its figures are of."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._figures: Statistics | None = None
 
+    @staticmethod
+    def _fresh(figures: Statistics | None, now: datetime) -> bool:
+        return figures is not None and figures.now <= now < figures.now + FRESH_FOR
+
     def get(self, ctx: Context) -> Statistics:
-        with self._lock:
-            now = ctx.clock.now()
+        now = ctx.clock.now()
+        figures = self._figures
+        if figures is not None and self._fresh(figures, now):
+            return figures
+        if figures is not None and not self._lock.acquire(blocking=False):
+            return figures  # being worked out again by another request
+        if figures is None:
+            self._lock.acquire()
+        try:
             figures = self._figures
-            if figures is None or not figures.now <= now < figures.now + FRESH_FOR:
+            if figures is None or not self._fresh(figures, now):
                 with ctx.sessions() as session:
                     figures = self._figures = statistics(session, now)
             return figures
+        finally:
+            self._lock.release()
 
 
 def routes(headers: Mapping[str, str], render: Render) -> list[Route]:

@@ -45,6 +45,7 @@ SAMPLES: dict[Kind, Any] = {
     Kind.FLAG: True,
     Kind.OPTIONAL: "(2026) Jing 01 Zhi 123",
     Kind.TEXT_OR: None,
+    Kind.HOLD_CAUSES: ["burst", "spacing"],
 }
 
 MESSAGES: list[Message] = [*REASONS, *WARNINGS, *NOTICES]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from credence.ledger.holds import CAUSE_TEXT
 from credence.notifications.service import NoticeKind, notification_row
 from credence.wording import coded, render
 from tests.world import person_id
@@ -114,3 +115,29 @@ def test_disputes_read_as_before() -> None:
         f"Bank deleted {what} after your dispute dsp_1: Checked. It stopped counting on "
         f"{AT:%Y-%m-%d %H:%M} UTC."
     )
+
+
+def test_holds_read_as_before() -> None:
+    for cause, words in CAUSE_TEXT.items():
+        one = coded("hold_rejected", record="rec_1", held_since=AT, cause=[cause], reason="No.")
+        assert render(one["code"], one["params"]) == (
+            f"A Credence reviewer rejected record rec_1, held since {AT:%Y-%m-%d} ({words}): "
+            "No. So it will never count."
+        )
+    released = coded(
+        "hold_released", record="rec_1", held_since=AT, cause=["burst"], reason="Fine.", at=AT
+    )
+    assert render(released["code"], released["params"]) == (
+        f"A Credence reviewer released record rec_1, held since {AT:%Y-%m-%d} "
+        f"({CAUSE_TEXT['burst']}): Fine. So it counts from {AT:%Y-%m-%d %H:%M} UTC."
+    )
+    for count, code in ((1, "records_held_one"), (2, "records_held_many")):
+        held = coded(code, count=count, date=AT, causes=["burst", "spacing"])
+        causes = f"{CAUSE_TEXT['burst']}; {CAUSE_TEXT['spacing']}"
+        assert render(held["code"], held["params"]) == (
+            f"{count} record{'s' if count != 1 else ''} about you received on "
+            f"{AT:%Y-%m-%d} {'are' if count != 1 else 'is'} held for review ({causes}). A "
+            "held record is on your file but counts for nothing until a Credence reviewer "
+            "releases it; you will be told of the decision."
+        )
+        assert "暂缓计分" in render(held["code"], held["params"], "zh-CN")

@@ -55,6 +55,7 @@ from credence.errors import Conflict, InvalidInput, NotFound
 from credence.ids import new_ordered_ids
 from credence.ledger.tables import Record, Source, Subject
 from credence.notifications.service import Notice, record_event
+from credence.wording import coded
 
 #: Why a record is held (a hold's ``cause``).
 BURST = "burst"
@@ -227,12 +228,13 @@ def place(session: Session, held: Sequence[ToHold], *, at: datetime) -> list[Rec
                 ]
             },
             rows=rows,
-            notice=Notice(
-                f"{len(rows)} record{'s' if len(rows) != 1 else ''} about you received on "
-                f"{at:%Y-%m-%d} {'are' if len(rows) != 1 else 'is'} held for review ("
-                + "; ".join(CAUSE_TEXT[c] for c in causes)
-                + "). A held record is on your file but counts for nothing until a "
-                "Credence reviewer releases it; you will be told of the decision."
+            notice=Notice.coded_as(
+                coded(
+                    "records_held_one" if len(rows) == 1 else "records_held_many",
+                    count=len(rows),
+                    date=at,
+                    causes=causes,
+                )
             ),
         )
         placed.extend(rows)
@@ -372,11 +374,12 @@ def decide(
     hold.decided_at = at
     hold.decided_principal_id = principal_id
     hold.decided_reason = reason
-    effect = (
-        f"it counts from {at:%Y-%m-%d %H:%M} UTC"
-        if outcome == "released"
-        else "it will never count"
-    )
+    told = {
+        "record": view.record_id,
+        "held_since": view.held_at,
+        "cause": [view.cause],
+        "reason": reason,
+    }
     record_event(
         session,
         kind=(
@@ -392,9 +395,10 @@ def decide(
             "reasons_sha256": journal.text_digest(reason),
         },
         rows=[hold],
-        notice=Notice(
-            f"A Credence reviewer {outcome} record {view.record_id}, held since "
-            f"{view.held_at:%Y-%m-%d} ({view.explanation}): {reason} So {effect}."
+        notice=Notice.coded_as(
+            coded("hold_released", **told, at=at)
+            if outcome == "released"
+            else coded("hold_rejected", **told)
         ),
     )
     session.flush()

@@ -64,6 +64,9 @@ class Kind(StrEnum):
     OPTIONAL = "optional"
     #: Words stored as given, or (None) the fragment in their place.
     TEXT_OR = "text_or"
+    #: A list of the causes of held records (``burst``, ``spacing``, …), each shown by
+    #: its fragment ``hold_cause.<cause>``; joined by "; ".
+    HOLD_CAUSES = "hold_causes"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,44 @@ FRAGMENTS: tuple[Message, ...] = (
         "fragment",
     ),
     Message("reviewer", "A Credence reviewer", {}, "fragment"),
+    Message(
+        "hold_cause.burst",
+        "more positive records from one source about one subject in the rulebook's "
+        "window than it allows",
+        {},
+        "fragment",
+    ),
+    Message(
+        "hold_cause.new_identity",
+        "more positive records than the rulebook allows for an identity registered so recently",
+        {},
+        "fragment",
+    ),
+    Message(
+        "hold_cause.spacing",
+        "closer to another record of its type from the same source than its period",
+        {},
+        "fragment",
+    ),
+    Message(
+        "hold_cause.before_birth",
+        "dated before the subject was born or founded",
+        {},
+        "fragment",
+    ),
+    Message(
+        "hold_cause.identity_voided",
+        "about an identity the identity authority voided as fictitious",
+        {},
+        "fragment",
+    ),
+    Message(
+        "hold_cause.source_suspended",
+        "from a source Credence has suspended: its records count only once a reviewer "
+        "releases them",
+        {},
+        "fragment",
+    ),
     Message("and", " and ", {}, "fragment"),
     Message("list_sep", ", ", {}, "fragment"),
     Message("clause_sep", "; ", {}, "fragment"),
@@ -307,6 +348,47 @@ NOTICES: tuple[Message, ...] = (
         "{who} deleted record {record} ({record_type}) after your dispute {dispute}: "
         "{explanation} It stopped counting on {date}.",
         {**_ANSWER, "date": _p(Kind.INSTANT)},
+        "notice",
+    ),
+    Message(
+        "records_held_one",
+        "{count} record about you received on {date} is held for review ({causes}). A held "
+        "record is on your file but counts for nothing until a Credence reviewer releases "
+        "it; you will be told of the decision.",
+        {"count": _p(Kind.INT), "date": _p(Kind.DATE), "causes": _p(Kind.HOLD_CAUSES)},
+        "notice",
+    ),
+    Message(
+        "records_held_many",
+        "{count} records about you received on {date} are held for review ({causes}). A "
+        "held record is on your file but counts for nothing until a Credence reviewer "
+        "releases it; you will be told of the decision.",
+        {"count": _p(Kind.INT), "date": _p(Kind.DATE), "causes": _p(Kind.HOLD_CAUSES)},
+        "notice",
+    ),
+    Message(
+        "hold_released",
+        "A Credence reviewer released record {record}, held since {held_since} ({cause}): "
+        "{reason} So it counts from {at}.",
+        {
+            "record": _p(Kind.ID),
+            "held_since": _p(Kind.DATE),
+            "cause": _p(Kind.HOLD_CAUSES),
+            "reason": _p(Kind.TEXT),
+            "at": _p(Kind.INSTANT),
+        },
+        "notice",
+    ),
+    Message(
+        "hold_rejected",
+        "A Credence reviewer rejected record {record}, held since {held_since} ({cause}): "
+        "{reason} So it will never count.",
+        {
+            "record": _p(Kind.ID),
+            "held_since": _p(Kind.DATE),
+            "cause": _p(Kind.HOLD_CAUSES),
+            "reason": _p(Kind.TEXT),
+        },
         "notice",
     ),
     Message(

@@ -164,6 +164,11 @@ def _value(kind: Kind, value: Any, locale: str, names: Names | None, fragment: s
             return _missing(value, locale, look)
         case Kind.FLAG:
             return _fragment(str(fragment), locale) if value else ""
+        case Kind.HOLD_CAUSES:
+            return _fragment("clause_sep", locale).join(
+                _fragment(f"hold_cause.{c}", locale) if f"hold_cause.{c}" in CATALOGUE else str(c)
+                for c in value
+            )
         case Kind.TEXT_OR:
             return _fragment(str(fragment), locale) if value is None else str(value)
         case Kind.OPTIONAL:

@@ -8,6 +8,7 @@ says how to run the tests and what they check.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -172,6 +173,11 @@ def watched(page: Page, w: Watch) -> Page:
 # --- checks ------------------------------------------------------------------------------
 
 
+@functools.cache
+def _axe_source() -> str:
+    return AXE.read_text(encoding="utf-8") + "\n;true"
+
+
 def assert_accessible(page: Page, *, known: Mapping[str, str] | None = None) -> None:
     """axe-core finds no violation of the WCAG 2 A and AA rules on the page as it is.
 
@@ -180,11 +186,13 @@ def assert_accessible(page: Page, *, known: Mapping[str, str] | None = None) -> 
     axe is evaluated through the DevTools protocol (``page.evaluate``), which the page's
     Content-Security-Policy does not govern: the pages refuse inline scripts."""
     if not page.evaluate("typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")
+        page.evaluate(_axe_source())
     result = page.evaluate(
         """async ([tags, off]) => {
             const rules = Object.fromEntries(off.map(id => [id, {enabled: false}]));
-            const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, rules});
+            const r = await axe.run(document, {
+                runOnly: {type: 'tag', values: tags}, rules, resultTypes: ['violations'],
+            });
             return r.violations.map(v => ({
                 id: v.id, impact: v.impact, help: v.help,
                 nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary})),

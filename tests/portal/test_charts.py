@@ -4,6 +4,7 @@ numbers, hostile labels escaped, and each chart's table rendered by the macro.""
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -282,3 +283,28 @@ def test_the_scale_of_counts_has_whole_ticks() -> None:
     ticks = [t for t in texts(parse(chart)) if t.replace(".", "").isdigit()]
     assert ticks
     assert all("." not in t for t in ticks), ticks
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_CN"])
+def test_the_time_axis_labels_never_overlap(locale: str) -> None:
+    """A year of monthly points and today (the file's score over time): the last label
+    is always drawn, so a label before it that it would overlap gives way."""
+    today = datetime(2026, 12, 7, tzinfo=UTC)
+    months = [datetime(2025 + (11 + i) // 12, (11 + i) % 12 + 1, 7, tzinfo=UTC) for i in range(12)]
+    chart = charts.line_chart(
+        "Score", [(m, 1000.0) for m in [*months, today]], locale=locale, x_header="Date",
+        y_header="Score", y_range=(300, 1300),
+    )  # fmt: skip
+    labels = list(parse(chart).iter(f"{SVG}text"))
+    axis = max(float(e.get("y", 0)) for e in labels)
+    extents = []
+    for e in (e for e in labels if float(e.get("y", 0)) == axis):
+        text, x = "".join(e.itertext()), float(e.get("x", 0))
+        w = charts._width(text, 13.0)
+        start = {"start": x, "end": x - w}.get(e.get("text-anchor", ""), x - w / 2)
+        extents.append((start, start + w, text))
+    extents.sort()
+    assert len(extents) >= 3, extents
+    assert extents[-1][2].replace("\u2068", "").replace("\u2069", "") == chart.rows[-1].label
+    for (_, end, a), (start, _, b) in itertools.pairwise(extents):
+        assert start >= end + 8, (a, b)

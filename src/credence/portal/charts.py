@@ -598,10 +598,11 @@ def multi_line_chart(
     body.append(
         _el("line", x1=_num(left), y1=_num(top_pad), x2=_num(left), y2=_num(base), stroke=INK)
     )
-    # x labels: the first, the last, and up to four between.
+    # x labels: the first, the last, and up to four between, none overlapping another:
+    # the last is always drawn, so one before it that it would overlap gives way.
     if xs:
         shown = sorted({0, len(xs) - 1, *range(0, len(xs), max(1, math.ceil(len(xs) / 5)))})
-        last_end = -math.inf
+        placed: list[tuple[int, float, float, str]] = []  # (index, start, end, anchor)
         for i in shown:
             text = table[i].label
             x = sx(i)
@@ -614,9 +615,14 @@ def multi_line_chart(
                 else "middle"
             )
             start = x if anchor == "start" else x - w if anchor == "end" else x - w / 2
-            if start < last_end + 8 and i != len(xs) - 1:
+            if i == len(xs) - 1:
+                while len(placed) > 1 and start < placed[-1][2] + 8:
+                    placed.pop()
+            elif placed and start < placed[-1][2] + 8:
                 continue
-            last_end = start + w
+            placed.append((i, start, start + w, anchor))
+        for i, _, _, anchor in placed:
+            x, text = sx(i), table[i].label
             body.append(
                 _el("line", x1=_num(x), y1=_num(base), x2=_num(x), y2=_num(base + 4), stroke=INK)
             )

@@ -16,6 +16,7 @@ but the server.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -171,6 +172,10 @@ def browser() -> Browser:
     return _CHROMIUM.get()
 
 
+def watch_page(w: Watch, page: Page) -> None:
+    watched(page, w)
+
+
 @pytest.fixture
 def page_in(browser: Browser, live: Live) -> Iterator[Callable[[str], Page]]:
     """``page_in(lang)``: a page in a new context whose browser asks for ``lang``
@@ -183,6 +188,8 @@ def page_in(browser: Browser, live: Live) -> Iterator[Callable[[str], Page]]:
             base_url=live.url, locale=lang, viewport=VIEWPORT, service_workers="block"
         )
         context.route("**/*", w.route)
+        # Pages the page opens (a new window, a printable view) are watched too.
+        context.on("page", functools.partial(watch_page, w))
         opened.append((w, context))
         return watched(context.new_page(), w)
 

@@ -164,6 +164,9 @@ def watch(page: Page) -> Watch:
 
 
 def watched(page: Page, w: Watch) -> Page:
+    """``page``, its console and uncaught errors recorded in ``w`` (once)."""
+    if page in _WATCHES:
+        return page
     _WATCHES[page] = w
     page.on("console", w.on_console)
     page.on("pageerror", w.on_error)

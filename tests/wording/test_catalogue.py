@@ -45,6 +45,7 @@ SAMPLES: dict[Kind, Any] = {
     Kind.FLAG: True,
     Kind.OPTIONAL: "(2026) Jing 01 Zhi 123",
     Kind.TEXT_OR: None,
+    Kind.FRAGMENT: "person",
     Kind.HOLD_CAUSES: ["burst", "spacing"],
 }
 
@@ -53,7 +54,13 @@ FIELD = re.compile(r"\{(\w+)\}")
 
 
 def sample(message: Message) -> dict[str, Any]:
-    return {name: SAMPLES[p.kind] for name, p in message.params.items()}
+    values = {name: SAMPLES[p.kind] for name, p in message.params.items()}
+    for name, p in message.params.items():
+        if p.kind is Kind.FRAGMENT:  # a code its fragments have
+            values[name] = next(
+                c.split(".", 1)[1] for c in CATALOGUE if c.startswith(f"{p.fragment}.")
+            )
+    return values
 
 
 def test_the_catalogue_has_reasons_warnings_and_every_notice_kind_it_writes() -> None:

@@ -141,3 +141,32 @@ def test_holds_read_as_before() -> None:
             "releases it; you will be told of the decision."
         )
         assert "暂缓计分" in render(held["code"], held["params"], "zh-CN")
+
+
+def test_identity_notices_read_as_before() -> None:
+    from credence.ledger.identities import _TEST_TEXT
+
+    found = {"authority": "Civil Registry", "at": AT, "reason": "Checked."}
+    when = f"{AT:%Y-%m-%d %H:%M} UTC"
+    for test, words in _TEST_TEXT.items():
+        other = coded(
+            "identity_distinct_other",
+            **found,
+            subject="sub_2",
+            a_what="person",
+            test=test,
+            whats="person",
+        )
+        assert render(other["code"], other["params"]) == (
+            f"A person registered as file sub_2 resembled you ({words}). Civil Registry, the "
+            f"identity authority, confirmed on {when} that you are two different persons. "
+            "Nothing changes on your file. Its reasons: Checked."
+        )
+    voided = coded("identity_voided", **found, subject="sub_2", what="organisation")
+    assert render(voided["code"], voided["params"]) == (
+        f"Civil Registry, the identity authority, found on {when} that file sub_2 is not a "
+        "real organisation and voided it as fictitious: records sent about it are held and "
+        "it can obtain no decision. If this is wrong, contact Civil Registry. Its reasons: "
+        "Checked."
+    )
+    assert "并非真实存在的机构" in render(voided["code"], voided["params"], "zh-CN")

@@ -75,6 +75,7 @@ from credence.ledger.tables import (
     SubjectAlias,
 )
 from credence.notifications.service import Notice, notify, record_event
+from credence.wording import coded, render
 
 #: The tests that flag a probable duplicate (an ``identity_flags.test``).
 SAME_NAME_BIRTH_REGION = "same_name_birth_region"
@@ -723,19 +724,24 @@ def resolve_flag(
         "reason_sha256": journal.text_digest(reason),
     }
     what = _authority(subject.kind)
+    # Who found it, when and why: in every notice of the resolution.
+    found = {"authority": source.name, "at": at, "reason": reason}
     if outcome == DISTINCT:
         kind = journal.EventKind.IDENTITY_CONFIRMED_DISTINCT
-        told_subject = (
-            f"{source.name}, your identity authority, checked your registration against "
-            f"file {other.public_id}, which it resembled ({_TEST_TEXT[view.test]}), and "
-            f"confirmed on {_when(at)} that they are two different {what}s. Nothing "
-            f"changes on your file. Its reasons: {reason}"
+        told_subject = coded(
+            "identity_distinct",
+            **found,
+            other=other.public_id,
+            test=view.test,
+            whats=what,
         )
-        told_other = (
-            f"A {what} registered as file {subject.public_id} resembled you "
-            f"({_TEST_TEXT[view.test]}). {source.name}, the identity authority, confirmed "
-            f"on {_when(at)} that you are two different {what}s. Nothing changes on your "
-            f"file. Its reasons: {reason}"
+        told_other = coded(
+            "identity_distinct_other",
+            **found,
+            subject=subject.public_id,
+            a_what=what,
+            test=view.test,
+            whats=what,
         )
     elif outcome == MERGED:
         kind = journal.EventKind.SUBJECTS_MERGED
@@ -769,18 +775,16 @@ def resolve_flag(
             "alias_subject": subject.public_id,
             "into": other.public_id,
         }
-        told_subject = (
-            f"{source.name}, your identity authority, found on {_when(at)} that file "
-            f"{subject.public_id} and file {other.public_id} are one {what}, registered "
-            f"twice. From now on file {subject.public_id} is read into file "
-            f"{other.public_id} (alias {alias.public_id}): its records stay as they were "
-            f"sent and count there. Its reasons: {reason}"
+        told_subject = coded(
+            "identity_merged",
+            **found,
+            subject=subject.public_id,
+            other=other.public_id,
+            what=what,
+            alias=alias.public_id,
         )
-        told_other = (
-            f"{source.name}, the identity authority, found on {_when(at)} that file "
-            f"{subject.public_id}, registered later, is you, registered twice. From now on "
-            f"it is read into your file (alias {alias.public_id}): its records count on "
-            f"your file. Its reasons: {reason}"
+        told_other = coded(
+            "identity_merged_other", **found, subject=subject.public_id, alias=alias.public_id
         )
     else:
         kind = journal.EventKind.IDENTITY_VOIDED
@@ -792,17 +796,13 @@ def resolve_flag(
         )
         if void_id is not None:
             rows.append(session.get_one(IdentityVoid, void_id))
-        told_subject = (
-            f"{source.name}, the identity authority, found on {_when(at)} that file "
-            f"{subject.public_id} is not a real {what} and voided it as fictitious: "
-            "records sent about it are held and it can obtain no decision. If this is "
-            f"wrong, contact {source.name}. Its reasons: {reason}"
-        )
-        told_other = (
-            f"A {what} registered as file {subject.public_id} resembled you "
-            f"({_TEST_TEXT[view.test]}). {source.name}, the identity authority, found on "
-            f"{_when(at)} that it is a fictitious identity and voided it: records sent "
-            f"about it are held and it can obtain no decision. Its reasons: {reason}"
+        told_subject = coded("identity_voided", **found, subject=subject.public_id, what=what)
+        told_other = coded(
+            "identity_voided_other",
+            **found,
+            subject=subject.public_id,
+            a_what=what,
+            test=view.test,
         )
     session.flush()
     record_event(
@@ -812,9 +812,16 @@ def resolve_flag(
         subject_id=subject.id,
         data=data,
         rows=rows,
-        notice=Notice(told_subject),
+        notice=Notice.coded_as(told_subject),
     )
-    notify(session, subject_id=other.id, kind=kind, text=told_other, at=at)
+    notify(
+        session,
+        subject_id=other.id,
+        kind=kind,
+        text=render(told_other["code"], told_other["params"]),
+        at=at,
+        coded=told_other,
+    )
     session.flush()
     return get_flag(session, flag_id), True
 
@@ -860,6 +867,7 @@ def end_alias(
     end = session.get_one(AliasEnd, end_id)
     into = session.get_one(Subject, alias.into_subject_id)
     what = _authority(subject.kind)
+    found = {"authority": source.name, "at": at, "reason": reason}
     record_event(
         session,
         kind=journal.EventKind.SUBJECTS_UNMERGED,
@@ -874,23 +882,27 @@ def end_alias(
             "reason_sha256": journal.text_digest(reason),
         },
         rows=[end],
-        notice=Notice(
-            f"{source.name}, the identity authority, undid on {_when(at)} the merge of "
-            f"file {subject.public_id} into file {into.public_id} (alias "
-            f"{alias.public_id}): they are two {what}s again, each with its own records. "
-            f"Its reasons: {reason}"
+        notice=Notice.coded_as(
+            coded(
+                "subjects_unmerged",
+                **found,
+                subject=subject.public_id,
+                into=into.public_id,
+                alias=alias.public_id,
+                whats=what,
+            )
         ),
+    )
+    told_into = coded(
+        "subjects_unmerged_other", **found, subject=subject.public_id, alias=alias.public_id
     )
     notify(
         session,
         subject_id=into.id,
         kind=journal.EventKind.SUBJECTS_UNMERGED,
-        text=(
-            f"{source.name}, the identity authority, undid on {_when(at)} the merge of "
-            f"file {subject.public_id} into your file (alias {alias.public_id}): its "
-            f"records no longer count on your file. Its reasons: {reason}"
-        ),
+        text=render(told_into["code"], told_into["params"]),
         at=at,
+        coded=told_into,
     )
     session.flush()
     return get_flag(session, flag_id), True

@@ -64,6 +64,8 @@ class Kind(StrEnum):
     OPTIONAL = "optional"
     #: Words stored as given, or (None) the fragment in their place.
     TEXT_OR = "text_or"
+    #: A code shown by its fragment: ``<Param.fragment>.<code>`` (the code if none).
+    FRAGMENT = "fragment"
     #: A list of the causes of held records (``burst``, ``spacing``, …), each shown by
     #: its fragment ``hold_cause.<cause>``; joined by "; ".
     HOLD_CAUSES = "hold_causes"
@@ -105,6 +107,12 @@ _CITED = (
     "(record {record}; {points} points now{disputed})"
 )
 _FROZEN = {"freeze_days": _p(Kind.OPTIONAL, "frozen")}
+#: Who found what about an identity, when and why (notices of identity resolutions).
+_IDENTITY = {"authority": _p(Kind.TEXT), "at": _p(Kind.INSTANT), "reason": _p(Kind.TEXT)}
+_WHAT = _p(Kind.FRAGMENT, "subject_kind")
+_A_WHAT = _p(Kind.FRAGMENT, "a_subject_kind")
+_WHATS = _p(Kind.FRAGMENT, "subject_kinds")
+_TEST = _p(Kind.FRAGMENT, "identity_test")
 #: Who answered a dispute (the source's name; None: a reviewer), and what.
 _ANSWER = {
     "who": _p(Kind.TEXT_OR, "reviewer"),
@@ -132,6 +140,24 @@ FRAGMENTS: tuple[Message, ...] = (
         "fragment",
     ),
     Message("reviewer", "A Credence reviewer", {}, "fragment"),
+    Message("subject_kind.person", "person", {}, "fragment"),
+    Message("subject_kind.organisation", "organisation", {}, "fragment"),
+    Message("a_subject_kind.person", "A person", {}, "fragment"),
+    Message("a_subject_kind.organisation", "An organisation", {}, "fragment"),
+    Message("subject_kinds.person", "persons", {}, "fragment"),
+    Message("subject_kinds.organisation", "organisations", {}, "fragment"),
+    Message(
+        "identity_test.same_name_birth_region",
+        "the same name, birth or founding date and region",
+        {},
+        "fragment",
+    ),
+    Message(
+        "identity_test.near_identifier",
+        "the same name and an identifier one character or one swap away",
+        {},
+        "fragment",
+    ),
     Message(
         "hold_cause.burst",
         "more positive records from one source about one subject in the rulebook's "
@@ -389,6 +415,83 @@ NOTICES: tuple[Message, ...] = (
             "cause": _p(Kind.HOLD_CAUSES),
             "reason": _p(Kind.TEXT),
         },
+        "notice",
+    ),
+    Message(
+        "identity_distinct",
+        "{authority}, your identity authority, checked your registration against file "
+        "{other}, which it resembled ({test}), and confirmed on {at} that they are two "
+        "different {whats}. Nothing changes on your file. Its reasons: {reason}",
+        {**_IDENTITY, "other": _p(Kind.ID), "test": _TEST, "whats": _WHATS},
+        "notice",
+    ),
+    Message(
+        "identity_distinct_other",
+        "{a_what} registered as file {subject} resembled you ({test}). {authority}, the "
+        "identity authority, confirmed on {at} that you are two different {whats}. Nothing "
+        "changes on your file. Its reasons: {reason}",
+        {**_IDENTITY, "subject": _p(Kind.ID), "a_what": _A_WHAT, "test": _TEST, "whats": _WHATS},
+        "notice",
+    ),
+    Message(
+        "identity_merged",
+        "{authority}, your identity authority, found on {at} that file {subject} and file "
+        "{other} are one {what}, registered twice. From now on file {subject} is read into "
+        "file {other} (alias {alias}): its records stay as they were sent and count there. "
+        "Its reasons: {reason}",
+        {
+            **_IDENTITY,
+            "subject": _p(Kind.ID),
+            "other": _p(Kind.ID),
+            "what": _WHAT,
+            "alias": _p(Kind.ID),
+        },
+        "notice",
+    ),
+    Message(
+        "identity_merged_other",
+        "{authority}, the identity authority, found on {at} that file {subject}, registered "
+        "later, is you, registered twice. From now on it is read into your file (alias "
+        "{alias}): its records count on your file. Its reasons: {reason}",
+        {**_IDENTITY, "subject": _p(Kind.ID), "alias": _p(Kind.ID)},
+        "notice",
+    ),
+    Message(
+        "identity_voided",
+        "{authority}, the identity authority, found on {at} that file {subject} is not a "
+        "real {what} and voided it as fictitious: records sent about it are held and it can "
+        "obtain no decision. If this is wrong, contact {authority}. Its reasons: {reason}",
+        {**_IDENTITY, "subject": _p(Kind.ID), "what": _WHAT},
+        "notice",
+    ),
+    Message(
+        "identity_voided_other",
+        "{a_what} registered as file {subject} resembled you ({test}). {authority}, the "
+        "identity authority, found on {at} that it is a fictitious identity and voided it: "
+        "records sent about it are held and it can obtain no decision. Its reasons: {reason}",
+        {**_IDENTITY, "subject": _p(Kind.ID), "a_what": _A_WHAT, "test": _TEST},
+        "notice",
+    ),
+    Message(
+        "subjects_unmerged",
+        "{authority}, the identity authority, undid on {at} the merge of file {subject} into "
+        "file {into} (alias {alias}): they are two {whats} again, each with its own records. "
+        "Its reasons: {reason}",
+        {
+            **_IDENTITY,
+            "subject": _p(Kind.ID),
+            "into": _p(Kind.ID),
+            "alias": _p(Kind.ID),
+            "whats": _WHATS,
+        },
+        "notice",
+    ),
+    Message(
+        "subjects_unmerged_other",
+        "{authority}, the identity authority, undid on {at} the merge of file {subject} into "
+        "your file (alias {alias}): its records no longer count on your file. Its reasons: "
+        "{reason}",
+        {**_IDENTITY, "subject": _p(Kind.ID), "alias": _p(Kind.ID)},
         "notice",
     ),
     Message(

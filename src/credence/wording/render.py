@@ -169,6 +169,9 @@ def _value(kind: Kind, value: Any, locale: str, names: Names | None, fragment: s
                 _fragment(f"hold_cause.{c}", locale) if f"hold_cause.{c}" in CATALOGUE else str(c)
                 for c in value
             )
+        case Kind.FRAGMENT:
+            key = f"{fragment}.{value}"
+            return _fragment(key, locale) if key in CATALOGUE else str(value)
         case Kind.TEXT_OR:
             return _fragment(str(fragment), locale) if value is None else str(value)
         case Kind.OPTIONAL:

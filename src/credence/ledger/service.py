@@ -146,7 +146,8 @@ def _subjects_by(
                 digits = identifier[_BIRTH_DIGITS]
                 instant = _BORN_ON.get(digits)
                 if instant is None:
-                    instant = _BORN_ON[digits] = to_micros(start_in_china(birth_date(identifier)))
+                    ordinal = birth_date(identifier).toordinal()
+                    instant = _BORN_ON[digits] = _DAY_ZERO_IN_CHINA + ordinal * MICROS_PER_DAY
                 known.born[subject_id] = instant
             elif founded is not None:
                 # SQLite hands a date back as its text when read raw.
@@ -175,6 +176,14 @@ _BIRTH_DIGITS = slice(6, 14)
 #: Birth-date digits → the instant (microseconds) that date begins in China. Bounded by
 #: the number of calendar days since the earliest birth date a number may carry.
 _BORN_ON: dict[str, int] = {}
+#: When day 0 of the ordinal calendar (``date.toordinal``) would begin in China, in
+#: microseconds: a date begins there a whole number of days later. Read off
+#: :func:`start_in_china` (a fixed offset from UTC's midnight), so a birth date's
+#: instant is one multiplication, not a datetime built and converted (most of a batch's
+#: birth dates are new to :data:`_BORN_ON`: a store has tens of thousands).
+_DAY_ZERO_IN_CHINA = (
+    to_micros(start_in_china(date(1970, 1, 1))) - date(1970, 1, 1).toordinal() * MICROS_PER_DAY
+)
 
 
 @functools.cache

@@ -16,7 +16,9 @@ of its version's store:
   command settles it) driven in-process through Starlette's test client: one warm-up
   batch, then ``--records`` records in batches of ``--batch`` to ``POST /v1/records``
   (each must be taken whole). The HTTP server (uvicorn) is not in it; the test client's
-  own work is, the same for both versions.
+  own work is, the same for both versions. The API's checkpoint timer is off
+  (``CREDENCE_CHECKPOINT_EVERY_SECONDS=0``): it signs the journal's new entries every
+  minute of wall time, and under valgrind a part lasts minutes.
 
 Only the parts are counted: the process calls ``os.getpgrp()`` between them, and
 ``--dump-before=getpgrp`` makes callgrind write the count since the previous call (the
@@ -201,7 +203,14 @@ def one_round(
             "--instr-atstart=no",
             *command,
         ]
-    env = {**version.env(), "PYTHONHASHSEED": "0", "BENCH_CALLGRIND": "1" if out else ""}
+    env = {
+        **version.env(),
+        "PYTHONHASHSEED": "0",
+        "BENCH_CALLGRIND": "1" if out else "",
+        # The API's checkpoint timer signs the journal's new entries in a thread every
+        # minute of wall time: work by the clock, not by the record, off here.
+        "CREDENCE_CHECKPOINT_EVERY_SECONDS": "0",
+    }
     done = subprocess.run(
         command, cwd=version.root, env=env, capture_output=True, text=True, check=False
     )

@@ -82,7 +82,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("the server did not answer in time")
+        # Never leave it running behind the failed test (it would hold its port and store).
+        self.kill()
+        raise RuntimeError(f"the server did not answer in {timeout:.0f} s")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no last commit."""

@@ -418,3 +418,25 @@ def test_repair_is_offered_from_the_date_the_rulebook_allows(
         not in page(api, f"/me/records/{record_of(api, 'tax_paid_on_time')}")[1].words
     )
     assert "Apply for repair" in page(api, f"/me/records/{record_of(api, 'loan_default')}")[1].words
+
+
+def test_what_moves_the_score_and_the_tier_read_in_the_readers_language(api: Api) -> None:
+    """The score's reasons are coded (``factor_*``) and shown in the page's language, the
+    record type by the edition's Chinese name; the tier is described in Chinese too."""
+    sign_in(api, "subject")
+    me = api.get("/v1/me", "subject").json()["subject_id"]
+    today = api.get(f"/v1/subjects/{me}/score", "subject").json()
+    assert today["reasons"], today
+    english = page(api, "/me/score", params={"lang": "en"})[1].words
+    zh = page(api, "/me/score", params={"lang": "zh-CN"})[1].words
+    book = store_rulebook(api)
+    for reason in today["reasons"]:
+        assert reason["text"] in english
+        assert reason["text"] not in zh
+        name = book.zh("record_type", reason["code"].lower())
+        assert name is not None
+        assert name in zh
+    assert "条记录目前使信用分" in zh
+    if book.chinese:
+        assert book.tier_description_zh(today["tier"]) in zh
+        assert book.tier_description(today["tier"]) not in zh

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from credence import wording
 from credence.context import Context
 from credence.errors import NotFound
 from credence.portal import i18n, log, myfile, signin, statistics
@@ -100,6 +101,9 @@ def environment(locale: str) -> Environment:
     env.filters["number"] = lambda value: i18n.number(value, locale)
     env.filters["signed"] = lambda value: i18n.signed(value, locale)
     env.filters["value"] = lambda value: i18n.value(value, locale)
+    env.filters["coded"] = lambda message, book=None: wording.render(
+        message["code"], message["params"], locale, book.zh if book is not None else None
+    )
     env.globals["LABELS"] = LABELS
     env.globals["OUTAGE"] = OUTAGE
     env.globals["PURPOSES"] = PURPOSES

@@ -26,6 +26,7 @@ from credence.rulebook.model import CATEGORIES, Category, Rulebook
 from credence.rulebook.store import Edition
 from credence.scoring import counting, formula
 from credence.scoring.completeness import Completeness, per_category
+from credence.wording import Coded, coded, render
 
 #: How many reason codes an explanation (and an adverse decision) gives at most.
 MAX_REASONS = 4
@@ -93,6 +94,9 @@ class Reason:
     code: str
     text: str
     points: float
+    #: The reason as a coded message (``factor_*`` of :mod:`credence.wording`), which
+    #: ``text`` is in English: what a page renders in its reader's language.
+    coded: Coded
 
 
 @dataclass(frozen=True)
@@ -446,18 +450,21 @@ def reasons_for(
     reasons = []
     for code in ranked:
         n = count[code]
-        verb = "raise" if effect[code] > 0 else "lower"
-        direction = f"{verb}s" if n == 1 else verb
-        records = "record" if n == 1 else "records"
-        size = abs(effect[code])
-        text = f"{names[code]}: {n} {records} {direction} the score by {size:.1f} points now"
+        what = {"record_type": {"code": code, "name": names[code]}, "points": abs(effect[code])}
         if code in bounded:
-            text = (
-                f"{names[code]}: {bounded[code].within} of {n} records count, moving the "
-                f"score by {abs(effect[code]):.1f} points now (the type's bound); the rest "
-                "add nothing"
+            message = coded("factor_bounded", **what, count=n, within=bounded[code].within)
+        elif n == 1:
+            message = coded("factor_raises" if effect[code] > 0 else "factor_lowers", **what)
+        else:
+            message = coded("factor_raise" if effect[code] > 0 else "factor_lower", **what, count=n)
+        reasons.append(
+            Reason(
+                code=code.upper(),
+                text=render(message["code"], message["params"]),
+                points=effect[code],
+                coded=message,
             )
-        reasons.append(Reason(code=code.upper(), text=text, points=effect[code]))
+        )
     return reasons
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["CATALOGUE", "FRAGMENTS", "NOTICES", "REASONS", "WARNINGS", "Kind", "Message"]
+__all__ = ["CATALOGUE", "FACTORS", "FRAGMENTS", "NOTICES", "REASONS", "WARNINGS", "Kind", "Message"]
 
 
 class Kind(StrEnum):
@@ -85,7 +85,8 @@ class Message:
     code: str
     template: str
     params: Mapping[str, Param] = field(default_factory=dict)
-    #: What the message is: a decision's reason, a warning, a notification, a fragment.
+    #: What the message is: a decision's reason, a warning, a notification, a score's
+    #: factor, a fragment.
     family: str = "reason"
 
 
@@ -523,5 +524,46 @@ NOTICES: tuple[Message, ...] = (
     ),
 )
 
+_FACTOR = {"record_type": _p(Kind.RECORD_TYPE), "points": _p(Kind.DECIMAL)}
+_FACTORS = {**_FACTOR, "count": _p(Kind.INT)}
+
+#: What moves a score most: a score's reasons (``credence.scoring.online.reasons_for``),
+#: one per record type, by the size of its records' effect today.
+FACTORS: tuple[Message, ...] = (
+    Message(
+        "factor_raises",
+        "{record_type}: 1 record raises the score by {points} points now",
+        _FACTOR,
+        "factor",
+    ),
+    Message(
+        "factor_raise",
+        "{record_type}: {count} records raise the score by {points} points now",
+        _FACTORS,
+        "factor",
+    ),
+    Message(
+        "factor_lowers",
+        "{record_type}: 1 record lowers the score by {points} points now",
+        _FACTOR,
+        "factor",
+    ),
+    Message(
+        "factor_lower",
+        "{record_type}: {count} records lower the score by {points} points now",
+        _FACTORS,
+        "factor",
+    ),
+    Message(
+        "factor_bounded",
+        "{record_type}: {within} of {count} records count, moving the score by {points} "
+        "points now (the type's bound); the rest add nothing",
+        {**_FACTORS, "within": _p(Kind.INT)},
+        "factor",
+    ),
+)
+
 #: Every message by its code.
-CATALOGUE: dict[str, Message] = {m.code: m for m in (*FRAGMENTS, *REASONS, *WARNINGS, *NOTICES)}
+CATALOGUE: dict[str, Message] = {
+    m.code: m for m in (*FRAGMENTS, *REASONS, *WARNINGS, *NOTICES, *FACTORS)
+}

@@ -260,3 +260,10 @@ def assert_cjk_drawn(page: Page, selector: str = "h1") -> None:
         f"the Chinese of {selector} ({text!r}) is not drawn with a CJK font but with {fonts}: "
         f"{INSTALL_HINT}"
     )
+
+
+def visit(page: Page, name: str, lang: str) -> None:
+    """The page as it stands: in ``lang``, accessible, kept as a screenshot."""
+    assert page_lang(page) == lang
+    assert_accessible(page)
+    screenshot(page, name)

@@ -12,10 +12,8 @@ from playwright.sync_api import Page
 
 from tests.browser.helpers import (
     Live,
-    assert_accessible,
     assert_cjk_drawn,
-    page_lang,
-    screenshot,
+    visit,
     watch,
 )
 
@@ -43,13 +41,6 @@ WORDS = {
         "score": "信用分",
     },
 }
-
-
-def visit(page: Page, name: str, lang: str) -> None:
-    """The page as it stands: in ``lang``, accessible, kept as a screenshot."""
-    assert page_lang(page) == lang
-    assert_accessible(page)
-    screenshot(page, name)
 
 
 def journey(page: Page, key: str, lang: str, record: str | None) -> None:

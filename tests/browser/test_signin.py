@@ -13,10 +13,8 @@ from playwright.sync_api import Page
 
 from tests.browser.helpers import (
     Live,
-    assert_accessible,
     assert_cjk_drawn,
-    page_lang,
-    screenshot,
+    visit,
     watch,
 )
 
@@ -40,13 +38,6 @@ WORDS = {
         "signed_out": "您已退出登录",
     },
 }
-
-
-def visit(page: Page, name: str, lang: str) -> None:
-    """The page as it stands: in ``lang``, accessible, kept as a screenshot."""
-    assert page_lang(page) == lang
-    assert_accessible(page)
-    screenshot(page, name)
 
 
 def sign_in(page: Page, key: str, lang: str) -> None:

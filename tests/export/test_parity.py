@@ -42,6 +42,7 @@ from credence.scoring import layout
 from credence.scoring.batch import score_population
 from credence.scoring.columnar import read_scores, score_parquet
 from credence.scoring.online import score_subject
+from tests.cities import demo_city
 from tests.world import store_context
 
 pytestmark = pytest.mark.slow
@@ -70,18 +71,28 @@ def second_edition() -> str:
     return tighter
 
 
-def city_with_every_ending(sessions: sessionmaker[Session], clock: FixedClock, share: int) -> None:
-    """The demo city (``1/share`` of it), then a year of due process on it (see the
-    module docstring)."""
+def city_with_every_ending(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    share: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The demo city (``1/share`` of it; the whole one is the run's shared build,
+    :mod:`tests.cities`), then a year of due process on it (see the module docstring)."""
     t0 = clock.now()
-    build_city(
-        sessions,
-        persons=PERSONS // share,
-        organisations=ORGANISATIONS // share,
-        records=RECORDS // share,
-        seed=SEED,
-        now=t0,
-    )
+    if share == 1:
+        assert (PERSONS, ORGANISATIONS, RECORDS, SEED) == (10_000, 500, 200_000, 7)
+        demo_city(engine, tmp_path_factory, t0)
+    else:
+        build_city(
+            sessions,
+            persons=PERSONS // share,
+            organisations=ORGANISATIONS // share,
+            records=RECORDS // share,
+            seed=SEED,
+            now=t0,
+        )
     rng = np.random.default_rng(5)
     with sessions() as session:
         ids = np.array(session.scalars(select(Record.id).order_by(Record.id)).all())
@@ -197,10 +208,15 @@ def assert_same(scores: Any, totals: np.ndarray, tiers: list[str]) -> None:
 
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 def test_every_engine_scores_the_exported_city_as_the_online_path_does(
-    engine: Engine, sessions: sessionmaker[Session], clock: FixedClock, tmp_path: Path, spark: Any
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    spark: Any,
 ) -> None:
     share = SHARE[engine.dialect.name]
-    city_with_every_ending(sessions, clock, share)
+    city_with_every_ending(engine, sessions, clock, share, tmp_path_factory)
     clock.advance(timedelta(days=90))  # past every lapse, after the second edition
     ctx = store_context(engine, sessions, clock, tmp_path / "log.key")
     out = tmp_path / "export"

@@ -37,6 +37,7 @@ from credence.translog.verify import verify_log
 from credence.watch import alerts, anomalies
 from credence.watch.alerts import SourceAlert, SourceAlertScan
 from tests import tamper
+from tests.cities import demo_city
 from tests.cli.conftest import Invoke
 from tests.cli.conftest import cli as cli  # the fixture, re-exported
 from tests.client import Api, assert_envelope
@@ -518,16 +519,19 @@ def test_a_small_honest_city_raises_no_alert_over_five_years(
 
 @pytest.mark.slow
 def test_the_demo_city_raises_no_alert_over_its_five_years(
-    sessions: sessionmaker[Session], clock: FixedClock
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """The demo's own city (``credence demo``'s defaults: 10,500 subjects, 200,000
     records, 14 sources), every day of its five years judged, the last one too. On
     SQLite only: the figures are the same grouped queries on both stores (the small
-    city above runs on both), and the build is most of the time."""
-    bind = sessions.kw["bind"]
-    if bind.dialect.name != "sqlite":
+    city above runs on both), and the build is most of the time (the run's shared
+    build, :mod:`tests.cities`)."""
+    if engine.dialect.name != "sqlite":
         pytest.skip("the full-size city is built on SQLite only")
-    stats = build_city(sessions, now=clock.now())
+    stats = demo_city(engine, tmp_path_factory, clock.now())
     assert stats.records == 200_000
     assert scan_city(sessions, stats.now + 2 * DAY) == []
 
